@@ -1,0 +1,47 @@
+// Country of a visitor: MaxMind DB lookup, else a CDN header, else the
+// browser's time zone.
+//
+// Owns: the libmaxminddb handle and the time zone -> country table, read from
+// tzdata's zone1970.tab (first country code listed for the zone) plus the
+// backward-compatible aliases in tzdata's `backward` file when present.
+#ifndef ANALYTICS_ENRICH_COUNTRY_H_
+#define ANALYTICS_ENRICH_COUNTRY_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+
+struct MMDB_s;
+
+namespace analytics {
+
+class CountryResolver {
+ public:
+  // `mmdb_path` may be empty (no database). `zoneinfo_dir` defaults to
+  // /usr/share/zoneinfo. Errors: the mmdb file cannot be opened.
+  static absl::StatusOr<std::unique_ptr<CountryResolver>> Create(
+      const std::string& mmdb_path,
+      const std::string& zoneinfo_dir = "/usr/share/zoneinfo");
+  ~CountryResolver();
+
+  // ISO 3166-1 alpha-2 upper case, or "". Order: mmdb(ip) if a database is
+  // loaded and has the IP; else `cdn_header` if it is two letters (not "XX"
+  // or "T1"); else the time zone's country. Thread-safe.
+  std::string Resolve(std::string_view ip, std::string_view cdn_header,
+                      std::string_view timezone) const;
+
+  std::string FromTimezone(std::string_view tz) const;
+  bool has_database() const { return mmdb_ != nullptr; }
+
+ private:
+  CountryResolver() = default;
+  MMDB_s* mmdb_ = nullptr;
+  absl::flat_hash_map<std::string, std::string> tz_to_country_;
+};
+
+}  // namespace analytics
+
+#endif  // ANALYTICS_ENRICH_COUNTRY_H_

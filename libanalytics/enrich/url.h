@@ -1,0 +1,38 @@
+// Minimal URL splitting and query-parameter lookup for the hot path.
+//
+// Hand-written: libcurl's URL API allocates per call and normalizes more than
+// we need; analytics only needs host, path and a few query parameters.
+#ifndef ANALYTICS_ENRICH_URL_H_
+#define ANALYTICS_ENRICH_URL_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace analytics {
+
+struct UrlParts {
+  std::string_view scheme;  // "https", "" when absent
+  std::string_view host;    // lower-case not guaranteed; no port, no userinfo
+  std::string_view path;    // "/" when empty
+  std::string_view query;   // without '?', may be empty
+};
+
+// Splits "https://user@Host:8080/p/a?x=1#f". Accepts URLs without a scheme
+// ("example.com/a") and bare paths ("/a?x"). Never fails; garbage gives
+// empty parts.
+UrlParts SplitUrl(std::string_view url);
+
+// Value of the first `key` in a query string, percent- and '+'-decoded.
+std::optional<std::string> QueryParam(std::string_view query,
+                                      std::string_view key);
+
+// Lower-cases ASCII and strips a leading "www." and a trailing ".".
+std::string NormalizeHost(std::string_view host);
+
+// Percent-decodes a path and removes a trailing '/' (except for "/" itself).
+std::string NormalizePath(std::string_view path);
+
+}  // namespace analytics
+
+#endif  // ANALYTICS_ENRICH_URL_H_
