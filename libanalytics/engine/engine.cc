@@ -1,0 +1,534 @@
+// EngineImpl: the pipeline behind the public Engine.
+//
+// Owns: the order of the stages (validate -> drop bots -> enrich -> visitor
+// id -> session -> group commit -> rollup fold -> checkpoint), the site and
+// salt caches, and the committer thread. No backend header is included here;
+// the store comes from OpenStore().
+#include "analytics/engine.h"
+
+#include <atomic>
+#include <deque>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "core/dimensions.h"
+#include "enrich/bots.h"
+#include "enrich/country.h"
+#include "enrich/referrer.h"
+#include "enrich/url.h"
+#include "enrich/user_agent.h"
+#include "enrich/visitor_id.h"
+#include "query/query.h"
+#include "rollup/rollup_builder.h"
+#include "session/sessionizer.h"
+
+namespace analytics {
+namespace {
+
+constexpr int64_t kDayMs = 86400000;
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+// Plausible's screen classes by viewport width.
+std::string ScreenClass(int width) {
+  if (width <= 0) return "";
+  if (width < 576) return "Mobile";
+  if (width < 992) return "Tablet";
+  if (width < 1440) return "Laptop";
+  return "Desktop";
+}
+
+absl::Status ValidateDomain(std::string_view d) {
+  if (d.empty() || d.size() > 253) {
+    return absl::InvalidArgumentError("domain: must be 1 to 253 characters");
+  }
+  for (char c : d) {
+    if (!(absl::ascii_isalnum(c) || c == '.' || c == '-')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("domain: invalid character '", std::string(1, c),
+                       "' (expected a host name such as example.com)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string NewShortId() {
+  static constexpr char kAlphabet[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string bytes = NewSalt() + NewSalt();
+  std::string id;
+  for (size_t i = 0; i < 12; ++i) {
+    id.push_back(kAlphabet[static_cast<uint8_t>(bytes[i]) % 62]);
+  }
+  return id;
+}
+
+class EngineImpl : public Engine {
+ public:
+  explicit EngineImpl(const Options& o)
+      : opts_(o),
+        clock_(o.clock ? o.clock : RealClock()),
+        sessions_(o.session_timeout) {}
+
+  ~EngineImpl() override { (void)Close(); }
+
+  absl::Status Init() {
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(opts_.store_url);
+    if (!store.ok()) return store.status();
+    store_ = *std::move(store);
+    absl::StatusOr<std::unique_ptr<CountryResolver>> geo =
+        CountryResolver::Create(opts_.geoip_path);
+    if (!geo.ok()) return geo.status();
+    geo_ = *std::move(geo);
+    absl::Status s = ReloadSites();
+    if (!s.ok()) return s;
+    // Rebuild rollups past the checkpoint from the durable raw events.
+    absl::StatusOr<int64_t> cp = store_->RollupCheckpoint();
+    if (!cp.ok()) return cp.status();
+    rollups_.set_last_seq(*cp);
+    std::vector<Event> chunk;
+    s = store_->ScanEventsAfter(*cp, [&](const Event& e) {
+      chunk.push_back(e);
+      if (chunk.size() >= 10000) {
+        rollups_.Add(chunk);
+        chunk.clear();
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    rollups_.Add(chunk);
+    s = Checkpoint();
+    if (!s.ok()) return s;
+    s = RestoreSessions();
+    if (!s.ok()) return s;
+    committer_ = std::thread([this] { CommitLoop(); });
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<TrackResult> Track(const EventInput& in) override {
+    absl::StatusOr<BatchResult> r = TrackBatch(absl::MakeConstSpan(&in, 1));
+    if (!r.ok()) return r.status();
+    if (!r->rejected.empty()) return r->rejected[0].second;
+    TrackResult t;
+    t.accepted = r->accepted == 1;
+    if (!r->dropped.empty()) t.dropped_reason = r->dropped.begin()->first;
+    return t;
+  }
+
+  absl::StatusOr<BatchResult> TrackBatch(
+      absl::Span<const EventInput> inputs) override {
+    if (closed_.load()) {
+      return absl::FailedPreconditionError("engine: closed");
+    }
+    BatchResult result;
+    auto pending = std::make_shared<Pending>();
+    pending->events.reserve(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const EventInput& in = inputs[i];
+      absl::Status v = ValidateEventInput(in);
+      if (!v.ok()) {
+        result.rejected.emplace_back(i, v);
+        continue;
+      }
+      absl::StatusOr<Site> site = SiteFor(in.site);
+      if (!site.ok()) {
+        result.rejected.emplace_back(i, site.status());
+        continue;
+      }
+      std::string_view bot = DetectBot(in.user_agent);
+      if (!bot.empty()) {
+        result.dropped[absl::StrCat("bot:", bot)]++;
+        continue;
+      }
+      Event e;
+      absl::Status es = Enrich(in, *site, &e, &pending->prev_ids);
+      if (!es.ok()) {
+        result.rejected.emplace_back(i, es);
+        continue;
+      }
+      pending->interactive.push_back(in.interactive);
+      pending->events.push_back(std::move(e));
+    }
+    // Sessionize in input order (stamps depend on the session's history).
+    for (size_t i = 0; i < pending->events.size(); ++i) {
+      sessions_.Assign(&pending->events[i], pending->prev_ids[i],
+                       pending->interactive[i]);
+    }
+    {
+      absl::MutexLock l(&stats_mu_);
+      for (const auto& [reason, n] : result.dropped) dropped_[reason] += n;
+    }
+    if (!pending->events.empty()) {
+      {
+        absl::MutexLock l(&queue_mu_);
+        if (stopping_) return absl::FailedPreconditionError("engine: closed");
+        pending->count = pending->events.size();
+        queued_events_ += static_cast<int64_t>(pending->count);
+        queue_.push_back(pending);
+      }
+      pending->done.WaitForNotification();
+      if (!pending->status.ok()) return pending->status;
+      result.accepted = static_cast<int64_t>(pending->count);
+      accepted_.fetch_add(result.accepted);
+    }
+    return result;
+  }
+
+  absl::StatusOr<std::string> Query(std::string_view json) override {
+    if (closed_.load()) return absl::FailedPreconditionError("engine: closed");
+    absl::StatusOr<QuerySpec> spec = ParseQuery(
+        json, [this](std::string_view id) { return FindSite(id); },
+        clock_->Now());
+    if (!spec.ok()) return spec.status();
+    return ExecuteQuery(*spec, QuerySources{store_.get(), &rollups_});
+  }
+
+  absl::StatusOr<Site> AddSite(const Site& in) override {
+    Site site = in;
+    site.domain = absl::AsciiStrToLower(site.domain);
+    absl::Status v = ValidateDomain(site.domain);
+    if (!v.ok()) return v;
+    if (site.timezone.empty()) site.timezone = "UTC";
+    absl::TimeZone tz;
+    if (!absl::LoadTimeZone(site.timezone, &tz)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("timezone: unknown time zone '", site.timezone, "'"));
+    }
+    if (site.short_id.empty()) {
+      site.short_id = NewShortId();
+    } else if (site.short_id.size() != 12 ||
+               site.short_id.find_first_not_of(
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789-") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "short_id: must be 12 characters of [a-zA-Z0-9-]");
+    }
+    if (site.created_ms == 0)
+      site.created_ms = absl::ToUnixMillis(clock_->Now());
+    absl::StatusOr<Site> added = store_->AddSite(site);
+    if (!added.ok()) return added.status();
+    CacheSite(*added);
+    return added;
+  }
+
+  absl::StatusOr<std::vector<Site>> ListSites() override {
+    return store_->ListSites();
+  }
+
+  absl::StatusOr<Site> FindSite(std::string_view id) override {
+    {
+      absl::MutexLock l(&sites_mu_);
+      auto it = by_domain_.find(absl::AsciiStrToLower(id));
+      if (it != by_domain_.end()) return it->second;
+      auto sit = by_short_.find(id);
+      if (sit != by_short_.end()) return sit->second;
+    }
+    // Another worker may have added it.
+    absl::Status s = ReloadSites();
+    if (!s.ok()) return s;
+    absl::MutexLock l(&sites_mu_);
+    auto it = by_domain_.find(absl::AsciiStrToLower(id));
+    if (it != by_domain_.end()) return it->second;
+    auto sit = by_short_.find(id);
+    if (sit != by_short_.end()) return sit->second;
+    return absl::NotFoundError(
+        absl::StrCat("site_id: unknown site '", id, "'"));
+  }
+
+  absl::Status RemoveSite(std::string_view domain) override {
+    absl::StatusOr<Site> site = FindSite(domain);
+    if (!site.ok()) return site.status();
+    absl::Status s = Flush();
+    if (!s.ok()) return s;
+    s = store_->RemoveSite(site->id);
+    if (!s.ok()) return s;
+    absl::MutexLock l(&sites_mu_);
+    by_domain_.erase(site->domain);
+    by_short_.erase(site->short_id);
+    return absl::OkStatus();
+  }
+
+  absl::Status Flush() override {
+    if (closed_.load()) return absl::FailedPreconditionError("engine: closed");
+    return Checkpoint();
+  }
+
+  absl::Status Close() override {
+    if (closed_.exchange(true)) return absl::OkStatus();
+    {
+      absl::MutexLock l(&queue_mu_);
+      stopping_ = true;
+    }
+    if (committer_.joinable()) committer_.join();
+    if (!store_) return absl::OkStatus();
+    return Checkpoint();
+  }
+
+  EngineStats Stats() override {
+    EngineStats s;
+    s.accepted = accepted_.load();
+    {
+      absl::MutexLock l(&stats_mu_);
+      s.dropped = dropped_;
+    }
+    s.live_sessions = static_cast<int64_t>(sessions_.size());
+    s.pending_rollup_events = rollups_.pending_events();
+    s.commits = commits_.load();
+    absl::MutexLock l(&queue_mu_);
+    s.queue_depth = queued_events_;
+    return s;
+  }
+
+  Store* store() override { return store_.get(); }
+
+ private:
+  struct Pending {
+    std::vector<Event> events;
+    std::vector<uint64_t> prev_ids;
+    std::vector<bool> interactive;
+    size_t count = 0;  // events.size() before the committer takes them
+    absl::Status status;
+    absl::Notification done;
+  };
+
+  absl::Status ReloadSites() {
+    absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+    if (!sites.ok()) return sites.status();
+    for (const Site& s : *sites) CacheSite(s);
+    return absl::OkStatus();
+  }
+
+  void CacheSite(const Site& s) {
+    absl::TimeZone tz;
+    if (!absl::LoadTimeZone(s.timezone, &tz)) tz = absl::UTCTimeZone();
+    rollups_.SetSiteTimezone(s.id, tz);
+    absl::MutexLock l(&sites_mu_);
+    by_domain_[s.domain] = s;
+    by_short_[s.short_id] = s;
+  }
+
+  absl::StatusOr<Site> SiteFor(std::string_view domain) {
+    {
+      absl::MutexLock l(&sites_mu_);
+      auto it = by_domain_.find(domain);
+      if (it != by_domain_.end()) return it->second;
+    }
+    absl::StatusOr<Site> found = FindSite(domain);
+    if (found.ok() || !absl::IsNotFound(found.status()) ||
+        !opts_.auto_create_sites) {
+      if (!found.ok() && absl::IsNotFound(found.status())) {
+        return absl::NotFoundError(
+            absl::StrCat("site: unknown site '", domain, "'"));
+      }
+      return found;
+    }
+    Site s;
+    s.domain = std::string(domain);
+    absl::StatusOr<Site> added = AddSite(s);
+    if (absl::IsAlreadyExists(added.status())) return FindSite(domain);
+    return added;
+  }
+
+  // The salt for a UTC day. Today's and yesterday's are shared through the
+  // store (all workers hash alike); others (imports of old logs, clock skew)
+  // are kept only in memory, so no old salt is ever persisted.
+  absl::StatusOr<std::string> SaltFor(int64_t day) {
+    {
+      absl::MutexLock l(&salt_mu_);
+      auto it = salts_.find(day);
+      if (it != salts_.end()) return it->second;
+    }
+    const int64_t today = FloorDiv(absl::ToUnixMillis(clock_->Now()), kDayMs);
+    std::string salt;
+    if (day == today || day == today - 1) {
+      absl::StatusOr<std::optional<std::string>> got = store_->GetSalt(day);
+      if (!got.ok()) return got.status();
+      if (got->has_value()) {
+        salt = **got;
+      } else {
+        absl::StatusOr<std::string> put =
+            store_->PutSaltIfAbsent(day, NewSalt());
+        if (!put.ok()) return put.status();
+        salt = *put;
+        (void)store_->DeleteSaltsBefore(today - 1);
+      }
+    } else {
+      salt = NewSalt();
+    }
+    absl::MutexLock l(&salt_mu_);
+    if (salts_.size() > 4096) salts_.clear();
+    return salts_.emplace(day, salt).first->second;
+  }
+
+  absl::Status Enrich(const EventInput& in, const Site& site, Event* e,
+                      std::vector<uint64_t>* prev_ids) {
+    const absl::Time ts = in.ts.value_or(clock_->Now());
+    e->site_id = site.id;
+    e->ts_ms = absl::ToUnixMillis(ts);
+    e->name = in.name;
+    e->imported = in.imported;
+    UrlParts url = SplitUrl(in.url);
+    e->hostname = NormalizeHost(url.host);
+    e->page = NormalizePath(url.path);
+    e->props = in.props;
+    std::shared_ptr<const UserAgentInfo> ua = ua_cache_.Get(in.user_agent);
+    VisitAttrs& v = e->visit;
+    v.browser = ua->browser;
+    v.browser_version = ua->browser_version;
+    v.os = ua->os;
+    v.os_version = ua->os_version;
+    v.device = ua->device;
+    Acquisition acq = ParseAcquisition(in.url, in.referrer, site.domain);
+    v.source = std::move(acq.source);
+    v.referrer = std::move(acq.referrer);
+    v.utm_source = std::move(acq.utm_source);
+    v.utm_medium = std::move(acq.utm_medium);
+    v.utm_campaign = std::move(acq.utm_campaign);
+    v.utm_term = std::move(acq.utm_term);
+    v.utm_content = std::move(acq.utm_content);
+    v.country = geo_->Resolve(in.ip, in.country_hint, in.timezone);
+    v.screen = ScreenClass(in.screen_width);
+    v.locale = in.locale;
+    const int64_t day = FloorDiv(e->ts_ms, kDayMs);
+    absl::StatusOr<std::string> salt = SaltFor(day);
+    if (!salt.ok()) return salt.status();
+    absl::StatusOr<std::string> prev = SaltFor(day - 1);
+    if (!prev.ok()) return prev.status();
+    e->visitor_id = VisitorId(*salt, site.id, in.ip, in.user_agent);
+    prev_ids->push_back(VisitorId(*prev, site.id, in.ip, in.user_agent));
+    return absl::OkStatus();
+  }
+
+  void CommitLoop() {
+    absl::Time last_checkpoint = absl::Now();
+    for (;;) {
+      std::vector<std::shared_ptr<Pending>> batch;
+      bool stop = false;
+      {
+        absl::MutexLock l(&queue_mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+          return !queue_.empty() || stopping_;
+        };
+        queue_mu_.AwaitWithTimeout(absl::Condition(&ready),
+                                   opts_.checkpoint_interval);
+        size_t n = 0;
+        while (!queue_.empty() &&
+               (batch.empty() || n + queue_.front()->count <=
+                                     static_cast<size_t>(opts_.max_batch))) {
+          n += queue_.front()->count;
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        queued_events_ -= static_cast<int64_t>(n);
+        stop = stopping_ && queue_.empty() && batch.empty();
+      }
+      if (!batch.empty()) CommitBatch(batch);
+      if (stop || rollups_.pending_events() >= opts_.checkpoint_events ||
+          absl::Now() - last_checkpoint >= opts_.checkpoint_interval) {
+        (void)Checkpoint();
+        last_checkpoint = absl::Now();
+      }
+      if (stop) return;
+    }
+  }
+
+  void CommitBatch(const std::vector<std::shared_ptr<Pending>>& batch) {
+    std::vector<Event> all;
+    if (batch.size() == 1) {
+      all = std::move(batch[0]->events);
+    } else {
+      size_t n = 0;
+      for (const auto& p : batch) n += p->events.size();
+      all.reserve(n);
+      for (const auto& p : batch) {
+        for (Event& e : p->events) all.push_back(std::move(e));
+      }
+    }
+    absl::Status s = store_->AppendEvents(absl::MakeSpan(all));
+    if (s.ok()) {
+      rollups_.Add(all);
+      commits_.fetch_add(1);
+    } else {
+      s = absl::UnavailableError(
+          absl::StrCat("store: events not stored: ", s.message()));
+    }
+    for (const auto& p : batch) {
+      p->status = s;
+      p->done.Notify();
+    }
+  }
+
+  absl::Status Checkpoint() {
+    absl::MutexLock l(&checkpoint_mu_);
+    int64_t seq = 0;
+    std::vector<RollupRow> rows = rollups_.Take(&seq);
+    if (rows.empty()) return absl::OkStatus();
+    absl::Status s = store_->ApplyRollups(rows, seq);
+    if (!s.ok()) rollups_.PutBack(rows);
+    return s;
+  }
+
+  // Rebuilds live sessions from the last `session_timeout` of stored events.
+  absl::Status RestoreSessions() {
+    const int64_t now = absl::ToUnixMillis(clock_->Now());
+    const int64_t from = now - absl::ToInt64Milliseconds(opts_.session_timeout);
+    absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+    if (!sites.ok()) return sites.status();
+    for (const Site& site : *sites) {
+      absl::flat_hash_map<uint64_t, Event> last;
+      EventScan scan{site.id, from, now + kDayMs, false};
+      absl::Status s = store_->ScanEvents(scan, [&](const Event& e) {
+        Event& l = last[e.session_id];
+        if (e.s_events >= l.s_events) l = e;
+        return true;
+      });
+      if (!s.ok()) return s;
+      for (const auto& [id, e] : last) sessions_.Restore(e);
+    }
+    return absl::OkStatus();
+  }
+
+  const Options opts_;
+  Clock* const clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<CountryResolver> geo_;
+  UserAgentCache ua_cache_;
+  Sessionizer sessions_;
+  RollupBuilder rollups_;
+
+  absl::Mutex sites_mu_;
+  absl::flat_hash_map<std::string, Site> by_domain_ ABSL_GUARDED_BY(sites_mu_);
+  absl::flat_hash_map<std::string, Site> by_short_ ABSL_GUARDED_BY(sites_mu_);
+
+  absl::Mutex salt_mu_;
+  absl::flat_hash_map<int64_t, std::string> salts_ ABSL_GUARDED_BY(salt_mu_);
+
+  absl::Mutex queue_mu_;
+  std::deque<std::shared_ptr<Pending>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  int64_t queued_events_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread committer_;
+  absl::Mutex checkpoint_mu_;
+
+  std::atomic<bool> closed_{false};
+  std::atomic<int64_t> accepted_{0};
+  std::atomic<int64_t> commits_{0};
+  absl::Mutex stats_mu_;
+  std::map<std::string, int64_t> dropped_ ABSL_GUARDED_BY(stats_mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const Options& options) {
+  auto engine = std::make_unique<EngineImpl>(options);
+  absl::Status s = engine->Init();
+  if (!s.ok()) return s;
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+}  // namespace analytics

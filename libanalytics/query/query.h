@@ -1,0 +1,133 @@
+// Query: the Plausible Stats API v2 query model, its parser, and its
+// execution against rollups or raw events.
+//
+// Owns: the meaning of every metric, dimension, filter and date range, the
+// planner's rule for when rollups can answer, and the response JSON shape.
+//
+// Semantics (shared by both execution paths, so they agree by construction):
+//   - pageviews, events, visitors count events whose time is in the range
+//     (visitors: distinct visitor ids; sketches on the rollup path).
+//   - visits, bounce_rate, visit_duration, views_per_visit count sessions
+//     whose start is in the range, using the session's final state.
+//   - A session matches the filters when any of its events does; an event
+//     matches when the filters hold for its own fields and its session's.
+//   - Rows whose breakdown value is empty are left out, except for
+//     visit:source and visit:referrer, whose empty value is "Direct / None".
+//   - Time buckets are in the site's time zone.
+// Planner: rollups answer when the filters and non-time breakdown use at most
+// one rollup dimension, the range aligns with the rollup buckets, and, for
+// event dimensions, the metrics are ones rollups hold for them. Otherwise the
+// raw events are scanned. meta.source says which path answered.
+#ifndef ANALYTICS_QUERY_QUERY_H_
+#define ANALYTICS_QUERY_QUERY_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "analytics/store.h"
+#include "core/dimensions.h"
+#include "re2/re2.h"
+#include "rollup/rollup_builder.h"
+
+namespace analytics {
+
+enum class Metric {
+  kVisitors,
+  kVisits,
+  kPageviews,
+  kViewsPerVisit,
+  kBounceRate,
+  kVisitDuration,
+  kEvents,
+  kPercentage,
+  kConversionRate,
+};
+
+enum class TimeGrain { kNone, kHour, kDay, kWeek, kMonth };
+
+struct DimSpec {
+  std::string name;                    // as written in the query
+  TimeGrain grain = TimeGrain::kNone;  // kNone: not a time dimension
+  Dimension dim;
+};
+
+// Getter for a dimension's display value on the thing being filtered;
+// nullopt when it has none (an event without the prop).
+using ValueGetter =
+    std::function<std::optional<std::string_view>(const Dimension&)>;
+
+struct Filter {
+  enum class Op {
+    kIs,
+    kIsNot,
+    kContains,
+    kContainsNot,
+    kMatches,
+    kMatchesNot,
+    kAnd,
+    kOr,
+    kNot
+  };
+  Op op = Op::kIs;
+  Dimension dim;
+  std::vector<std::string> values;
+  bool case_sensitive = true;
+  std::vector<std::shared_ptr<RE2>> regexes;
+  std::vector<Filter> children;
+
+  bool Eval(const ValueGetter& get) const;
+  // Appends every dimension the filter reads.
+  void CollectDims(std::vector<Dimension>* out) const;
+};
+
+struct QuerySpec {
+  Site site;
+  absl::TimeZone tz;
+  int64_t from_ms = 0;  // inclusive
+  int64_t to_ms = 0;    // exclusive
+  std::vector<Metric> metrics;
+  std::vector<std::string> metric_names;
+  std::vector<DimSpec> dims;
+  std::optional<Filter> filter;
+  std::string filters_json = "[]";                     // echoed back in "query"
+  std::vector<std::pair<std::string, bool>> order_by;  // (name, descending)
+  int64_t limit = 10000;
+  int64_t offset = 0;
+  bool total_rows = false;
+  enum class Compare { kNone, kPreviousPeriod, kYearOverYear };
+  Compare compare = Compare::kNone;
+  // Forces the raw-event path (tests compare both paths).
+  bool force_raw = false;
+};
+
+using SiteResolver =
+    std::function<absl::StatusOr<Site>(std::string_view domain_or_id)>;
+
+// Parses a v2 query body. Relative ranges ("7d", "month", …) resolve against
+// `now` in the site's time zone. InvalidArgument names the bad field.
+absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
+                                     const SiteResolver& sites, absl::Time now);
+
+// Where executions read from.
+struct QuerySources {
+  Store* store = nullptr;
+  RollupBuilder* pending = nullptr;  // may be null
+};
+
+// Runs the query (and its comparison) and renders the response JSON.
+absl::StatusOr<std::string> ExecuteQuery(const QuerySpec& spec,
+                                         const QuerySources& src);
+
+// Which path ExecuteQuery would take ("rollups" or "events").
+std::string_view PlanQuery(const QuerySpec& spec);
+
+}  // namespace analytics
+
+#endif  // ANALYTICS_QUERY_QUERY_H_

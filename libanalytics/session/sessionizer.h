@@ -1,0 +1,85 @@
+// Sessionizer: groups a visitor's events into sessions without cookies.
+//
+// Owns: live session state (in this process) and the rules that stamp each
+// Event with its session id, start, and the session's state after the event
+// (see Event in analytics/event.h). A visitor's next event starts a new
+// session after `timeout` of inactivity. Bounce: exactly one pageview and no
+// interactive custom event. Duration: last event time minus start.
+//
+// Memory is bounded: sessions idle longer than `timeout` behind the newest
+// event time seen are evicted by Sweep(), which Assign() calls periodically.
+//
+// Thread-safety: Assign() may be called from many threads; state is sharded
+// by visitor with a mutex per shard.
+#ifndef ANALYTICS_SESSION_SESSIONIZER_H_
+#define ANALYTICS_SESSION_SESSIONIZER_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "analytics/event.h"
+
+namespace analytics {
+
+class Sessionizer {
+ public:
+  explicit Sessionizer(absl::Duration timeout = absl::Minutes(30));
+
+  // `e` has site_id, ts_ms, name, page, visit (the attributes this event
+  // would give a new session) and visitor_id set. `prev_visitor_id` is the
+  // visitor's id under the previous day's salt (0 if none): a session found
+  // under it continues, and e->visitor_id becomes that id. Fills the session
+  // fields of `e`; for a continuing session, e->visit is replaced with the
+  // session's attributes. `interactive` false: the event does not end a
+  // bounce.
+  void Assign(Event* e, uint64_t prev_visitor_id, bool interactive);
+
+  // Evicts sessions whose last event is older than the watermark (newest
+  // event time seen) minus the timeout. Returns how many were evicted.
+  size_t Sweep();
+
+  // Restores a session from its latest stored event (after a restart).
+  void Restore(const Event& last_event);
+
+  size_t size() const;
+
+ private:
+  struct State {
+    uint64_t session_id = 0;
+    uint64_t visitor_id = 0;
+    int64_t start_ms = 0;
+    int64_t last_ms = 0;
+    int32_t pageviews = 0;
+    int32_t events = 0;
+    int32_t interactive_custom = 0;
+    std::string exit_page;
+    VisitAttrs visit;
+    absl::flat_hash_set<uint64_t> seen;  // hashes of pages and names
+  };
+  static constexpr int kShards = 64;
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<uint64_t, std::unique_ptr<State>> sessions
+        ABSL_GUARDED_BY(mu);
+  };
+  static uint64_t Key(int64_t site_id, uint64_t visitor_id);
+  Shard& ShardFor(uint64_t key) { return shards_[key % kShards]; }
+
+  const int64_t timeout_ms_;
+  std::array<Shard, kShards> shards_;
+  std::atomic<int64_t> watermark_ms_{0};
+  std::atomic<uint64_t> assigns_{0};
+};
+
+}  // namespace analytics
+
+#endif  // ANALYTICS_SESSION_SESSIONIZER_H_
