@@ -21,12 +21,14 @@
 //   sparse: u32 count, then count x (u16 index, u8 rank) ascending by index
 //   dense : 16384 x u8 registers
 // Register index = top 14 bits of the hash; rank = 1 + number of leading
-// zeros of the remaining 50 bits (max 51). Estimation: the standard HLL
-// estimator with linear counting for small cardinalities (Flajolet et al.,
-// with Heule et al.'s small-range correction threshold).
+// zeros of the remaining 50 bits (max 51). Estimation: Ertl's improved raw
+// estimator ("New cardinality estimation algorithms for HyperLogLog
+// sketches", 2017), which needs neither linear counting nor bias tables; the
+// sparse form is estimated from the registers it implies.
 #ifndef ANALYTICS_SKETCH_HLL_H_
 #define ANALYTICS_SKETCH_HLL_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -65,11 +67,13 @@ class HyperLogLog {
   // Implementation detail; see hll.cc.
   enum class Mode : uint8_t { kExact, kSparse, kDense };
   Mode mode_ = Mode::kExact;
-  std::vector<uint64_t> exact_;     // sorted, unique
-  std::vector<uint32_t> sparse_;    // (index << 8) | rank, sorted by index
-  std::vector<uint8_t> dense_;      // kRegisters bytes when dense
+  std::vector<uint64_t> exact_;   // sorted, unique
+  std::vector<uint32_t> sparse_;  // (index << 8) | rank, sorted by index
+  std::vector<uint8_t> dense_;    // kRegisters bytes when dense
+  void ToSparse();
   void ToDense();
   void AddRegister(uint32_t index, uint8_t rank);
+  void MergeSparseEntries(const uint32_t* entries, size_t n);
 };
 
 }  // namespace analytics

@@ -1,0 +1,469 @@
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "analytics/event.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace analytics {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+using ::testing::StartsWith;
+
+absl::Time Utc(int y, int mo, int d, int h = 0, int mi = 0, int s = 0) {
+  return absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, s),
+                         absl::UTCTimeZone());
+}
+
+EventInput Valid() {
+  EventInput in;
+  in.site = "example.com";
+  in.url = "https://example.com/a";
+  return in;
+}
+
+// Expects InvalidArgument whose message starts with `prefix`.
+void ExpectError(const absl::Status& s, absl::string_view prefix) {
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), StartsWith(std::string(prefix)));
+}
+void ExpectJsonError(absl::string_view json, absl::string_view prefix) {
+  SCOPED_TRACE(json);
+  ExpectError(
+      ParseEventJson(std::string_view(json.data(), json.size())).status(),
+      prefix);
+}
+// A JSON event with `extra` spliced in after the required fields.
+std::string Json(absl::string_view extra) {
+  std::string j = R"({"site":"example.com","url":"https://example.com/a")";
+  if (!extra.empty()) absl::StrAppend(&j, ",", extra);
+  j += "}";
+  return j;
+}
+absl::StatusOr<EventInput> ParseWith(absl::string_view extra) {
+  return ParseEventJson(Json(extra));
+}
+std::string Quoted(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
+
+TEST(CanonicalTest, FullEvent) {
+  absl::StatusOr<EventInput> in = ParseEventJson(R"({
+    "site":"example.com","name":"signup","url":"https://example.com/a?x=1",
+    "referrer":"https://google.com/","ts":1790812840.5,"ip":"203.0.113.9",
+    "user_agent":"Mozilla/5.0","props":{"plan":"pro","seats":3,"ratio":2.5,
+    "trial":true,"gone":null},"screen_width":1440,"locale":"en-US",
+    "timezone":"Europe/Berlin","country":"DE","interactive":false,
+    "imported":true,"unknown_key":{"nested":[1,2,3]}})");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->site, "example.com");
+  EXPECT_EQ(in->name, "signup");
+  EXPECT_EQ(in->url, "https://example.com/a?x=1");
+  EXPECT_EQ(in->referrer, "https://google.com/");
+  ASSERT_TRUE(in->ts.has_value());
+  EXPECT_EQ(*in->ts, absl::FromUnixMillis(1790812840500));
+  EXPECT_EQ(in->ip, "203.0.113.9");
+  EXPECT_EQ(in->user_agent, "Mozilla/5.0");
+  EXPECT_THAT(in->props,
+              ElementsAre(Pair("plan", "pro"), Pair("seats", "3"),
+                          Pair("ratio", "2.5"), Pair("trial", "true")));
+  EXPECT_EQ(in->screen_width, 1440);
+  EXPECT_EQ(in->locale, "en-US");
+  EXPECT_EQ(in->timezone, "Europe/Berlin");
+  EXPECT_EQ(in->country_hint, "DE");
+  EXPECT_FALSE(in->interactive);
+  EXPECT_TRUE(in->imported);
+}
+
+TEST(CanonicalTest, MinimalEventDefaults) {
+  absl::StatusOr<EventInput> in = ParseWith("");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->name, "pageview");
+  EXPECT_FALSE(in->ts.has_value());
+  EXPECT_TRUE(in->props.empty());
+  EXPECT_EQ(in->screen_width, 0);
+  EXPECT_TRUE(in->interactive);
+  EXPECT_FALSE(in->imported);
+  EXPECT_TRUE(ValidateEventInput(Valid()).ok());
+}
+
+TEST(CanonicalTest, NullMeansAbsent) {
+  absl::StatusOr<EventInput> in = ParseWith(
+      R"("name":null,"ts":null,"props":null,"referrer":null,"interactive":null)");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->name, "pageview");
+  EXPECT_FALSE(in->ts.has_value());
+}
+
+TEST(CanonicalTest, MissingRequiredFields) {
+  ExpectJsonError(R"({"url":"https://example.com/"})", "site: required");
+  ExpectJsonError(R"({"site":"example.com"})", "url: required");
+  ExpectJsonError(R"({"site":"","url":"https://example.com/"})",
+                  "site: required");
+  ExpectJsonError(Json(R"("name":"")"), "name: empty");
+}
+
+TEST(CanonicalTest, InvalidJson) {
+  ExpectJsonError("", "body: invalid JSON at offset 0: ");
+  ExpectJsonError(R"({"site":)", "body: invalid JSON at offset 8: ");
+  ExpectJsonError(R"({"site":"a"} x)", "body: invalid JSON at offset ");
+  ExpectJsonError(R"({"site":"a",})", "body: invalid JSON at offset ");
+  ExpectError(ParseEventJson(R"({"a":1)").status(), "body: invalid JSON");
+  EXPECT_THAT(std::string(ParseEventJson("{").status().message()),
+              HasSubstr("Missing a name for object member."));
+}
+
+TEST(CanonicalTest, TopLevelMustBeObject) {
+  ExpectJsonError("[]", "body: expected a JSON object");
+  ExpectJsonError("\"x\"", "body: expected a JSON object");
+  ExpectJsonError("42", "body: expected a JSON object");
+  ExpectJsonError("null", "body: expected a JSON object");
+}
+
+TEST(CanonicalTest, WrongTypes) {
+  ExpectJsonError(R"({"site":1,"url":"u"})", "site: expected a string");
+  ExpectJsonError(Json(R"("name":5)"), "name: expected a string");
+  ExpectJsonError(Json(R"("url":["x"])"), "url: expected a string");
+  ExpectJsonError(Json(R"("referrer":{})"), "referrer: expected a string");
+  ExpectJsonError(Json(R"("ip":true)"), "ip: expected a string");
+  ExpectJsonError(Json(R"("user_agent":1)"), "user_agent: expected a string");
+  ExpectJsonError(Json(R"("locale":1)"), "locale: expected a string");
+  ExpectJsonError(Json(R"("timezone":1)"), "timezone: expected a string");
+  ExpectJsonError(Json(R"("country":1)"), "country: expected a string");
+  ExpectJsonError(Json(R"("interactive":"yes")"),
+                  "interactive: expected a boolean");
+  ExpectJsonError(Json(R"("imported":1)"), "imported: expected a boolean");
+  ExpectJsonError(Json(R"("props":[1])"), "props: expected an object");
+  ExpectJsonError(Json(R"("props":"a=b")"), "props: expected an object");
+  ExpectJsonError(Json(R"("screen_width":"1440")"),
+                  "screen_width: expected an integer");
+  ExpectJsonError(Json(R"("screen_width":14.5)"),
+                  "screen_width: expected an integer");
+  ExpectJsonError(Json(R"("ts":true)"),
+                  "ts: not a number or ISO 8601 date-time");
+  ExpectJsonError(Json(R"("ts":{})"), "ts: not a number or ISO 8601 date-time");
+}
+
+TEST(CanonicalTest, UnknownKeysIgnored) {
+  absl::StatusOr<EventInput> in =
+      ParseWith(R"("foo":1,"bar":{"x":[null]},"nam":3,"props_x":[])");
+  ASSERT_TRUE(in.ok()) << in.status();
+}
+
+TEST(CanonicalTest, NumericTimestamps) {
+  absl::StatusOr<EventInput> in = ParseWith(R"("ts":1767225600)");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(*in->ts, Utc(2026, 1, 1));
+  in = ParseWith(R"("ts":1767225600.25)");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(*in->ts, Utc(2026, 1, 1) + absl::Milliseconds(250));
+  in = ParseWith(R"("ts":946684800)");  // 2000-01-01T00:00:00Z
+  ASSERT_TRUE(in.ok()) << in.status();
+  in = ParseWith(R"("ts":4133980799.5)");  // last moment of 2100
+  ASSERT_TRUE(in.ok()) << in.status();
+}
+
+TEST(CanonicalTest, NumericTimestampOutOfRange) {
+  ExpectJsonError(Json(R"("ts":946684799)"), "ts: out of range");
+  ExpectJsonError(Json(R"("ts":4133980800)"), "ts: out of range");
+  ExpectJsonError(Json(R"("ts":1767225600000)"), "ts: out of range");  // ms
+  ExpectJsonError(Json(R"("ts":-1)"), "ts: out of range");
+  ExpectJsonError(Json(R"("ts":1e400)"), "body: invalid JSON");
+}
+
+TEST(CanonicalTest, IsoTimestamps) {
+  struct Case {
+    const char* text;
+    absl::Time want;
+  };
+  const Case cases[] = {
+      {"2026-01-02T03:04:05Z", Utc(2026, 1, 2, 3, 4, 5)},
+      {"2026-01-02t03:04:05z", Utc(2026, 1, 2, 3, 4, 5)},
+      {"2026-01-02T03:04:05.250Z",
+       Utc(2026, 1, 2, 3, 4, 5) + absl::Milliseconds(250)},
+      {"2026-01-02T03:04:05+02:00", Utc(2026, 1, 2, 1, 4, 5)},
+      {"2026-01-02T03:04:05-05:30", Utc(2026, 1, 2, 8, 34, 5)},
+      {"2026-01-02T03:04:05+0200", Utc(2026, 1, 2, 1, 4, 5)},
+      {"2026-01-02T03:04:05", Utc(2026, 1, 2, 3, 4, 5)},
+      {"2026-01-02T03:04:05.123456",
+       Utc(2026, 1, 2, 3, 4, 5) + absl::Microseconds(123456)},
+      {"2026-01-02T03:04Z", Utc(2026, 1, 2, 3, 4)},
+      {"2026-01-02T03:04", Utc(2026, 1, 2, 3, 4)},
+      {"2026-01-02 03:04:05", Utc(2026, 1, 2, 3, 4, 5)},
+      {"2026-01-02", Utc(2026, 1, 2)},
+      {"2000-01-01T00:00:00Z", Utc(2000, 1, 1)},
+      {"2100-12-31T23:59:59Z", Utc(2100, 12, 31, 23, 59, 59)},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<EventInput> in =
+        ParseWith(absl::StrCat(R"("ts":)", Quoted(c.text)));
+    ASSERT_TRUE(in.ok()) << c.text << ": " << in.status();
+    EXPECT_EQ(*in->ts, c.want) << c.text;
+  }
+}
+
+TEST(CanonicalTest, BadIsoTimestamps) {
+  for (const char* text :
+       {"", "yesterday", "2026-13-01", "2026-01-32", "2026-01-02T25:00:00Z",
+        "2026-01-02T03:04:05+25:00", "2026-01-02T03:04:05Zjunk",
+        "infinite-future", " 2026-01-02", "2026/01/02", "1767225600"}) {
+    ExpectJsonError(Json(absl::StrCat(R"("ts":)", Quoted(text))),
+                    "ts: not a number or ISO 8601 date-time");
+  }
+  ExpectJsonError(Json(R"("ts":"1999-12-31T23:59:59Z")"), "ts: out of range");
+  ExpectJsonError(Json(R"("ts":"2101-01-01")"), "ts: out of range");
+  ExpectJsonError(Json(R"("ts":"2100-12-31T23:59:59-01:00")"),
+                  "ts: out of range");
+}
+
+TEST(CanonicalTest, PropValueTypes) {
+  absl::StatusOr<EventInput> in = ParseWith(
+      R"("props":{"s":"x","i":3,"neg":-7,"d":2.5,"whole":3.0,"big":18446744073709551615,)"
+      R"("exp":1e21,"small":0.001,"t":true,"f":false,"n":null,"empty":""})");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_THAT(
+      in->props,
+      ElementsAre(Pair("s", "x"), Pair("i", "3"), Pair("neg", "-7"),
+                  Pair("d", "2.5"), Pair("whole", "3"),
+                  Pair("big", "18446744073709551615"), Pair("exp", "1e+21"),
+                  Pair("small", "0.001"), Pair("t", "true"), Pair("f", "false"),
+                  Pair("empty", "")));
+}
+
+TEST(CanonicalTest, NestedPropsRejected) {
+  ExpectJsonError(Json(R"("props":{"plan":{"a":1}})"), "props.plan: ");
+  ExpectJsonError(Json(R"("props":{"tags":["a"]})"), "props.tags: ");
+}
+
+TEST(CanonicalTest, PropCountLimit) {
+  std::string props;
+  for (int i = 0; i < 30; ++i) {
+    absl::StrAppend(&props, i ? "," : "", "\"k", i, "\":", i);
+  }
+  absl::StatusOr<EventInput> in =
+      ParseWith(absl::StrCat(R"("props":{)", props, "}"));
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->props.size(), 30u);
+  // Nulls do not count.
+  ASSERT_TRUE(
+      ParseWith(absl::StrCat(R"("props":{)", props, R"(,"z":null})")).ok());
+  ExpectJsonError(Json(absl::StrCat(R"("props":{)", props, R"(,"k30":1})")),
+                  "props: more than 30 properties");
+}
+
+TEST(CanonicalTest, PropKeyLimits) {
+  const std::string k300(300, 'k');
+  EXPECT_TRUE(
+      ParseWith(absl::StrCat(R"("props":{)", Quoted(k300), ":1}")).ok());
+  ExpectJsonError(Json(absl::StrCat(R"("props":{)", Quoted(k300 + "k"), ":1}")),
+                  "props.kkkk");
+  EXPECT_THAT(std::string(ParseWith(absl::StrCat(R"("props":{)",
+                                                 Quoted(k300 + "k"), ":1}"))
+                              .status()
+                              .message()),
+              HasSubstr("key longer than 300 bytes"));
+  ExpectJsonError(Json(R"("props":{"":1})"), "props: empty key");
+}
+
+TEST(CanonicalTest, PropValueLimit) {
+  const std::string v2000(2000, 'v');
+  EXPECT_TRUE(
+      ParseWith(absl::StrCat(R"("props":{"plan":)", Quoted(v2000), "}")).ok());
+  ExpectJsonError(
+      Json(absl::StrCat(R"("props":{"plan":)", Quoted(v2000 + "v"), "}")),
+      "props.plan: value longer than 2000 bytes");
+}
+
+TEST(CanonicalTest, SiteLimit) {
+  const std::string site(253, 's');
+  EXPECT_TRUE(ParseEventJson(
+                  absl::StrCat(R"({"site":)", Quoted(site), R"(,"url":"u"})"))
+                  .ok());
+  ExpectJsonError(
+      absl::StrCat(R"({"site":)", Quoted(site + "s"), R"(,"url":"u"})"),
+      "site: longer than 253 bytes");
+}
+
+TEST(CanonicalTest, UrlLimit) {
+  const std::string url = "https://example.com/" + std::string(1980, 'a');
+  ASSERT_EQ(url.size(), 2000u);
+  EXPECT_TRUE(
+      ParseEventJson(absl::StrCat(R"({"site":"s","url":)", Quoted(url), "}"))
+          .ok());
+  ExpectJsonError(absl::StrCat(R"({"site":"s","url":)", Quoted(url + "a"), "}"),
+                  "url: longer than 2000 bytes");
+}
+
+TEST(CanonicalTest, ReferrerLimit) {
+  const std::string ref(2000, 'r');
+  EXPECT_TRUE(ParseWith(absl::StrCat(R"("referrer":)", Quoted(ref))).ok());
+  ExpectJsonError(Json(absl::StrCat(R"("referrer":)", Quoted(ref + "r"))),
+                  "referrer: longer than 2000 bytes");
+}
+
+TEST(CanonicalTest, NameLimitCountsCharacters) {
+  // 120 two-byte characters (240 bytes) are fine; 121 are not.
+  std::string name;
+  for (int i = 0; i < 120; ++i) name += "\xC3\xA9";  // é
+  EXPECT_TRUE(ParseWith(absl::StrCat(R"("name":)", Quoted(name))).ok());
+  ExpectJsonError(Json(absl::StrCat(R"("name":)", Quoted(name + "e"))),
+                  "name: longer than 120 characters");
+  EXPECT_TRUE(
+      ParseWith(absl::StrCat(R"("name":)", Quoted(std::string(120, 'n'))))
+          .ok());
+  // Escapes count as the characters they denote.
+  std::string escaped;
+  for (int i = 0; i < 120; ++i) escaped += "\\u00e9";
+  EXPECT_TRUE(ParseWith(absl::StrCat(R"("name":)", Quoted(escaped))).ok());
+}
+
+TEST(CanonicalTest, ScreenWidthLimits) {
+  absl::StatusOr<EventInput> in = ParseWith(R"("screen_width":100000)");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->screen_width, 100000);
+  in = ParseWith(R"("screen_width":0)");
+  ASSERT_TRUE(in.ok());
+  in = ParseWith(R"("screen_width":1440.0)");
+  ASSERT_TRUE(in.ok());
+  EXPECT_EQ(in->screen_width, 1440);
+  ExpectJsonError(Json(R"("screen_width":100001)"),
+                  "screen_width: out of range 0..100000");
+  ExpectJsonError(Json(R"("screen_width":-1)"), "screen_width: out of range");
+  ExpectJsonError(Json(R"("screen_width":18446744073709551615)"),
+                  "screen_width: out of range");
+  ExpectJsonError(Json(R"("screen_width":1e300)"),
+                  "screen_width: out of range");
+}
+
+TEST(CanonicalTest, InvalidUtf8InEachStringField) {
+  const std::string bad =
+      "a\xFF"
+      "b";
+  for (const char* field : {"site", "name", "url", "referrer", "ip",
+                            "user_agent", "locale", "timezone"}) {
+    std::string json =
+        absl::StrCat(R"({"site":"example.com","url":"https://example.com/",")",
+                     field, "\":", Quoted(bad), "}");
+    ExpectJsonError(json, absl::StrCat(field, ": invalid UTF-8"));
+  }
+  ExpectJsonError(Json(absl::StrCat(R"("country":)", Quoted(bad))),
+                  "country: invalid UTF-8");
+  ExpectJsonError(Json(absl::StrCat(R"("props":{"plan":)", Quoted(bad), "}")),
+                  "props.plan: invalid UTF-8");
+  ExpectJsonError(Json(absl::StrCat(R"("props":{)", Quoted(bad), ":1}")),
+                  "props: key is not valid UTF-8");
+}
+
+TEST(CanonicalTest, Utf8Validator) {
+  struct Case {
+    std::string text;
+    bool ok;
+  };
+  const Case cases[] = {
+      {"plain ascii text that is longer than eight bytes", true},
+      {"\xC3\xA9", true},           // é
+      {"\xE2\x82\xAC", true},       // €
+      {"\xF0\x9F\x98\x80", true},   // 😀
+      {"\xEF\xBF\xBF", true},       // U+FFFF
+      {"\xF4\x8F\xBF\xBF", true},   // U+10FFFF
+      {"\xC0\xAF", false},          // overlong '/'
+      {"\xC1\xBF", false},          // overlong
+      {"\xE0\x80\xAF", false},      // overlong
+      {"\xF0\x80\x80\xAF", false},  // overlong
+      {"\xED\xA0\x80", false},      // U+D800 surrogate
+      {"\xED\xBF\xBF", false},      // U+DFFF surrogate
+      {"\xF4\x90\x80\x80", false},  // > U+10FFFF
+      {"\xF5\x80\x80\x80", false},
+      {"\x80", false},              // lone continuation
+      {"\xC3", false},              // truncated
+      {"\xE2\x82", false},          // truncated
+      {"abcdefgh\xE2\x82", false},  // truncated after fast path
+      {"\xC3\x28", false},          // bad continuation
+  };
+  for (const Case& c : cases) {
+    EventInput in = Valid();
+    in.referrer = c.text;
+    EXPECT_EQ(ValidateEventInput(in).ok(), c.ok)
+        << testing::PrintToString(c.text);
+  }
+}
+
+TEST(CanonicalTest, EscapedSurrogates) {
+  absl::StatusOr<EventInput> in = ParseWith(R"("name":"\ud83d\ude00")");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->name, "\xF0\x9F\x98\x80");
+  // A lone low surrogate is either a JSON error or invalid UTF-8.
+  EXPECT_FALSE(ParseWith(R"("name":"\udc00")").ok());
+  EXPECT_FALSE(ParseWith(R"("name":"\ud800")").ok());
+}
+
+TEST(CanonicalTest, EmbeddedNulIsKept) {
+  absl::StatusOr<EventInput> in = ParseWith(R"("user_agent":"a\u0000b")");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->user_agent, std::string("a\0b", 3));
+}
+
+TEST(CanonicalTest, InputNeedNotBeNulTerminated) {
+  const std::string text = Json("") + "garbage";
+  absl::StatusOr<EventInput> in =
+      ParseEventJson(std::string_view(text).substr(0, text.size() - 7));
+  ASSERT_TRUE(in.ok()) << in.status();
+}
+
+TEST(CanonicalTest, ValidateDirectly) {
+  EventInput in = Valid();
+  in.screen_width = -1;
+  ExpectError(ValidateEventInput(in), "screen_width: ");
+  in = Valid();
+  in.ts = Utc(1999, 12, 31);
+  ExpectError(ValidateEventInput(in), "ts: ");
+  in = Valid();
+  in.props.emplace_back("", "x");
+  ExpectError(ValidateEventInput(in), "props: empty key");
+  in = Valid();
+  in.country_hint = "\xFF";
+  ExpectError(ValidateEventInput(in), "country_hint: invalid UTF-8");
+  in = Valid();
+  in.name.clear();
+  ExpectError(ValidateEventInput(in), "name: empty");
+}
+
+TEST(CanonicalTest, LongPropKeyMessageIsTruncatedOnCharBoundary) {
+  std::string key;
+  for (int i = 0; i < 110; ++i) key += "\xC3\xA9";  // 220 bytes
+  EventInput in = Valid();
+  in.props.emplace_back(key, std::string(2001, 'v'));
+  absl::Status s = ValidateEventInput(in);
+  ExpectError(s, "props.\xC3\xA9");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("...: value longer"));
+  EventInput check = Valid();
+  check.referrer = std::string(s.message());
+  EXPECT_TRUE(ValidateEventInput(check).ok());  // message is valid UTF-8
+}
+
+TEST(CanonicalTest, DuplicateKeysLastWins) {
+  absl::StatusOr<EventInput> in =
+      ParseEventJson(R"({"site":"a.com","site":"b.com","url":"u"})");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->site, "b.com");
+}
+
+TEST(CanonicalTest, LargeEventOverflowsStackBuffers) {
+  std::string props;
+  for (int i = 0; i < 30; ++i) {
+    absl::StrAppend(&props, i ? "," : "", "\"key", i,
+                    "\":", Quoted(std::string(1500, 'x')));
+  }
+  absl::StatusOr<EventInput> in =
+      ParseWith(absl::StrCat(R"("props":{)", props, "}"));
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->props.size(), 30u);
+  EXPECT_EQ(in->props[29].second.size(), 1500u);
+}
+
+}  // namespace
+}  // namespace analytics

@@ -1,0 +1,485 @@
+#include "libanalytics/sketch/hll.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace analytics {
+namespace {
+
+// Sparse entries take 4 bytes in memory; at 4096 entries the sparse form is as
+// large as the dense one, so convert once it grows past that.
+constexpr size_t kSparseLimit = HyperLogLog::kRegisters / 4;
+constexpr int kMaxRank = 64 - HyperLogLog::kPrecision + 1;  // 51
+constexpr size_t kHeaderBytes = 4;
+constexpr uint8_t kVersion = 1;
+enum Encoding : uint8_t { kEmpty = 0, kExact = 1, kSparse = 2, kDense = 3 };
+
+inline uint32_t IndexOf(uint64_t hash) {
+  return static_cast<uint32_t>(hash >> (64 - HyperLogLog::kPrecision));
+}
+inline uint8_t RankOf(uint64_t hash) {
+  // The sentinel bit caps the count of leading zeros at 50 (rank 51).
+  const uint64_t w = (hash << HyperLogLog::kPrecision) |
+                     (uint64_t{1} << (HyperLogLog::kPrecision - 1));
+  return static_cast<uint8_t>(std::countl_zero(w) + 1);
+}
+inline uint32_t SparseEntry(uint64_t hash) {
+  return (IndexOf(hash) << 8) | RankOf(hash);
+}
+
+inline uint32_t LoadU32(const char* p) {
+  const auto* b = reinterpret_cast<const unsigned char*>(p);
+  return uint32_t{b[0]} | uint32_t{b[1]} << 8 | uint32_t{b[2]} << 16 |
+         uint32_t{b[3]} << 24;
+}
+inline uint64_t LoadU64(const char* p) {
+  return uint64_t{LoadU32(p)} | uint64_t{LoadU32(p + 4)} << 32;
+}
+inline void AppendU32(std::string* out, uint32_t v) {
+  char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8),
+               static_cast<char>(v >> 16), static_cast<char>(v >> 24)};
+  out->append(b, 4);
+}
+
+// Byte-wise max; simple enough for the compiler to vectorize.
+inline void MaxInto(uint8_t* __restrict dst, const uint8_t* __restrict src) {
+  for (int i = 0; i < HyperLogLog::kRegisters; ++i) {
+    dst[i] = std::max(dst[i], src[i]);
+  }
+}
+// Largest byte; four independent chains so the vectorized loop is not bound
+// by the latency of a single accumulator.
+inline uint8_t MaxByte(const uint8_t* p) {
+  constexpr int kQuarter = HyperLogLog::kRegisters / 4;
+  uint8_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+  for (int i = 0; i < kQuarter; ++i) {
+    m0 = std::max(m0, p[i]);
+    m1 = std::max(m1, p[i + kQuarter]);
+    m2 = std::max(m2, p[i + 2 * kQuarter]);
+    m3 = std::max(m3, p[i + 3 * kQuarter]);
+  }
+  return std::max(std::max(m0, m1), std::max(m2, m3));
+}
+
+absl::Status Invalid(const std::string& msg) {
+  return absl::InvalidArgumentError(absl::StrCat("hll: ", msg));
+}
+
+// A validated serialized sketch; `body` points past the header (and count).
+struct View {
+  Encoding encoding = kEmpty;
+  uint32_t count = 0;
+  const char* body = nullptr;
+  uint8_t dense_max = 0;  // dense only: largest register
+};
+
+absl::StatusOr<View> Parse(std::string_view bytes) {
+  if (bytes.size() < kHeaderBytes) return Invalid("truncated header");
+  if (bytes[0] != 'H' || bytes[1] != 'L') return Invalid("bad magic");
+  if (static_cast<uint8_t>(bytes[2]) != kVersion) {
+    return Invalid(
+        absl::StrCat("unsupported version ", static_cast<uint8_t>(bytes[2])));
+  }
+  View v;
+  const uint8_t enc = static_cast<uint8_t>(bytes[3]);
+  switch (enc) {
+    case kEmpty:
+      if (bytes.size() != kHeaderBytes) {
+        return Invalid("trailing bytes after empty sketch");
+      }
+      v.encoding = kEmpty;
+      return v;
+    case kExact:
+    case kSparse: {
+      if (bytes.size() < kHeaderBytes + 4) return Invalid("truncated count");
+      v.encoding = static_cast<Encoding>(enc);
+      v.count = LoadU32(bytes.data() + kHeaderBytes);
+      v.body = bytes.data() + kHeaderBytes + 4;
+      const uint64_t limit =
+          enc == kExact ? HyperLogLog::kExactLimit : HyperLogLog::kRegisters;
+      if (v.count == 0 || v.count > limit) {
+        return Invalid(absl::StrCat(enc == kExact ? "exact" : "sparse",
+                                    " count ", v.count, " out of range 1..",
+                                    limit));
+      }
+      const uint64_t entry = enc == kExact ? 8 : 3;
+      if (bytes.size() != kHeaderBytes + 4 + entry * v.count) {
+        return Invalid(absl::StrCat("length ", bytes.size(), " does not match ",
+                                    enc == kExact ? "exact" : "sparse",
+                                    " count ", v.count));
+      }
+      if (enc == kExact) {
+        uint64_t prev = 0;
+        for (uint32_t i = 0; i < v.count; ++i) {
+          const uint64_t h = LoadU64(v.body + 8 * i);
+          if (i > 0 && h <= prev) return Invalid("exact hashes not ascending");
+          prev = h;
+        }
+      } else {
+        int prev = -1;
+        for (uint32_t i = 0; i < v.count; ++i) {
+          const auto* p =
+              reinterpret_cast<const unsigned char*>(v.body + 3 * i);
+          const int index = p[0] | p[1] << 8;
+          const int rank = p[2];
+          if (index >= HyperLogLog::kRegisters) {
+            return Invalid(
+                absl::StrCat("sparse index ", index, " out of range"));
+          }
+          if (index <= prev) return Invalid("sparse indexes not ascending");
+          if (rank == 0 || rank > kMaxRank) {
+            return Invalid(absl::StrCat("sparse rank ", rank,
+                                        " out of range 1..", kMaxRank));
+          }
+          prev = index;
+        }
+      }
+      return v;
+    }
+    case kDense: {
+      if (bytes.size() != kHeaderBytes + HyperLogLog::kRegisters) {
+        return Invalid(absl::StrCat("dense length ", bytes.size(),
+                                    ", expected ",
+                                    kHeaderBytes + HyperLogLog::kRegisters));
+      }
+      v.encoding = kDense;
+      v.body = bytes.data() + kHeaderBytes;
+      v.dense_max = MaxByte(reinterpret_cast<const uint8_t*>(v.body));
+      if (v.dense_max > kMaxRank) {
+        return Invalid(absl::StrCat("dense register value ", v.dense_max,
+                                    " out of range 0..", kMaxRank));
+      }
+      return v;
+    }
+    default:
+      return Invalid(absl::StrCat("unknown encoding ", enc));
+  }
+}
+
+// Ertl 2017, "New cardinality estimation algorithms for HyperLogLog
+// sketches", section 4 (the improved raw estimator; no bias tables).
+double Sigma(double x) {
+  if (x == 1.0) return std::numeric_limits<double>::infinity();
+  double y = 1.0, z = x, prev;
+  do {
+    x *= x;
+    prev = z;
+    z += x * y;
+    y += y;
+  } while (z != prev);
+  return z;
+}
+double Tau(double x) {
+  if (x == 0.0 || x == 1.0) return 0.0;
+  double y = 1.0, z = 1.0 - x, prev;
+  do {
+    x = std::sqrt(x);
+    prev = z;
+    y *= 0.5;
+    z -= (1.0 - x) * (1.0 - x) * y;
+  } while (z != prev);
+  return z / 3.0;
+}
+uint64_t EstimateFromHistogram(const uint32_t (&c)[kMaxRank + 1]) {
+  constexpr double m = HyperLogLog::kRegisters;
+  constexpr int q = 64 - HyperLogLog::kPrecision;  // 50
+  if (c[0] == HyperLogLog::kRegisters) return 0;
+  double z = m * Tau(1.0 - c[q + 1] / m);
+  for (int k = q; k >= 1; --k) z = 0.5 * (z + c[k]);
+  z += m * Sigma(c[0] / m);
+  const double alpha_inf = 1.0 / (2.0 * std::log(2.0));
+  return static_cast<uint64_t>(std::llround(alpha_inf * m * m / z));
+}
+
+}  // namespace
+
+uint64_t HyperLogLog::HashKey(uint64_t key) {
+  // splitmix64.
+  uint64_t z = key + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+bool HyperLogLog::empty() const {
+  return mode_ == Mode::kExact && exact_.empty();
+}
+
+void HyperLogLog::Add(uint64_t hash) {
+  switch (mode_) {
+    case Mode::kDense: {
+      uint8_t& r = dense_[IndexOf(hash)];
+      r = std::max(r, RankOf(hash));
+      return;
+    }
+    case Mode::kSparse:
+      AddRegister(IndexOf(hash), RankOf(hash));
+      return;
+    case Mode::kExact: {
+      auto it = std::lower_bound(exact_.begin(), exact_.end(), hash);
+      if (it != exact_.end() && *it == hash) return;
+      exact_.insert(it, hash);
+      if (exact_.size() > kExactLimit) ToSparse();
+      return;
+    }
+  }
+}
+
+void HyperLogLog::ToSparse() {
+  sparse_.clear();
+  sparse_.reserve(exact_.size());
+  for (uint64_t h : exact_) sparse_.push_back(SparseEntry(h));
+  std::sort(sparse_.begin(), sparse_.end());
+  // Keep the largest rank per index (the last of each run).
+  size_t out = 0;
+  for (size_t i = 0; i < sparse_.size(); ++i) {
+    if (i + 1 < sparse_.size() && (sparse_[i + 1] >> 8) == (sparse_[i] >> 8)) {
+      continue;
+    }
+    sparse_[out++] = sparse_[i];
+  }
+  sparse_.resize(out);
+  exact_.clear();
+  exact_.shrink_to_fit();
+  mode_ = Mode::kSparse;
+  if (sparse_.size() > kSparseLimit) ToDense();
+}
+
+void HyperLogLog::ToDense() {
+  dense_.assign(kRegisters, 0);
+  if (mode_ == Mode::kSparse) {
+    for (uint32_t e : sparse_) dense_[e >> 8] = static_cast<uint8_t>(e);
+  } else {
+    for (uint64_t h : exact_) {
+      uint8_t& r = dense_[IndexOf(h)];
+      r = std::max(r, RankOf(h));
+    }
+  }
+  sparse_.clear();
+  sparse_.shrink_to_fit();
+  exact_.clear();
+  exact_.shrink_to_fit();
+  mode_ = Mode::kDense;
+}
+
+void HyperLogLog::AddRegister(uint32_t index, uint8_t rank) {
+  const uint32_t key = index << 8;
+  auto it = std::lower_bound(sparse_.begin(), sparse_.end(), key);
+  if (it != sparse_.end() && (*it >> 8) == index) {
+    if ((*it & 0xff) < rank) *it = key | rank;
+    return;
+  }
+  sparse_.insert(it, key | rank);
+  if (sparse_.size() > kSparseLimit) ToDense();
+}
+
+void HyperLogLog::MergeSparseEntries(const uint32_t* entries, size_t n) {
+  // this is sparse; both lists sorted by index.
+  std::vector<uint32_t> out;
+  out.reserve(sparse_.size() + n);
+  size_t i = 0, j = 0;
+  while (i < sparse_.size() && j < n) {
+    const uint32_t a = sparse_[i], b = entries[j];
+    if ((a >> 8) < (b >> 8)) {
+      out.push_back(a);
+      ++i;
+    } else if ((b >> 8) < (a >> 8)) {
+      out.push_back(b);
+      ++j;
+    } else {
+      out.push_back(std::max(a, b));
+      ++i;
+      ++j;
+    }
+  }
+  out.insert(out.end(), sparse_.begin() + i, sparse_.end());
+  out.insert(out.end(), entries + j, entries + n);
+  sparse_ = std::move(out);
+  if (sparse_.size() > kSparseLimit) ToDense();
+}
+
+void HyperLogLog::Merge(const HyperLogLog& other) {
+  if (&other == this) return;
+  if (other.mode_ == Mode::kExact) {
+    for (uint64_t h : other.exact_) Add(h);
+    return;
+  }
+  if (mode_ == Mode::kExact) {
+    HyperLogLog result = other;
+    for (uint64_t h : exact_) result.Add(h);
+    *this = std::move(result);
+    return;
+  }
+  if (other.mode_ == Mode::kDense) {
+    if (mode_ == Mode::kSparse) {
+      std::vector<uint32_t> mine = std::move(sparse_);
+      dense_ = other.dense_;
+      sparse_.clear();
+      mode_ = Mode::kDense;
+      for (uint32_t e : mine) {
+        uint8_t& r = dense_[e >> 8];
+        r = std::max(r, static_cast<uint8_t>(e));
+      }
+      return;
+    }
+    MaxInto(dense_.data(), other.dense_.data());
+    return;
+  }
+  // other is sparse.
+  if (mode_ == Mode::kDense) {
+    for (uint32_t e : other.sparse_) {
+      uint8_t& r = dense_[e >> 8];
+      r = std::max(r, static_cast<uint8_t>(e));
+    }
+    return;
+  }
+  MergeSparseEntries(other.sparse_.data(), other.sparse_.size());
+}
+
+absl::Status HyperLogLog::MergeSerialized(std::string_view bytes) {
+  absl::StatusOr<View> parsed = Parse(bytes);
+  if (!parsed.ok()) return parsed.status();
+  const View& v = *parsed;
+  switch (v.encoding) {
+    case kEmpty:
+      return absl::OkStatus();
+    case kExact:
+      for (uint32_t i = 0; i < v.count; ++i) Add(LoadU64(v.body + 8 * i));
+      return absl::OkStatus();
+    case kSparse: {
+      if (mode_ == Mode::kDense) {
+        const auto* p = reinterpret_cast<const unsigned char*>(v.body);
+        for (uint32_t i = 0; i < v.count; ++i, p += 3) {
+          uint8_t& r = dense_[p[0] | p[1] << 8];
+          r = std::max(r, p[2]);
+        }
+        return absl::OkStatus();
+      }
+      break;
+    }
+    case kDense:
+      if (v.dense_max == 0) return absl::OkStatus();
+      if (mode_ == Mode::kDense) {
+        MaxInto(dense_.data(), reinterpret_cast<const uint8_t*>(v.body));
+        return absl::OkStatus();
+      }
+      break;
+  }
+  absl::StatusOr<HyperLogLog> other = Deserialize(bytes);
+  if (!other.ok()) return other.status();
+  Merge(*other);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HyperLogLog> HyperLogLog::Deserialize(std::string_view bytes) {
+  absl::StatusOr<View> parsed = Parse(bytes);
+  if (!parsed.ok()) return parsed.status();
+  const View& v = *parsed;
+  HyperLogLog h;
+  switch (v.encoding) {
+    case kEmpty:
+      break;
+    case kExact:
+      h.exact_.resize(v.count);
+      for (uint32_t i = 0; i < v.count; ++i) {
+        h.exact_[i] = LoadU64(v.body + 8 * i);
+      }
+      break;
+    case kSparse: {
+      h.mode_ = Mode::kSparse;
+      h.sparse_.resize(v.count);
+      const auto* p = reinterpret_cast<const unsigned char*>(v.body);
+      for (uint32_t i = 0; i < v.count; ++i, p += 3) {
+        h.sparse_[i] = uint32_t{p[0]} << 8 | uint32_t{p[1]} << 16 | p[2];
+      }
+      if (h.sparse_.size() > kSparseLimit) h.ToDense();
+      break;
+    }
+    case kDense:
+      // An all-zero dense sketch is the empty sketch.
+      if (v.dense_max == 0) break;
+      h.mode_ = Mode::kDense;
+      h.dense_.assign(reinterpret_cast<const uint8_t*>(v.body),
+                      reinterpret_cast<const uint8_t*>(v.body) + kRegisters);
+      break;
+  }
+  return h;
+}
+
+std::string HyperLogLog::Serialize() const {
+  std::string out;
+  SerializeTo(&out);
+  return out;
+}
+
+void HyperLogLog::SerializeTo(std::string* out) const {
+  out->clear();
+  const char header[3] = {'H', 'L', static_cast<char>(kVersion)};
+  out->append(header, 3);
+  switch (mode_) {
+    case Mode::kExact: {
+      if (exact_.empty()) {
+        out->push_back(static_cast<char>(kEmpty));
+        return;
+      }
+      out->push_back(static_cast<char>(kExact));
+      AppendU32(out, static_cast<uint32_t>(exact_.size()));
+      const size_t base = out->size();
+      out->resize(base + 8 * exact_.size());
+      char* p = out->data() + base;
+      for (uint64_t h : exact_) {
+        for (int b = 0; b < 8; ++b) *p++ = static_cast<char>(h >> (8 * b));
+      }
+      return;
+    }
+    case Mode::kSparse: {
+      out->push_back(static_cast<char>(kSparse));
+      AppendU32(out, static_cast<uint32_t>(sparse_.size()));
+      const size_t base = out->size();
+      out->resize(base + 3 * sparse_.size());
+      char* p = out->data() + base;
+      for (uint32_t e : sparse_) {
+        *p++ = static_cast<char>(e >> 8);
+        *p++ = static_cast<char>(e >> 16);
+        *p++ = static_cast<char>(e);
+      }
+      return;
+    }
+    case Mode::kDense:
+      out->push_back(static_cast<char>(kDense));
+      out->append(reinterpret_cast<const char*>(dense_.data()), kRegisters);
+      return;
+  }
+}
+
+uint64_t HyperLogLog::Estimate() const {
+  if (mode_ == Mode::kExact) return exact_.size();
+  uint32_t c[kMaxRank + 1] = {};
+  if (mode_ == Mode::kSparse) {
+    c[0] = kRegisters - static_cast<uint32_t>(sparse_.size());
+    for (uint32_t e : sparse_) ++c[e & 0xff];
+  } else {
+    // Four partial histograms avoid a store-to-load dependency per byte.
+    uint32_t part[4][kMaxRank + 1] = {};
+    const uint8_t* d = dense_.data();
+    for (int i = 0; i < kRegisters; i += 4) {
+      ++part[0][d[i]];
+      ++part[1][d[i + 1]];
+      ++part[2][d[i + 2]];
+      ++part[3][d[i + 3]];
+    }
+    for (int k = 0; k <= kMaxRank; ++k) {
+      c[k] = part[0][k] + part[1][k] + part[2][k] + part[3][k];
+    }
+  }
+  return EstimateFromHistogram(c);
+}
+
+}  // namespace analytics

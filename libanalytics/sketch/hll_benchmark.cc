@@ -1,0 +1,71 @@
+// Microbenchmarks for the HyperLogLog sketch. Run by hand:
+//   build/bin/hll_benchmark
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "libanalytics/sketch/hll.h"
+
+namespace analytics {
+namespace {
+
+HyperLogLog Dense(uint64_t seed, uint64_t n = 100000) {
+  HyperLogLog h;
+  for (uint64_t i = 0; i < n; ++i) h.Add(HyperLogLog::HashKey(seed << 32 | i));
+  return h;
+}
+
+void BM_AddDense(benchmark::State& state) {
+  HyperLogLog h = Dense(1);
+  uint64_t i = 0;
+  for (auto _ : state) h.Add(HyperLogLog::HashKey(i++));
+  benchmark::DoNotOptimize(h);
+}
+BENCHMARK(BM_AddDense);
+
+void BM_AddSparse(benchmark::State& state) {
+  // Grows a fresh sketch from empty through exact and sparse (n adds each).
+  const int64_t n = state.range(0);
+  for (auto _ : state) {
+    HyperLogLog h;
+    for (int64_t i = 0; i < n; ++i) h.Add(HyperLogLog::HashKey(i));
+    benchmark::DoNotOptimize(h);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_AddSparse)->Arg(1000)->Arg(4000);
+
+void BM_MergeDense(benchmark::State& state) {
+  HyperLogLog a = Dense(1), b = Dense(2);
+  for (auto _ : state) {
+    a.Merge(b);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_MergeDense);
+
+void BM_MergeSerializedDense(benchmark::State& state) {
+  HyperLogLog a = Dense(1);
+  const std::string b = Dense(2).Serialize();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(a.MergeSerialized(b));
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_MergeSerializedDense);
+
+void BM_EstimateDense(benchmark::State& state) {
+  HyperLogLog a = Dense(1);
+  for (auto _ : state) benchmark::DoNotOptimize(a.Estimate());
+}
+BENCHMARK(BM_EstimateDense);
+
+void BM_EstimateSparse(benchmark::State& state) {
+  HyperLogLog a = Dense(1, 2000);
+  for (auto _ : state) benchmark::DoNotOptimize(a.Estimate());
+}
+BENCHMARK(BM_EstimateSparse);
+
+}  // namespace
+}  // namespace analytics

@@ -1,0 +1,312 @@
+#include "libanalytics/sketch/hll.h"
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+namespace analytics {
+namespace {
+
+std::vector<uint64_t> Hashes(uint64_t seed, size_t n) {
+  std::vector<uint64_t> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = HyperLogLog::HashKey(seed * 0x100000000ULL + i);
+  }
+  return out;
+}
+
+HyperLogLog Build(const std::vector<uint64_t>& hashes) {
+  HyperLogLog h;
+  for (uint64_t x : hashes) h.Add(x);
+  return h;
+}
+
+uint8_t Encoding(const std::string& s) { return static_cast<uint8_t>(s[3]); }
+
+TEST(HyperLogLogTest, EmptySketch) {
+  HyperLogLog h;
+  EXPECT_TRUE(h.empty());
+  EXPECT_EQ(h.Estimate(), 0u);
+  EXPECT_EQ(h.Serialize(), std::string("HL\x01\x00", 4));
+}
+
+TEST(HyperLogLogTest, ExactCountsForSmallSets) {
+  for (size_t n : {1, 2, 10, 63, 64}) {
+    std::vector<uint64_t> hashes = Hashes(7, n);
+    HyperLogLog h;
+    for (int rep = 0; rep < 3; ++rep) {
+      for (uint64_t x : hashes) h.Add(x);
+    }
+    EXPECT_FALSE(h.empty());
+    EXPECT_EQ(h.Estimate(), n);
+    EXPECT_EQ(Encoding(h.Serialize()), 1) << n;
+  }
+}
+
+TEST(HyperLogLogTest, SmallEstimatesAfterLeavingExactMode) {
+  for (size_t n : {65, 100, 500, 2000}) {
+    HyperLogLog h = Build(Hashes(3, n));
+    EXPECT_EQ(Encoding(h.Serialize()), 2) << n;
+    EXPECT_NEAR(static_cast<double>(h.Estimate()), n, 0.02 * n + 1) << n;
+  }
+  HyperLogLog dense = Build(Hashes(3, 20000));
+  EXPECT_EQ(Encoding(dense.Serialize()), 3);
+}
+
+TEST(HyperLogLogTest, SparseSmallerThanDenseWhenSerialized) {
+  // The largest sparse sketch must still be smaller than a dense one.
+  HyperLogLog h;
+  uint64_t i = 0;
+  std::string s;
+  for (;;) {
+    h.Add(HyperLogLog::HashKey(i++));
+    h.SerializeTo(&s);
+    if (Encoding(s) == 3) break;
+    EXPECT_LT(s.size(), 4u + HyperLogLog::kRegisters);
+  }
+}
+
+TEST(HyperLogLogTest, RelativeErrorAtScale) {
+  for (size_t n : {1000, 10000, 100000, 1000000}) {
+    double sum_abs = 0;
+    constexpr int kSeeds = 5;
+    for (int seed = 1; seed <= kSeeds; ++seed) {
+      HyperLogLog h = Build(Hashes(seed * 1000 + n, n));
+      const double err =
+          (static_cast<double>(h.Estimate()) - static_cast<double>(n)) / n;
+      EXPECT_LT(std::abs(err), 0.02) << "n=" << n << " seed=" << seed;
+      sum_abs += std::abs(err);
+    }
+    EXPECT_LT(sum_abs / kSeeds, 0.01) << "n=" << n;
+  }
+}
+
+TEST(HyperLogLogTest, MergeEqualsAddingToOneSketch) {
+  const std::vector<std::pair<size_t, size_t>> splits = {
+      {0, 0},     {0, 10},    {10, 0},     {30, 30},      {40, 40},
+      {64, 64},   {100, 5},   {5, 100},    {1000, 1000},  {3000, 3000},
+      {50, 9000}, {9000, 50}, {20000, 10}, {20000, 20000}};
+  for (const auto& [na, nb] : splits) {
+    std::vector<uint64_t> a = Hashes(11, na);
+    std::vector<uint64_t> b = Hashes(12, nb);
+    // Some overlap between the two sides.
+    if (!a.empty() && !b.empty()) b[0] = a[0];
+    HyperLogLog all;
+    for (uint64_t x : a) all.Add(x);
+    for (uint64_t x : b) all.Add(x);
+    HyperLogLog ha = Build(a), hb = Build(b);
+    HyperLogLog ab = ha;
+    ab.Merge(hb);
+    HyperLogLog ba = hb;
+    ba.Merge(ha);
+    EXPECT_EQ(ab.Estimate(), all.Estimate()) << na << "," << nb;
+    EXPECT_EQ(ab.Serialize(), all.Serialize()) << na << "," << nb;
+    EXPECT_EQ(ba.Serialize(), all.Serialize()) << na << "," << nb;
+    // Serialized merge gives the same result.
+    HyperLogLog viaser = ha;
+    ASSERT_TRUE(viaser.MergeSerialized(hb.Serialize()).ok());
+    EXPECT_EQ(viaser.Serialize(), all.Serialize()) << na << "," << nb;
+    HyperLogLog viaser2 = hb;
+    ASSERT_TRUE(viaser2.MergeSerialized(ha.Serialize()).ok());
+    EXPECT_EQ(viaser2.Serialize(), all.Serialize()) << na << "," << nb;
+    // Idempotent.
+    HyperLogLog twice = ab;
+    twice.Merge(hb);
+    twice.Merge(ha);
+    twice.Merge(twice);
+    EXPECT_EQ(twice.Serialize(), all.Serialize()) << na << "," << nb;
+  }
+}
+
+TEST(HyperLogLogTest, MergeIsAssociative) {
+  std::vector<HyperLogLog> parts;
+  for (size_t n : {10, 200, 5000, 30000}) parts.push_back(Build(Hashes(n, n)));
+  HyperLogLog left;
+  for (const auto& p : parts) left.Merge(p);
+  HyperLogLog right;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) right.Merge(*it);
+  HyperLogLog pairs = parts[0];
+  HyperLogLog tail = parts[2];
+  tail.Merge(parts[3]);
+  pairs.Merge(parts[1]);
+  pairs.Merge(tail);
+  EXPECT_EQ(left.Serialize(), right.Serialize());
+  EXPECT_EQ(left.Serialize(), pairs.Serialize());
+}
+
+TEST(HyperLogLogTest, RoundTripEachMode) {
+  for (size_t n : {0, 1, 64, 65, 1000, 4000, 100000}) {
+    HyperLogLog h = Build(Hashes(5, n));
+    const std::string s = h.Serialize();
+    absl::StatusOr<HyperLogLog> back = HyperLogLog::Deserialize(s);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->Serialize(), s);
+    EXPECT_EQ(back->Estimate(), h.Estimate());
+    EXPECT_EQ(back->empty(), n == 0);
+    // Continuing to add after a round trip behaves like the original.
+    std::vector<uint64_t> more = Hashes(6, 100);
+    for (uint64_t x : more) {
+      h.Add(x);
+      back->Add(x);
+    }
+    EXPECT_EQ(back->Serialize(), h.Serialize());
+  }
+}
+
+TEST(HyperLogLogTest, DenseMergeSerializedIntoDense) {
+  HyperLogLog a = Build(Hashes(21, 50000));
+  HyperLogLog b = Build(Hashes(22, 50000));
+  HyperLogLog expected = a;
+  expected.Merge(b);
+  ASSERT_TRUE(a.MergeSerialized(b.Serialize()).ok());
+  EXPECT_EQ(a.Serialize(), expected.Serialize());
+  EXPECT_NEAR(static_cast<double>(a.Estimate()), 100000, 2000);
+}
+
+TEST(HyperLogLogTest, AllZeroDenseIsEmpty) {
+  std::string s("HL\x01\x03", 4);
+  s.append(HyperLogLog::kRegisters, '\0');
+  absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(s);
+  ASSERT_TRUE(h.ok());
+  EXPECT_TRUE(h->empty());
+  EXPECT_EQ(h->Estimate(), 0u);
+}
+
+void ExpectInvalid(std::string_view bytes) {
+  absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(bytes);
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument)
+      << "size " << bytes.size();
+  HyperLogLog target = Build(Hashes(1, 20000));
+  const std::string before = target.Serialize();
+  EXPECT_EQ(target.MergeSerialized(bytes).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(target.Serialize(), before);  // unchanged on error
+}
+
+TEST(HyperLogLogTest, RejectsSpecificCorruptions) {
+  ExpectInvalid("");
+  ExpectInvalid("HL");
+  ExpectInvalid(std::string("XL\x01\x00", 4));
+  ExpectInvalid(std::string("HL\x02\x00", 4));
+  ExpectInvalid(std::string("HL\x01\x04", 4));
+  ExpectInvalid(std::string("HL\x01\x00\x00", 5));
+  // Exact: zero count, too many, unsorted, duplicate.
+  ExpectInvalid(std::string("HL\x01\x01\x00\x00\x00\x00", 8));
+  {
+    std::string s("HL\x01\x01\x41\x00\x00\x00", 8);
+    s.append(65 * 8, '\x01');
+    ExpectInvalid(s);
+  }
+  {
+    std::string s("HL\x01\x01\x02\x00\x00\x00", 8);
+    s.append(std::string("\x02\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0", 16));
+    ExpectInvalid(s);
+    s = std::string("HL\x01\x01\x02\x00\x00\x00", 8) +
+        std::string("\x02\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0", 16);
+    ExpectInvalid(s);
+  }
+  // Sparse: index out of range, rank 0, rank 52, unsorted, huge count.
+  const std::string sp("HL\x01\x02\x01\x00\x00\x00", 8);
+  ExpectInvalid(sp + std::string("\x00\x40\x01", 3));
+  ExpectInvalid(sp + std::string("\x05\x00\x00", 3));
+  ExpectInvalid(sp + std::string("\x05\x00\x34", 3));
+  EXPECT_TRUE(
+      HyperLogLog::Deserialize(sp + std::string("\xff\x3f\x33", 3)).ok());
+  ExpectInvalid(std::string("HL\x01\x02\x02\x00\x00\x00", 8) +
+                std::string("\x05\x00\x01\x04\x00\x01", 6));
+  ExpectInvalid(std::string("HL\x01\x02\x02\x00\x00\x00", 8) +
+                std::string("\x05\x00\x01\x05\x00\x01", 6));
+  ExpectInvalid(std::string("HL\x01\x02\xff\xff\xff\xff", 8));
+  // Dense: register above 51, wrong length.
+  {
+    std::string s("HL\x01\x03", 4);
+    s.append(HyperLogLog::kRegisters, '\x01');
+    s[100] = 52;
+    ExpectInvalid(s);
+    s[100] = 51;
+    EXPECT_TRUE(HyperLogLog::Deserialize(s).ok());
+    ExpectInvalid(s + "x");
+  }
+  absl::StatusOr<HyperLogLog> bad =
+      HyperLogLog::Deserialize(std::string("XL\x01\x00", 4));
+  EXPECT_NE(bad.status().message().find("magic"), std::string::npos);
+}
+
+TEST(HyperLogLogTest, RejectsEveryTruncation) {
+  for (size_t n : {1, 64, 65, 2000, 100000}) {
+    const std::string s = Build(Hashes(9, n)).Serialize();
+    for (size_t len = 0; len < s.size(); ++len) {
+      ASSERT_FALSE(
+          HyperLogLog::Deserialize(std::string_view(s).substr(0, len)).ok())
+          << "n=" << n << " len=" << len;
+    }
+    ExpectInvalid(std::string_view(s).substr(0, s.size() - 1));
+    EXPECT_FALSE(HyperLogLog::Deserialize(s + '\0').ok());
+  }
+}
+
+TEST(HyperLogLogTest, GarbageNeverCrashes) {
+  std::mt19937_64 rng(42);
+  HyperLogLog target = Build(Hashes(2, 20000));
+  std::vector<std::string> valid;
+  for (size_t n : {0, 3, 64, 65, 700, 100000}) {
+    valid.push_back(Build(Hashes(n + 1, n)).Serialize());
+  }
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string s;
+    switch (iter % 3) {
+      case 0: {  // random bytes
+        s.resize(rng() % 64);
+        for (char& c : s) c = static_cast<char>(rng());
+        break;
+      }
+      case 1: {  // a valid header with a random body
+        s = std::string("HL\x01", 3);
+        s.push_back(static_cast<char>(rng() % 5));
+        const size_t len = rng() % 3 == 0 ? 4 + rng() % 200 : rng() % 40;
+        for (size_t i = 0; i < len; ++i) s.push_back(static_cast<char>(rng()));
+        if (iter % 7 == 0 && s.size() >= 8) {  // plausible count
+          s[4] = static_cast<char>((s.size() - 8) / 3);
+          s[5] = s[6] = s[7] = 0;
+        }
+        break;
+      }
+      case 2: {  // a valid encoding with a few bytes flipped
+        s = valid[rng() % valid.size()];
+        for (int k = 0; k < 3; ++k) {
+          s[rng() % s.size()] ^= static_cast<char>(1 + rng() % 255);
+        }
+        break;
+      }
+    }
+    absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(s);
+    if (h.ok()) {
+      EXPECT_EQ(h->Serialize().size() <= s.size() + 4 * 16384, true);
+      (void)h->Estimate();
+      HyperLogLog copy = target;
+      copy.Merge(*h);
+      EXPECT_GE(copy.Estimate(), 1u);
+    } else {
+      EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
+    }
+    HyperLogLog copy = target;
+    EXPECT_EQ(copy.MergeSerialized(s).ok(), h.ok());
+  }
+}
+
+TEST(HyperLogLogTest, HashKeyMixes) {
+  EXPECT_NE(HyperLogLog::HashKey(0), 0u);
+  EXPECT_NE(HyperLogLog::HashKey(1), HyperLogLog::HashKey(2));
+  // Consecutive keys spread over the registers.
+  HyperLogLog h;
+  for (uint64_t i = 0; i < 200000; ++i) h.Add(HyperLogLog::HashKey(i));
+  EXPECT_NEAR(static_cast<double>(h.Estimate()), 200000, 4000);
+}
+
+}  // namespace
+}  // namespace analytics
