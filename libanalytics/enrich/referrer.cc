@@ -1,0 +1,263 @@
+#include "libanalytics/enrich/referrer.h"
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "libanalytics/enrich/string_util.h"
+#include "libanalytics/enrich/url.h"
+namespace analytics {
+namespace {
+
+using enrich_internal::StripWhitespace;
+
+struct HostSource {
+  std::string_view host;
+  std::string_view source;
+};
+
+// Exact hosts (after NormalizeHost). A host also matches when it is a
+// subdomain of an entry ("m.facebook.com" -> "facebook.com"). Android app
+// referrers ("android-app://com.google.android.gm") use the package name.
+constexpr HostSource kHosts[] = {
+    {"news.ycombinator.com", "Hacker News"},
+    {"hn.algolia.com", "Hacker News"},
+    {"t.co", "Twitter"},
+    {"twitter.com", "Twitter"},
+    {"x.com", "Twitter"},
+    {"com.twitter.android", "Twitter"},
+    {"facebook.com", "Facebook"},
+    {"fb.com", "Facebook"},
+    {"fb.me", "Facebook"},
+    {"com.facebook.katana", "Facebook"},
+    {"instagram.com", "Instagram"},
+    {"com.instagram.android", "Instagram"},
+    {"threads.net", "Threads"},
+    {"linkedin.com", "LinkedIn"},
+    {"lnkd.in", "LinkedIn"},
+    {"com.linkedin.android", "LinkedIn"},
+    {"reddit.com", "Reddit"},
+    {"redd.it", "Reddit"},
+    {"com.reddit.frontpage", "Reddit"},
+    {"youtube.com", "YouTube"},
+    {"youtu.be", "YouTube"},
+    {"com.google.android.youtube", "YouTube"},
+    {"github.com", "GitHub"},
+    {"gitlab.com", "GitLab"},
+    {"bing.com", "Bing"},
+    {"duckduckgo.com", "DuckDuckGo"},
+    {"baidu.com", "Baidu"},
+    {"ya.ru", "Yandex"},
+    {"search.brave.com", "Brave"},
+    {"ecosia.org", "Ecosia"},
+    {"qwant.com", "Qwant"},
+    {"startpage.com", "Startpage"},
+    {"kagi.com", "Kagi"},
+    {"search.naver.com", "Naver"},
+    {"naver.com", "Naver"},
+    {"seznam.cz", "Seznam"},
+    {"sogou.com", "Sogou"},
+    {"so.com", "360 Search"},
+    {"ask.com", "Ask"},
+    {"aol.com", "AOL"},
+    {"petalsearch.com", "Petal Search"},
+    {"mail.google.com", "Gmail"},
+    {"com.google.android.gm", "Gmail"},
+    {"news.google.com", "Google News"},
+    {"com.google.android.googlequicksearchbox", "Google"},
+    {"com.google.android.gms", "Google"},
+    {"outlook.live.com", "Outlook.com"},
+    {"outlook.office.com", "Outlook.com"},
+    {"outlook.office365.com", "Outlook.com"},
+    {"mail.yahoo.com", "Yahoo! Mail"},
+    {"pinterest.com", "Pinterest"},
+    {"pin.it", "Pinterest"},
+    {"tiktok.com", "TikTok"},
+    {"vk.com", "VKontakte"},
+    {"ok.ru", "Odnoklassniki"},
+    {"t.me", "Telegram"},
+    {"web.telegram.org", "Telegram"},
+    {"org.telegram.messenger", "Telegram"},
+    {"wa.me", "WhatsApp"},
+    {"whatsapp.com", "WhatsApp"},
+    {"discord.com", "Discord"},
+    {"discordapp.com", "Discord"},
+    {"slack.com", "Slack"},
+    {"com.slack", "Slack"},
+    {"medium.com", "Medium"},
+    {"substack.com", "Substack"},
+    {"producthunt.com", "Product Hunt"},
+    {"stackoverflow.com", "Stack Overflow"},
+    {"wikipedia.org", "Wikipedia"},
+    {"quora.com", "Quora"},
+    {"twitch.tv", "Twitch"},
+    {"flipboard.com", "Flipboard"},
+    {"feedly.com", "Feedly"},
+    {"lobste.rs", "Lobsters"},
+    {"dev.to", "DEV"},
+    {"bsky.app", "Bluesky"},
+    {"mastodon.social", "Mastodon"},
+    {"chatgpt.com", "ChatGPT"},
+    {"chat.openai.com", "ChatGPT"},
+    {"perplexity.ai", "Perplexity"},
+    {"claude.ai", "Claude"},
+    {"gemini.google.com", "Gemini"},
+    {"copilot.microsoft.com", "Copilot"},
+};
+
+// Brands matched on any top-level domain: the label just left of the public
+// suffix ("google" in "google.de", "www.google.co.uk", "google.com.br").
+constexpr HostSource kBrands[] = {
+    {"google", "Google"},       {"yahoo", "Yahoo!"},
+    {"yandex", "Yandex"},       {"bing", "Bing"},
+    {"baidu", "Baidu"},         {"duckduckgo", "DuckDuckGo"},
+    {"ecosia", "Ecosia"},       {"qwant", "Qwant"},
+    {"startpage", "Startpage"}, {"pinterest", "Pinterest"},
+    {"amazon", "Amazon"},       {"ebay", "eBay"},
+    {"facebook", "Facebook"},   {"instagram", "Instagram"},
+    {"linkedin", "LinkedIn"},   {"reddit", "Reddit"},
+    {"youtube", "YouTube"},     {"twitter", "Twitter"},
+    {"naver", "Naver"},         {"seznam", "Seznam"},
+};
+
+// Second-level labels of two-label public suffixes such as "co.uk",
+// "com.br", "ne.jp" (only considered when the top-level label has two
+// letters, i.e. is a country code).
+constexpr std::string_view kSecondLevel[] = {
+    "co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "gob", "go"};
+
+using Table = absl::flat_hash_map<std::string_view, std::string_view>;
+
+const Table& Hosts() {
+  static const Table* table = [] {
+    auto* t = new Table();
+    for (const HostSource& h : kHosts) t->try_emplace(h.host, h.source);
+    return t;
+  }();
+  return *table;
+}
+
+const Table& Brands() {
+  static const Table* table = [] {
+    auto* t = new Table();
+    for (const HostSource& h : kBrands) t->try_emplace(h.host, h.source);
+    return t;
+  }();
+  return *table;
+}
+
+// The label left of the public suffix, approximated as the last label, or the
+// last two for "<co|com|...>.<cc>".
+std::string_view BrandLabel(std::string_view host) {
+  size_t last_dot = host.rfind('.');
+  if (last_dot == std::string_view::npos || last_dot == 0) return {};
+  std::string_view tld = host.substr(last_dot + 1);
+  std::string_view rest = host.substr(0, last_dot);
+  size_t dot = rest.rfind('.');
+  std::string_view label =
+      dot == std::string_view::npos ? rest : rest.substr(dot + 1);
+  if (tld.size() == 2 && dot != std::string_view::npos) {
+    for (std::string_view sl : kSecondLevel) {
+      if (label == sl) {
+        rest = rest.substr(0, dot);
+        size_t d2 = rest.rfind('.');
+        return d2 == std::string_view::npos ? rest : rest.substr(d2 + 1);
+      }
+    }
+  }
+  return label;
+}
+
+std::string ParamSource(std::string_view query) {
+  for (std::string_view key : {"utm_source", "ref", "source"}) {
+    std::optional<std::string> v = QueryParam(query, key);
+    if (v.has_value()) {
+      std::string_view trimmed = StripWhitespace(*v);
+      if (!trimmed.empty()) return std::string(trimmed);
+    }
+  }
+  return "";
+}
+
+std::string Utm(std::string_view query, std::string_view key) {
+  std::optional<std::string> v = QueryParam(query, key);
+  if (!v.has_value()) return "";
+  return std::string(StripWhitespace(*v));
+}
+
+bool IsSelfReferral(std::string_view host, std::string_view site) {
+  if (site.empty()) return false;
+  if (host == site) return true;
+  return host.size() > site.size() && host.ends_with(site) &&
+         host[host.size() - site.size() - 1] == '.';
+}
+
+}  // namespace
+
+std::string SourceForHost(std::string_view host) {
+  if (host.empty()) return "";
+  const Table& hosts = Hosts();
+  // The host itself, then each parent domain with at least two labels.
+  std::string_view h = host;
+  while (true) {
+    if (auto it = hosts.find(h); it != hosts.end()) {
+      return std::string(it->second);
+    }
+    size_t dot = h.find('.');
+    if (dot == std::string_view::npos) break;
+    h = h.substr(dot + 1);
+    if (h.find('.') == std::string_view::npos) break;
+  }
+  std::string_view brand = BrandLabel(host);
+  if (!brand.empty()) {
+    const Table& brands = Brands();
+    if (auto it = brands.find(brand); it != brands.end()) {
+      return std::string(it->second);
+    }
+  }
+  return std::string(host);
+}
+
+Acquisition ParseAcquisition(std::string_view page_url,
+                             std::string_view referrer,
+                             std::string_view site_domain) {
+  Acquisition acq;
+  const UrlParts page = SplitUrl(page_url);
+  // Most page URLs carry no campaign parameters: skip the lookups then.
+  if (page.query.find("utm_") != std::string_view::npos) {
+    acq.utm_source = Utm(page.query, "utm_source");
+    acq.utm_medium = Utm(page.query, "utm_medium");
+    acq.utm_campaign = Utm(page.query, "utm_campaign");
+    acq.utm_term = Utm(page.query, "utm_term");
+    acq.utm_content = Utm(page.query, "utm_content");
+    acq.source = acq.utm_source;
+  }
+  if (acq.source.empty() &&
+      (page.query.find("ref") != std::string_view::npos ||
+       page.query.find("source") != std::string_view::npos)) {
+    acq.source = ParamSource(page.query);
+  }
+
+  referrer = StripWhitespace(referrer);
+  if (referrer.empty()) return acq;
+  const UrlParts ref = SplitUrl(referrer);
+  std::string host = NormalizeHost(ref.host);
+  if (host.empty()) return acq;
+
+  // The site domain may arrive as a URL or with "www."; compare normalized.
+  std::string site =
+      NormalizeHost(site_domain.find("://") != std::string_view::npos
+                        ? SplitUrl(site_domain).host
+                        : site_domain);
+  if (IsSelfReferral(host, site)) return acq;
+
+  if (acq.source.empty()) acq.source = SourceForHost(host);
+  acq.referrer = std::move(host);
+  acq.referrer.append(NormalizePath(ref.path));
+  return acq;
+}
+
+}  // namespace analytics

@@ -1,0 +1,138 @@
+#include "libanalytics/enrich/referrer.h"
+
+#include "gtest/gtest.h"
+
+namespace analytics {
+namespace {
+
+TEST(SourceForHostTest, KnownHosts) {
+  EXPECT_EQ(SourceForHost(""), "");
+  EXPECT_EQ(SourceForHost("google.com"), "Google");
+  EXPECT_EQ(SourceForHost("google.de"), "Google");
+  EXPECT_EQ(SourceForHost("google.co.uk"), "Google");
+  EXPECT_EQ(SourceForHost("google.com.br"), "Google");
+  EXPECT_EQ(SourceForHost("images.google.fr"), "Google");
+  EXPECT_EQ(SourceForHost("mail.google.com"), "Gmail");
+  EXPECT_EQ(SourceForHost("bing.com"), "Bing");
+  EXPECT_EQ(SourceForHost("cn.bing.com"), "Bing");
+  EXPECT_EQ(SourceForHost("duckduckgo.com"), "DuckDuckGo");
+  EXPECT_EQ(SourceForHost("search.yahoo.com"), "Yahoo!");
+  EXPECT_EQ(SourceForHost("yahoo.co.jp"), "Yahoo!");
+  EXPECT_EQ(SourceForHost("yandex.ru"), "Yandex");
+  EXPECT_EQ(SourceForHost("baidu.com"), "Baidu");
+  EXPECT_EQ(SourceForHost("news.ycombinator.com"), "Hacker News");
+  EXPECT_EQ(SourceForHost("reddit.com"), "Reddit");
+  EXPECT_EQ(SourceForHost("old.reddit.com"), "Reddit");
+  EXPECT_EQ(SourceForHost("t.co"), "Twitter");
+  EXPECT_EQ(SourceForHost("twitter.com"), "Twitter");
+  EXPECT_EQ(SourceForHost("x.com"), "Twitter");
+  EXPECT_EQ(SourceForHost("m.facebook.com"), "Facebook");
+  EXPECT_EQ(SourceForHost("l.instagram.com"), "Instagram");
+  EXPECT_EQ(SourceForHost("lnkd.in"), "LinkedIn");
+  EXPECT_EQ(SourceForHost("linkedin.com"), "LinkedIn");
+  EXPECT_EQ(SourceForHost("m.youtube.com"), "YouTube");
+  EXPECT_EQ(SourceForHost("github.com"), "GitHub");
+  EXPECT_EQ(SourceForHost("en.m.wikipedia.org"), "Wikipedia");
+  EXPECT_EQ(SourceForHost("com.google.android.gm"), "Gmail");
+  EXPECT_EQ(SourceForHost("com.google.android.googlequicksearchbox"), "Google");
+}
+
+TEST(SourceForHostTest, UnknownHostsPassThrough) {
+  EXPECT_EQ(SourceForHost("example.org"), "example.org");
+  EXPECT_EQ(SourceForHost("blog.example.co.uk"), "blog.example.co.uk");
+  EXPECT_EQ(SourceForHost("googleusercontent.com"), "googleusercontent.com");
+  EXPECT_EQ(SourceForHost("notx.com"), "notx.com");
+  EXPECT_EQ(SourceForHost("localhost"), "localhost");
+  EXPECT_EQ(SourceForHost("com.example.app"), "com.example.app");
+}
+
+TEST(ParseAcquisitionTest, Direct) {
+  Acquisition a = ParseAcquisition("https://example.com/", "", "example.com");
+  EXPECT_EQ(a.source, "");
+  EXPECT_EQ(a.referrer, "");
+}
+
+TEST(ParseAcquisitionTest, ReferrerHostAndPath) {
+  Acquisition a =
+      ParseAcquisition("https://example.com/blog",
+                       "https://news.ycombinator.com/item?id=1", "example.com");
+  EXPECT_EQ(a.source, "Hacker News");
+  EXPECT_EQ(a.referrer, "news.ycombinator.com/item");
+
+  a = ParseAcquisition("https://example.com/", "https://WWW.Google.de/",
+                       "example.com");
+  EXPECT_EQ(a.source, "Google");
+  EXPECT_EQ(a.referrer, "google.de/");
+
+  a = ParseAcquisition("https://example.com/", "https://other.net/a/b/",
+                       "example.com");
+  EXPECT_EQ(a.source, "other.net");
+  EXPECT_EQ(a.referrer, "other.net/a/b");
+}
+
+TEST(ParseAcquisitionTest, AndroidApp) {
+  Acquisition a =
+      ParseAcquisition("https://example.com/",
+                       "android-app://com.google.android.gm", "example.com");
+  EXPECT_EQ(a.source, "Gmail");
+  EXPECT_EQ(a.referrer, "com.google.android.gm/");
+  a = ParseAcquisition("https://example.com/",
+                       "android-app://org.example.reader/", "example.com");
+  EXPECT_EQ(a.source, "org.example.reader");
+}
+
+TEST(ParseAcquisitionTest, SelfReferral) {
+  Acquisition a = ParseAcquisition("https://example.com/b",
+                                   "https://www.example.com/a", "example.com");
+  EXPECT_EQ(a.source, "");
+  EXPECT_EQ(a.referrer, "");
+  a = ParseAcquisition("https://example.com/b", "https://blog.example.com/a",
+                       "www.Example.com");
+  EXPECT_EQ(a.source, "");
+  EXPECT_EQ(a.referrer, "");
+  // Not a subdomain, just a common suffix.
+  a = ParseAcquisition("https://example.com/b", "https://notexample.com/a",
+                       "example.com");
+  EXPECT_EQ(a.source, "notexample.com");
+  EXPECT_EQ(a.referrer, "notexample.com/a");
+}
+
+TEST(ParseAcquisitionTest, QueryParametersWin) {
+  Acquisition a = ParseAcquisition(
+      "https://example.com/?utm_source=newsletter&utm_medium=email"
+      "&utm_campaign=spring+sale&utm_term=shoes%20red&utm_content=top&ref=x",
+      "https://google.com/", "example.com");
+  EXPECT_EQ(a.source, "newsletter");
+  EXPECT_EQ(a.referrer, "google.com/");
+  EXPECT_EQ(a.utm_source, "newsletter");
+  EXPECT_EQ(a.utm_medium, "email");
+  EXPECT_EQ(a.utm_campaign, "spring sale");
+  EXPECT_EQ(a.utm_term, "shoes red");
+  EXPECT_EQ(a.utm_content, "top");
+
+  a = ParseAcquisition("https://example.com/?ref=producthunt&source=x",
+                       "https://t.co/abc", "example.com");
+  EXPECT_EQ(a.source, "producthunt");
+  EXPECT_EQ(a.referrer, "t.co/abc");
+  EXPECT_EQ(a.utm_source, "");
+
+  a = ParseAcquisition("https://example.com/?source=podcast", "",
+                       "example.com");
+  EXPECT_EQ(a.source, "podcast");
+  EXPECT_EQ(a.referrer, "");
+
+  // Empty utm_source does not win.
+  a = ParseAcquisition("https://example.com/?utm_source=&ref=hn", "",
+                       "example.com");
+  EXPECT_EQ(a.source, "hn");
+}
+
+TEST(ParseAcquisitionTest, GarbageReferrer) {
+  Acquisition a =
+      ParseAcquisition("https://example.com/", "/relative/path", "example.com");
+  EXPECT_EQ(a.source, "");
+  EXPECT_EQ(a.referrer, "");
+}
+
+}  // namespace
+}  // namespace analytics
