@@ -124,7 +124,8 @@ grep -qE '^  line 7: .+' ingest.out || fail "rejected line 7 not reported"
 grep -qE '^  bot' ingest.out || fail "no bot drop reason"
 
 step "ingest from stdin, unknown site without/with --create-sites"
-echo '{"site":"new.example","url":"https://new.example/","ts":'"$T0"'}' >new.jsonl
+printf '{"site":"new.example","url":"https://new.example/","ts":%d,"ip":"203.0.113.5","user_agent":"%s"}\n' \
+  "$T0" "$UA_FF" >new.jsonl
 "$CLI" ingest --store "$STORE" - <new.jsonl >new.out 2>/dev/null ||
   fail "ingest of unknown site exited $?"
 expect_line new.out "accepted 0"
