@@ -1,7 +1,8 @@
 // Dimension table: names, kinds and per-event values.
-#include "core/dimensions.h"
+#include "libanalytics/core/dimensions.h"
 
 #include "absl/strings/match.h"
+#include "libanalytics/core/strings.h"
 
 namespace analytics {
 namespace {
@@ -40,7 +41,7 @@ constexpr Entry kEntries[] = {
 }  // namespace
 
 std::optional<Dimension> ParseDimension(std::string_view name) {
-  if (absl::StartsWith(name, "event:props:")) {
+  if (absl::StartsWith(AV(name), "event:props:")) {
     std::string_view key = name.substr(12);
     if (key.empty()) return std::nullopt;
     return Dimension{DimId::kProp, DimKind::kProp, std::string(name),

@@ -14,16 +14,18 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "core/dimensions.h"
-#include "enrich/bots.h"
-#include "enrich/country.h"
-#include "enrich/referrer.h"
-#include "enrich/url.h"
-#include "enrich/user_agent.h"
-#include "enrich/visitor_id.h"
-#include "query/query.h"
-#include "rollup/rollup_builder.h"
-#include "session/sessionizer.h"
+#include "libanalytics/core/dimensions.h"
+#include "libanalytics/core/strings.h"
+#include "libanalytics/enrich/bots.h"
+#include "libanalytics/enrich/country.h"
+#include "libanalytics/enrich/enricher.h"
+#include "libanalytics/enrich/referrer.h"
+#include "libanalytics/enrich/url.h"
+#include "libanalytics/enrich/user_agent.h"
+#include "libanalytics/enrich/visitor_id.h"
+#include "libanalytics/query/query.h"
+#include "libanalytics/rollup/rollup_builder.h"
+#include "libanalytics/session/sessionizer.h"
 
 namespace analytics {
 namespace {
@@ -32,15 +34,6 @@ constexpr int64_t kDayMs = 86400000;
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
-// Plausible's screen classes by viewport width.
-std::string ScreenClass(int width) {
-  if (width <= 0) return "";
-  if (width < 576) return "Mobile";
-  if (width < 992) return "Tablet";
-  if (width < 1440) return "Laptop";
-  return "Desktop";
 }
 
 absl::Status ValidateDomain(std::string_view d) {
@@ -85,6 +78,8 @@ class EngineImpl : public Engine {
         CountryResolver::Create(opts_.geoip_path);
     if (!geo.ok()) return geo.status();
     geo_ = *std::move(geo);
+    enricher_ = std::make_unique<Enricher>(
+        geo_.get(), [this](int64_t day) { return SaltFor(day); });
     absl::Status s = ReloadSites();
     if (!s.ok()) return s;
     // Rebuild rollups past the checkpoint from the durable raw events.
@@ -142,15 +137,18 @@ class EngineImpl : public Engine {
       }
       std::string_view bot = DetectBot(in.user_agent);
       if (!bot.empty()) {
-        result.dropped[absl::StrCat("bot:", bot)]++;
+        result.dropped[absl::StrCat("bot:", AV(bot))]++;
         continue;
       }
       Event e;
-      absl::Status es = Enrich(in, *site, &e, &pending->prev_ids);
+      uint64_t prev_id = 0;
+      absl::Status es =
+          enricher_->Enrich(in, *site, clock_->Now(), &e, &prev_id);
       if (!es.ok()) {
         result.rejected.emplace_back(i, es);
         continue;
       }
+      pending->prev_ids.push_back(prev_id);
       pending->interactive.push_back(in.interactive);
       pending->events.push_back(std::move(e));
     }
@@ -223,21 +221,21 @@ class EngineImpl : public Engine {
   absl::StatusOr<Site> FindSite(std::string_view id) override {
     {
       absl::MutexLock l(&sites_mu_);
-      auto it = by_domain_.find(absl::AsciiStrToLower(id));
+      auto it = by_domain_.find(absl::AsciiStrToLower(AV(id)));
       if (it != by_domain_.end()) return it->second;
-      auto sit = by_short_.find(id);
+      auto sit = by_short_.find(AV(id));
       if (sit != by_short_.end()) return sit->second;
     }
     // Another worker may have added it.
     absl::Status s = ReloadSites();
     if (!s.ok()) return s;
     absl::MutexLock l(&sites_mu_);
-    auto it = by_domain_.find(absl::AsciiStrToLower(id));
+    auto it = by_domain_.find(absl::AsciiStrToLower(AV(id)));
     if (it != by_domain_.end()) return it->second;
-    auto sit = by_short_.find(id);
+    auto sit = by_short_.find(AV(id));
     if (sit != by_short_.end()) return sit->second;
     return absl::NotFoundError(
-        absl::StrCat("site_id: unknown site '", id, "'"));
+        absl::StrCat("site_id: unknown site '", AV(id), "'"));
   }
 
   absl::Status RemoveSite(std::string_view domain) override {
@@ -315,7 +313,7 @@ class EngineImpl : public Engine {
   absl::StatusOr<Site> SiteFor(std::string_view domain) {
     {
       absl::MutexLock l(&sites_mu_);
-      auto it = by_domain_.find(domain);
+      auto it = by_domain_.find(AV(domain));
       if (it != by_domain_.end()) return it->second;
     }
     absl::StatusOr<Site> found = FindSite(domain);
@@ -323,7 +321,7 @@ class EngineImpl : public Engine {
         !opts_.auto_create_sites) {
       if (!found.ok() && absl::IsNotFound(found.status())) {
         return absl::NotFoundError(
-            absl::StrCat("site: unknown site '", domain, "'"));
+            absl::StrCat("site: unknown site '", AV(domain), "'"));
       }
       return found;
     }
@@ -363,45 +361,6 @@ class EngineImpl : public Engine {
     absl::MutexLock l(&salt_mu_);
     if (salts_.size() > 4096) salts_.clear();
     return salts_.emplace(day, salt).first->second;
-  }
-
-  absl::Status Enrich(const EventInput& in, const Site& site, Event* e,
-                      std::vector<uint64_t>* prev_ids) {
-    const absl::Time ts = in.ts.value_or(clock_->Now());
-    e->site_id = site.id;
-    e->ts_ms = absl::ToUnixMillis(ts);
-    e->name = in.name;
-    e->imported = in.imported;
-    UrlParts url = SplitUrl(in.url);
-    e->hostname = NormalizeHost(url.host);
-    e->page = NormalizePath(url.path);
-    e->props = in.props;
-    std::shared_ptr<const UserAgentInfo> ua = ua_cache_.Get(in.user_agent);
-    VisitAttrs& v = e->visit;
-    v.browser = ua->browser;
-    v.browser_version = ua->browser_version;
-    v.os = ua->os;
-    v.os_version = ua->os_version;
-    v.device = ua->device;
-    Acquisition acq = ParseAcquisition(in.url, in.referrer, site.domain);
-    v.source = std::move(acq.source);
-    v.referrer = std::move(acq.referrer);
-    v.utm_source = std::move(acq.utm_source);
-    v.utm_medium = std::move(acq.utm_medium);
-    v.utm_campaign = std::move(acq.utm_campaign);
-    v.utm_term = std::move(acq.utm_term);
-    v.utm_content = std::move(acq.utm_content);
-    v.country = geo_->Resolve(in.ip, in.country_hint, in.timezone);
-    v.screen = ScreenClass(in.screen_width);
-    v.locale = in.locale;
-    const int64_t day = FloorDiv(e->ts_ms, kDayMs);
-    absl::StatusOr<std::string> salt = SaltFor(day);
-    if (!salt.ok()) return salt.status();
-    absl::StatusOr<std::string> prev = SaltFor(day - 1);
-    if (!prev.ok()) return prev.status();
-    e->visitor_id = VisitorId(*salt, site.id, in.ip, in.user_agent);
-    prev_ids->push_back(VisitorId(*prev, site.id, in.ip, in.user_agent));
-    return absl::OkStatus();
   }
 
   void CommitLoop() {
@@ -497,7 +456,7 @@ class EngineImpl : public Engine {
   Clock* const clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CountryResolver> geo_;
-  UserAgentCache ua_cache_;
+  std::unique_ptr<Enricher> enricher_;
   Sessionizer sessions_;
   RollupBuilder rollups_;
 

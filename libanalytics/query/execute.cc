@@ -9,7 +9,8 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "query/query.h"
+#include "libanalytics/core/strings.h"
+#include "libanalytics/query/query.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -33,7 +34,7 @@ class RowSet {
  public:
   // Returns the row index for `key` (parts joined by '\x1f').
   size_t Get(std::string_view key, const std::vector<std::string_view>& parts) {
-    auto it = index_.find(key);
+    auto it = index_.find(AV(key));
     if (it != index_.end()) return it->second;
     size_t i = aggs_.size();
     index_.emplace(std::string(key), i);
@@ -42,7 +43,7 @@ class RowSet {
     return i;
   }
   std::optional<size_t> Find(std::string_view key) const {
-    auto it = index_.find(key);
+    auto it = index_.find(AV(key));
     if (it == index_.end()) return std::nullopt;
     return it->second;
   }

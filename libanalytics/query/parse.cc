@@ -5,7 +5,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "query/query.h"
+#include "libanalytics/core/strings.h"
+#include "libanalytics/query/query.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
@@ -17,7 +18,7 @@ namespace {
 using rapidjson::Value;
 
 absl::Status Bad(std::string_view field, std::string_view msg) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", msg));
+  return absl::InvalidArgumentError(absl::StrCat(AV(field), ": ", AV(msg)));
 }
 
 std::string ToJson(const Value& v) {
@@ -37,7 +38,7 @@ absl::StatusOr<Metric> ParseMetric(std::string_view m) {
   if (m == "events") return Metric::kEvents;
   if (m == "percentage") return Metric::kPercentage;
   if (m == "conversion_rate") return Metric::kConversionRate;
-  return Bad("metrics", absl::StrCat("unknown metric '", m, "'"));
+  return Bad("metrics", absl::StrCat("unknown metric '", AV(m), "'"));
 }
 
 absl::StatusOr<DimSpec> ParseDimSpec(std::string_view name,
@@ -56,7 +57,7 @@ absl::StatusOr<DimSpec> ParseDimSpec(std::string_view name,
   if (d.grain != TimeGrain::kNone) return d;
   std::optional<Dimension> dim = ParseDimension(name);
   if (!dim || dim->id == DimId::kTotal) {
-    return Bad(field, absl::StrCat("unknown dimension '", name, "'"));
+    return Bad(field, absl::StrCat("unknown dimension '", AV(name), "'"));
   }
   d.dim = *dim;
   return d;
@@ -74,7 +75,7 @@ absl::StatusOr<Filter> ParseFilter(const Value& v, int depth) {
     f.op = op == "and" ? Filter::Op::kAnd : Filter::Op::kOr;
     if (!v[1].IsArray() || v[1].Empty()) {
       return Bad("filters",
-                 absl::StrCat("'", op, "' expects a non-empty list"));
+                 absl::StrCat("'", AV(op), "' expects a non-empty list"));
     }
     for (const Value& c : v[1].GetArray()) {
       absl::StatusOr<Filter> child = ParseFilter(c, depth + 1);
@@ -103,15 +104,15 @@ absl::StatusOr<Filter> ParseFilter(const Value& v, int depth) {
   else if (op == "matches_not")
     f.op = Filter::Op::kMatchesNot;
   else
-    return Bad("filters", absl::StrCat("unknown operator '", op, "'"));
+    return Bad("filters", absl::StrCat("unknown operator '", AV(op), "'"));
   if (v.Size() < 3 || !v[1].IsString() || !v[2].IsArray()) {
     return Bad("filters",
-               absl::StrCat("expected [\"", op, "\", dimension, [values]]"));
+               absl::StrCat("expected [\"", AV(op), "\", dimension, [values]]"));
   }
   std::string_view dname(v[1].GetString(), v[1].GetStringLength());
   std::optional<Dimension> dim = ParseDimension(dname);
   if (!dim || dim->id == DimId::kTotal) {
-    return Bad("filters", absl::StrCat("unknown dimension '", dname, "'"));
+    return Bad("filters", absl::StrCat("unknown dimension '", AV(dname), "'"));
   }
   f.dim = *dim;
   if (v[2].Empty()) return Bad("filters", "empty list of values");
@@ -151,7 +152,7 @@ absl::StatusOr<Filter> ParseFilter(const Value& v, int depth) {
 absl::StatusOr<absl::Time> ParseDateOrTime(std::string_view s, bool end,
                                            const absl::TimeZone& tz) {
   absl::CivilDay day;
-  if (s.size() == 10 && absl::ParseCivilTime(s, &day)) {
+  if (s.size() == 10 && absl::ParseCivilTime(AV(s), &day)) {
     return absl::FromCivil(end ? day + 1 : day, tz);
   }
   absl::Time t;
@@ -162,8 +163,8 @@ absl::StatusOr<absl::Time> ParseDateOrTime(std::string_view s, bool end,
     if (absl::ParseTime(fmt, str, &t, &err)) return t;
   }
   absl::CivilSecond cs;
-  if (absl::ParseCivilTime(s, &cs)) return absl::FromCivil(cs, tz);
-  return Bad("date_range", absl::StrCat("cannot parse '", s,
+  if (absl::ParseCivilTime(AV(s), &cs)) return absl::FromCivil(cs, tz);
+  return Bad("date_range", absl::StrCat("cannot parse '", AV(s),
                                         "' as a date or ISO 8601 date-time"));
 }
 
@@ -220,7 +221,7 @@ absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
       from = to - absl::Hours(24);
     } else if (r == "7d" || r == "28d" || r == "30d" || r == "91d") {
       int n = 0;
-      (void)absl::SimpleAtoi(r.substr(0, r.size() - 1), &n);
+      (void)absl::SimpleAtoi(AV(r.substr(0, r.size() - 1)), &n);
       from = day_start(today - (n - 1)), to = day_start(today + 1);
     } else if (r == "month") {
       absl::CivilMonth m(today);
@@ -239,7 +240,7 @@ absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
       from = absl::FromUnixMillis(-1);  // resolved at execution
       to = day_start(today + 1);
     } else {
-      return Bad("date_range", absl::StrCat("unknown period '", r, "'"));
+      return Bad("date_range", absl::StrCat("unknown period '", AV(r), "'"));
     }
   } else if (dr->value.IsArray() && dr->value.Size() == 2 &&
              dr->value[0].IsString() && dr->value[1].IsString()) {
@@ -377,7 +378,7 @@ absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
         q.compare = QuerySpec::Compare::kYearOverYear;
       } else {
         return Bad("include",
-                   absl::StrCat("comparisons: unknown mode '", mode, "'"));
+                   absl::StrCat("comparisons: unknown mode '", AV(mode), "'"));
       }
     }
   }
@@ -431,7 +432,7 @@ bool Filter::Eval(const ValueGetter& get) const {
   std::optional<std::string_view> v = get(dim);
   std::string lowered;
   if (v && !case_sensitive) {
-    lowered = absl::AsciiStrToLower(*v);
+    lowered = absl::AsciiStrToLower(AV(*v));
     v = lowered;
   }
   bool any = false;
@@ -443,7 +444,7 @@ bool Filter::Eval(const ValueGetter& get) const {
         break;
       case Op::kContains:
       case Op::kContainsNot:
-        for (const std::string& x : values) any |= absl::StrContains(*v, x);
+        for (const std::string& x : values) any |= absl::StrContains(AV(*v), x);
         break;
       case Op::kMatches:
       case Op::kMatchesNot:

@@ -32,9 +32,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "analytics/store.h"
-#include "core/dimensions.h"
+#include "libanalytics/core/dimensions.h"
 #include "re2/re2.h"
-#include "rollup/rollup_builder.h"
+#include "libanalytics/rollup/rollup_builder.h"
 
 namespace analytics {
 

@@ -1,9 +1,9 @@
 // Folding events into rollup cells; see rollup_builder.h.
-#include "rollup/rollup_builder.h"
+#include "libanalytics/rollup/rollup_builder.h"
 
 #include <algorithm>
 
-#include "core/dimensions.h"
+#include "libanalytics/core/dimensions.h"
 
 namespace analytics {
 

@@ -30,7 +30,7 @@
 #include "absl/types/span.h"
 #include "analytics/event.h"
 #include "analytics/store.h"
-#include "sketch/hll.h"
+#include "libanalytics/sketch/hll.h"
 
 namespace analytics {
 

@@ -1,10 +1,10 @@
 // Session assignment and stamping; see sessionizer.h.
-#include "session/sessionizer.h"
+#include "libanalytics/session/sessionizer.h"
 
 #include <algorithm>
 
 #include "absl/hash/hash.h"
-#include "sketch/hll.h"
+#include "libanalytics/sketch/hll.h"
 
 namespace analytics {
 
@@ -72,8 +72,8 @@ void Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     s->start_ms = e->ts_ms;
     s->last_ms = e->ts_ms;
     s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e->ts_ms));
+    e->visit.entry_page = e->page;
     s->visit = e->visit;
-    s->visit.entry_page = e->page;
     if (it != shard->sessions.end()) {
       it->second = std::move(fresh);
     } else {

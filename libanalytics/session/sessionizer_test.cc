@@ -1,4 +1,4 @@
-#include "session/sessionizer.h"
+#include "libanalytics/session/sessionizer.h"
 
 #include "gtest/gtest.h"
 

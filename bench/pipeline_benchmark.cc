@@ -1,0 +1,123 @@
+// Library benchmarks: the in-memory pipeline (parse + enrich + sessionize +
+// rollup fold) on one core, and durable ingestion through the Engine on
+// SQLite (TrackBatch of 1,000 from 4 threads; Track from 64 threads).
+#include <filesystem>
+#include <memory>
+
+#include "analytics/engine.h"
+#include "bench/gen.h"
+#include "benchmark/benchmark.h"
+#include "libanalytics/enrich/country.h"
+#include "libanalytics/enrich/enricher.h"
+#include "libanalytics/enrich/visitor_id.h"
+#include "libanalytics/rollup/rollup_builder.h"
+#include "libanalytics/session/sessionizer.h"
+
+namespace analytics::bench {
+namespace {
+
+const absl::Time kStart = absl::FromUnixSeconds(1790000000);
+
+// One core: JSON line -> EventInput -> Event -> session stamps -> rollups.
+void BM_PipelineInMemory(benchmark::State& state) {
+  const int64_t n = 200000;
+  std::vector<EventInput> inputs =
+      Generate("example.com", n, kStart, absl::Hours(24));
+  std::vector<std::string> lines;
+  for (const auto& e : inputs) lines.push_back(ToJsonLine(e));
+  auto geo = *CountryResolver::Create("");
+  const std::string salt = NewSalt();
+  Enricher enricher(geo.get(), [&](int64_t) { return salt; });
+  Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
+  absl::TimeZone tz;
+  absl::LoadTimeZone(site.timezone, &tz);
+  int64_t i = 0;
+  auto sessions = std::make_unique<Sessionizer>();
+  auto rollups = std::make_unique<RollupBuilder>();
+  rollups->SetSiteTimezone(1, tz);
+  std::vector<Event> batch(1);
+  for (auto _ : state) {
+    absl::StatusOr<EventInput> in = ParseEventJson(lines[i % n]);
+    Event& e = batch[0];
+    e = Event();
+    uint64_t prev = 0;
+    (void)enricher.Enrich(*in, site, kStart, &e, &prev);
+    sessions->Assign(&e, prev, in->interactive);
+    e.seq = i + 1;
+    rollups->Add(batch);
+    if (++i % n == 0) {
+      state.PauseTiming();
+      int64_t seq;
+      rollups->Take(&seq);
+      sessions = std::make_unique<Sessionizer>();
+      state.ResumeTiming();
+    }
+    if (i % 50000 == 0) {  // a checkpoint's drain, as the engine does
+      int64_t seq;
+      benchmark::DoNotOptimize(rollups->Take(&seq));
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PipelineInMemory)->Unit(benchmark::kNanosecond)->MinTime(3);
+
+std::unique_ptr<Engine> g_engine;
+std::vector<EventInput> g_events;
+std::string g_dir;
+
+void SetUpEngine(const benchmark::State&) {
+  g_dir = (std::filesystem::temp_directory_path() / "analytics-bench").string();
+  std::filesystem::remove_all(g_dir);
+  Options o;
+  o.store_url = "sqlite://" + g_dir + "/bench.db";
+  g_engine = *Engine::Open(o);
+  (void)g_engine->AddSite({.domain = "example.com"});
+  if (g_events.empty()) {
+    g_events = Generate("example.com", 400000, absl::Now() - absl::Hours(24),
+                        absl::Hours(24));
+  }
+}
+void TearDownEngine(const benchmark::State&) {
+  (void)g_engine->Close();
+  g_engine.reset();
+  std::filesystem::remove_all(g_dir);
+}
+
+// Durable: each TrackBatch returns only after its events are committed.
+void BM_TrackBatch1000Sqlite(benchmark::State& state) {
+  size_t off = (state.thread_index() * 100000) % g_events.size();
+  for (auto _ : state) {
+    auto span = absl::MakeConstSpan(g_events).subspan(off, 1000);
+    auto r = g_engine->TrackBatch(span);
+    if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
+    off = (off + 1000) % (g_events.size() - 1000);
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+BENCHMARK(BM_TrackBatch1000Sqlite)
+    ->Setup(SetUpEngine)
+    ->Teardown(TearDownEngine)
+    ->Threads(4)
+    ->UseRealTime()
+    ->MinTime(3);
+
+void BM_TrackSqlite(benchmark::State& state) {
+  size_t off = (state.thread_index() * 5000) % g_events.size();
+  for (auto _ : state) {
+    auto r = g_engine->Track(g_events[off]);
+    if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
+    off = (off + 1) % g_events.size();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TrackSqlite)
+    ->Setup(SetUpEngine)
+    ->Teardown(TearDownEngine)
+    ->Threads(64)
+    ->UseRealTime()
+    ->MinTime(3);
+
+}  // namespace
+}  // namespace analytics::bench
+
+BENCHMARK_MAIN();

@@ -1,0 +1,361 @@
+// End-to-end tests of the Engine on the memory and SQLite stores.
+#include "analytics/engine.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rapidjson/document.h"
+
+namespace analytics {
+namespace {
+
+constexpr char kChrome[] =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+    "like Gecko) Chrome/120.0.0.0 Safari/537.36";
+constexpr char kIphone[] =
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) "
+    "AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+
+std::string TempDir() {
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "engXXXXXX").string();
+  char* d = mkdtemp(tmpl.data());
+  return d;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  // 2026-11-02 12:00:00 UTC, a Monday.
+  FakeClock clock_{absl::FromUnixSeconds(1793620800)};
+
+  std::unique_ptr<Engine> Open(std::string url = "memory://") {
+    Options o;
+    o.store_url = url;
+    o.clock = &clock_;
+    auto e = Engine::Open(o);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return *std::move(e);
+  }
+
+  EventInput Ev(std::string page, int64_t offset_s = 0,
+                std::string ip = "198.51.100.1", std::string ua = kChrome) {
+    EventInput e;
+    e.site = "example.com";
+    e.url = "https://example.com" + page;
+    e.ts = clock_.Now() + absl::Seconds(offset_s);
+    e.ip = std::move(ip);
+    e.user_agent = std::move(ua);
+    return e;
+  }
+
+  static rapidjson::Document Q(Engine& engine, const std::string& body) {
+    auto r = engine.Query(body);
+    EXPECT_TRUE(r.ok()) << r.status();
+    rapidjson::Document d;
+    d.Parse(r.ok() ? r->c_str() : "{}");
+    return d;
+  }
+};
+
+TEST_F(EngineTest, UnknownSiteIsNotFound) {
+  auto engine = Open();
+  auto r = engine->Track(Ev("/"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::HasSubstr("example.com"));
+}
+
+TEST_F(EngineTest, InvalidEventNamesField) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  EventInput e = Ev("/");
+  e.name = std::string(121, 'x');
+  auto r = engine->Track(e);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("name"));
+}
+
+TEST_F(EngineTest, BotsAreDroppedAndCounted) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  auto r = engine->Track(Ev("/", 0, "1.2.3.4",
+                            "Mozilla/5.0 (compatible; Googlebot/2.1; "
+                            "+http://www.google.com/bot.html)"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->accepted);
+  EXPECT_EQ(r->dropped_reason, "bot:crawler");
+  EXPECT_EQ(engine->Stats().dropped["bot:crawler"], 1);
+  auto d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["pageviews"]})");
+  EXPECT_EQ(d["results"].Size(), 0u);
+}
+
+TEST_F(EngineTest, AggregateMetricsOfTwoSessions) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  // Visitor A: two pageviews 60 s apart (not a bounce). Visitor B: one.
+  ASSERT_TRUE(engine->Track(Ev("/a", 0, "198.51.100.1")).ok());
+  ASSERT_TRUE(engine->Track(Ev("/b", 60, "198.51.100.1")).ok());
+  ASSERT_TRUE(engine->Track(Ev("/a", 120, "198.51.100.2", kIphone)).ok());
+  for (const char* path : {"rollups", "events"}) {
+    std::string body =
+        R"({"site_id":"example.com","date_range":"day","metrics":["visitors","visits","pageviews","bounce_rate","visit_duration","views_per_visit","events"])";
+    if (std::string(path) == "events") {
+      body += R"(,"filters":[["is_not","event:hostname",["x"]]])";
+    }
+    body += "}";
+    auto d = Q(*engine, body);
+    ASSERT_EQ(d["results"].Size(), 1u) << path;
+    const auto& m = d["results"][0]["metrics"];
+    EXPECT_EQ(m[0].GetInt(), 2) << path;   // visitors
+    EXPECT_EQ(m[1].GetInt(), 2) << path;   // visits
+    EXPECT_EQ(m[2].GetInt(), 3) << path;   // pageviews
+    EXPECT_EQ(m[3].GetInt(), 50) << path;  // bounce_rate
+    EXPECT_EQ(m[4].GetInt(), 30) << path;  // visit_duration (60+0)/2
+    EXPECT_DOUBLE_EQ(m[5].GetDouble(), 1.5) << path;
+    EXPECT_EQ(m[6].GetInt(), 3) << path;
+    EXPECT_STREQ(d["meta"]["source"].GetString(), path);
+  }
+}
+
+TEST_F(EngineTest, BreakdownsAndFilters) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  EventInput a = Ev("/pricing", 0, "198.51.100.1");
+  a.referrer = "https://www.google.com/search?q=x";
+  ASSERT_TRUE(engine->Track(a).ok());
+  EventInput b = Ev("/", 10, "198.51.100.2", kIphone);
+  b.referrer = "https://news.ycombinator.com/item?id=1";
+  ASSERT_TRUE(engine->Track(b).ok());
+  ASSERT_TRUE(engine->Track(Ev("/pricing", 20, "198.51.100.2", kIphone)).ok());
+  ASSERT_TRUE(engine->Track(Ev("/", 30, "198.51.100.3")).ok());
+
+  auto d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visitors","pageviews"],"dimensions":["visit:source"]})");
+  ASSERT_EQ(d["results"].Size(), 3u);
+  std::map<std::string, int> visitors;
+  for (const auto& r : d["results"].GetArray()) {
+    visitors[r["dimensions"][0].GetString()] = r["metrics"][0].GetInt();
+  }
+  EXPECT_EQ(visitors["Google"], 1);
+  EXPECT_EQ(visitors["Hacker News"], 1);
+  EXPECT_EQ(visitors["Direct / None"], 1);
+
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["pageviews"],"dimensions":["event:page"],"order_by":[["pageviews","desc"]]})");
+  ASSERT_EQ(d["results"].Size(), 2u);
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 2);
+
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"filters":[["is","visit:device",["Mobile"]]]})");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 1);
+
+  // Two dimensions at once fall back to raw events.
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["pageviews"],"filters":[["is","visit:device",["Mobile"]],["contains","event:page",["pric"]]]})");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 1);
+  EXPECT_STREQ(d["meta"]["source"].GetString(), "events");
+
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visits"],"dimensions":["visit:exit_page"]})");
+  ASSERT_EQ(d["results"].Size(), 2u);
+
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"filters":[["matches","event:page",["^/pr.*g$"]]]})");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 2);
+}
+
+TEST_F(EngineTest, TimeseriesInSiteTimeZoneAndComparison) {
+  auto engine = Open();
+  ASSERT_TRUE(
+      engine->AddSite({.domain = "example.com", .timezone = "America/New_York"})
+          .ok());
+  // 12:00 UTC = 07:00 in New York; one event today, two yesterday.
+  ASSERT_TRUE(engine->Track(Ev("/", 0, "198.51.100.1")).ok());
+  ASSERT_TRUE(engine->Track(Ev("/", -86400, "198.51.100.2")).ok());
+  ASSERT_TRUE(engine->Track(Ev("/", -86400 + 5, "198.51.100.3")).ok());
+  auto d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"7d","metrics":["visitors"],"dimensions":["time:day"]})");
+  ASSERT_EQ(d["results"].Size(), 2u);
+  EXPECT_STREQ(d["results"][0]["dimensions"][0].GetString(), "2026-11-01");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 2);
+  EXPECT_STREQ(d["results"][1]["dimensions"][0].GetString(), "2026-11-02");
+
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"dimensions":["time:hour"]})");
+  ASSERT_EQ(d["results"].Size(), 1u);
+  EXPECT_STREQ(d["results"][0]["dimensions"][0].GetString(),
+               "2026-11-02 07:00:00");
+
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"include":{"comparisons":{"mode":"previous_period"}}})");
+  ASSERT_EQ(d["results"].Size(), 1u);
+  EXPECT_EQ(d["results"][0]["comparison"]["metrics"][0].GetInt(), 2);
+  EXPECT_EQ(d["results"][0]["comparison"]["change"][0].GetInt(), -50);
+}
+
+TEST_F(EngineTest, QueryErrorsNameTheField) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  struct Case {
+    const char* body;
+    const char* field;
+  } cases[] = {
+      {"{", "body"},
+      {R"({"date_range":"day","metrics":["visitors"]})", "site_id"},
+      {R"({"site_id":"nope.com","date_range":"day","metrics":["visitors"]})",
+       "site_id"},
+      {R"({"site_id":"example.com","date_range":"day","metrics":["bogus"]})",
+       "metrics"},
+      {R"({"site_id":"example.com","date_range":"fortnight","metrics":["visitors"]})",
+       "date_range"},
+      {R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"dimensions":["visit:shoe_size"]})",
+       "dimensions"},
+      {R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"filters":[["matches","event:page",["(unclosed"]]]})",
+       "filters"},
+      {R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"filters":[["xor","event:page",["/"]]]})",
+       "filters"},
+      {R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"order_by":[["pageviews","desc"]]})",
+       "order_by"},
+      {R"({"site_id":"example.com","date_range":"day","metrics":["percentage"]})",
+       "metrics"},
+  };
+  for (const Case& c : cases) {
+    auto r = engine->Query(c.body);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_THAT(std::string(r.status().message()),
+                ::testing::StartsWith(c.field))
+        << c.body;
+  }
+}
+
+TEST_F(EngineTest, ConcurrentTrackSharesCommits) {
+  std::string dir = TempDir();
+  auto engine = Open("sqlite://" + dir + "/a.db");
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        auto r = engine->Track(
+            Ev("/p" + std::to_string(i), i, "10.0.0." + std::to_string(t)));
+        ASSERT_TRUE(r.ok() && r->accepted);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(engine->Stats().accepted, 800);
+  EXPECT_LT(engine->Stats().commits, 800);  // group commit shared transactions
+  auto d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["pageviews","visitors"]})");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 800);
+  EXPECT_EQ(d["results"][0]["metrics"][1].GetInt(), 16);
+  std::filesystem::remove_all(dir);
+}
+
+// Acknowledged events survive kill -9: a child process tracks events and
+// dies without any cleanup; the parent reopens the store and counts them.
+TEST_F(EngineTest, AcknowledgedEventsSurviveAbruptExit) {
+  std::string dir = TempDir();
+  std::string url = "sqlite://" + dir + "/a.db";
+  {
+    auto engine = Open(url);
+    ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  }
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    Options o;
+    o.store_url = url;
+    o.clock = &clock_;
+    o.checkpoint_interval = absl::Hours(1);  // rollups never checkpointed
+    o.checkpoint_events = 1 << 30;
+    auto engine = Engine::Open(o);
+    if (!engine.ok()) _exit(2);
+    int acked = 0;
+    for (int i = 0; i < 300; ++i) {
+      if ((*engine)->Track(Ev("/x", i, "10.1.1." + std::to_string(i % 7))).ok())
+        ++acked;
+    }
+    (void)!write(fds[1], &acked, sizeof(acked));
+    _exit(0);  // no destructors, no flush: like kill -9 after the acks
+  }
+  close(fds[1]);
+  int acked = 0;
+  ASSERT_EQ(read(fds[0], &acked, sizeof(acked)), sizeof(acked));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_EQ(acked, 300);
+  auto engine = Open(url);  // rebuilds rollups from raw events
+  auto d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["pageviews","visitors","visits"]})");
+  EXPECT_STREQ(d["meta"]["source"].GetString(), "rollups");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 300);
+  EXPECT_EQ(d["results"][0]["metrics"][1].GetInt(), 7);
+  EXPECT_EQ(d["results"][0]["metrics"][2].GetInt(), 7);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(EngineTest, SessionsContinueAcrossRestart) {
+  std::string dir = TempDir();
+  std::string url = "sqlite://" + dir + "/a.db";
+  {
+    auto engine = Open(url);
+    ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+    ASSERT_TRUE(engine->Track(Ev("/a", -60)).ok());
+  }
+  auto engine = Open(url);
+  ASSERT_TRUE(engine->Track(Ev("/b", 0)).ok());
+  auto d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visits","bounce_rate"]})");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 1);
+  EXPECT_EQ(d["results"][0]["metrics"][1].GetInt(), 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(EngineTest, SitesAddListRemove) {
+  auto engine = Open();
+  auto s =
+      engine->AddSite({.domain = "Example.com", .timezone = "Europe/Berlin"});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->domain, "example.com");
+  EXPECT_EQ(s->short_id.size(), 12u);
+  EXPECT_EQ(engine->AddSite({.domain = "example.com"}).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine->AddSite({.domain = "bad domain"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->AddSite({.domain = "x.com", .timezone = "Mars/Olympus"})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(engine->FindSite(s->short_id).ok());
+  ASSERT_TRUE(engine->Track(Ev("/")).ok());
+  ASSERT_TRUE(engine->RemoveSite("example.com").ok());
+  EXPECT_EQ(engine->FindSite("example.com").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(engine->ListSites()->empty());
+}
+
+}  // namespace
+}  // namespace analytics

@@ -1,0 +1,51 @@
+// Enricher: the enrichment stage as one call, from a validated EventInput to
+// the enriched fields of an Event (page, hostname, browser, OS, device,
+// source, UTM, country, screen class, visitor ids).
+//
+// Owns: the order of enrichment steps and the screen-size classes. Salts come
+// from the caller (the engine shares them through the store).
+// Thread-safe.
+#ifndef ANALYTICS_ENRICH_ENRICHER_H_
+#define ANALYTICS_ENRICH_ENRICHER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "analytics/event.h"
+#include "analytics/store.h"
+#include "libanalytics/enrich/country.h"
+#include "libanalytics/enrich/user_agent.h"
+
+namespace analytics {
+
+// Plausible's screen classes by viewport width: Mobile < 576 <= Tablet < 992
+// <= Laptop < 1440 <= Desktop; "" when unknown.
+std::string ScreenClass(int width);
+
+class Enricher {
+ public:
+  // Salt for a UTC day number (days since the epoch).
+  using SaltFn = std::function<absl::StatusOr<std::string>(int64_t day)>;
+
+  // `geo` is not owned and must outlive the Enricher.
+  Enricher(const CountryResolver* geo, SaltFn salts)
+      : geo_(geo), salts_(std::move(salts)) {}
+
+  // Fills site_id, ts_ms (in.ts or `now`), name, hostname, page, props,
+  // visit (except entry_page), imported and visitor_id; *prev_visitor_id is
+  // the id under the previous day's salt.
+  absl::Status Enrich(const EventInput& in, const Site& site, absl::Time now,
+                      Event* e, uint64_t* prev_visitor_id);
+
+ private:
+  const CountryResolver* geo_;
+  SaltFn salts_;
+  UserAgentCache ua_cache_;
+};
+
+}  // namespace analytics
+
+#endif  // ANALYTICS_ENRICH_ENRICHER_H_
