@@ -1,0 +1,282 @@
+// In-memory Store (see memory_store.h). Owns: the in-memory representation of
+// sites, salts, events (a vector ordered by seq) and rollups (a hash map keyed
+// by site, level, bucket, dim and value).
+#include "libanalytics/store/memory_store.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "libanalytics/sketch/hll.h"
+
+namespace analytics {
+namespace {
+
+struct RollupKey {
+  int64_t site_id;
+  int level;
+  int64_t bucket;
+  std::string dim;
+  std::string value;
+
+  bool operator==(const RollupKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const RollupKey& k) {
+    return H::combine(std::move(h), k.site_id, k.level, k.bucket, k.dim,
+                      k.value);
+  }
+};
+
+struct RollupCell {
+  RollupMetrics m;
+  std::string visitors;
+};
+
+// Merges two serialized sketches; an empty string is an empty sketch.
+absl::StatusOr<std::string> MergeSketches(const std::string& a,
+                                          const std::string& b) {
+  if (b.empty()) return a;
+  if (a.empty()) {
+    // Validate b so that a bad delta is rejected consistently.
+    absl::StatusOr<HyperLogLog> hb = HyperLogLog::Deserialize(b);
+    if (!hb.ok()) return hb.status();
+    return b;
+  }
+  absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(a);
+  if (!h.ok()) return h.status();
+  absl::Status s = h->MergeSerialized(b);
+  if (!s.ok()) return s;
+  return h->Serialize();
+}
+
+void AddMetrics(RollupMetrics& to, const RollupMetrics& d) {
+  to.pageviews += d.pageviews;
+  to.events += d.events;
+  to.visits += d.visits;
+  to.bounces += d.bounces;
+  to.duration_ms += d.duration_ms;
+  to.session_pageviews += d.session_pageviews;
+}
+
+class MemoryStore : public Store {
+ public:
+  absl::StatusOr<Site> AddSite(const Site& site) override {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, s] : sites_) {
+      if (s.domain == site.domain) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "store: site domain '", site.domain, "' already exists"));
+      }
+      if (s.short_id == site.short_id) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "store: site short_id '", site.short_id, "' already exists"));
+      }
+    }
+    Site out = site;
+    out.id = next_site_id_++;
+    if (out.created_ms == 0) out.created_ms = absl::ToUnixMillis(absl::Now());
+    sites_[out.id] = out;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<Site>> ListSites() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<Site> out;
+    out.reserve(sites_.size());
+    for (const auto& [id, s] : sites_) out.push_back(s);
+    return out;
+  }
+
+  absl::Status RemoveSite(int64_t site_id) override {
+    absl::MutexLock lock(&mu_);
+    if (sites_.erase(site_id) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site_id));
+    }
+    std::erase_if(events_,
+                  [&](const Event& e) { return e.site_id == site_id; });
+    absl::erase_if(rollups_,
+                   [&](const auto& kv) { return kv.first.site_id == site_id; });
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetSalt(int64_t day) override {
+    absl::MutexLock lock(&mu_);
+    auto it = salts_.find(day);
+    if (it == salts_.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+
+  absl::StatusOr<std::string> PutSaltIfAbsent(int64_t day,
+                                              std::string salt) override {
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = salts_.try_emplace(day, std::move(salt));
+    return it->second;
+  }
+
+  absl::Status DeleteSaltsBefore(int64_t day) override {
+    absl::MutexLock lock(&mu_);
+    salts_.erase(salts_.begin(), salts_.lower_bound(day));
+    return absl::OkStatus();
+  }
+
+  absl::Status AppendEvents(absl::Span<Event> events) override {
+    absl::MutexLock lock(&mu_);
+    for (Event& e : events) {
+      e.seq = next_seq_++;
+      events_.push_back(e);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ScanEvents(
+      const EventScan& scan,
+      const std::function<bool(const Event&)>& fn) override {
+    std::vector<Event> matches;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const Event& e : events_) {
+        if (e.site_id != scan.site_id) continue;
+        bool in_range = e.ts_ms >= scan.from_ms && e.ts_ms < scan.to_ms;
+        if (!in_range && scan.include_session_starts) {
+          in_range = e.session_start_ms >= scan.from_ms &&
+                     e.session_start_ms < scan.to_ms;
+        }
+        if (in_range) matches.push_back(e);
+      }
+    }
+    std::sort(matches.begin(), matches.end(),
+              [](const Event& a, const Event& b) {
+                return std::tie(a.ts_ms, a.seq) < std::tie(b.ts_ms, b.seq);
+              });
+    for (const Event& e : matches) {
+      if (!fn(e)) break;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ScanEventsAfter(
+      int64_t after_seq, const std::function<bool(const Event&)>& fn) override {
+    std::vector<Event> matches;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = std::upper_bound(
+          events_.begin(), events_.end(), after_seq,
+          [](int64_t seq, const Event& e) { return seq < e.seq; });
+      matches.assign(it, events_.end());
+    }
+    for (const Event& e : matches) {
+      if (!fn(e)) break;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
+                            int64_t checkpoint_seq) override {
+    absl::MutexLock lock(&mu_);
+    // Compute every merged cell first so that a bad sketch leaves the store
+    // unchanged (all or nothing, like the durable stores).
+    absl::flat_hash_map<RollupKey, RollupCell> staged;
+    for (const RollupRow& d : deltas) {
+      RollupKey key{d.site_id, static_cast<int>(d.level), d.bucket, d.dim,
+                    d.value};
+      auto sit = staged.find(key);
+      if (sit == staged.end()) {
+        auto rit = rollups_.find(key);
+        RollupCell base = rit == rollups_.end() ? RollupCell{} : rit->second;
+        sit = staged.emplace(std::move(key), std::move(base)).first;
+      }
+      RollupCell& cell = sit->second;
+      absl::StatusOr<std::string> merged =
+          MergeSketches(cell.visitors, d.visitors);
+      if (!merged.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("store: bad visitors sketch in rollup delta: ",
+                         merged.status().message()));
+      }
+      cell.visitors = *std::move(merged);
+      AddMetrics(cell.m, d.m);
+    }
+    for (auto& [key, cell] : staged) rollups_[key] = std::move(cell);
+    checkpoint_ = checkpoint_seq;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<int64_t> RollupCheckpoint() override {
+    absl::MutexLock lock(&mu_);
+    return checkpoint_;
+  }
+
+  absl::Status ScanRollups(
+      int64_t site_id, RollupLevel level, int64_t from_bucket,
+      int64_t to_bucket, absl::Span<const std::string> dims,
+      const std::function<void(const RollupRow&)>& fn) override {
+    absl::flat_hash_set<std::string> dim_set(dims.begin(), dims.end());
+    std::vector<RollupRow> rows;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [k, cell] : rollups_) {
+        if (k.site_id != site_id || k.level != static_cast<int>(level) ||
+            k.bucket < from_bucket || k.bucket >= to_bucket ||
+            !dim_set.contains(k.dim)) {
+          continue;
+        }
+        RollupRow r;
+        r.site_id = k.site_id;
+        r.level = level;
+        r.bucket = k.bucket;
+        r.dim = k.dim;
+        r.value = k.value;
+        r.m = cell.m;
+        r.visitors = cell.visitors;
+        rows.push_back(std::move(r));
+      }
+    }
+    // Same order as the SQLite store's primary key: (dim, bucket, value).
+    std::sort(rows.begin(), rows.end(),
+              [](const RollupRow& a, const RollupRow& b) {
+                return std::tie(a.dim, a.bucket, a.value) <
+                       std::tie(b.dim, b.bucket, b.value);
+              });
+    for (const RollupRow& r : rows) fn(r);
+    return absl::OkStatus();
+  }
+
+  absl::Status ClearRollups() override {
+    absl::MutexLock lock(&mu_);
+    rollups_.clear();
+    checkpoint_ = 0;
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<int64_t, Site> sites_ ABSL_GUARDED_BY(mu_);
+  int64_t next_site_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<int64_t, std::string> salts_ ABSL_GUARDED_BY(mu_);
+  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);  // ascending seq
+  int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<RollupKey, RollupCell> rollups_ ABSL_GUARDED_BY(mu_);
+  int64_t checkpoint_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> NewMemoryStore() {
+  return std::make_unique<MemoryStore>();
+}
+
+}  // namespace analytics

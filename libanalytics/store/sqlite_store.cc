@@ -1,0 +1,1120 @@
+// SQLite Store (see sqlite_store.h). Owns: the schema and its migrations,
+// connection handling (one writer, a pool of readers), the event row encoding
+// (props as JSON text, empty visit attributes as NULL, 64-bit ids bit-cast to
+// INTEGER) and the hll_merge() SQL function used to merge rollup sketches.
+#include "libanalytics/store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <bit>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "libanalytics/sketch/hll.h"
+#include "rapidjson/document.h"
+
+namespace analytics {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Schema. Append new migrations at the end; never edit an applied one.
+
+constexpr const char* kMigrations[] = {
+    // Version 1: the initial schema.
+    R"sql(
+CREATE TABLE sites(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  domain TEXT NOT NULL UNIQUE,
+  short_id TEXT NOT NULL UNIQUE,
+  timezone TEXT NOT NULL,
+  created_ms INTEGER NOT NULL);
+CREATE TABLE salts(
+  day INTEGER PRIMARY KEY,
+  salt BLOB NOT NULL);
+CREATE TABLE events(
+  seq INTEGER PRIMARY KEY,
+  site_id INTEGER NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  page TEXT NOT NULL,
+  props TEXT,
+  visitor_id INTEGER NOT NULL,
+  session_id INTEGER NOT NULL,
+  session_start_ms INTEGER NOT NULL,
+  entry_page TEXT,
+  source TEXT,
+  referrer TEXT,
+  utm_source TEXT,
+  utm_medium TEXT,
+  utm_campaign TEXT,
+  utm_term TEXT,
+  utm_content TEXT,
+  country TEXT,
+  browser TEXT,
+  browser_version TEXT,
+  os TEXT,
+  os_version TEXT,
+  device TEXT,
+  screen TEXT,
+  locale TEXT,
+  first_in_session INTEGER NOT NULL,
+  first_page INTEGER NOT NULL,
+  first_name INTEGER NOT NULL,
+  s_pageviews INTEGER NOT NULL,
+  s_events INTEGER NOT NULL,
+  s_bounce INTEGER NOT NULL,
+  s_duration_ms INTEGER NOT NULL,
+  s_exit_page TEXT NOT NULL,
+  d_bounce INTEGER NOT NULL,
+  d_duration_ms INTEGER NOT NULL,
+  imported INTEGER NOT NULL);
+CREATE INDEX events_site_ts ON events(site_id, ts_ms);
+CREATE INDEX events_site_session_start ON events(site_id, session_start_ms);
+CREATE TABLE rollups(
+  site_id INTEGER NOT NULL,
+  level INTEGER NOT NULL,
+  dim TEXT NOT NULL,
+  bucket INTEGER NOT NULL,
+  value TEXT NOT NULL,
+  pageviews INTEGER NOT NULL,
+  events INTEGER NOT NULL,
+  visits INTEGER NOT NULL,
+  bounces INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  session_pageviews INTEGER NOT NULL,
+  visitors BLOB,
+  PRIMARY KEY(site_id, level, dim, bucket, value)) WITHOUT ROWID;
+CREATE TABLE meta(
+  key TEXT PRIMARY KEY,
+  value) WITHOUT ROWID;
+)sql",
+};
+constexpr int kSchemaVersion =
+    static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+
+constexpr char kCheckpointKey[] = "rollup_checkpoint";
+// The highest seq ever deleted (RemoveSite): new events get larger seqs even
+// when the newest rows were deleted, so a seq is never reused and rollup
+// checkpoints stay valid. (Cheaper than AUTOINCREMENT, which costs ~15% of
+// AppendEvents.)
+constexpr char kSeqFloorKey[] = "seq_floor";
+
+// Event columns after seq, in bind order (?1..?36); SELECTs prepend seq.
+#define ANALYTICS_EVENT_COLUMNS                                              \
+  "site_id, ts_ms, name, hostname, page, props, visitor_id, session_id, "    \
+  "session_start_ms, entry_page, source, referrer, utm_source, utm_medium, " \
+  "utm_campaign, utm_term, utm_content, country, browser, browser_version, " \
+  "os, os_version, device, screen, locale, first_in_session, first_page, "   \
+  "first_name, s_pageviews, s_events, s_bounce, s_duration_ms, "             \
+  "s_exit_page, d_bounce, d_duration_ms, imported"
+
+constexpr int kEventParams = 37;  // 36 columns + seq (NULL: the next rowid)
+// Rows per multi-row INSERT: one statement execution per kInsertRows events
+// amortizes statement start-up and cursor opening (about 1/3 of the cost of
+// single-row inserts); the remainder of a batch uses single-row inserts.
+constexpr int kInsertRows = 16;
+
+// "INSERT INTO events(...) VALUES(?, ..., ?), ... (rows times)". Only column
+// names and placeholders are concatenated, never values.
+std::string InsertEventsSql(int rows) {
+  std::string sql =
+      "INSERT INTO events(" ANALYTICS_EVENT_COLUMNS ", seq) VALUES";
+  for (int r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(" : ", (";
+    for (int p = 0; p < kEventParams; ++p) sql += p == 0 ? "?" : ", ?";
+    sql += ")";
+  }
+  return sql;
+}
+constexpr char kSelectEvents[] =
+    "SELECT seq, " ANALYTICS_EVENT_COLUMNS " FROM events ";
+#undef ANALYTICS_EVENT_COLUMNS
+
+// VisitAttrs fields, in column order (entry_page .. locale = ?10 .. ?25).
+constexpr std::string VisitAttrs::*kVisitFields[] = {
+    &VisitAttrs::entry_page,      &VisitAttrs::source,
+    &VisitAttrs::referrer,        &VisitAttrs::utm_source,
+    &VisitAttrs::utm_medium,      &VisitAttrs::utm_campaign,
+    &VisitAttrs::utm_term,        &VisitAttrs::utm_content,
+    &VisitAttrs::country,         &VisitAttrs::browser,
+    &VisitAttrs::browser_version, &VisitAttrs::os,
+    &VisitAttrs::os_version,      &VisitAttrs::device,
+    &VisitAttrs::screen,          &VisitAttrs::locale,
+};
+constexpr int kFirstVisitColumn = 10;
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+absl::Status SqlError(sqlite3* db, int rc, absl::string_view what) {
+  std::string msg =
+      absl::StrCat("store: sqlite: ", what, ": ",
+                   db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+      return absl::UnavailableError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Props encoding: a JSON object (keys in order, duplicates kept); NULL when
+// there are no props.
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (u < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[u >> 4]);
+          out->push_back(kHex[u & 0xf]);
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void EncodeProps(const Props& props, std::string* out) {
+  out->clear();
+  out->push_back('{');
+  bool first = true;
+  for (const auto& [k, v] : props) {
+    if (!first) out->push_back(',');
+    first = false;
+    AppendJsonString(k, out);
+    out->push_back(':');
+    AppendJsonString(v, out);
+  }
+  out->push_back('}');
+}
+
+absl::Status DecodeProps(std::string_view json, Props* props) {
+  props->clear();
+  if (json.empty()) return absl::OkStatus();
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return absl::DataLossError(
+        "store: sqlite: events.props is not a JSON "
+        "object");
+  }
+  props->reserve(doc.MemberCount());
+  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+    std::string key(it->name.GetString(), it->name.GetStringLength());
+    std::string value;
+    if (it->value.IsString()) {
+      value.assign(it->value.GetString(), it->value.GetStringLength());
+    } else {
+      return absl::DataLossError(
+          "store: sqlite: events.props has a non-string value");
+    }
+    props->emplace_back(std::move(key), std::move(value));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Statement helpers.
+
+void BindText(sqlite3_stmt* s, int i, std::string_view v) {
+  sqlite3_bind_text(s, i, v.data() != nullptr ? v.data() : "",
+                    static_cast<int>(v.size()), SQLITE_STATIC);
+}
+void BindTextOrNull(sqlite3_stmt* s, int i, std::string_view v) {
+  if (v.empty()) {
+    sqlite3_bind_null(s, i);
+  } else {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_STATIC);
+  }
+}
+void BindBlobOrNull(sqlite3_stmt* s, int i, std::string_view v) {
+  if (v.empty()) {
+    sqlite3_bind_null(s, i);
+  } else {
+    sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()),
+                      SQLITE_STATIC);
+  }
+}
+void ColumnString(sqlite3_stmt* s, int i, std::string* out) {
+  const unsigned char* p = sqlite3_column_text(s, i);
+  int n = sqlite3_column_bytes(s, i);
+  if (p == nullptr) {
+    out->clear();
+  } else {
+    out->assign(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  }
+}
+std::string ColumnString(sqlite3_stmt* s, int i) {
+  std::string out;
+  ColumnString(s, i, &out);
+  return out;
+}
+std::string ColumnBlob(sqlite3_stmt* s, int i) {
+  const void* p = sqlite3_column_blob(s, i);
+  int n = sqlite3_column_bytes(s, i);
+  if (p == nullptr) return std::string();
+  return std::string(static_cast<const char*>(p), static_cast<size_t>(n));
+}
+
+// Resets a statement when leaving a scope, so that no statement keeps a read
+// transaction open or refers to bound buffers that went away.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(sqlite3_stmt* s) : s_(s) {}
+  ~ResetOnExit() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+// hll_merge(a, b): the serialized union of two serialized sketches. NULL (or
+// an empty blob) is the empty sketch; the result is NULL only when both are.
+void HllMergeFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  auto arg = [&](int i) -> std::string_view {
+    if (i >= argc || sqlite3_value_type(argv[i]) == SQLITE_NULL) return {};
+    const void* p = sqlite3_value_blob(argv[i]);
+    int n = sqlite3_value_bytes(argv[i]);
+    if (p == nullptr || n <= 0) return {};
+    return std::string_view(static_cast<const char*>(p),
+                            static_cast<size_t>(n));
+  };
+  std::string_view a = arg(0);
+  std::string_view b = arg(1);
+  if (a.empty() && b.empty()) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  if (a.empty() || b.empty()) {
+    std::string_view one = a.empty() ? b : a;
+    sqlite3_result_blob64(ctx, one.data(), one.size(), SQLITE_TRANSIENT);
+    return;
+  }
+  try {
+    absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(a);
+    absl::Status st = h.ok() ? h->MergeSerialized(b) : h.status();
+    if (!st.ok()) {
+      std::string msg = absl::StrCat("hll_merge: ", st.message());
+      sqlite3_result_error(ctx, msg.c_str(), static_cast<int>(msg.size()));
+      return;
+    }
+    std::string out = h->Serialize();
+    sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+  } catch (const std::exception& e) {
+    sqlite3_result_error(ctx, e.what(), -1);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A connection with a cache of prepared statements. Used by one thread at a
+// time (the owner serializes), so it is opened with SQLITE_OPEN_NOMUTEX.
+
+class Conn {
+ public:
+  static absl::StatusOr<std::unique_ptr<Conn>> Open(const std::string& path,
+                                                    bool writer) {
+    sqlite3* db = nullptr;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (writer) flags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      absl::Status st =
+          SqlError(db, rc, absl::StrCat("cannot open '", path, "'"));
+      sqlite3_close_v2(db);
+      return absl::UnavailableError(st.message());
+    }
+    auto conn = std::unique_ptr<Conn>(new Conn(db));
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, 5000);
+    absl::Status st = conn->Exec("PRAGMA synchronous=NORMAL");
+    if (st.ok()) st = conn->Exec("PRAGMA temp_store=MEMORY");
+    if (st.ok() && writer) st = conn->Exec("PRAGMA cache_size=-16384");
+    if (st.ok() && !writer) st = conn->Exec("PRAGMA query_only=1");
+    if (!st.ok()) return st;
+    return conn;
+  }
+
+  ~Conn() {
+    for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // Runs constant SQL (no parameters) that may hold several statements.
+  absl::Status Exec(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      absl::Status st = SqlError(db_, rc, err != nullptr ? err : sql);
+      sqlite3_free(err);
+      return st;
+    }
+    return absl::OkStatus();
+  }
+
+  // A cached prepared statement for sql; it stays owned by the connection.
+  absl::StatusOr<sqlite3_stmt*> Prepare(absl::string_view sql) {
+    auto it = stmts_.find(sql);
+    if (it != stmts_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqlError(db_, rc, absl::StrCat("prepare '", sql, "'"));
+    }
+    stmts_.emplace(std::string(sql), stmt);
+    return stmt;
+  }
+
+  // Steps a statement that returns no rows.
+  absl::Status Run(sqlite3_stmt* s, absl::string_view what) {
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return SqlError(db_, rc, what);
+    return absl::OkStatus();
+  }
+
+ private:
+  explicit Conn(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  absl::flat_hash_map<std::string, sqlite3_stmt*> stmts_;
+};
+
+// A write transaction (BEGIN IMMEDIATE); rolled back unless committed.
+class Txn {
+ public:
+  explicit Txn(Conn* c) : c_(c) {}
+  ~Txn() {
+    if (active_) sqlite3_exec(c_->db(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+
+  absl::Status Begin() { return Step("BEGIN IMMEDIATE", /*begin=*/true); }
+  absl::Status Commit() { return Step("COMMIT", /*begin=*/false); }
+
+ private:
+  absl::Status Step(const char* sql, bool begin) {
+    absl::StatusOr<sqlite3_stmt*> s = c_->Prepare(sql);
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    absl::Status st = c_->Run(*s, sql);
+    if (st.ok()) active_ = begin;
+    return st;
+  }
+  Conn* c_;
+  bool active_ = false;
+};
+
+// ---------------------------------------------------------------------------
+
+// Binds e to parameters base+1 .. base+36 (base+37, seq, is left alone).
+void BindEvent(sqlite3_stmt* s, int base, const Event& e,
+               std::string* props_buf) {
+  sqlite3_bind_int64(s, base + 1, e.site_id);
+  sqlite3_bind_int64(s, base + 2, e.ts_ms);
+  BindText(s, base + 3, e.name);
+  BindText(s, base + 4, e.hostname);
+  BindText(s, base + 5, e.page);
+  if (e.props.empty()) {
+    sqlite3_bind_null(s, base + 6);
+  } else {
+    EncodeProps(e.props, props_buf);
+    BindText(s, base + 6, *props_buf);
+  }
+  sqlite3_bind_int64(s, base + 7, std::bit_cast<int64_t>(e.visitor_id));
+  sqlite3_bind_int64(s, base + 8, std::bit_cast<int64_t>(e.session_id));
+  sqlite3_bind_int64(s, base + 9, e.session_start_ms);
+  int col = base + kFirstVisitColumn;
+  for (auto field : kVisitFields) BindTextOrNull(s, col++, e.visit.*field);
+  sqlite3_bind_int(s, base + 26, e.first_in_session ? 1 : 0);
+  sqlite3_bind_int(s, base + 27, e.first_page ? 1 : 0);
+  sqlite3_bind_int(s, base + 28, e.first_name ? 1 : 0);
+  sqlite3_bind_int(s, base + 29, e.s_pageviews);
+  sqlite3_bind_int(s, base + 30, e.s_events);
+  sqlite3_bind_int(s, base + 31, e.s_bounce ? 1 : 0);
+  sqlite3_bind_int64(s, base + 32, e.s_duration_ms);
+  BindText(s, base + 33, e.s_exit_page);
+  sqlite3_bind_int(s, base + 34, e.d_bounce);
+  sqlite3_bind_int64(s, base + 35, e.d_duration_ms);
+  sqlite3_bind_int(s, base + 36, e.imported ? 1 : 0);
+}
+
+// Reads a row of kSelectEvents into e (reusing e's buffers).
+absl::Status ReadEvent(sqlite3_stmt* s, Event* e) {
+  e->seq = sqlite3_column_int64(s, 0);
+  e->site_id = sqlite3_column_int64(s, 1);
+  e->ts_ms = sqlite3_column_int64(s, 2);
+  ColumnString(s, 3, &e->name);
+  ColumnString(s, 4, &e->hostname);
+  ColumnString(s, 5, &e->page);
+  if (sqlite3_column_type(s, 6) == SQLITE_NULL) {
+    e->props.clear();
+  } else {
+    const unsigned char* p = sqlite3_column_text(s, 6);
+    int n = sqlite3_column_bytes(s, 6);
+    absl::Status st =
+        DecodeProps(std::string_view(reinterpret_cast<const char*>(p),
+                                     static_cast<size_t>(n)),
+                    &e->props);
+    if (!st.ok()) {
+      return absl::DataLossError(
+          absl::StrCat(st.message(), " (seq ", e->seq, ")"));
+    }
+  }
+  e->visitor_id = std::bit_cast<uint64_t>(sqlite3_column_int64(s, 7));
+  e->session_id = std::bit_cast<uint64_t>(sqlite3_column_int64(s, 8));
+  e->session_start_ms = sqlite3_column_int64(s, 9);
+  int col = kFirstVisitColumn;
+  for (auto field : kVisitFields) ColumnString(s, col++, &(e->visit.*field));
+  e->first_in_session = sqlite3_column_int(s, 26) != 0;
+  e->first_page = sqlite3_column_int(s, 27) != 0;
+  e->first_name = sqlite3_column_int(s, 28) != 0;
+  e->s_pageviews = sqlite3_column_int(s, 29);
+  e->s_events = sqlite3_column_int(s, 30);
+  e->s_bounce = sqlite3_column_int(s, 31) != 0;
+  e->s_duration_ms = sqlite3_column_int64(s, 32);
+  ColumnString(s, 33, &e->s_exit_page);
+  e->d_bounce = static_cast<int8_t>(sqlite3_column_int(s, 34));
+  e->d_duration_ms = sqlite3_column_int64(s, 35);
+  e->imported = sqlite3_column_int(s, 36) != 0;
+  return absl::OkStatus();
+}
+
+// Steps a kSelectEvents statement, calling fn per row until it returns false.
+absl::Status StepEvents(Conn* c, sqlite3_stmt* s,
+                        const std::function<bool(const Event&)>& fn) {
+  Event e;
+  while (true) {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) return absl::OkStatus();
+    if (rc != SQLITE_ROW) return SqlError(c->db(), rc, "scan events");
+    absl::Status st = ReadEvent(s, &e);
+    if (!st.ok()) return st;
+    if (!fn(e)) return absl::OkStatus();
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+class SqliteStore : public Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path) {
+    if (path.empty()) {
+      return absl::InvalidArgumentError("store: sqlite: empty database path");
+    }
+    std::error_code ec;
+    std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) {
+      std::filesystem::create_directories(parent, ec);
+      if (ec) {
+        return absl::UnavailableError(
+            absl::StrCat("store: sqlite: cannot create directory '",
+                         parent.string(), "': ", ec.message()));
+      }
+    }
+    absl::StatusOr<std::unique_ptr<Conn>> writer =
+        Conn::Open(path, /*writer=*/true);
+    if (!writer.ok()) return writer.status();
+    Conn* w = writer->get();
+
+    // journal_mode answers with the mode now in force.
+    {
+      absl::StatusOr<sqlite3_stmt*> s = w->Prepare("PRAGMA journal_mode=WAL");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      int rc = sqlite3_step(*s);
+      if (rc != SQLITE_ROW) return SqlError(w->db(), rc, "set WAL mode");
+      std::string mode = ColumnString(*s, 0);
+      if (mode != "wal") {
+        return absl::UnavailableError(
+            absl::StrCat("store: sqlite: cannot use WAL mode for '", path,
+                         "' (got '", mode, "')"));
+      }
+    }
+    absl::Status st = Migrate(w, path);
+    if (!st.ok()) return st;
+    int rc = sqlite3_create_function_v2(
+        w->db(), "hll_merge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+        &HllMergeFunc, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return SqlError(w->db(), rc, "register hll_merge");
+    absl::StatusOr<sqlite3_stmt*> one = w->Prepare(InsertEventsSql(1));
+    if (!one.ok()) return one.status();
+    absl::StatusOr<sqlite3_stmt*> many =
+        w->Prepare(InsertEventsSql(kInsertRows));
+    if (!many.ok()) return many.status();
+    auto store =
+        std::unique_ptr<SqliteStore>(new SqliteStore(path, *std::move(writer)));
+    store->insert_one_ = *one;
+    store->insert_many_ = *many;
+    return std::unique_ptr<Store>(std::move(store));
+  }
+
+  ~SqliteStore() override {
+    absl::MutexLock lock(&pool_mu_);
+    readers_.clear();
+  }
+
+  // ---- Sites.
+
+  absl::StatusOr<Site> AddSite(const Site& site) override {
+    Site out = site;
+    if (out.created_ms == 0) out.created_ms = absl::ToUnixMillis(absl::Now());
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+        "INSERT INTO sites(domain, short_id, timezone, created_ms) "
+        "VALUES(?1, ?2, ?3, ?4)");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, out.domain);
+    BindText(*s, 2, out.short_id);
+    BindText(*s, 3, out.timezone);
+    sqlite3_bind_int64(*s, 4, out.created_ms);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "store: site domain '", out.domain, "' or short_id '", out.short_id,
+          "' already exists (", sqlite3_errmsg(writer_->db()), ")"));
+    }
+    if (rc != SQLITE_DONE) return SqlError(writer_->db(), rc, "add site");
+    out.id = sqlite3_last_insert_rowid(writer_->db());
+    return out;
+  }
+
+  absl::StatusOr<std::vector<Site>> ListSites() override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        "SELECT id, domain, short_id, timezone, created_ms FROM sites "
+        "ORDER BY id");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    std::vector<Site> out;
+    while (true) {
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return SqlError(r->conn->db(), rc, "list sites");
+      Site site;
+      site.id = sqlite3_column_int64(*s, 0);
+      site.domain = ColumnString(*s, 1);
+      site.short_id = ColumnString(*s, 2);
+      site.timezone = ColumnString(*s, 3);
+      site.created_ms = sqlite3_column_int64(*s, 4);
+      out.push_back(std::move(site));
+    }
+    return out;
+  }
+
+  absl::Status RemoveSite(int64_t site_id) override {
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "INSERT INTO meta(key, value) "
+          "SELECT ?1, seq FROM (SELECT seq FROM events ORDER BY seq DESC "
+          "LIMIT 1) WHERE true "
+          "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      BindText(*s, 1, kSeqFloorKey);
+      st = writer_->Run(*s, "remove site");
+      if (!st.ok()) return st;
+    }
+    int64_t removed = 0;
+    for (const char* sql : {"DELETE FROM sites WHERE id = ?1",
+                            "DELETE FROM events WHERE site_id = ?1",
+                            "DELETE FROM rollups WHERE site_id = ?1"}) {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      sqlite3_bind_int64(*s, 1, site_id);
+      st = writer_->Run(*s, "remove site");
+      if (!st.ok()) return st;
+      if (removed == 0) removed = sqlite3_changes64(writer_->db());
+      if (removed == 0) {
+        return absl::NotFoundError(
+            absl::StrCat("store: no site with id ", site_id));
+      }
+    }
+    return txn.Commit();
+  }
+
+  // ---- Salts.
+
+  absl::StatusOr<std::optional<std::string>> GetSalt(int64_t day) override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s =
+        r->conn->Prepare("SELECT salt FROM salts WHERE day = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, day);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return SqlError(r->conn->db(), rc, "get salt");
+    return std::optional<std::string>(ColumnBlob(*s, 0));
+  }
+
+  absl::StatusOr<std::string> PutSaltIfAbsent(int64_t day,
+                                              std::string salt) override {
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "INSERT INTO salts(day, salt) VALUES(?1, ?2) "
+          "ON CONFLICT(day) DO NOTHING");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      sqlite3_bind_int64(*s, 1, day);
+      sqlite3_bind_blob(*s, 2, salt.data(), static_cast<int>(salt.size()),
+                        SQLITE_STATIC);
+      st = writer_->Run(*s, "put salt");
+      if (!st.ok()) return st;
+    }
+    std::string stored;
+    {
+      absl::StatusOr<sqlite3_stmt*> s =
+          writer_->Prepare("SELECT salt FROM salts WHERE day = ?1");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      sqlite3_bind_int64(*s, 1, day);
+      int rc = sqlite3_step(*s);
+      if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read salt");
+      stored = ColumnBlob(*s, 0);
+    }
+    st = txn.Commit();
+    if (!st.ok()) return st;
+    return stored;
+  }
+
+  absl::Status DeleteSaltsBefore(int64_t day) override {
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<sqlite3_stmt*> s =
+        writer_->Prepare("DELETE FROM salts WHERE day < ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, day);
+    return writer_->Run(*s, "delete salts");
+  }
+
+  // ---- Events.
+
+  absl::Status AppendEvents(absl::Span<Event> events) override {
+    if (events.empty()) return absl::OkStatus();
+    std::vector<int64_t> seqs;
+    seqs.reserve(events.size());
+    {
+      absl::MutexLock lock(&write_mu_);
+      Txn txn(writer_.get());
+      absl::Status st = txn.Begin();
+      if (!st.ok()) return st;
+      // Normally 0; else the first event's seq must exceed a deleted one.
+      absl::StatusOr<int64_t> min_seq = MinNextSeqLocked();
+      if (!min_seq.ok()) return min_seq.status();
+      sqlite3* db = writer_->db();
+      size_t i = 0;
+      while (i < events.size()) {
+        const int rows = events.size() - i >= static_cast<size_t>(kInsertRows)
+                             ? kInsertRows
+                             : 1;
+        sqlite3_stmt* s = rows == 1 ? insert_one_ : insert_many_;
+        ResetOnExit reset(s);
+        for (int r = 0; r < rows; ++r) {
+          const int base = r * kEventParams;
+          BindEvent(s, base, events[i + r], &props_bufs_[r]);
+          if (r == 0 && *min_seq > 0) {
+            sqlite3_bind_int64(s, base + kEventParams, *min_seq);
+            *min_seq = 0;
+          } else {
+            sqlite3_bind_null(s, base + kEventParams);
+          }
+        }
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) return SqlError(db, rc, "append events");
+        // Rows of one statement get consecutive rowids (max + 1 each).
+        const int64_t last = sqlite3_last_insert_rowid(db);
+        for (int r = 0; r < rows; ++r) seqs.push_back(last - rows + 1 + r);
+        i += rows;
+      }
+      st = txn.Commit();
+      if (!st.ok()) return st;
+    }
+    for (size_t i = 0; i < events.size(); ++i) events[i].seq = seqs[i];
+    return absl::OkStatus();
+  }
+
+  absl::Status ScanEvents(
+      const EventScan& scan,
+      const std::function<bool(const Event&)>& fn) override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    std::string sql = kSelectEvents;
+    if (scan.include_session_starts) {
+      // Same as "site_id = ?1 AND ((ts_ms in range) OR (session_start_ms in
+      // range))", written so that both indexes are range-scanned: for the
+      // plain OR, SQLite's planner (without ANALYZE statistics) scans all of
+      // the site's events.
+      sql +=
+          "WHERE seq IN ("
+          "SELECT seq FROM events WHERE site_id = ?1 AND ts_ms >= ?2 "
+          "AND ts_ms < ?3 "
+          "UNION ALL "
+          "SELECT seq FROM events WHERE site_id = ?1 AND session_start_ms >= "
+          "?2 "
+          "AND session_start_ms < ?3) "
+          "ORDER BY ts_ms, seq";
+    } else {
+      sql +=
+          "WHERE site_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 "
+          "ORDER BY ts_ms, seq";
+    }
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(sql);
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, scan.site_id);
+    sqlite3_bind_int64(*s, 2, scan.from_ms);
+    sqlite3_bind_int64(*s, 3, scan.to_ms);
+    return StepEvents(r->conn.get(), *s, fn);
+  }
+
+  absl::Status ScanEventsAfter(
+      int64_t after_seq, const std::function<bool(const Event&)>& fn) override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        std::string(kSelectEvents) + "WHERE seq > ?1 ORDER BY seq");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, after_seq);
+    return StepEvents(r->conn.get(), *s, fn);
+  }
+
+  // ---- Rollups.
+
+  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
+                            int64_t checkpoint_seq) override {
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    if (!deltas.empty()) {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "INSERT INTO rollups(site_id, level, dim, bucket, value, pageviews, "
+          "events, visits, bounces, duration_ms, session_pageviews, visitors) "
+          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+          "ON CONFLICT(site_id, level, dim, bucket, value) DO UPDATE SET "
+          "pageviews = pageviews + excluded.pageviews, "
+          "events = events + excluded.events, "
+          "visits = visits + excluded.visits, "
+          "bounces = bounces + excluded.bounces, "
+          "duration_ms = duration_ms + excluded.duration_ms, "
+          "session_pageviews = session_pageviews + excluded.session_pageviews, "
+          "visitors = hll_merge(visitors, excluded.visitors)");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      for (const RollupRow& d : deltas) {
+        sqlite3_bind_int64(*s, 1, d.site_id);
+        sqlite3_bind_int(*s, 2, static_cast<int>(d.level));
+        BindText(*s, 3, d.dim);
+        sqlite3_bind_int64(*s, 4, d.bucket);
+        BindText(*s, 5, d.value);
+        sqlite3_bind_int64(*s, 6, d.m.pageviews);
+        sqlite3_bind_int64(*s, 7, d.m.events);
+        sqlite3_bind_int64(*s, 8, d.m.visits);
+        sqlite3_bind_int64(*s, 9, d.m.bounces);
+        sqlite3_bind_int64(*s, 10, d.m.duration_ms);
+        sqlite3_bind_int64(*s, 11, d.m.session_pageviews);
+        BindBlobOrNull(*s, 12, d.visitors);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_DONE) {
+          return SqlError(writer_->db(), rc, "apply rollups");
+        }
+        sqlite3_reset(*s);
+      }
+    }
+    st = SetCheckpointLocked(checkpoint_seq);
+    if (!st.ok()) return st;
+    return txn.Commit();
+  }
+
+  absl::StatusOr<int64_t> RollupCheckpoint() override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s =
+        r->conn->Prepare("SELECT value FROM meta WHERE key = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, kCheckpointKey);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) return int64_t{0};
+    if (rc != SQLITE_ROW) {
+      return SqlError(r->conn->db(), rc, "read rollup checkpoint");
+    }
+    return static_cast<int64_t>(sqlite3_column_int64(*s, 0));
+  }
+
+  absl::Status ScanRollups(
+      int64_t site_id, RollupLevel level, int64_t from_bucket,
+      int64_t to_bucket, absl::Span<const std::string> dims,
+      const std::function<void(const RollupRow&)>& fn) override {
+    if (dims.empty() || from_bucket >= to_bucket) return absl::OkStatus();
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    // The SQL text depends only on the number of dims (placeholders).
+    std::string sql =
+        "SELECT dim, bucket, value, pageviews, events, visits, bounces, "
+        "duration_ms, session_pageviews, visitors FROM rollups "
+        "WHERE site_id = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4 "
+        "AND dim IN (";
+    for (size_t i = 0; i < dims.size(); ++i) {
+      absl::StrAppend(&sql, i == 0 ? "?" : ", ?", i + 5);
+    }
+    sql += ") ORDER BY dim, bucket, value";
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(sql);
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, site_id);
+    sqlite3_bind_int(*s, 2, static_cast<int>(level));
+    sqlite3_bind_int64(*s, 3, from_bucket);
+    sqlite3_bind_int64(*s, 4, to_bucket);
+    for (size_t i = 0; i < dims.size(); ++i) {
+      BindText(*s, static_cast<int>(i) + 5, dims[i]);
+    }
+    RollupRow row;
+    row.site_id = site_id;
+    row.level = level;
+    while (true) {
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) return absl::OkStatus();
+      if (rc != SQLITE_ROW) {
+        return SqlError(r->conn->db(), rc, "scan rollups");
+      }
+      ColumnString(*s, 0, &row.dim);
+      row.bucket = sqlite3_column_int64(*s, 1);
+      ColumnString(*s, 2, &row.value);
+      row.m.pageviews = sqlite3_column_int64(*s, 3);
+      row.m.events = sqlite3_column_int64(*s, 4);
+      row.m.visits = sqlite3_column_int64(*s, 5);
+      row.m.bounces = sqlite3_column_int64(*s, 6);
+      row.m.duration_ms = sqlite3_column_int64(*s, 7);
+      row.m.session_pageviews = sqlite3_column_int64(*s, 8);
+      row.visitors = ColumnBlob(*s, 9);
+      fn(row);
+    }
+  }
+
+  absl::Status ClearRollups() override {
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare("DELETE FROM rollups");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      st = writer_->Run(*s, "clear rollups");
+      if (!st.ok()) return st;
+    }
+    st = SetCheckpointLocked(0);
+    if (!st.ok()) return st;
+    return txn.Commit();
+  }
+
+ private:
+  static constexpr size_t kMaxIdleReaders = 4;
+
+  // A read connection borrowed from the pool; returned on destruction.
+  struct Reader {
+    SqliteStore* store = nullptr;
+    std::unique_ptr<Conn> conn;
+    Reader(SqliteStore* s, std::unique_ptr<Conn> c)
+        : store(s), conn(std::move(c)) {}
+    Reader(Reader&& o) noexcept
+        : store(std::exchange(o.store, nullptr)), conn(std::move(o.conn)) {}
+    Reader& operator=(Reader&&) = delete;
+    ~Reader() {
+      if (store != nullptr && conn != nullptr) {
+        store->ReleaseReader(std::move(conn));
+      }
+    }
+  };
+
+  SqliteStore(std::string path, std::unique_ptr<Conn> writer)
+      : path_(std::move(path)), writer_(std::move(writer)) {}
+
+  absl::StatusOr<Reader> AcquireReader() {
+    {
+      absl::MutexLock lock(&pool_mu_);
+      if (!readers_.empty()) {
+        std::unique_ptr<Conn> c = std::move(readers_.back());
+        readers_.pop_back();
+        return Reader(this, std::move(c));
+      }
+    }
+    absl::StatusOr<std::unique_ptr<Conn>> c = Conn::Open(path_, false);
+    if (!c.ok()) return c.status();
+    return Reader(this, *std::move(c));
+  }
+
+  void ReleaseReader(std::unique_ptr<Conn> c) {
+    absl::MutexLock lock(&pool_mu_);
+    if (readers_.size() < kMaxIdleReaders) readers_.push_back(std::move(c));
+  }
+
+  // The seq the next event must get at least, when the newest events were
+  // deleted by RemoveSite; else 0 (the next rowid is right).
+  absl::StatusOr<int64_t> MinNextSeqLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+        "SELECT value FROM meta WHERE key = ?1 "
+        "AND value >= COALESCE((SELECT MAX(seq) FROM events), 0)");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, kSeqFloorKey);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) return int64_t{0};
+    if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read seq floor");
+    return static_cast<int64_t>(sqlite3_column_int64(*s, 0)) + 1;
+  }
+
+  absl::Status SetCheckpointLocked(int64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+        "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, kCheckpointKey);
+    sqlite3_bind_int64(*s, 2, seq);
+    return writer_->Run(*s, "write rollup checkpoint");
+  }
+
+  // Applies the migrations this database lacks, one transaction each.
+  static absl::Status Migrate(Conn* w, const std::string& path) {
+    absl::Status st = w->Exec(
+        "CREATE TABLE IF NOT EXISTS schema_version("
+        "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)");
+    if (!st.ok()) return st;
+    while (true) {
+      Txn txn(w);
+      st = txn.Begin();
+      if (!st.ok()) return st;
+      int64_t version = 0;
+      {
+        absl::StatusOr<sqlite3_stmt*> s =
+            w->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+        if (!s.ok()) return s.status();
+        ResetOnExit reset(*s);
+        int rc = sqlite3_step(*s);
+        if (rc != SQLITE_ROW) return SqlError(w->db(), rc, "schema version");
+        version = sqlite3_column_int64(*s, 0);
+      }
+      if (version > kSchemaVersion) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "store: sqlite: database '", path, "' has schema version ", version,
+            ", newer than this build supports (", kSchemaVersion,
+            "); upgrade the software"));
+      }
+      if (version == kSchemaVersion) return txn.Commit();
+      st = w->Exec(kMigrations[version]);
+      if (!st.ok()) {
+        return absl::Status(
+            st.code(), absl::StrCat("store: sqlite: migration to version ",
+                                    version + 1, " failed: ", st.message()));
+      }
+      absl::StatusOr<sqlite3_stmt*> s = w->Prepare(
+          "INSERT INTO schema_version(version, applied_ms) VALUES(?1, ?2)");
+      if (!s.ok()) return s.status();
+      {
+        ResetOnExit reset(*s);
+        sqlite3_bind_int64(*s, 1, version + 1);
+        sqlite3_bind_int64(*s, 2, absl::ToUnixMillis(absl::Now()));
+        st = w->Run(*s, "record schema version");
+        if (!st.ok()) return st;
+      }
+      st = txn.Commit();
+      if (!st.ok()) return st;
+    }
+  }
+
+  const std::string path_;
+  absl::Mutex write_mu_;
+  std::unique_ptr<Conn> writer_ ABSL_GUARDED_BY(write_mu_);
+  // Owned by writer_'s statement cache.
+  sqlite3_stmt* insert_one_ ABSL_GUARDED_BY(write_mu_) = nullptr;
+  sqlite3_stmt* insert_many_ ABSL_GUARDED_BY(write_mu_) = nullptr;
+  // Encoded props, one per row of insert_many_ (bound SQLITE_STATIC).
+  std::string props_bufs_[kInsertRows] ABSL_GUARDED_BY(write_mu_);
+  absl::Mutex pool_mu_;
+  std::vector<std::unique_ptr<Conn>> readers_ ABSL_GUARDED_BY(pool_mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
+    const std::string& path) {
+  return SqliteStore::Open(path);
+}
+
+int SqliteStoreSchemaVersion() { return kSchemaVersion; }
+
+}  // namespace analytics

@@ -1,0 +1,40 @@
+// SQLite Store: the default durable implementation of store.h.
+//
+// Owns: the SQLite schema of analytics data (sites, salts, events, rollups,
+// meta) and its versioned migrations, and the mapping of Store calls to SQL.
+//
+// Durability: the database runs in WAL mode with synchronous=NORMAL. A commit
+// appends to the WAL file through write() before COMMIT returns, so whatever a
+// call that returned OK wrote survives a crash of the process (kill -9), which
+// is what store.h promises. It is NOT guaranteed to survive a power loss or an
+// OS crash: the last transactions may be lost then (the database stays
+// consistent), because the WAL is fsync'ed only at checkpoints.
+//
+// Concurrency: one write connection guarded by a mutex; reads use a small pool
+// of read connections so queries do not wait for the writer (WAL readers see
+// the last committed snapshot). busy_timeout is 5000 ms for other processes.
+//
+// Schema migrations: table schema_version holds the versions applied; each
+// migration runs in its own transaction. Opening a database whose version is
+// newer than this build knows fails with FailedPrecondition.
+#ifndef ANALYTICS_STORE_SQLITE_STORE_H_
+#define ANALYTICS_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "analytics/store.h"
+
+namespace analytics {
+
+// Opens (creating it and its parent directory when missing) the SQLite
+// database at `path` and brings its schema up to date.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+// The schema version this build creates and understands.
+int SqliteStoreSchemaVersion();
+
+}  // namespace analytics
+
+#endif  // ANALYTICS_STORE_SQLITE_STORE_H_

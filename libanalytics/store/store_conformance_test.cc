@@ -1,0 +1,804 @@
+// Conformance tests of the Store contract (store.h), run against every
+// backend; plus SQLite-only tests (reopen, schema version, URL registry).
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "analytics/event.h"
+#include "analytics/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "libanalytics/sketch/hll.h"
+#include "libanalytics/store/memory_store.h"
+#include "libanalytics/store/sqlite_store.h"
+
+namespace analytics {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+// A fresh directory under the test temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl =
+        (std::filesystem::path(::testing::TempDir()) / "store_test_XXXXXX")
+            .string();
+    char* p = mkdtemp(tmpl.data());
+    EXPECT_NE(p, nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Site MakeSite(const std::string& domain, const std::string& short_id) {
+  Site s;
+  s.domain = domain;
+  s.short_id = short_id;
+  s.timezone = "Europe/Berlin";
+  return s;
+}
+
+Event MakeEvent(int64_t site_id, int64_t ts_ms, int64_t session_start_ms,
+                const std::string& page = "/") {
+  Event e;
+  e.site_id = site_id;
+  e.ts_ms = ts_ms;
+  e.name = "pageview";
+  e.hostname = "example.com";
+  e.page = page;
+  e.visitor_id = 42;
+  e.session_id = 7;
+  e.session_start_ms = session_start_ms;
+  e.s_exit_page = page;
+  return e;
+}
+
+// Every field set to a non-default value.
+Event FullEvent(int64_t site_id) {
+  Event e;
+  e.site_id = site_id;
+  e.ts_ms = 1790812840500;
+  e.name = "Signup \xF0\x9F\x8E\x89";  // emoji
+  e.hostname = "www.example.com";
+  e.page = "/pricing/é";
+  e.props = {{"plan", "pro"},
+             {"ключ", "значение"},
+             {"quote\"back\\slash", "tab\tnew\nline\x01"},
+             {"empty", ""},
+             {"plan", "duplicate key kept"}};
+  e.visitor_id = 0xF123456789ABCDEFull;  // top bit set
+  e.session_id = 0x8000000000000001ull;
+  e.session_start_ms = 1790812800000;
+  e.visit.entry_page = "/landing";
+  e.visit.source = "Google";
+  e.visit.referrer = "google.com/search";
+  e.visit.utm_source = "newsletter";
+  e.visit.utm_medium = "email";
+  e.visit.utm_campaign = "launch";
+  e.visit.utm_term = "analytics";
+  e.visit.utm_content = "banner";
+  e.visit.country = "DE";
+  e.visit.browser = "Firefox";
+  e.visit.browser_version = "128.0";
+  e.visit.os = "Linux";
+  e.visit.os_version = "6.1";
+  e.visit.device = "Desktop";
+  e.visit.screen = "Laptop";
+  e.visit.locale = "de-DE";
+  e.first_in_session = true;
+  e.first_page = true;
+  e.first_name = true;
+  e.s_pageviews = 3;
+  e.s_events = 5;
+  e.s_bounce = true;
+  e.s_duration_ms = 123456;
+  e.s_exit_page = "/exit";
+  e.d_bounce = -1;
+  e.d_duration_ms = 789;
+  e.imported = true;
+  return e;
+}
+
+void ExpectSameEvent(const Event& a, const Event& b) {
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.site_id, b.site_id);
+  EXPECT_EQ(a.ts_ms, b.ts_ms);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.hostname, b.hostname);
+  EXPECT_EQ(a.page, b.page);
+  EXPECT_EQ(a.props, b.props);
+  EXPECT_EQ(a.visitor_id, b.visitor_id);
+  EXPECT_EQ(a.session_id, b.session_id);
+  EXPECT_EQ(a.session_start_ms, b.session_start_ms);
+  EXPECT_EQ(a.visit, b.visit);
+  EXPECT_EQ(a.first_in_session, b.first_in_session);
+  EXPECT_EQ(a.first_page, b.first_page);
+  EXPECT_EQ(a.first_name, b.first_name);
+  EXPECT_EQ(a.s_pageviews, b.s_pageviews);
+  EXPECT_EQ(a.s_events, b.s_events);
+  EXPECT_EQ(a.s_bounce, b.s_bounce);
+  EXPECT_EQ(a.s_duration_ms, b.s_duration_ms);
+  EXPECT_EQ(a.s_exit_page, b.s_exit_page);
+  EXPECT_EQ(a.d_bounce, b.d_bounce);
+  EXPECT_EQ(a.d_duration_ms, b.d_duration_ms);
+  EXPECT_EQ(a.imported, b.imported);
+}
+
+std::string Sketch(uint64_t from, uint64_t to) {
+  HyperLogLog h;
+  for (uint64_t k = from; k < to; ++k) h.Add(HyperLogLog::HashKey(k));
+  return h.Serialize();
+}
+
+uint64_t Estimate(const std::string& sketch) {
+  absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(sketch);
+  EXPECT_TRUE(h.ok()) << h.status();
+  return h.ok() ? h->Estimate() : 0;
+}
+
+RollupRow Row(int64_t site_id, RollupLevel level, int64_t bucket,
+              const std::string& dim, const std::string& value,
+              int64_t pageviews) {
+  RollupRow r;
+  r.site_id = site_id;
+  r.level = level;
+  r.bucket = bucket;
+  r.dim = dim;
+  r.value = value;
+  r.m.pageviews = pageviews;
+  r.m.events = pageviews + 1;
+  r.m.visits = 1;
+  r.m.bounces = 1;
+  r.m.duration_ms = 1000;
+  r.m.session_pageviews = 2;
+  return r;
+}
+
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "memory") {
+      store_ = NewMemoryStore();
+    } else {
+      absl::StatusOr<std::unique_ptr<Store>> s =
+          OpenSqliteStore(dir_.path() + "/sub/dir/analytics.db");
+      ASSERT_TRUE(s.ok()) << s.status();
+      store_ = *std::move(s);
+    }
+  }
+
+  int64_t AddSite(const std::string& domain) {
+    absl::StatusOr<Site> s = store_->AddSite(MakeSite(domain, domain + "-id"));
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? s->id : 0;
+  }
+
+  void Append(std::vector<Event>& events) {
+    ASSERT_TRUE(store_->AppendEvents(absl::MakeSpan(events)).ok());
+  }
+
+  std::vector<Event> Scan(const EventScan& scan) {
+    std::vector<Event> out;
+    absl::Status st = store_->ScanEvents(scan, [&](const Event& e) {
+      out.push_back(e);
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st;
+    return out;
+  }
+
+  std::vector<int64_t> ScanTs(const EventScan& scan) {
+    std::vector<int64_t> ts;
+    for (const Event& e : Scan(scan)) ts.push_back(e.ts_ms);
+    return ts;
+  }
+
+  std::vector<RollupRow> Rollups(int64_t site_id, RollupLevel level,
+                                 int64_t from, int64_t to,
+                                 std::vector<std::string> dims) {
+    std::vector<RollupRow> out;
+    absl::Status st =
+        store_->ScanRollups(site_id, level, from, to, dims,
+                            [&](const RollupRow& r) { out.push_back(r); });
+    EXPECT_TRUE(st.ok()) << st;
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreTest, AddListRemoveSites) {
+  absl::StatusOr<Site> a = store_->AddSite(MakeSite("a.com", "aaaaaaaaaaaa"));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_GT(a->id, 0);
+  EXPECT_GT(a->created_ms, 0);
+  Site b_in = MakeSite("b.com", "bbbbbbbbbbbb");
+  b_in.created_ms = 1234;
+  absl::StatusOr<Site> b = store_->AddSite(b_in);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NE(a->id, b->id);
+  EXPECT_EQ(b->created_ms, 1234);
+
+  absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok());
+  ASSERT_THAT(*sites, SizeIs(2));
+  EXPECT_EQ((*sites)[0].id, a->id);
+  EXPECT_EQ((*sites)[0].domain, "a.com");
+  EXPECT_EQ((*sites)[0].short_id, "aaaaaaaaaaaa");
+  EXPECT_EQ((*sites)[0].timezone, "Europe/Berlin");
+  EXPECT_EQ((*sites)[0].created_ms, a->created_ms);
+  EXPECT_EQ((*sites)[1].domain, "b.com");
+  EXPECT_EQ((*sites)[1].created_ms, 1234);
+
+  ASSERT_TRUE(store_->RemoveSite(a->id).ok());
+  sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok());
+  ASSERT_THAT(*sites, SizeIs(1));
+  EXPECT_EQ((*sites)[0].domain, "b.com");
+  EXPECT_EQ(store_->RemoveSite(a->id).code(), absl::StatusCode::kNotFound);
+
+  // Ids are not reused after a removal.
+  absl::StatusOr<Site> c = store_->AddSite(MakeSite("c.com", "cccccccccccc"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(c->id, a->id);
+  EXPECT_NE(c->id, b->id);
+}
+
+TEST_P(StoreTest, DuplicateDomainOrShortIdIsAlreadyExists) {
+  ASSERT_TRUE(store_->AddSite(MakeSite("a.com", "aaaaaaaaaaaa")).ok());
+  EXPECT_EQ(store_->AddSite(MakeSite("a.com", "xxxxxxxxxxxx")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->AddSite(MakeSite("z.com", "aaaaaaaaaaaa")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok());
+  EXPECT_THAT(*sites, SizeIs(1));
+}
+
+TEST_P(StoreTest, SaltsPutIfAbsent) {
+  absl::StatusOr<std::optional<std::string>> got = store_->GetSalt(100);
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+
+  std::string salt1("s1\0\xff\x80", 5);  // binary bytes
+  absl::StatusOr<std::string> put = store_->PutSaltIfAbsent(100, salt1);
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(*put, salt1);
+  put = store_->PutSaltIfAbsent(100, "other");
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(*put, salt1);  // the first one wins
+  got = store_->GetSalt(100);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->value_or(""), salt1);
+
+  ASSERT_TRUE(store_->PutSaltIfAbsent(101, "s101").ok());
+  ASSERT_TRUE(store_->PutSaltIfAbsent(102, "s102").ok());
+  ASSERT_TRUE(store_->DeleteSaltsBefore(102).ok());
+  EXPECT_FALSE(store_->GetSalt(100)->has_value());
+  EXPECT_FALSE(store_->GetSalt(101)->has_value());
+  EXPECT_EQ(store_->GetSalt(102)->value_or(""), "s102");
+}
+
+TEST_P(StoreTest, AppendAssignsIncreasingSeq) {
+  int64_t site = AddSite("a.com");
+  std::vector<Event> batch1 = {MakeEvent(site, 300, 300),
+                               MakeEvent(site, 100, 100)};
+  Append(batch1);
+  EXPECT_GT(batch1[0].seq, 0);
+  EXPECT_GT(batch1[1].seq, batch1[0].seq);
+  std::vector<Event> batch2 = {MakeEvent(site, 50, 50)};
+  Append(batch2);
+  EXPECT_GT(batch2[0].seq, batch1[1].seq);
+  std::vector<Event> none;
+  ASSERT_TRUE(store_->AppendEvents(absl::MakeSpan(none)).ok());
+}
+
+TEST_P(StoreTest, EveryEventFieldRoundTrips) {
+  int64_t site = AddSite("a.com");
+  Event full = FullEvent(site);
+  Event minimal = MakeEvent(site, full.ts_ms + 1, full.session_start_ms);
+  minimal.name = "";  // empty strings stay empty
+  minimal.hostname = "";
+  minimal.page = "";
+  minimal.s_exit_page = "";
+  minimal.visitor_id = UINT64_MAX;
+  minimal.session_id = 0;
+  minimal.visit.country = "US";  // one non-empty attribute among empties
+  std::vector<Event> events = {full, minimal};
+  Append(events);
+
+  std::vector<Event> got = Scan({site, 0, INT64_MAX, false});
+  ASSERT_THAT(got, SizeIs(2));
+  ExpectSameEvent(got[0], events[0]);
+  ExpectSameEvent(got[1], events[1]);
+
+  std::vector<Event> after;
+  ASSERT_TRUE(store_
+                  ->ScanEventsAfter(0,
+                                    [&](const Event& e) {
+                                      after.push_back(e);
+                                      return true;
+                                    })
+                  .ok());
+  ASSERT_THAT(after, SizeIs(2));
+  ExpectSameEvent(after[0], events[0]);
+  ExpectSameEvent(after[1], events[1]);
+}
+
+TEST_P(StoreTest, ScanEventsOrderAndBounds) {
+  int64_t site = AddSite("a.com");
+  int64_t other = AddSite("b.com");
+  // Appended out of ts order; two events share ts 200 (ordered by seq).
+  std::vector<Event> events = {MakeEvent(site, 200, 200, "/first"),
+                               MakeEvent(site, 100, 100),
+                               MakeEvent(site, 300, 300),
+                               MakeEvent(site, 200, 200, "/second"),
+                               MakeEvent(site, 99, 99),
+                               MakeEvent(other, 150, 150)};
+  Append(events);
+
+  EXPECT_THAT(ScanTs({site, 100, 300, false}), ElementsAre(100, 200, 200));
+  std::vector<Event> got = Scan({site, 200, 201, false});
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_EQ(got[0].page, "/first");
+  EXPECT_EQ(got[1].page, "/second");
+  EXPECT_LT(got[0].seq, got[1].seq);
+  EXPECT_THAT(ScanTs({site, 0, 1000, false}),
+              ElementsAre(99, 100, 200, 200, 300));
+  EXPECT_THAT(ScanTs({site, 301, 1000, false}), IsEmpty());
+  EXPECT_THAT(ScanTs({other, 0, 1000, false}), ElementsAre(150));
+  EXPECT_THAT(ScanTs({site + other + 100, 0, 1000, false}), IsEmpty());
+}
+
+TEST_P(StoreTest, ScanEventsIncludeSessionStarts) {
+  int64_t site = AddSite("a.com");
+  std::vector<Event> events = {
+      MakeEvent(site, 5000, 900),   // session started in range, ts after
+      MakeEvent(site, 950, 950),    // both in range
+      MakeEvent(site, 1500, 1000),  // session start == to (exclusive)
+      MakeEvent(site, 800, 100),    // before everything
+      MakeEvent(site, 999, 50),     // ts in range, session started before
+  };
+  Append(events);
+  EXPECT_THAT(ScanTs({site, 900, 1000, false}), ElementsAre(950, 999));
+  EXPECT_THAT(ScanTs({site, 900, 1000, true}), ElementsAre(950, 999, 5000));
+}
+
+TEST_P(StoreTest, ScanEventsStopsEarly) {
+  int64_t site = AddSite("a.com");
+  std::vector<Event> events;
+  for (int i = 0; i < 10; ++i) events.push_back(MakeEvent(site, i, i));
+  Append(events);
+  int calls = 0;
+  ASSERT_TRUE(store_
+                  ->ScanEvents({site, 0, 100, false},
+                               [&](const Event&) { return ++calls < 3; })
+                  .ok());
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  ASSERT_TRUE(
+      store_->ScanEventsAfter(0, [&](const Event&) { return ++calls < 4; })
+          .ok());
+  EXPECT_EQ(calls, 4);
+}
+
+TEST_P(StoreTest, ScanEventsAfterSeqInSeqOrder) {
+  int64_t site = AddSite("a.com");
+  std::vector<Event> events = {MakeEvent(site, 300, 300),
+                               MakeEvent(site, 100, 100),
+                               MakeEvent(site, 200, 200)};
+  Append(events);
+  std::vector<int64_t> seqs;
+  std::vector<int64_t> ts;
+  ASSERT_TRUE(store_
+                  ->ScanEventsAfter(events[0].seq,
+                                    [&](const Event& e) {
+                                      seqs.push_back(e.seq);
+                                      ts.push_back(e.ts_ms);
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_THAT(seqs, ElementsAre(events[1].seq, events[2].seq));
+  EXPECT_THAT(ts, ElementsAre(100, 200));
+  int calls = 0;
+  ASSERT_TRUE(store_
+                  ->ScanEventsAfter(events[2].seq,
+                                    [&](const Event&) {
+                                      ++calls;
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_P(StoreTest, ApplyRollupsAddsMetricsAndMergesSketches) {
+  int64_t site = AddSite("a.com");
+  EXPECT_EQ(*store_->RollupCheckpoint(), 0);
+
+  RollupRow a = Row(site, RollupLevel::kHour, 3600, "", "", 10);
+  a.visitors = Sketch(0, 30);
+  RollupRow page = Row(site, RollupLevel::kHour, 3600, "event:page", "/x", 4);
+  ASSERT_TRUE(store_->ApplyRollups({a, page}, 17).ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(), 17);
+
+  RollupRow b = Row(site, RollupLevel::kHour, 3600, "", "", 5);
+  b.visitors = Sketch(20, 50);
+  ASSERT_TRUE(store_->ApplyRollups({b}, 25).ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(), 25);
+
+  std::vector<RollupRow> got =
+      Rollups(site, RollupLevel::kHour, 0, 7200, {"", "event:page"});
+  ASSERT_THAT(got, SizeIs(2));
+  const RollupRow& total = got[0];
+  EXPECT_EQ(total.dim, "");
+  EXPECT_EQ(total.site_id, site);
+  EXPECT_EQ(total.level, RollupLevel::kHour);
+  EXPECT_EQ(total.bucket, 3600);
+  RollupMetrics want{15, 17, 2, 2, 2000, 4};
+  EXPECT_EQ(total.m, want);
+  EXPECT_EQ(Estimate(total.visitors), 50u);  // exact mode: |[0,30) u [20,50)|
+  EXPECT_EQ(got[1].dim, "event:page");
+  EXPECT_EQ(got[1].value, "/x");
+  EXPECT_EQ(got[1].m.pageviews, 4);
+  EXPECT_EQ(got[1].visitors, "");  // no sketch given, none stored
+
+  // A sketch merged into a cell that had none.
+  RollupRow c = Row(site, RollupLevel::kHour, 3600, "event:page", "/x", 1);
+  c.visitors = Sketch(0, 3);
+  ASSERT_TRUE(store_->ApplyRollups({c}, 30).ok());
+  got = Rollups(site, RollupLevel::kHour, 0, 7200, {"event:page"});
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(Estimate(got[0].visitors), 3u);
+  EXPECT_EQ(got[0].m.pageviews, 5);
+}
+
+TEST_P(StoreTest, LargeSketchMergeEqualsUnion) {
+  int64_t site = AddSite("a.com");
+  RollupRow a = Row(site, RollupLevel::kDay, 86400, "", "", 1);
+  a.visitors = Sketch(0, 6000);
+  RollupRow b = Row(site, RollupLevel::kDay, 86400, "", "", 1);
+  b.visitors = Sketch(3000, 9000);
+  ASSERT_TRUE(store_->ApplyRollups({a}, 1).ok());
+  ASSERT_TRUE(store_->ApplyRollups({b}, 2).ok());
+  std::vector<RollupRow> got =
+      Rollups(site, RollupLevel::kDay, 86400, 86401, {""});
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(Estimate(got[0].visitors), Estimate(Sketch(0, 9000)));
+}
+
+TEST_P(StoreTest, ScanRollupsFilters) {
+  int64_t site = AddSite("a.com");
+  int64_t other = AddSite("b.com");
+  std::vector<RollupRow> rows = {
+      Row(site, RollupLevel::kHour, 0, "", "", 1),
+      Row(site, RollupLevel::kHour, 3600, "", "", 2),
+      Row(site, RollupLevel::kHour, 7200, "", "", 3),
+      Row(site, RollupLevel::kHour, 3600, "visit:source", "Google", 4),
+      Row(site, RollupLevel::kHour, 3600, "visit:source", "Bing", 5),
+      Row(site, RollupLevel::kHour, 3600, "event:page", "/", 6),
+      Row(site, RollupLevel::kDay, 0, "", "", 7),
+      Row(other, RollupLevel::kHour, 3600, "", "", 8),
+  };
+  ASSERT_TRUE(store_->ApplyRollups(rows, 1).ok());
+
+  auto pageviews = [](const std::vector<RollupRow>& got) {
+    std::vector<int64_t> out;
+    for (const RollupRow& r : got) out.push_back(r.m.pageviews);
+    return out;
+  };
+  // Bucket range is [from, to).
+  EXPECT_THAT(pageviews(Rollups(site, RollupLevel::kHour, 0, 7200, {""})),
+              ElementsAre(1, 2));
+  EXPECT_THAT(pageviews(Rollups(site, RollupLevel::kHour, 3600, 7201, {""})),
+              ElementsAre(2, 3));
+  EXPECT_THAT(pageviews(Rollups(site, RollupLevel::kDay, 0, 86400, {""})),
+              ElementsAre(7));
+  EXPECT_THAT(pageviews(Rollups(other, RollupLevel::kHour, 0, 86400, {""})),
+              ElementsAre(8));
+  std::vector<RollupRow> src =
+      Rollups(site, RollupLevel::kHour, 0, 86400, {"visit:source"});
+  ASSERT_THAT(src, SizeIs(2));
+  EXPECT_EQ(src[0].value, "Bing");
+  EXPECT_EQ(src[1].value, "Google");
+  EXPECT_THAT(pageviews(Rollups(site, RollupLevel::kHour, 0, 86400,
+                                {"visit:source", "event:page"})),
+              ::testing::UnorderedElementsAre(4, 5, 6));
+  EXPECT_THAT(Rollups(site, RollupLevel::kHour, 0, 86400, {}), IsEmpty());
+  EXPECT_THAT(Rollups(site, RollupLevel::kHour, 0, 86400, {"visit:country"}),
+              IsEmpty());
+}
+
+TEST_P(StoreTest, ClearRollups) {
+  int64_t site = AddSite("a.com");
+  ASSERT_TRUE(
+      store_->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)}, 9)
+          .ok());
+  ASSERT_TRUE(store_->ClearRollups().ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(), 0);
+  EXPECT_THAT(Rollups(site, RollupLevel::kHour, 0, 86400, {""}), IsEmpty());
+  // Rebuilding after a clear starts from zero.
+  ASSERT_TRUE(
+      store_->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)}, 3)
+          .ok());
+  std::vector<RollupRow> got = Rollups(site, RollupLevel::kHour, 0, 1, {""});
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].m.pageviews, 1);
+  EXPECT_EQ(*store_->RollupCheckpoint(), 3);
+}
+
+TEST_P(StoreTest, RemoveSiteRemovesItsData) {
+  int64_t site = AddSite("a.com");
+  int64_t other = AddSite("b.com");
+  std::vector<Event> events = {MakeEvent(site, 10, 10),
+                               MakeEvent(other, 20, 20),
+                               MakeEvent(site, 30, 30)};
+  Append(events);
+  ASSERT_TRUE(store_
+                  ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1),
+                                  Row(other, RollupLevel::kHour, 0, "", "", 2)},
+                                 3)
+                  .ok());
+  ASSERT_TRUE(store_->RemoveSite(site).ok());
+
+  EXPECT_THAT(ScanTs({site, 0, 100, true}), IsEmpty());
+  EXPECT_THAT(ScanTs({other, 0, 100, true}), ElementsAre(20));
+  std::vector<int64_t> after;
+  ASSERT_TRUE(store_
+                  ->ScanEventsAfter(0,
+                                    [&](const Event& e) {
+                                      after.push_back(e.site_id);
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_THAT(after, ElementsAre(other));
+  EXPECT_THAT(Rollups(site, RollupLevel::kHour, 0, 1, {""}), IsEmpty());
+  EXPECT_THAT(Rollups(other, RollupLevel::kHour, 0, 1, {""}), SizeIs(1));
+
+  // Seqs are never reused, even when the newest events were removed.
+  std::vector<Event> more = {MakeEvent(other, 40, 40)};
+  Append(more);
+  EXPECT_GT(more[0].seq, events[2].seq);
+}
+
+TEST_P(StoreTest, LargeBatchesKeepOrderAndSeqs) {
+  // Batches larger than any internal chunking, with odd sizes.
+  int64_t site = AddSite("a.com");
+  std::vector<Event> events;
+  for (int i = 0; i < 53; ++i) {
+    Event e = FullEvent(site);
+    e.ts_ms += i;
+    e.page = absl::StrCat("/p", i);
+    if (i % 3 == 0) e.props.clear();
+    if (i % 5 == 0) e.visit = VisitAttrs();
+    events.push_back(std::move(e));
+  }
+  Append(events);
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_GT(events[i].seq, events[i - 1].seq);
+  }
+  std::vector<Event> got;
+  ASSERT_TRUE(store_
+                  ->ScanEventsAfter(0,
+                                    [&](const Event& e) {
+                                      got.push_back(e);
+                                      return true;
+                                    })
+                  .ok());
+  ASSERT_EQ(got.size(), events.size());
+  for (size_t i = 0; i < got.size(); ++i) ExpectSameEvent(got[i], events[i]);
+
+  // Removing the site that holds the newest events does not make their seqs
+  // available again, for small or large batches.
+  const int64_t max_seq = events.back().seq;
+  ASSERT_TRUE(store_->RemoveSite(site).ok());
+  int64_t other = AddSite("b.com");
+  std::vector<Event> more;
+  for (int i = 0; i < 20; ++i) more.push_back(MakeEvent(other, i, i));
+  Append(more);
+  EXPECT_GT(more.front().seq, max_seq);
+  for (size_t i = 1; i < more.size(); ++i) {
+    EXPECT_GT(more[i].seq, more[i - 1].seq);
+  }
+  EXPECT_THAT(ScanTs({other, 0, 100, false}), SizeIs(20));
+}
+
+TEST_P(StoreTest, CallbacksMayCallTheStore) {
+  int64_t site = AddSite("a.com");
+  std::vector<Event> events = {MakeEvent(site, 1, 1), MakeEvent(site, 2, 2)};
+  Append(events);
+  int inner = 0;
+  ASSERT_TRUE(store_
+                  ->ScanEvents({site, 0, 10, false},
+                               [&](const Event&) {
+                                 EXPECT_TRUE(store_->ListSites().ok());
+                                 EXPECT_TRUE(
+                                     store_
+                                         ->ScanEventsAfter(0,
+                                                           [&](const Event&) {
+                                                             ++inner;
+                                                             return true;
+                                                           })
+                                         .ok());
+                                 return true;
+                               })
+                  .ok());
+  EXPECT_EQ(inner, 4);
+}
+
+TEST_P(StoreTest, ConcurrentReadersAndWriter) {
+  int64_t site = AddSite("a.com");
+  std::atomic<bool> done{false};
+  std::atomic<int> read_errors{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        int64_t last = 0;
+        absl::Status st = store_->ScanEventsAfter(0, [&](const Event& e) {
+          if (e.seq <= last) read_errors++;  // seq order
+          last = e.seq;
+          return true;
+        });
+        if (!st.ok() || !store_->ListSites().ok() ||
+            !store_->RollupCheckpoint().ok()) {
+          read_errors++;
+        }
+      }
+    });
+  }
+  for (int b = 0; b < 20; ++b) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 50; ++i)
+      batch.push_back(MakeEvent(site, b * 50 + i, 0));
+    ASSERT_TRUE(store_->AppendEvents(absl::MakeSpan(batch)).ok());
+    ASSERT_TRUE(
+        store_
+            ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)},
+                           batch.back().seq)
+            .ok());
+  }
+  done = true;
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(read_errors.load(), 0);
+  EXPECT_THAT(ScanTs({site, 0, 1000, false}), SizeIs(1000));
+  std::vector<RollupRow> got = Rollups(site, RollupLevel::kHour, 0, 1, {""});
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].m.pageviews, 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values("memory", "sqlite"),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                           return i.param;
+                         });
+
+// ---------------------------------------------------------------------------
+// SQLite only.
+
+TEST(SqliteStoreTest, DataSurvivesReopen) {
+  TempDir dir;
+  std::string path = dir.path() + "/a.db";
+  Event full;
+  {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    absl::StatusOr<Site> site = (*s)->AddSite(MakeSite("a.com", "aaaa"));
+    ASSERT_TRUE(site.ok());
+    ASSERT_TRUE((*s)->PutSaltIfAbsent(5, "salt").ok());
+    std::vector<Event> events = {FullEvent(site->id)};
+    ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(events)).ok());
+    full = events[0];
+    RollupRow r = Row(site->id, RollupLevel::kDay, 0, "", "", 3);
+    r.visitors = Sketch(0, 10);
+    ASSERT_TRUE((*s)->ApplyRollups({r}, full.seq).ok());
+  }
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<std::vector<Site>> sites = (*s)->ListSites();
+  ASSERT_TRUE(sites.ok());
+  ASSERT_THAT(*sites, SizeIs(1));
+  EXPECT_EQ((*sites)[0].domain, "a.com");
+  EXPECT_EQ((*s)->GetSalt(5)->value_or(""), "salt");
+  std::vector<Event> got;
+  ASSERT_TRUE((*s)->ScanEventsAfter(0,
+                                    [&](const Event& e) {
+                                      got.push_back(e);
+                                      return true;
+                                    })
+                  .ok());
+  ASSERT_THAT(got, SizeIs(1));
+  ExpectSameEvent(got[0], full);
+  EXPECT_EQ(*(*s)->RollupCheckpoint(), full.seq);
+  int rows = 0;
+  ASSERT_TRUE((*s)->ScanRollups((*sites)[0].id, RollupLevel::kDay, 0, 1, {""},
+                                [&](const RollupRow& r) {
+                                  ++rows;
+                                  EXPECT_EQ(r.m.pageviews, 3);
+                                  EXPECT_EQ(Estimate(r.visitors), 10u);
+                                })
+                  .ok());
+  EXPECT_EQ(rows, 1);
+}
+
+TEST(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
+  TempDir dir;
+  std::string path = dir.path() + "/a.db";
+  ASSERT_TRUE(OpenSqliteStore(path).ok());
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::string sql =
+        absl::StrCat("INSERT INTO schema_version(version, applied_ms) VALUES(",
+                     SqliteStoreSchemaVersion() + 1, ", 0)");
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.status().message(), HasSubstr("newer"));
+}
+
+TEST(SqliteStoreTest, UnopenablePathIsAnError) {
+  TempDir dir;
+  // A directory where the database file should be.
+  std::filesystem::create_directories(dir.path() + "/db");
+  absl::StatusOr<std::unique_ptr<Store>> s =
+      OpenSqliteStore(dir.path() + "/db");
+  EXPECT_FALSE(s.ok());
+}
+
+// ---------------------------------------------------------------------------
+// OpenStore URLs.
+
+TEST(OpenStoreTest, Schemes) {
+  TempDir dir;
+  absl::StatusOr<std::unique_ptr<Store>> mem = OpenStore("memory://");
+  ASSERT_TRUE(mem.ok()) << mem.status();
+  EXPECT_TRUE((*mem)->AddSite(MakeSite("a.com", "a")).ok());
+
+  std::string abs_path = dir.path() + "/x/abs.db";
+  absl::StatusOr<std::unique_ptr<Store>> abs =
+      OpenStore("sqlite://" + abs_path);  // sqlite:///tmp/...
+  ASSERT_TRUE(abs.ok()) << abs.status();
+  EXPECT_TRUE(std::filesystem::exists(abs_path));
+
+  std::filesystem::path old_cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  absl::StatusOr<std::unique_ptr<Store>> rel = OpenStore("sqlite://rel/r.db");
+  std::filesystem::current_path(old_cwd);
+  ASSERT_TRUE(rel.ok()) << rel.status();
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/rel/r.db"));
+
+  absl::StatusOr<std::unique_ptr<Store>> bad = OpenStore("mysql://x");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("unknown scheme"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("mysql://x"));
+  EXPECT_EQ(OpenStore("sqlite://").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace analytics

@@ -1,0 +1,62 @@
+// OpenStore(url) from store.h. Owns: the mapping of URL schemes to store
+// backends. To add a backend (postgres://, redis://), add a row to kBackends.
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "analytics/store.h"
+#include "libanalytics/store/memory_store.h"
+#include "libanalytics/store/sqlite_store.h"
+
+namespace analytics {
+namespace {
+
+// A backend factory gets the URL without its "scheme://" prefix.
+using StoreFactory =
+    absl::StatusOr<std::unique_ptr<Store>> (*)(std::string_view rest);
+
+absl::StatusOr<std::unique_ptr<Store>> OpenMemory(std::string_view) {
+  return NewMemoryStore();
+}
+
+// "sqlite:///abs/path.db" leaves "/abs/path.db" (absolute);
+// "sqlite://rel/path.db" leaves "rel/path.db" (relative to the cwd).
+absl::StatusOr<std::unique_ptr<Store>> OpenSqlite(std::string_view rest) {
+  if (rest.empty()) {
+    return absl::InvalidArgumentError(
+        "store: sqlite:// URL has no database path");
+  }
+  return OpenSqliteStore(std::string(rest));
+}
+
+struct Backend {
+  absl::string_view scheme;  // including "://"
+  StoreFactory factory;
+};
+
+constexpr Backend kBackends[] = {
+    {"memory://", &OpenMemory},
+    {"sqlite://", &OpenSqlite},
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url_in) {
+  const absl::string_view url(url_in.data(), url_in.size());
+  for (const Backend& b : kBackends) {
+    if (absl::StartsWith(url, b.scheme)) {
+      absl::string_view rest = url.substr(b.scheme.size());
+      return b.factory(std::string_view(rest.data(), rest.size()));
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("store: unknown scheme in URL '", url,
+                   "'; expected memory:// or sqlite://"));
+}
+
+}  // namespace analytics
