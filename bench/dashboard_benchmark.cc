@@ -74,7 +74,7 @@ int Main(int argc, char** argv) {
   if (!reuse) {
     (void)engine->AddSite({.domain = "example.com"});
     auto t0 = std::chrono::steady_clock::now();
-    const int64_t chunk = 1000000;
+    const int64_t chunk = 100000;
     for (int64_t done = 0; done < n; done += chunk) {
       const int64_t m = std::min(chunk, n - done);
       const absl::Duration span = (end - start) * (static_cast<double>(m) / n);

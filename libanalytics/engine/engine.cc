@@ -102,6 +102,7 @@ class EngineImpl : public Engine {
     s = RestoreSessions();
     if (!s.ok()) return s;
     committer_ = std::thread([this] { CommitLoop(); });
+    folder_ = std::thread([this] { FoldLoop(); });
     return absl::OkStatus();
   }
 
@@ -183,6 +184,8 @@ class EngineImpl : public Engine {
         json, [this](std::string_view id) { return FindSite(id); },
         clock_->Now());
     if (!spec.ok()) return spec.status();
+    AwaitFolded();
+    absl::ReaderMutexLock l(&checkpoint_mu_);
     return ExecuteQuery(*spec, QuerySources{store_.get(), &rollups_});
   }
 
@@ -253,6 +256,7 @@ class EngineImpl : public Engine {
 
   absl::Status Flush() override {
     if (closed_.load()) return absl::FailedPreconditionError("engine: closed");
+    AwaitFolded();
     return Checkpoint();
   }
 
@@ -263,6 +267,7 @@ class EngineImpl : public Engine {
       stopping_ = true;
     }
     if (committer_.joinable()) committer_.join();
+    if (folder_.joinable()) folder_.join();
     if (!store_) return absl::OkStatus();
     return Checkpoint();
   }
@@ -363,8 +368,9 @@ class EngineImpl : public Engine {
     return salts_.emplace(day, salt).first->second;
   }
 
+  // The committer: takes queued events (from many callers) in one durable
+  // transaction, acknowledges them, and hands them to the folder.
   void CommitLoop() {
-    absl::Time last_checkpoint = absl::Now();
     for (;;) {
       std::vector<std::shared_ptr<Pending>> batch;
       bool stop = false;
@@ -373,8 +379,7 @@ class EngineImpl : public Engine {
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
           return !queue_.empty() || stopping_;
         };
-        queue_mu_.AwaitWithTimeout(absl::Condition(&ready),
-                                   opts_.checkpoint_interval);
+        queue_mu_.Await(absl::Condition(&ready));
         size_t n = 0;
         while (!queue_.empty() &&
                (batch.empty() || n + queue_.front()->count <=
@@ -387,13 +392,10 @@ class EngineImpl : public Engine {
         stop = stopping_ && queue_.empty() && batch.empty();
       }
       if (!batch.empty()) CommitBatch(batch);
-      if (stop || rollups_.pending_events() >= opts_.checkpoint_events ||
-          absl::Now() - last_checkpoint >= opts_.checkpoint_interval) {
-        (void)Checkpoint();
-        last_checkpoint = absl::Now();
-      }
-      if (stop) return;
+      if (stop) break;
     }
+    absl::MutexLock l(&fold_mu_);
+    fold_stopping_ = true;
   }
 
   void CommitBatch(const std::vector<std::shared_ptr<Pending>>& batch) {
@@ -410,8 +412,17 @@ class EngineImpl : public Engine {
     }
     absl::Status s = store_->AppendEvents(absl::MakeSpan(all));
     if (s.ok()) {
-      rollups_.Add(all);
       commits_.fetch_add(1);
+      const int64_t seq = all.back().seq;
+      absl::MutexLock l(&fold_mu_);
+      // Backpressure: the folder may lag by a bounded number of events.
+      auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_) {
+        return fold_queued_ < kMaxFoldLag;
+      };
+      fold_mu_.Await(absl::Condition(&room));
+      fold_queued_ += static_cast<int64_t>(all.size());
+      fold_queue_.push_back(std::move(all));
+      committed_seq_ = seq;
     } else {
       s = absl::UnavailableError(
           absl::StrCat("store: events not stored: ", s.message()));
@@ -422,6 +433,54 @@ class EngineImpl : public Engine {
     }
   }
 
+  // The folder: folds committed events into pending rollups, off the
+  // committer's path, and checkpoints them periodically.
+  void FoldLoop() {
+    absl::Time last_checkpoint = absl::Now();
+    for (;;) {
+      std::vector<Event> events;
+      bool stop = false;
+      {
+        absl::MutexLock l(&fold_mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_) {
+          return !fold_queue_.empty() || fold_stopping_;
+        };
+        fold_mu_.AwaitWithTimeout(absl::Condition(&ready),
+                                  opts_.checkpoint_interval);
+        if (!fold_queue_.empty()) {
+          events = std::move(fold_queue_.front());
+          fold_queue_.pop_front();
+        }
+        stop = fold_stopping_ && fold_queue_.empty() && events.empty();
+      }
+      if (!events.empty()) {
+        rollups_.Add(events);
+        absl::MutexLock l(&fold_mu_);
+        fold_queued_ -= static_cast<int64_t>(events.size());
+        folded_seq_ = events.back().seq;
+      }
+      if (stop || rollups_.pending_events() >= opts_.checkpoint_events ||
+          absl::Now() - last_checkpoint >= opts_.checkpoint_interval) {
+        (void)Checkpoint();
+        last_checkpoint = absl::Now();
+      }
+      if (stop) return;
+    }
+  }
+
+  // Waits until every event acknowledged so far is folded (read-your-writes
+  // for queries).
+  void AwaitFolded() {
+    absl::MutexLock l(&fold_mu_);
+    const int64_t target = committed_seq_;
+    auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_) {
+      return folded_seq_ >= target || fold_stopping_;
+    };
+    fold_mu_.Await(absl::Condition(&done));
+  }
+
+  // Moves pending rollups into the store. Holds checkpoint_mu_ exclusively so
+  // that no query sees the rows neither pending nor stored.
   absl::Status Checkpoint() {
     absl::MutexLock l(&checkpoint_mu_);
     int64_t seq = 0;
@@ -472,6 +531,15 @@ class EngineImpl : public Engine {
   int64_t queued_events_ ABSL_GUARDED_BY(queue_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::thread committer_;
+
+  static constexpr int64_t kMaxFoldLag = 200000;
+  absl::Mutex fold_mu_;
+  std::deque<std::vector<Event>> fold_queue_ ABSL_GUARDED_BY(fold_mu_);
+  int64_t fold_queued_ ABSL_GUARDED_BY(fold_mu_) = 0;
+  int64_t committed_seq_ ABSL_GUARDED_BY(fold_mu_) = 0;
+  int64_t folded_seq_ ABSL_GUARDED_BY(fold_mu_) = 0;
+  bool fold_stopping_ ABSL_GUARDED_BY(fold_mu_) = false;
+  std::thread folder_;
   absl::Mutex checkpoint_mu_;
 
   std::atomic<bool> closed_{false};

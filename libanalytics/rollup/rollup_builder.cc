@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "libanalytics/core/dimensions.h"
+#include "libanalytics/core/strings.h"
 
 namespace analytics {
 
@@ -58,12 +59,33 @@ uint16_t RollupBuilder::PropDim(std::string_view key) {
   return id;
 }
 
-RollupBuilder::Cell& RollupBuilder::CellFor(int64_t site, uint8_t level,
-                                            int64_t bucket, uint16_t dim,
+RollupBuilder::Bucket* RollupBuilder::BucketFor(int64_t site, uint8_t level,
+                                                int64_t bucket) {
+  for (Bucket* b : last_bucket_) {
+    if (b != nullptr && b->bucket == bucket && b->site_id == site &&
+        b->level == level) {
+      return b;
+    }
+  }
+  auto& slot = buckets_[BucketKey{site, bucket, level}];
+  if (slot == nullptr) {
+    slot = std::make_unique<Bucket>();
+    slot->site_id = site;
+    slot->level = level;
+    slot->bucket = bucket;
+  }
+  last_bucket_[next_cache_slot_] = slot.get();
+  next_cache_slot_ = (next_cache_slot_ + 1) % 4;
+  return slot.get();
+}
+
+RollupBuilder::Cell& RollupBuilder::CellFor(Bucket* b, uint16_t dim,
                                             std::string_view value) {
-  // TODO(perf): heterogeneous lookup would avoid building a Key string.
-  Key k{site, bucket, dim, level, std::string(value)};
-  return cells_[std::move(k)];
+  if (b->dims.size() <= dim) b->dims.resize(dim + 1);
+  auto& cells = b->dims[dim];
+  auto it = cells.find(AV(value));
+  if (it != cells.end()) return it->second;
+  return cells[std::string(value)];
 }
 
 void RollupBuilder::AddOne(const Event& e) {
@@ -77,6 +99,11 @@ void RollupBuilder::AddOne(const Event& e) {
   const uint64_t vh = HyperLogLog::HashKey(e.visitor_id);
   const int64_t pv = e.is_pageview() ? 1 : 0;
 
+  Bucket* be[2] = {BucketFor(e.site_id, kHour, hour_e),
+                   BucketFor(e.site_id, kDay, day_e)};
+  Bucket* bs[2] = {
+      hour_s == hour_e ? be[0] : BucketFor(e.site_id, kHour, hour_s),
+      day_s == day_e ? be[1] : BucketFor(e.site_id, kDay, day_s)};
   for (size_t i = 0; i < kNumRollupDims; ++i) {
     const DimId d = kRollupDims[i];
     const std::string_view v = RawValue(e, d);
@@ -90,17 +117,15 @@ void RollupBuilder::AddOne(const Event& e) {
       visits = e.first_in_session ? 1 : 0;
       session_part = true;
     }
-    for (uint8_t level : {kHour, kDay}) {
-      const int64_t be = level == kHour ? hour_e : day_e;
-      const int64_t bs = level == kHour ? hour_s : day_s;
-      Cell& c = CellFor(e.site_id, level, be, static_cast<uint16_t>(i), v);
+    for (int level = 0; level < 2; ++level) {
+      Cell& c = CellFor(be[level], static_cast<uint16_t>(i), v);
       c.m.pageviews += pv;
       c.m.events += 1;
       c.visitors.Add(vh);
       if (!session_part) continue;
-      Cell& s =
-          bs == be ? c
-                   : CellFor(e.site_id, level, bs, static_cast<uint16_t>(i), v);
+      Cell& s = bs[level] == be[level]
+                    ? c
+                    : CellFor(bs[level], static_cast<uint16_t>(i), v);
       s.m.visits += visits;
       if (kind != DimKind::kEvent) {
         s.m.bounces += e.d_bounce;
@@ -111,9 +136,8 @@ void RollupBuilder::AddOne(const Event& e) {
   }
   for (const auto& [key, value] : e.props) {
     const uint16_t dim = PropDim(key);
-    for (uint8_t level : {kHour, kDay}) {
-      Cell& c = CellFor(e.site_id, level, level == kHour ? hour_e : day_e, dim,
-                        value);
+    for (int level = 0; level < 2; ++level) {
+      Cell& c = CellFor(be[level], dim, value);
       c.m.pageviews += pv;
       c.m.events += 1;
       c.visitors.Add(vh);
@@ -131,19 +155,23 @@ void RollupBuilder::Add(absl::Span<const Event> events) {
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   absl::MutexLock l(&mu_);
   std::vector<RollupRow> rows;
-  rows.reserve(cells_.size());
-  for (auto& [k, c] : cells_) {
-    RollupRow r;
-    r.site_id = k.site_id;
-    r.level = static_cast<RollupLevel>(k.level);
-    r.bucket = k.bucket;
-    r.dim = dim_names_[k.dim];
-    r.value = k.value;
-    r.m = c.m;
-    c.visitors.SerializeTo(&r.visitors);
-    rows.push_back(std::move(r));
+  for (auto& [k, b] : buckets_) {
+    for (size_t dim = 0; dim < b->dims.size(); ++dim) {
+      for (auto& [value, c] : b->dims[dim]) {
+        RollupRow r;
+        r.site_id = b->site_id;
+        r.level = static_cast<RollupLevel>(b->level);
+        r.bucket = b->bucket;
+        r.dim = dim_names_[dim];
+        r.value = value;
+        r.m = c.m;
+        c.visitors.SerializeTo(&r.visitors);
+        rows.push_back(std::move(r));
+      }
+    }
   }
-  cells_.clear();
+  buckets_.clear();
+  for (Bucket*& b : last_bucket_) b = nullptr;
   pending_events_ = 0;
   *checkpoint_seq = last_seq_;
   return rows;
@@ -165,8 +193,9 @@ void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
       dim = static_cast<uint16_t>(pos - dim_names_.begin());
       dim_index_.emplace(r.dim, dim);
     }
-    Cell& c = CellFor(r.site_id, static_cast<uint8_t>(r.level), r.bucket, dim,
-                      r.value);
+    Cell& c =
+        CellFor(BucketFor(r.site_id, static_cast<uint8_t>(r.level), r.bucket),
+                dim, r.value);
     c.m.pageviews += r.m.pageviews;
     c.m.events += r.m.events;
     c.m.visits += r.m.visits;
@@ -183,22 +212,29 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
                          const std::function<void(const RollupRow&)>& fn) {
   absl::MutexLock l(&mu_);
   RollupRow r;
-  for (const auto& [k, c] : cells_) {
+  for (const auto& [k, b] : buckets_) {
     if (k.site_id != site_id || k.level != static_cast<uint8_t>(level) ||
         k.bucket < from_bucket || k.bucket >= to_bucket) {
       continue;
     }
-    const std::string& name = dim_names_[k.dim];
-    if (std::find(dims.begin(), dims.end(), name) == dims.end()) continue;
-    r.site_id = k.site_id;
-    r.level = level;
-    r.bucket = k.bucket;
-    r.dim = name;
-    r.value = k.value;
-    r.m = c.m;
-    r.visitors.clear();
-    c.visitors.SerializeTo(&r.visitors);
-    fn(r);
+    for (size_t dim = 0; dim < b->dims.size(); ++dim) {
+      const std::string& name = dim_names_[dim];
+      if (b->dims[dim].empty() ||
+          std::find(dims.begin(), dims.end(), name) == dims.end()) {
+        continue;
+      }
+      for (const auto& [value, c] : b->dims[dim]) {
+        r.site_id = k.site_id;
+        r.level = level;
+        r.bucket = k.bucket;
+        r.dim = name;
+        r.value = value;
+        r.m = c.m;
+        r.visitors.clear();
+        c.visitors.SerializeTo(&r.visitors);
+        fn(r);
+      }
+    }
   }
 }
 

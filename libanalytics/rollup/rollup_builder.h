@@ -63,22 +63,27 @@ class RollupBuilder {
   void set_last_seq(int64_t seq);
 
  private:
-  struct Key {
-    int64_t site_id;
-    int64_t bucket;
-    uint16_t dim;  // index into dim_names_
-    uint8_t level;
-    std::string value;
-    bool operator==(const Key&) const = default;
-    template <typename H>
-    friend H AbslHashValue(H h, const Key& k) {
-      return H::combine(std::move(h), k.site_id, k.bucket, k.dim, k.level,
-                        k.value);
-    }
-  };
   struct Cell {
     RollupMetrics m;
     HyperLogLog visitors;
+  };
+  // Cells of one (site, level, bucket), per dimension index, by value. Two
+  // levels keep the per-event work to one short-string lookup per dimension.
+  struct Bucket {
+    int64_t site_id = 0;
+    uint8_t level = 0;
+    int64_t bucket = 0;
+    std::vector<absl::flat_hash_map<std::string, Cell>> dims;
+  };
+  struct BucketKey {
+    int64_t site_id;
+    int64_t bucket;
+    uint8_t level;
+    bool operator==(const BucketKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const BucketKey& k) {
+      return H::combine(std::move(h), k.site_id, k.bucket, k.level);
+    }
   };
   struct SiteZone {
     absl::TimeZone tz;
@@ -87,21 +92,25 @@ class RollupBuilder {
     int64_t day_bucket = 0;
   };
 
-  Cell& CellFor(int64_t site, uint8_t level, int64_t bucket, uint16_t dim,
-                std::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Bucket* BucketFor(int64_t site, uint8_t level, int64_t bucket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static Cell& CellFor(Bucket* b, uint16_t dim, std::string_view value);
   int64_t DayBucket(int64_t site, int64_t ts_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint16_t PropDim(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddOne(const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<Key, Cell> cells_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<BucketKey, std::unique_ptr<Bucket>> buckets_
+      ABSL_GUARDED_BY(mu_);
+  Bucket* last_bucket_[4] ABSL_GUARDED_BY(mu_) = {};  // small lookup cache
   std::vector<std::string> dim_names_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint16_t> dim_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, SiteZone> zones_ ABSL_GUARDED_BY(mu_);
   int64_t pending_events_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::string lookup_scratch_ ABSL_GUARDED_BY(mu_);
+  int next_cache_slot_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace analytics
