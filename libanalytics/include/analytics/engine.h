@@ -63,6 +63,24 @@ struct BatchResult {
   std::vector<std::pair<size_t, absl::Status>> rejected;
 };
 
+// Who a bearer token belongs to.
+struct Principal {
+  bool admin = false;   // the admin token: every site, management routes
+  int64_t site_id = 0;  // for a site API key: the one site it may read
+  int64_t key_id = 0;
+};
+
+// An API key as shown to users (never with its secret, except once at
+// creation).
+struct ApiKey {
+  int64_t id = 0;
+  std::string site;  // domain
+  std::string name;
+  std::string prefix;  // first characters of the secret
+  int64_t created_ms = 0;
+  bool revoked = false;
+};
+
 struct EngineStats {
   int64_t accepted = 0;
   std::map<std::string, int64_t> dropped;
@@ -70,6 +88,12 @@ struct EngineStats {
   int64_t pending_rollup_events = 0;
   int64_t commits = 0;
   int64_t queue_depth = 0;
+  // Store commit latency histogram: counts[i] commits took at most
+  // bounds_ms[i] (and more than bounds_ms[i-1]); counts.back() counts those
+  // above the last bound. sum_ms is the total.
+  std::vector<double> commit_latency_bounds_ms;
+  std::vector<int64_t> commit_latency_counts;
+  double commit_latency_sum_ms = 0;
 };
 
 class Engine {
@@ -101,6 +125,34 @@ class Engine {
   virtual absl::StatusOr<std::vector<Site>> ListSites() = 0;
   virtual absl::StatusOr<Site> FindSite(std::string_view domain_or_short_id) = 0;
   virtual absl::Status RemoveSite(std::string_view domain) = 0;
+
+  // Updates a site's time zone and allowed origins (by domain).
+  virtual absl::StatusOr<Site> UpdateSite(const Site& site) = 0;
+
+  // Keeps a visitor "live" without recording an event (tracker heartbeats).
+  // Uses site, ip, user_agent and ts of `event`. NotFound for an unknown site;
+  // bots are ignored.
+  virtual absl::Status Heartbeat(const EventInput& event) = 0;
+  // Distinct visitors of the site with an event or heartbeat within `window`
+  // before now.
+  virtual absl::StatusOr<int64_t> LiveVisitors(
+      std::string_view site, absl::Duration window = absl::Minutes(5)) = 0;
+
+  // Admin token. EnsureAdminToken() creates one on first call for a store
+  // (returns it, the only time it is shown) and returns nullopt when one
+  // already exists; only its SHA-256 is stored. SetAdminToken replaces it.
+  virtual absl::StatusOr<std::optional<std::string>> EnsureAdminToken() = 0;
+  virtual absl::Status SetAdminToken(std::string_view token) = 0;
+
+  // Site-scoped API keys. CreateApiKey returns the key and its secret (shown
+  // once); only a hash is stored.
+  virtual absl::StatusOr<std::pair<ApiKey, std::string>> CreateApiKey(
+      std::string_view site, std::string_view name) = 0;
+  virtual absl::StatusOr<std::vector<ApiKey>> ListApiKeys() = 0;
+  virtual absl::Status RevokeApiKey(int64_t id) = 0;
+  // Unauthenticated for a missing, unknown or revoked token. Comparison is
+  // by hash lookup plus a constant-time check.
+  virtual absl::StatusOr<Principal> Authenticate(std::string_view token) = 0;
 
   // Writes pending rollup deltas to the store.
   virtual absl::Status Flush() = 0;
