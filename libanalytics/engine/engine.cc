@@ -6,12 +6,16 @@
 // the store comes from OpenStore().
 #include "analytics/engine.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <atomic>
 #include <deque>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "libanalytics/core/dimensions.h"
@@ -48,6 +52,34 @@ absl::Status ValidateDomain(std::string_view d) {
     }
   }
   return absl::OkStatus();
+}
+
+constexpr char kAdminTokenKey[] = "admin_token_sha256";
+
+// SHA-256 of a secret, hex (OpenSSL).
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+bool ConstantTimeEqual(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// A random secret: prefix + 32 characters of [A-Za-z0-9] (190 bits).
+std::string NewSecret(std::string_view prefix) {
+  static constexpr char kAlphabet[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string bytes = NewSalt() + NewSalt();
+  std::string out(prefix);
+  for (size_t i = 0; i < 32; ++i) {
+    out.push_back(kAlphabet[static_cast<uint8_t>(bytes[i]) % 62]);
+  }
+  return out;
 }
 
 std::string NewShortId() {
@@ -254,6 +286,134 @@ class EngineImpl : public Engine {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<Site> UpdateSite(const Site& in) override {
+    absl::StatusOr<Site> site = FindSite(in.domain);
+    if (!site.ok()) return site.status();
+    Site updated = *site;
+    if (!in.timezone.empty()) {
+      absl::TimeZone tz;
+      if (!absl::LoadTimeZone(in.timezone, &tz)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("timezone: unknown time zone '", in.timezone, "'"));
+      }
+      if (in.timezone != updated.timezone) {
+        // Day buckets already written stay in the old zone; new events use
+        // the new one (documented in docs/ARCHITECTURE.md).
+        updated.timezone = in.timezone;
+      }
+    }
+    updated.allowed_origins = in.allowed_origins;
+    absl::Status s = store_->UpdateSite(updated);
+    if (!s.ok()) return s;
+    CacheSite(updated);
+    return updated;
+  }
+
+  absl::Status Heartbeat(const EventInput& in) override {
+    absl::StatusOr<Site> site = SiteFor(in.site);
+    if (!site.ok()) return site.status();
+    if (!DetectBot(in.user_agent).empty()) return absl::OkStatus();
+    const int64_t ts = absl::ToUnixMillis(in.ts.value_or(clock_->Now()));
+    const int64_t day = FloorDiv(ts, kDayMs);
+    absl::StatusOr<std::string> salt = SaltFor(day);
+    if (!salt.ok()) return salt.status();
+    absl::StatusOr<std::string> prev = SaltFor(day - 1);
+    if (!prev.ok()) return prev.status();
+    sessions_.Touch(site->id, VisitorId(*salt, site->id, in.ip, in.user_agent),
+                    VisitorId(*prev, site->id, in.ip, in.user_agent), ts);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<int64_t> LiveVisitors(std::string_view domain,
+                                       absl::Duration window) override {
+    absl::StatusOr<Site> site = FindSite(domain);
+    if (!site.ok()) return site.status();
+    return sessions_.CountLive(site->id,
+                               absl::ToUnixMillis(clock_->Now() - window));
+  }
+
+  absl::StatusOr<std::optional<std::string>> EnsureAdminToken() override {
+    absl::StatusOr<std::optional<std::string>> have =
+        store_->GetMeta(kAdminTokenKey);
+    if (!have.ok()) return have.status();
+    if (have->has_value()) return std::optional<std::string>();
+    std::string token = NewSecret("adm_");
+    const std::string hash = Sha256Hex(token);
+    absl::StatusOr<std::string> stored =
+        store_->PutMetaIfAbsent(kAdminTokenKey, hash);
+    if (!stored.ok()) return stored.status();
+    if (*stored != hash) return std::optional<std::string>();  // lost a race
+    return std::optional<std::string>(token);
+  }
+
+  absl::Status SetAdminToken(std::string_view token) override {
+    if (token.size() < 16) {
+      return absl::InvalidArgumentError(
+          "admin token: must be at least 16 characters");
+    }
+    return store_->PutMeta(kAdminTokenKey, Sha256Hex(token));
+  }
+
+  absl::StatusOr<std::pair<ApiKey, std::string>> CreateApiKey(
+      std::string_view domain, std::string_view name) override {
+    absl::StatusOr<Site> site = FindSite(domain);
+    if (!site.ok()) return site.status();
+    if (name.size() > 200) {
+      return absl::InvalidArgumentError("name: longer than 200 bytes");
+    }
+    const std::string secret = NewSecret("key_");
+    ApiKeyRecord rec;
+    rec.site_id = site->id;
+    rec.name = std::string(name);
+    rec.prefix = secret.substr(0, 8);
+    rec.secret_hash = Sha256Hex(secret);
+    rec.created_ms = absl::ToUnixMillis(clock_->Now());
+    absl::StatusOr<ApiKeyRecord> added = store_->AddApiKey(rec);
+    if (!added.ok()) return added.status();
+    return std::make_pair(ToApiKey(*added, site->domain), secret);
+  }
+
+  absl::StatusOr<std::vector<ApiKey>> ListApiKeys() override {
+    absl::StatusOr<std::vector<ApiKeyRecord>> recs = store_->ListApiKeys();
+    if (!recs.ok()) return recs.status();
+    absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+    if (!sites.ok()) return sites.status();
+    std::vector<ApiKey> out;
+    for (const ApiKeyRecord& r : *recs) {
+      std::string domain;
+      for (const Site& s : *sites) {
+        if (s.id == r.site_id) domain = s.domain;
+      }
+      out.push_back(ToApiKey(r, domain));
+    }
+    return out;
+  }
+
+  absl::Status RevokeApiKey(int64_t id) override {
+    return store_->RevokeApiKey(id, absl::ToUnixMillis(clock_->Now()));
+  }
+
+  absl::StatusOr<Principal> Authenticate(std::string_view token) override {
+    if (token.empty()) {
+      return absl::UnauthenticatedError("authorization: missing bearer token");
+    }
+    const std::string hash = Sha256Hex(token);
+    absl::StatusOr<std::optional<std::string>> admin =
+        store_->GetMeta(kAdminTokenKey);
+    if (!admin.ok()) return admin.status();
+    if (admin->has_value() && ConstantTimeEqual(**admin, hash)) {
+      return Principal{.admin = true};
+    }
+    absl::StatusOr<ApiKeyRecord> key = store_->FindApiKeyByHash(hash);
+    if (!key.ok() || key->revoked_ms != 0 ||
+        !ConstantTimeEqual(key->secret_hash, hash)) {
+      if (!key.ok() && !absl::IsNotFound(key.status())) return key.status();
+      return absl::UnauthenticatedError(
+          "authorization: invalid or revoked token");
+    }
+    return Principal{.site_id = key->site_id, .key_id = key->id};
+  }
+
   absl::Status Flush() override {
     if (closed_.load()) return absl::FailedPreconditionError("engine: closed");
     AwaitFolded();
@@ -278,6 +438,11 @@ class EngineImpl : public Engine {
     {
       absl::MutexLock l(&stats_mu_);
       s.dropped = dropped_;
+      s.commit_latency_bounds_ms.assign(std::begin(kLatencyBoundsMs),
+                                        std::end(kLatencyBoundsMs));
+      s.commit_latency_counts.assign(std::begin(latency_counts_),
+                                     std::end(latency_counts_));
+      s.commit_latency_sum_ms = latency_sum_ms_;
     }
     s.live_sessions = static_cast<int64_t>(sessions_.size());
     s.pending_rollup_events = rollups_.pending_events();
@@ -290,6 +455,15 @@ class EngineImpl : public Engine {
   Store* store() override { return store_.get(); }
 
  private:
+  static ApiKey ToApiKey(const ApiKeyRecord& r, std::string domain) {
+    return ApiKey{.id = r.id,
+                  .site = std::move(domain),
+                  .name = r.name,
+                  .prefix = r.prefix,
+                  .created_ms = r.created_ms,
+                  .revoked = r.revoked_ms != 0};
+  }
+
   struct Pending {
     std::vector<Event> events;
     std::vector<uint64_t> prev_ids;
@@ -410,7 +584,9 @@ class EngineImpl : public Engine {
         for (Event& e : p->events) all.push_back(std::move(e));
       }
     }
+    const absl::Time t0 = absl::Now();
     absl::Status s = store_->AppendEvents(absl::MakeSpan(all));
+    RecordCommitLatency(absl::ToDoubleMilliseconds(absl::Now() - t0));
     if (s.ok()) {
       commits_.fetch_add(1);
       const int64_t seq = all.back().seq;
@@ -431,6 +607,14 @@ class EngineImpl : public Engine {
       p->status = s;
       p->done.Notify();
     }
+  }
+
+  void RecordCommitLatency(double ms) {
+    absl::MutexLock l(&stats_mu_);
+    size_t i = 0;
+    while (i < std::size(kLatencyBoundsMs) && ms > kLatencyBoundsMs[i]) ++i;
+    latency_counts_[i]++;
+    latency_sum_ms_ += ms;
   }
 
   // The folder: folds committed events into pending rollups, off the
@@ -547,6 +731,11 @@ class EngineImpl : public Engine {
   std::atomic<int64_t> commits_{0};
   absl::Mutex stats_mu_;
   std::map<std::string, int64_t> dropped_ ABSL_GUARDED_BY(stats_mu_);
+  static constexpr double kLatencyBoundsMs[] = {0.5, 1,  2,   5,   10,
+                                                25,  50, 100, 250, 1000};
+  int64_t latency_counts_[std::size(kLatencyBoundsMs) + 1] ABSL_GUARDED_BY(
+      stats_mu_) = {};
+  double latency_sum_ms_ ABSL_GUARDED_BY(stats_mu_) = 0;
 };
 
 }  // namespace

@@ -71,6 +71,7 @@ void Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     s->visitor_id = e->visitor_id;
     s->start_ms = e->ts_ms;
     s->last_ms = e->ts_ms;
+    s->site_id = e->site_id;
     s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e->ts_ms));
     e->visit.entry_page = e->page;
     s->visit = e->visit;
@@ -95,6 +96,7 @@ void Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     s->interactive_custom++;
   }
   s->last_ms = std::max(s->last_ms, e->ts_ms);
+  s->live_ms = std::max(s->live_ms, e->ts_ms);
   e->first_page = s->seen.insert(SeenHash('p', e->page)).second;
   e->first_name = s->seen.insert(SeenHash('n', e->name)).second;
 
@@ -120,6 +122,8 @@ void Sessionizer::Restore(const Event& last) {
   s->visitor_id = last.visitor_id;
   s->start_ms = last.session_start_ms;
   s->last_ms = last.session_start_ms + last.s_duration_ms;
+  s->live_ms = last.ts_ms;
+  s->site_id = last.site_id;
   s->pageviews = last.s_pageviews;
   s->events = last.s_events;
   // Recover "interactive custom events happened" from the bounce flag.
@@ -133,6 +137,36 @@ void Sessionizer::Restore(const Event& last) {
   while (last.ts_ms > wm &&
          !watermark_ms_.compare_exchange_weak(wm, last.ts_ms)) {
   }
+}
+
+bool Sessionizer::Touch(int64_t site_id, uint64_t visitor_id,
+                        uint64_t prev_visitor_id, int64_t ts_ms) {
+  for (uint64_t id : {visitor_id, prev_visitor_id}) {
+    if (id == 0) continue;
+    const uint64_t key = Key(site_id, id);
+    Shard& shard = ShardFor(key);
+    absl::MutexLock l(&shard.mu);
+    auto it = shard.sessions.find(key);
+    if (it != shard.sessions.end() &&
+        ts_ms - it->second->last_ms <= timeout_ms_) {
+      it->second->live_ms = std::max(it->second->live_ms, ts_ms);
+      return true;
+    }
+  }
+  return false;
+}
+
+int64_t Sessionizer::CountLive(int64_t site_id, int64_t since_ms) const {
+  absl::flat_hash_set<uint64_t> visitors;
+  for (const Shard& shard : shards_) {
+    absl::MutexLock l(&shard.mu);
+    for (const auto& [key, s] : shard.sessions) {
+      if (s->site_id == site_id && s->live_ms >= since_ms) {
+        visitors.insert(s->visitor_id);
+      }
+    }
+  }
+  return static_cast<int64_t>(visitors.size());
 }
 
 size_t Sessionizer::Sweep() {

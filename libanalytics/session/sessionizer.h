@@ -47,6 +47,13 @@ class Sessionizer {
   // event time seen) minus the timeout. Returns how many were evicted.
   size_t Sweep();
 
+  // Marks the visitor's current session (if any) live at ts_ms without an
+  // event. Returns false when the visitor has no session.
+  bool Touch(int64_t site_id, uint64_t visitor_id, uint64_t prev_visitor_id,
+             int64_t ts_ms);
+  // Distinct visitors of the site whose last event or Touch is >= since_ms.
+  int64_t CountLive(int64_t site_id, int64_t since_ms) const;
+
   // Restores a session from its latest stored event (after a restart).
   void Restore(const Event& last_event);
 
@@ -58,6 +65,8 @@ class Sessionizer {
     uint64_t visitor_id = 0;
     int64_t start_ms = 0;
     int64_t last_ms = 0;
+    int64_t live_ms = 0;  // last event or heartbeat
+    int64_t site_id = 0;
     int32_t pageviews = 0;
     int32_t events = 0;
     int32_t interactive_custom = 0;

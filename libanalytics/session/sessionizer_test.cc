@@ -115,5 +115,19 @@ TEST(SessionizerTest, SitesDoNotShareSessions) {
   EXPECT_NE(a.session_id, b.session_id);
 }
 
+TEST(SessionizerTest, LiveVisitorsAndHeartbeats) {
+  Sessionizer s;
+  Event a = Make(1000, "pageview", "/", 1);
+  s.Assign(&a, 0, true);
+  Event b = Make(1100, "pageview", "/", 2);
+  s.Assign(&b, 0, true);
+  EXPECT_EQ(s.CountLive(1, 1000 * 1000), 2);
+  EXPECT_EQ(s.CountLive(1, 1050 * 1000), 1);
+  EXPECT_TRUE(s.Touch(1, 1, 0, 1200 * 1000));  // heartbeat of visitor 1
+  EXPECT_EQ(s.CountLive(1, 1150 * 1000), 1);
+  EXPECT_FALSE(s.Touch(1, 99, 0, 1200 * 1000));  // no session
+  EXPECT_EQ(s.CountLive(2, 0), 0);               // other site
+}
+
 }  // namespace
 }  // namespace analytics

@@ -36,6 +36,20 @@ struct Site {
   std::string short_id;   // 12 chars of [a-zA-Z0-9-], used by trackers
   std::string timezone = "UTC";  // IANA zone for day buckets
   int64_t created_ms = 0;
+  // Origins allowed to send events from browsers, comma-separated
+  // ("https://example.com,https://www.example.com"); "" allows any.
+  std::string allowed_origins;
+};
+
+// An API key as stored: only a hash of the secret is kept.
+struct ApiKeyRecord {
+  int64_t id = 0;
+  int64_t site_id = 0;     // the one site this key may read
+  std::string name;        // label given by the admin
+  std::string prefix;      // first characters of the secret, for display
+  std::string secret_hash; // SHA-256 of the secret, hex
+  int64_t created_ms = 0;
+  int64_t revoked_ms = 0;  // 0 = active
 };
 
 // Rollup granularity. Hour buckets start on UTC hours; day buckets start at
@@ -82,6 +96,26 @@ class Store {
   virtual absl::StatusOr<Site> AddSite(const Site& site) = 0;
   virtual absl::StatusOr<std::vector<Site>> ListSites() = 0;
   virtual absl::Status RemoveSite(int64_t site_id) = 0;
+  // Replaces timezone and allowed_origins of the site with site.id
+  // (NotFound if absent).
+  virtual absl::Status UpdateSite(const Site& site) = 0;
+
+  // API keys. AddApiKey assigns id. RevokeApiKey sets revoked_ms (NotFound
+  // if absent). FindApiKeyByHash returns NotFound for an unknown hash.
+  // RemoveSite also removes the site's keys.
+  virtual absl::StatusOr<ApiKeyRecord> AddApiKey(const ApiKeyRecord& key) = 0;
+  virtual absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() = 0;
+  virtual absl::Status RevokeApiKey(int64_t id, int64_t revoked_ms) = 0;
+  virtual absl::StatusOr<ApiKeyRecord> FindApiKeyByHash(
+      std::string_view secret_hash) = 0;
+
+  // Small named settings (e.g. the admin token's hash). PutMetaIfAbsent
+  // returns the value stored after the call.
+  virtual absl::StatusOr<std::optional<std::string>> GetMeta(
+      std::string_view key) = 0;
+  virtual absl::StatusOr<std::string> PutMetaIfAbsent(std::string_view key,
+                                                      std::string value) = 0;
+  virtual absl::Status PutMeta(std::string_view key, std::string value) = 0;
 
   // Salts by UTC day number (days since epoch). PutSaltIfAbsent returns the
   // salt that is stored after the call (another worker's may win).
