@@ -5,8 +5,11 @@
 // Representations, chosen automatically as a sketch grows:
 //   exact  - up to kExactLimit distinct 64-bit hashes kept as a sorted
 //            vector; Estimate() is exact.
-//   sparse - (register index, rank) pairs for registers that are non-zero,
-//            while smaller than the dense form.
+//   sparse - HyperLogLog++ sparse form (Heule, Nunkesser, Hall 2013):
+//            (index, rank) pairs at precision p' = 25 for the non-zero
+//            registers of a 2^25-register sketch, while smaller than the
+//            dense form (at most 4094 entries); Estimate() is linear
+//            counting over 2^25 registers, nearly exact at these sizes.
 //   dense  - 2^14 one-byte registers.
 // Add() takes a 64-bit hash that is already well mixed (callers hash their
 // keys, e.g. the visitor id, with HashKey()). Merge() is commutative,
@@ -15,16 +18,22 @@
 //
 // Serialized format (little-endian):
 //   byte 0..1  magic "HL"
-//   byte 2     version (1)
+//   byte 2     version (2; version 1, with p = 14 sparse entries, is
+//              rejected: it was never persisted)
 //   byte 3     encoding: 0 empty, 1 exact, 2 sparse, 3 dense
-//   exact : u32 count, then count x u64 hashes ascending
-//   sparse: u32 count, then count x (u16 index, u8 rank) ascending by index
-//   dense : 16384 x u8 registers
-// Register index = top 14 bits of the hash; rank = 1 + number of leading
-// zeros of the remaining 50 bits (max 51). Estimation: Ertl's improved raw
-// estimator ("New cardinality estimation algorithms for HyperLogLog
-// sketches", 2017), which needs neither linear counting nor bias tables; the
-// sparse form is estimated from the registers it implies.
+//   exact : u32 count (1..64), then count x u64 hashes, strictly ascending
+//   sparse: u32 count (1..4094), then count x u32 (index25 << 6 | rank25),
+//           index25 strictly ascending; index25 = top 25 bits of the hash,
+//           rank25 = 1 + number of leading zeros of the remaining 39 bits
+//           (1..40)
+//   dense : 16384 x u8 registers (0..51); all zero means empty
+// Dense register index = top 14 bits of the hash; rank = 1 + number of leading
+// zeros of the remaining 50 bits (max 51). A sparse entry maps to dense
+// register index25 >> 11 with rank = 1 + leading zeros of the low 11 bits of
+// index25 if they are non-zero, else 11 + rank25: exactly the register that
+// adding the hash to a dense sketch sets. Dense estimation: Ertl's improved
+// raw estimator ("New cardinality estimation algorithms for HyperLogLog
+// sketches", 2017), which needs neither linear counting nor bias tables.
 #ifndef ANALYTICS_SKETCH_HLL_H_
 #define ANALYTICS_SKETCH_HLL_H_
 
@@ -68,12 +77,14 @@ class HyperLogLog {
   enum class Mode : uint8_t { kExact, kSparse, kDense };
   Mode mode_ = Mode::kExact;
   std::vector<uint64_t> exact_;   // sorted, unique
-  std::vector<uint32_t> sparse_;  // (index << 8) | rank, sorted by index
+  std::vector<uint32_t> sparse_;  // (index25 << 6) | rank25, sorted by index
   std::vector<uint8_t> dense_;    // kRegisters bytes when dense
   void ToSparse();
   void ToDense();
-  void AddRegister(uint32_t index, uint8_t rank);
-  void MergeSparseEntries(const uint32_t* entries, size_t n);
+  void AddSparseEntry(uint32_t entry);
+  // Merges n sorted sparse entries, the k-th given by load(k).
+  template <typename Load>
+  void MergeSparseEntries(Load load, size_t n);
 };
 
 }  // namespace analytics

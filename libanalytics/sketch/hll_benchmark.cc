@@ -55,6 +55,28 @@ void BM_MergeSerializedDense(benchmark::State& state) {
 }
 BENCHMARK(BM_MergeSerializedDense);
 
+void BM_MergeSerializedSparse(benchmark::State& state) {
+  // A typical rollup cell: two ~1000-visitor days merged (stays sparse).
+  const HyperLogLog a = Dense(1, 1000);
+  const std::string b = Dense(2, 1000).Serialize();
+  for (auto _ : state) {
+    HyperLogLog c = a;
+    benchmark::DoNotOptimize(c.MergeSerialized(b));
+    benchmark::DoNotOptimize(c);
+  }
+}
+BENCHMARK(BM_MergeSerializedSparse);
+
+void BM_MergeSparseIntoDense(benchmark::State& state) {
+  HyperLogLog a = Dense(1);
+  const HyperLogLog b = Dense(2, 2000);
+  for (auto _ : state) {
+    a.Merge(b);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_MergeSparseIntoDense);
+
 void BM_EstimateDense(benchmark::State& state) {
   HyperLogLog a = Dense(1);
   for (auto _ : state) benchmark::DoNotOptimize(a.Estimate());

@@ -32,7 +32,7 @@ TEST(HyperLogLogTest, EmptySketch) {
   HyperLogLog h;
   EXPECT_TRUE(h.empty());
   EXPECT_EQ(h.Estimate(), 0u);
-  EXPECT_EQ(h.Serialize(), std::string("HL\x01\x00", 4));
+  EXPECT_EQ(h.Serialize(), std::string("HL\x02\x00", 4));
 }
 
 TEST(HyperLogLogTest, ExactCountsForSmallSets) {
@@ -169,7 +169,7 @@ TEST(HyperLogLogTest, DenseMergeSerializedIntoDense) {
 }
 
 TEST(HyperLogLogTest, AllZeroDenseIsEmpty) {
-  std::string s("HL\x01\x03", 4);
+  std::string s("HL\x02\x03", 4);
   s.append(HyperLogLog::kRegisters, '\0');
   absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(s);
   ASSERT_TRUE(h.ok());
@@ -191,40 +191,69 @@ void ExpectInvalid(std::string_view bytes) {
 TEST(HyperLogLogTest, RejectsSpecificCorruptions) {
   ExpectInvalid("");
   ExpectInvalid("HL");
-  ExpectInvalid(std::string("XL\x01\x00", 4));
-  ExpectInvalid(std::string("HL\x02\x00", 4));
-  ExpectInvalid(std::string("HL\x01\x04", 4));
-  ExpectInvalid(std::string("HL\x01\x00\x00", 5));
-  // Exact: zero count, too many, unsorted, duplicate.
-  ExpectInvalid(std::string("HL\x01\x01\x00\x00\x00\x00", 8));
+  ExpectInvalid(std::string("XL\x02\x00", 4));
+  ExpectInvalid(std::string("HL\x03\x00", 4));
+  ExpectInvalid(std::string("HL\x02\x04", 4));
+  ExpectInvalid(std::string("HL\x02\x00\x00", 5));
+  // Version 1 (p = 14 sparse entries) is rejected, with a clear message.
+  ExpectInvalid(std::string("HL\x01\x00", 4));
+  ExpectInvalid(std::string("HL\x01\x02\x01\x00\x00\x00\x05\x00\x01", 9));
   {
-    std::string s("HL\x01\x01\x41\x00\x00\x00", 8);
+    absl::StatusOr<HyperLogLog> v1 =
+        HyperLogLog::Deserialize(std::string("HL\x01\x00", 4));
+    EXPECT_NE(v1.status().message().find("version 1"), std::string::npos)
+        << v1.status();
+  }
+  // Exact: zero count, too many, unsorted, duplicate.
+  ExpectInvalid(std::string("HL\x02\x01\x00\x00\x00\x00", 8));
+  {
+    std::string s("HL\x02\x01\x41\x00\x00\x00", 8);
     s.append(65 * 8, '\x01');
     ExpectInvalid(s);
   }
   {
-    std::string s("HL\x01\x01\x02\x00\x00\x00", 8);
+    std::string s("HL\x02\x01\x02\x00\x00\x00", 8);
     s.append(std::string("\x02\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0", 16));
     ExpectInvalid(s);
-    s = std::string("HL\x01\x01\x02\x00\x00\x00", 8) +
+    s = std::string("HL\x02\x01\x02\x00\x00\x00", 8) +
         std::string("\x02\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0", 16);
     ExpectInvalid(s);
   }
-  // Sparse: index out of range, rank 0, rank 52, unsorted, huge count.
-  const std::string sp("HL\x01\x02\x01\x00\x00\x00", 8);
-  ExpectInvalid(sp + std::string("\x00\x40\x01", 3));
-  ExpectInvalid(sp + std::string("\x05\x00\x00", 3));
-  ExpectInvalid(sp + std::string("\x05\x00\x34", 3));
-  EXPECT_TRUE(
-      HyperLogLog::Deserialize(sp + std::string("\xff\x3f\x33", 3)).ok());
-  ExpectInvalid(std::string("HL\x01\x02\x02\x00\x00\x00", 8) +
-                std::string("\x05\x00\x01\x04\x00\x01", 6));
-  ExpectInvalid(std::string("HL\x01\x02\x02\x00\x00\x00", 8) +
-                std::string("\x05\x00\x01\x05\x00\x01", 6));
-  ExpectInvalid(std::string("HL\x01\x02\xff\xff\xff\xff", 8));
+  // Sparse (u32 index25 << 6 | rank25): index out of range, rank 0, rank 41,
+  // unsorted, duplicate index, wrong length, count above the sparse limit,
+  // huge count.
+  const std::string sp("HL\x02\x02\x01\x00\x00\x00", 8);
+  ExpectInvalid(sp + std::string("\x01\x00\x00\x80", 4));  // index 2^25
+  ExpectInvalid(sp + std::string("\x40\x01\x00\x00", 4));  // rank 0
+  ExpectInvalid(sp + std::string("\x69\x01\x00\x00", 4));  // rank 41
+  ExpectInvalid(sp + std::string("\x41\x01\x00", 3));
+  ExpectInvalid(sp + std::string("\x41\x01\x00\x00\x00", 5));
+  EXPECT_TRUE(HyperLogLog::Deserialize(sp + std::string("\xe8\xff\xff\x7f", 4))
+                  .ok());  // index 2^25 - 1, rank 40
+  EXPECT_TRUE(HyperLogLog::Deserialize(sp + std::string("\x41\x00\x00\x00", 4))
+                  .ok());  // index 1, rank 1
+  const std::string sp2("HL\x02\x02\x02\x00\x00\x00", 8);
+  ExpectInvalid(sp2 + std::string("\x41\x01\x00\x00\x41\x00\x00\x00", 8));
+  ExpectInvalid(sp2 + std::string("\x41\x01\x00\x00\x42\x01\x00\x00", 8));
+  EXPECT_TRUE(HyperLogLog::Deserialize(
+                  sp2 + std::string("\x41\x00\x00\x00\x42\x01\x00\x00", 8))
+                  .ok());
+  {
+    std::string s("HL\x02\x02\xff\x0f\x00\x00", 8);  // 4095 entries
+    for (uint32_t i = 0; i < 4095; ++i) {
+      const uint32_t e = (i + 1) << 6 | 1;
+      s.append({static_cast<char>(e), static_cast<char>(e >> 8),
+                static_cast<char>(e >> 16), static_cast<char>(e >> 24)});
+    }
+    ExpectInvalid(s);
+    s[4] = '\xfe';  // 4094 entries
+    s.resize(s.size() - 4);
+    EXPECT_TRUE(HyperLogLog::Deserialize(s).ok());
+  }
+  ExpectInvalid(std::string("HL\x02\x02\xff\xff\xff\xff", 8));
   // Dense: register above 51, wrong length.
   {
-    std::string s("HL\x01\x03", 4);
+    std::string s("HL\x02\x03", 4);
     s.append(HyperLogLog::kRegisters, '\x01');
     s[100] = 52;
     ExpectInvalid(s);
@@ -233,7 +262,7 @@ TEST(HyperLogLogTest, RejectsSpecificCorruptions) {
     ExpectInvalid(s + "x");
   }
   absl::StatusOr<HyperLogLog> bad =
-      HyperLogLog::Deserialize(std::string("XL\x01\x00", 4));
+      HyperLogLog::Deserialize(std::string("XL\x02\x00", 4));
   EXPECT_NE(bad.status().message().find("magic"), std::string::npos);
 }
 
@@ -266,12 +295,12 @@ TEST(HyperLogLogTest, GarbageNeverCrashes) {
         break;
       }
       case 1: {  // a valid header with a random body
-        s = std::string("HL\x01", 3);
+        s = std::string("HL\x02", 3);
         s.push_back(static_cast<char>(rng() % 5));
         const size_t len = rng() % 3 == 0 ? 4 + rng() % 200 : rng() % 40;
         for (size_t i = 0; i < len; ++i) s.push_back(static_cast<char>(rng()));
         if (iter % 7 == 0 && s.size() >= 8) {  // plausible count
-          s[4] = static_cast<char>((s.size() - 8) / 3);
+          s[4] = static_cast<char>((s.size() - 8) / 4);
           s[5] = s[6] = s[7] = 0;
         }
         break;
@@ -299,6 +328,116 @@ TEST(HyperLogLogTest, GarbageNeverCrashes) {
   }
 }
 
+// The dense sketch that adding `hashes` straight to dense registers gives,
+// serialized; computed independently of the sketch's code.
+std::string ReferenceDense(const std::vector<uint64_t>& hashes) {
+  std::string regs(HyperLogLog::kRegisters, '\0');
+  for (uint64_t h : hashes) {
+    const size_t index = h >> (64 - HyperLogLog::kPrecision);
+    int rank = 1;
+    for (int bit = 63 - HyperLogLog::kPrecision; bit >= 0; --bit) {
+      if ((h >> bit) & 1) break;
+      ++rank;
+    }
+    if (rank > 51) rank = 51;
+    regs[index] = std::max<char>(regs[index], static_cast<char>(rank));
+  }
+  return std::string("HL\x02\x03", 4) + regs;
+}
+
+// Random hashes, some with the 11 bits between the dense and the sparse index
+// zero (and some with more trailing zeros), which take the "11 + sparse rank"
+// path when a sparse entry becomes a dense register.
+std::vector<uint64_t> TrickyHashes(std::mt19937_64& rng, size_t n) {
+  std::vector<uint64_t> out(n);
+  for (uint64_t& h : out) {
+    h = rng();
+    if (rng() % 8 == 0) {
+      h &= ~(uint64_t{0x7ff} << 39);
+      if (rng() % 2 == 0) h &= ~((uint64_t{1} << (rng() % 40)) - 1);
+    }
+  }
+  return out;
+}
+
+TEST(HyperLogLogTest, SparseToDenseEqualsAddingToDense) {
+  std::mt19937_64 rng(2013);
+  for (int trial = 0; trial < 20; ++trial) {
+    // Grow one sketch through exact and sparse until it turns dense.
+    const std::vector<uint64_t> hashes = TrickyHashes(rng, 10000);
+    HyperLogLog h;
+    size_t added = 0;
+    std::string s = h.Serialize();
+    while (Encoding(s) != 3) {
+      ASSERT_LT(added, hashes.size());
+      h.Add(hashes[added++]);
+      h.SerializeTo(&s);
+    }
+    EXPECT_GT(added, 4000u);
+    EXPECT_EQ(s, ReferenceDense(std::vector<uint64_t>(hashes.begin(),
+                                                      hashes.begin() + added)))
+        << "trial " << trial << " converted after " << added;
+    for (size_t i = added; i < hashes.size(); ++i) h.Add(hashes[i]);
+    EXPECT_EQ(h.Serialize(), ReferenceDense(hashes)) << "trial " << trial;
+  }
+}
+
+TEST(HyperLogLogTest, SparseDenseMergesEqualAddingToDense) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 10; ++trial) {
+    const std::vector<uint64_t> xs = TrickyHashes(rng, 20000);
+    const std::vector<uint64_t> ys = TrickyHashes(rng, 100 + rng() % 3900);
+    const std::vector<uint64_t> zs = TrickyHashes(rng, 2500);
+    const HyperLogLog dense = Build(xs), sparse = Build(ys),
+                      sparse2 = Build(zs);
+    ASSERT_EQ(Encoding(dense.Serialize()), 3);
+    ASSERT_EQ(Encoding(sparse.Serialize()), 2);
+    ASSERT_EQ(Encoding(sparse2.Serialize()), 2);
+    std::vector<uint64_t> xy = xs;
+    xy.insert(xy.end(), ys.begin(), ys.end());
+    const std::string want = ReferenceDense(xy);
+    HyperLogLog a = dense;
+    a.Merge(sparse);
+    EXPECT_EQ(a.Serialize(), want);
+    HyperLogLog b = sparse;
+    b.Merge(dense);
+    EXPECT_EQ(b.Serialize(), want);
+    HyperLogLog c = dense;
+    ASSERT_TRUE(c.MergeSerialized(sparse.Serialize()).ok());
+    EXPECT_EQ(c.Serialize(), want);
+    HyperLogLog d = sparse;
+    ASSERT_TRUE(d.MergeSerialized(dense.Serialize()).ok());
+    EXPECT_EQ(d.Serialize(), want);
+    // Two sparse sketches: sparse while the union fits, dense (equal to the
+    // reference) once it does not.
+    std::vector<uint64_t> yz = ys;
+    yz.insert(yz.end(), zs.begin(), zs.end());
+    HyperLogLog e = sparse;
+    e.Merge(sparse2);
+    HyperLogLog f = sparse2;
+    ASSERT_TRUE(f.MergeSerialized(sparse.Serialize()).ok());
+    const HyperLogLog all = Build(yz);
+    EXPECT_EQ(e.Serialize(), all.Serialize());
+    EXPECT_EQ(f.Serialize(), all.Serialize());
+    if (Encoding(all.Serialize()) == 3) {
+      EXPECT_EQ(e.Serialize(), ReferenceDense(yz));
+    }
+  }
+}
+
+TEST(HyperLogLogTest, SparseEstimatesAreNearlyExact) {
+  std::mt19937_64 rng(5);
+  for (size_t n : {65, 100, 500, 1000, 2000, 4000}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<uint64_t> hashes(n);
+      for (uint64_t& x : hashes) x = rng();
+      const HyperLogLog h = Build(hashes);
+      ASSERT_EQ(Encoding(h.Serialize()), 2) << n;
+      EXPECT_NEAR(static_cast<double>(h.Estimate()), n, 3) << n;
+    }
+  }
+}
+
 TEST(HyperLogLogTest, HashKeyMixes) {
   EXPECT_NE(HyperLogLog::HashKey(0), 0u);
   EXPECT_NE(HyperLogLog::HashKey(1), HyperLogLog::HashKey(2));
@@ -306,6 +445,42 @@ TEST(HyperLogLogTest, HashKeyMixes) {
   HyperLogLog h;
   for (uint64_t i = 0; i < 200000; ++i) h.Add(HyperLogLog::HashKey(i));
   EXPECT_NEAR(static_cast<double>(h.Estimate()), 200000, 4000);
+}
+
+}  // namespace
+}  // namespace analytics
+
+namespace analytics {
+namespace {
+
+// Small cardinalities (the common case for per-page, per-day cells) must be
+// nearly exact, also after merging many serialized partial sketches.
+TEST(HyperLogLogSmallTest, SmallCardinalitiesAfterMergesAreNearlyExact) {
+  std::mt19937_64 rng(99);
+  for (int n : {65, 80, 100, 150, 300, 1000}) {
+    int worst = 0;
+    for (int trial = 0; trial < 100; ++trial) {
+      HyperLogLog merged;
+      std::vector<uint64_t> all;
+      for (int k = 0; k < 7; ++k) {
+        HyperLogLog part;
+        for (int i = 0; i < n / 7 + 1; ++i) {
+          uint64_t h = HyperLogLog::HashKey(rng());
+          part.Add(h);
+          all.push_back(h);
+          if (i % 3 == 0) {  // the same visitor on several days
+            part.Add(all[rng() % all.size()]);
+          }
+        }
+        ASSERT_TRUE(merged.MergeSerialized(part.Serialize()).ok());
+      }
+      std::sort(all.begin(), all.end());
+      all.erase(std::unique(all.begin(), all.end()), all.end());
+      worst = std::max(worst, std::abs(static_cast<int>(merged.Estimate()) -
+                                       static_cast<int>(all.size())));
+    }
+    EXPECT_LE(worst, std::max(1, n / 100)) << "n=" << n;
+  }
 }
 
 }  // namespace
