@@ -41,7 +41,8 @@ void BM_PipelineInMemory(benchmark::State& state) {
     Event& e = batch[0];
     e = Event();
     uint64_t prev = 0;
-    (void)enricher.Enrich(*in, site, kStart, &e, &prev);
+    std::string bot;
+    (void)enricher.Enrich(*in, site, kStart, &e, &prev, &bot);
     sessions->Assign(&e, prev, in->interactive);
     e.seq = i + 1;
     rollups->Add(batch);

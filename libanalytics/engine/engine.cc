@@ -168,17 +168,17 @@ class EngineImpl : public Engine {
         result.rejected.emplace_back(i, site.status());
         continue;
       }
-      std::string_view bot = DetectBot(in.user_agent);
-      if (!bot.empty()) {
-        result.dropped[absl::StrCat("bot:", AV(bot))]++;
-        continue;
-      }
       Event e;
       uint64_t prev_id = 0;
+      std::string bot;
       absl::Status es =
-          enricher_->Enrich(in, *site, clock_->Now(), &e, &prev_id);
+          enricher_->Enrich(in, *site, clock_->Now(), &e, &prev_id, &bot);
       if (!es.ok()) {
         result.rejected.emplace_back(i, es);
+        continue;
+      }
+      if (!bot.empty()) {
+        result.dropped[absl::StrCat("bot:", bot)]++;
         continue;
       }
       pending->prev_ids.push_back(prev_id);

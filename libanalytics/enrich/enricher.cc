@@ -23,7 +23,13 @@ std::string ScreenClass(int width) {
 
 absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
                               absl::Time now, Event* e,
-                              uint64_t* prev_visitor_id) {
+                              uint64_t* prev_visitor_id,
+                              std::string* bot_reason) {
+  std::shared_ptr<const UserAgentInfo> ua = ua_cache_.Get(in.user_agent);
+  if (!ua->bot_reason.empty()) {
+    *bot_reason = ua->bot_reason;
+    return absl::OkStatus();
+  }
   e->site_id = site.id;
   e->ts_ms = absl::ToUnixMillis(in.ts.value_or(now));
   e->name = in.name;
@@ -32,7 +38,6 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
   e->hostname = NormalizeHost(url.host);
   e->page = NormalizePath(url.path);
   e->props = in.props;
-  std::shared_ptr<const UserAgentInfo> ua = ua_cache_.Get(in.user_agent);
   VisitAttrs& v = e->visit;
   v.browser = ua->browser;
   v.browser_version = ua->browser_version;

@@ -36,9 +36,12 @@ class Enricher {
 
   // Fills site_id, ts_ms (in.ts or `now`), name, hostname, page, props,
   // visit (except entry_page), imported and visitor_id; *prev_visitor_id is
-  // the id under the previous day's salt.
+  // the id under the previous day's salt. When the user agent is a bot,
+  // sets *bot_reason (DetectBot's reason) and stops early: the event is to
+  // be dropped.
   absl::Status Enrich(const EventInput& in, const Site& site, absl::Time now,
-                      Event* e, uint64_t* prev_visitor_id);
+                      Event* e, uint64_t* prev_visitor_id,
+                      std::string* bot_reason);
 
  private:
   const CountryResolver* geo_;

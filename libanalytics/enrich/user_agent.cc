@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "libanalytics/enrich/bots.h"
 #include "libanalytics/enrich/string_util.h"
 namespace analytics {
 namespace {
@@ -221,15 +222,18 @@ std::shared_ptr<const UserAgentInfo> UserAgentCache::Get(std::string_view ua) {
   // Absurdly long strings are parsed but not cached (they would only evict
   // useful entries and are usually junk).
   constexpr size_t kMaxCachedLength = 2048;
-  if (ua.size() > kMaxCachedLength) {
-    return std::make_shared<const UserAgentInfo>(ParseUserAgent(ua));
-  }
+  auto parse = [](std::string_view ua) {
+    UserAgentInfo info = ParseUserAgent(ua);
+    info.bot_reason = std::string(DetectBot(ua));
+    return std::make_shared<const UserAgentInfo>(std::move(info));
+  };
+  if (ua.size() > kMaxCachedLength) return parse(ua);
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = map_.find(enrich_internal::ToAbsl(ua));
     if (it != map_.end()) return it->second;
   }
-  auto info = std::make_shared<const UserAgentInfo>(ParseUserAgent(ua));
+  auto info = parse(ua);
   absl::MutexLock lock(&mu_);
   auto it = map_.find(enrich_internal::ToAbsl(ua));
   if (it != map_.end()) return it->second;

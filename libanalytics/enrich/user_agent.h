@@ -19,9 +19,11 @@ namespace analytics {
 struct UserAgentInfo {
   std::string browser;          // "Chrome", "Firefox", "Safari", "Edge", ...
   std::string browser_version;  // major.minor, e.g. "120.0"
-  std::string os;               // "Windows", "Mac", "iOS", "Android", "Linux", ...
-  std::string os_version;       // e.g. "10", "14.2"
-  std::string device;           // "Desktop" | "Mobile" | "Tablet" | ""
+  std::string os;          // "Windows", "Mac", "iOS", "Android", "Linux", ...
+  std::string os_version;  // e.g. "10", "14.2"
+  std::string device;      // "Desktop" | "Mobile" | "Tablet" | ""
+  // Set by UserAgentCache only: DetectBot()'s reason, "" for humans.
+  std::string bot_reason;
   bool operator==(const UserAgentInfo&) const = default;
 };
 

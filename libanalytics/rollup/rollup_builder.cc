@@ -121,7 +121,7 @@ void RollupBuilder::AddOne(const Event& e) {
       Cell& c = CellFor(be[level], static_cast<uint16_t>(i), v);
       c.m.pageviews += pv;
       c.m.events += 1;
-      c.visitors.Add(vh);
+      c.AddVisitor(vh);
       if (!session_part) continue;
       Cell& s = bs[level] == be[level]
                     ? c
@@ -140,7 +140,7 @@ void RollupBuilder::AddOne(const Event& e) {
       Cell& c = CellFor(be[level], dim, value);
       c.m.pageviews += pv;
       c.m.events += 1;
-      c.visitors.Add(vh);
+      c.AddVisitor(vh);
     }
   }
   ++pending_events_;
@@ -165,6 +165,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
         r.dim = dim_names_[dim];
         r.value = value;
         r.m = c.m;
+        c.FlushVisitors();
         c.visitors.SerializeTo(&r.visitors);
         rows.push_back(std::move(r));
       }
@@ -223,7 +224,8 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
           std::find(dims.begin(), dims.end(), name) == dims.end()) {
         continue;
       }
-      for (const auto& [value, c] : b->dims[dim]) {
+      for (auto& [value, c] : b->dims[dim]) {
+        c.FlushVisitors();
         r.site_id = k.site_id;
         r.level = level;
         r.bucket = k.bucket;

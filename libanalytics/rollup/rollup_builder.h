@@ -66,6 +66,19 @@ class RollupBuilder {
   struct Cell {
     RollupMetrics m;
     HyperLogLog visitors;
+    // Visitor hashes not yet in `visitors`: added in batches (one sort and
+    // merge instead of a sorted insert per event).
+    std::vector<uint64_t> buffer;
+    void AddVisitor(uint64_t h) {
+      if (!buffer.empty() && buffer.back() == h) return;
+      buffer.push_back(h);
+      if (buffer.size() >= 256) FlushVisitors();
+    }
+    void FlushVisitors() {
+      if (buffer.empty()) return;
+      visitors.AddMany(absl::MakeSpan(buffer));
+      buffer.clear();
+    }
   };
   // Cells of one (site, level, bucket), per dimension index, by value. Two
   // levels keep the per-event work to one short-string lookup per dimension.

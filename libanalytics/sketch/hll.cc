@@ -284,6 +284,31 @@ void HyperLogLog::Add(uint64_t hash) {
   }
 }
 
+void HyperLogLog::AddMany(absl::Span<uint64_t> hashes) {
+  size_t i = 0;
+  for (; i < hashes.size() && mode_ == Mode::kExact; ++i) Add(hashes[i]);
+  if (mode_ == Mode::kDense) {
+    for (; i < hashes.size(); ++i) Add(hashes[i]);
+    return;
+  }
+  if (i == hashes.size()) return;
+  std::vector<uint32_t> entries;
+  entries.reserve(hashes.size() - i);
+  for (; i < hashes.size(); ++i) entries.push_back(SparseEntry(hashes[i]));
+  std::sort(entries.begin(), entries.end());
+  // One entry per index: the largest rank is the last of each run.
+  size_t out = 0;
+  for (size_t k = 0; k < entries.size(); ++k) {
+    if (k + 1 < entries.size() &&
+        EntryIndex(entries[k + 1]) == EntryIndex(entries[k])) {
+      continue;
+    }
+    entries[out++] = entries[k];
+  }
+  const uint32_t* e = entries.data();
+  MergeSparseEntries([e](size_t k) { return e[k]; }, out);
+}
+
 void HyperLogLog::ToSparse() {
   sparse_.clear();
   sparse_.reserve(exact_.size());

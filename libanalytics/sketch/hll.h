@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 namespace analytics {
 
@@ -56,6 +57,9 @@ class HyperLogLog {
   HyperLogLog() = default;
 
   void Add(uint64_t hash);
+  // Adds many hashes at once (reorders `hashes`). In sparse mode this is one
+  // sort and one linear merge instead of an insertion per hash.
+  void AddMany(absl::Span<uint64_t> hashes);
   void Merge(const HyperLogLog& other);
   // Number of distinct hashes added (exact in exact mode).
   uint64_t Estimate() const;

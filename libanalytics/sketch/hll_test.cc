@@ -485,3 +485,28 @@ TEST(HyperLogLogSmallTest, SmallCardinalitiesAfterMergesAreNearlyExact) {
 
 }  // namespace
 }  // namespace analytics
+
+namespace analytics {
+namespace {
+
+TEST(HyperLogLogAddManyTest, SameAsAddingOneByOne) {
+  std::mt19937_64 rng(5);
+  for (int n : {10, 64, 100, 1000, 5000, 20000}) {
+    HyperLogLog one, many;
+    std::vector<uint64_t> buf;
+    for (int i = 0; i < n; ++i) {
+      uint64_t h = HyperLogLog::HashKey(rng() % (n / 2 + 1));
+      one.Add(h);
+      buf.push_back(h);
+      if (buf.size() == 97) {
+        many.AddMany(absl::MakeSpan(buf));
+        buf.clear();
+      }
+    }
+    many.AddMany(absl::MakeSpan(buf));
+    EXPECT_EQ(one.Serialize(), many.Serialize()) << n;
+  }
+}
+
+}  // namespace
+}  // namespace analytics
