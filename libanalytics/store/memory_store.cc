@@ -1,12 +1,14 @@
 // In-memory Store (see memory_store.h). Owns: the in-memory representation of
-// sites, salts, events (a vector ordered by seq) and rollups (a hash map keyed
-// by site, level, bucket, dim and value).
+// sites, api keys, meta, salts, events (a vector ordered by seq) and rollups (a
+// hash map keyed by site, level, bucket, dim and value).
 #include "libanalytics/store/memory_store.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -110,6 +112,91 @@ class MemoryStore : public Store {
                   [&](const Event& e) { return e.site_id == site_id; });
     absl::erase_if(rollups_,
                    [&](const auto& kv) { return kv.first.site_id == site_id; });
+    std::erase_if(api_keys_,
+                  [&](const auto& kv) { return kv.second.site_id == site_id; });
+    return absl::OkStatus();
+  }
+
+  absl::Status UpdateSite(const Site& site) override {
+    absl::MutexLock lock(&mu_);
+    auto it = sites_.find(site.id);
+    if (it == sites_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site.id));
+    }
+    it->second.timezone = site.timezone;
+    it->second.allowed_origins = site.allowed_origins;
+    return absl::OkStatus();
+  }
+
+  // ---- API keys.
+
+  absl::StatusOr<ApiKeyRecord> AddApiKey(const ApiKeyRecord& key) override {
+    absl::MutexLock lock(&mu_);
+    if (!sites_.contains(key.site_id)) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", key.site_id));
+    }
+    for (const auto& [id, k] : api_keys_) {
+      if (k.secret_hash == key.secret_hash) {
+        return absl::AlreadyExistsError(
+            "store: an api key with this secret hash already exists");
+      }
+    }
+    ApiKeyRecord out = key;
+    out.id = next_api_key_id_++;
+    api_keys_[out.id] = out;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override {
+    absl::MutexLock lock(&mu_);
+    std::vector<ApiKeyRecord> out;
+    out.reserve(api_keys_.size());
+    for (const auto& [id, k] : api_keys_) out.push_back(k);
+    return out;
+  }
+
+  absl::Status RevokeApiKey(int64_t id, int64_t revoked_ms) override {
+    absl::MutexLock lock(&mu_);
+    auto it = api_keys_.find(id);
+    if (it == api_keys_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no api key with id ", id));
+    }
+    it->second.revoked_ms = revoked_ms;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ApiKeyRecord> FindApiKeyByHash(
+      std::string_view secret_hash) override {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, k] : api_keys_) {
+      if (k.secret_hash == secret_hash) return k;
+    }
+    return absl::NotFoundError("store: no api key with this secret hash");
+  }
+
+  // ---- Meta.
+
+  absl::StatusOr<std::optional<std::string>> GetMeta(
+      std::string_view key) override {
+    absl::MutexLock lock(&mu_);
+    auto it = meta_.find(std::string(key));
+    if (it == meta_.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+
+  absl::StatusOr<std::string> PutMetaIfAbsent(std::string_view key,
+                                              std::string value) override {
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = meta_.try_emplace(std::string(key), std::move(value));
+    return it->second;
+  }
+
+  absl::Status PutMeta(std::string_view key, std::string value) override {
+    absl::MutexLock lock(&mu_);
+    meta_[std::string(key)] = std::move(value);
     return absl::OkStatus();
   }
 
@@ -266,6 +353,10 @@ class MemoryStore : public Store {
   absl::Mutex mu_;
   std::map<int64_t, Site> sites_ ABSL_GUARDED_BY(mu_);
   int64_t next_site_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<int64_t, ApiKeyRecord> api_keys_ ABSL_GUARDED_BY(mu_);
+  int64_t next_api_key_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // User meta; the rollup checkpoint is a separate member, so no collision.
+  std::map<std::string, std::string> meta_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, std::string> salts_ ABSL_GUARDED_BY(mu_);
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);  // ascending seq
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;

@@ -107,6 +107,19 @@ CREATE TABLE meta(
   key TEXT PRIMARY KEY,
   value) WITHOUT ROWID;
 )sql",
+    // Version 2: allowed origins of sites, API keys.
+    R"sql(
+ALTER TABLE sites ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '';
+CREATE TABLE api_keys(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  site_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  prefix TEXT NOT NULL,
+  secret_hash TEXT NOT NULL UNIQUE,
+  created_ms INTEGER NOT NULL,
+  revoked_ms INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX api_keys_site ON api_keys(site_id);
+)sql",
 };
 constexpr int kSchemaVersion =
     static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
@@ -117,6 +130,9 @@ constexpr char kCheckpointKey[] = "rollup_checkpoint";
 // checkpoints stay valid. (Cheaper than AUTOINCREMENT, which costs ~15% of
 // AppendEvents.)
 constexpr char kSeqFloorKey[] = "seq_floor";
+// Keys of GetMeta/PutMeta are stored with this prefix, so that they never
+// collide with the internal keys above.
+constexpr char kUserMetaPrefix[] = "user:";
 
 // Event columns after seq, in bind order (?1..?36); SELECTs prepend seq.
 #define ANALYTICS_EVENT_COLUMNS                                              \
@@ -550,6 +566,26 @@ absl::Status StepEvents(Conn* c, sqlite3_stmt* s,
   }
 }
 
+// Reads a row of "SELECT id, site_id, name, prefix, secret_hash, created_ms,
+// revoked_ms FROM api_keys".
+ApiKeyRecord ReadApiKey(sqlite3_stmt* s) {
+  ApiKeyRecord k;
+  k.id = sqlite3_column_int64(s, 0);
+  k.site_id = sqlite3_column_int64(s, 1);
+  ColumnString(s, 2, &k.name);
+  ColumnString(s, 3, &k.prefix);
+  ColumnString(s, 4, &k.secret_hash);
+  k.created_ms = sqlite3_column_int64(s, 5);
+  k.revoked_ms = sqlite3_column_int64(s, 6);
+  return k;
+}
+
+std::string UserMetaKey(std::string_view key) {
+  std::string k = kUserMetaPrefix;
+  k.append(key);
+  return k;
+}
+
 // ---------------------------------------------------------------------------
 
 class SqliteStore : public Store {
@@ -617,14 +653,15 @@ class SqliteStore : public Store {
     if (out.created_ms == 0) out.created_ms = absl::ToUnixMillis(absl::Now());
     absl::MutexLock lock(&write_mu_);
     absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-        "INSERT INTO sites(domain, short_id, timezone, created_ms) "
-        "VALUES(?1, ?2, ?3, ?4)");
+        "INSERT INTO sites(domain, short_id, timezone, created_ms, "
+        "allowed_origins) VALUES(?1, ?2, ?3, ?4, ?5)");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     BindText(*s, 1, out.domain);
     BindText(*s, 2, out.short_id);
     BindText(*s, 3, out.timezone);
     sqlite3_bind_int64(*s, 4, out.created_ms);
+    BindText(*s, 5, out.allowed_origins);
     int rc = sqlite3_step(*s);
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -640,8 +677,8 @@ class SqliteStore : public Store {
     absl::StatusOr<Reader> r = AcquireReader();
     if (!r.ok()) return r.status();
     absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
-        "SELECT id, domain, short_id, timezone, created_ms FROM sites "
-        "ORDER BY id");
+        "SELECT id, domain, short_id, timezone, created_ms, allowed_origins "
+        "FROM sites ORDER BY id");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     std::vector<Site> out;
@@ -655,6 +692,7 @@ class SqliteStore : public Store {
       site.short_id = ColumnString(*s, 2);
       site.timezone = ColumnString(*s, 3);
       site.created_ms = sqlite3_column_int64(*s, 4);
+      site.allowed_origins = ColumnString(*s, 5);
       out.push_back(std::move(site));
     }
     return out;
@@ -680,7 +718,8 @@ class SqliteStore : public Store {
     int64_t removed = 0;
     for (const char* sql : {"DELETE FROM sites WHERE id = ?1",
                             "DELETE FROM events WHERE site_id = ?1",
-                            "DELETE FROM rollups WHERE site_id = ?1"}) {
+                            "DELETE FROM rollups WHERE site_id = ?1",
+                            "DELETE FROM api_keys WHERE site_id = ?1"}) {
       absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
       if (!s.ok()) return s.status();
       ResetOnExit reset(*s);
@@ -694,6 +733,192 @@ class SqliteStore : public Store {
       }
     }
     return txn.Commit();
+  }
+
+  absl::Status UpdateSite(const Site& site) override {
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+        "UPDATE sites SET timezone = ?2, allowed_origins = ?3 WHERE id = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, site.id);
+    BindText(*s, 2, site.timezone);
+    BindText(*s, 3, site.allowed_origins);
+    absl::Status st = writer_->Run(*s, "update site");
+    if (!st.ok()) return st;
+    if (sqlite3_changes64(writer_->db()) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site.id));
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- API keys.
+
+  absl::StatusOr<ApiKeyRecord> AddApiKey(const ApiKeyRecord& key) override {
+    ApiKeyRecord out = key;
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    {
+      absl::StatusOr<sqlite3_stmt*> s =
+          writer_->Prepare("SELECT 1 FROM sites WHERE id = ?1");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      sqlite3_bind_int64(*s, 1, key.site_id);
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) {
+        return absl::NotFoundError(
+            absl::StrCat("store: no site with id ", key.site_id));
+      }
+      if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "find site");
+    }
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "INSERT INTO api_keys(site_id, name, prefix, secret_hash, "
+          "created_ms, revoked_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      sqlite3_bind_int64(*s, 1, out.site_id);
+      BindText(*s, 2, out.name);
+      BindText(*s, 3, out.prefix);
+      BindText(*s, 4, out.secret_hash);
+      sqlite3_bind_int64(*s, 5, out.created_ms);
+      sqlite3_bind_int64(*s, 6, out.revoked_ms);
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        return absl::AlreadyExistsError(
+            "store: an api key with this secret hash already exists");
+      }
+      if (rc != SQLITE_DONE) return SqlError(writer_->db(), rc, "add api key");
+      out.id = sqlite3_last_insert_rowid(writer_->db());
+    }
+    st = txn.Commit();
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        "SELECT id, site_id, name, prefix, secret_hash, created_ms, "
+        "revoked_ms FROM api_keys ORDER BY id");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    std::vector<ApiKeyRecord> out;
+    while (true) {
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) {
+        return SqlError(r->conn->db(), rc, "list api keys");
+      }
+      out.push_back(ReadApiKey(*s));
+    }
+    return out;
+  }
+
+  absl::Status RevokeApiKey(int64_t id, int64_t revoked_ms) override {
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<sqlite3_stmt*> s =
+        writer_->Prepare("UPDATE api_keys SET revoked_ms = ?2 WHERE id = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, id);
+    sqlite3_bind_int64(*s, 2, revoked_ms);
+    absl::Status st = writer_->Run(*s, "revoke api key");
+    if (!st.ok()) return st;
+    if (sqlite3_changes64(writer_->db()) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no api key with id ", id));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ApiKeyRecord> FindApiKeyByHash(
+      std::string_view secret_hash) override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        "SELECT id, site_id, name, prefix, secret_hash, created_ms, "
+        "revoked_ms FROM api_keys WHERE secret_hash = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, secret_hash);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) {
+      return absl::NotFoundError("store: no api key with this secret hash");
+    }
+    if (rc != SQLITE_ROW) {
+      return SqlError(r->conn->db(), rc, "find api key");
+    }
+    return ReadApiKey(*s);
+  }
+
+  // ---- Meta (user keys, prefixed with kUserMetaPrefix).
+
+  absl::StatusOr<std::optional<std::string>> GetMeta(
+      std::string_view key) override {
+    const std::string k = UserMetaKey(key);
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s =
+        r->conn->Prepare("SELECT value FROM meta WHERE key = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, k);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return SqlError(r->conn->db(), rc, "get meta");
+    return std::optional<std::string>(ColumnBlob(*s, 0));
+  }
+
+  absl::StatusOr<std::string> PutMetaIfAbsent(std::string_view key,
+                                              std::string value) override {
+    const std::string k = UserMetaKey(key);
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+          "ON CONFLICT(key) DO NOTHING");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      BindText(*s, 1, k);
+      BindText(*s, 2, value);
+      st = writer_->Run(*s, "put meta");
+      if (!st.ok()) return st;
+    }
+    std::string stored;
+    {
+      absl::StatusOr<sqlite3_stmt*> s =
+          writer_->Prepare("SELECT value FROM meta WHERE key = ?1");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      BindText(*s, 1, k);
+      int rc = sqlite3_step(*s);
+      if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read meta");
+      stored = ColumnBlob(*s, 0);
+    }
+    st = txn.Commit();
+    if (!st.ok()) return st;
+    return stored;
+  }
+
+  absl::Status PutMeta(std::string_view key, std::string value) override {
+    const std::string k = UserMetaKey(key);
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+        "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, k);
+    BindText(*s, 2, value);
+    return writer_->Run(*s, "put meta");
   }
 
   // ---- Salts.
@@ -1116,5 +1341,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
 }
 
 int SqliteStoreSchemaVersion() { return kSchemaVersion; }
+
+const char* SqliteStoreMigrationSql(int version) {
+  if (version < 1 || version > kSchemaVersion) return nullptr;
+  return kMigrations[version - 1];
+}
 
 }  // namespace analytics

@@ -1,7 +1,8 @@
 // SQLite Store: the default durable implementation of store.h.
 //
-// Owns: the SQLite schema of analytics data (sites, salts, events, rollups,
-// meta) and its versioned migrations, and the mapping of Store calls to SQL.
+// Owns: the SQLite schema of analytics data (sites, api keys, salts, events,
+// rollups, meta) and its versioned migrations, and the mapping of Store calls
+// to SQL.
 //
 // Durability: the database runs in WAL mode with synchronous=NORMAL. A commit
 // appends to the WAL file through write() before COMMIT returns, so whatever a
@@ -34,6 +35,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 
 // The schema version this build creates and understands.
 int SqliteStoreSchemaVersion();
+
+// The SQL of the migration that brings a database to `version` (1-based), or
+// nullptr when there is no such migration. For tests of old databases.
+const char* SqliteStoreMigrationSql(int version);
 
 }  // namespace analytics
 

@@ -1,5 +1,6 @@
 // Conformance tests of the Store contract (store.h), run against every
-// backend; plus SQLite-only tests (reopen, schema version, URL registry).
+// backend; plus SQLite-only tests (reopen, schema version and migration, URL
+// registry).
 #include <sqlite3.h>
 #include <stdlib.h>
 
@@ -688,6 +689,229 @@ TEST_P(StoreTest, ConcurrentReadersAndWriter) {
   EXPECT_EQ(got[0].m.pageviews, 20);
 }
 
+TEST_P(StoreTest, AllowedOriginsRoundTrip) {
+  Site in = MakeSite("a.com", "aaaaaaaaaaaa");
+  in.allowed_origins = "https://a.com,https://www.a.com";
+  absl::StatusOr<Site> a = store_->AddSite(in);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->allowed_origins, "https://a.com,https://www.a.com");
+  ASSERT_TRUE(store_->AddSite(MakeSite("b.com", "bbbbbbbbbbbb")).ok());
+  absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok()) << sites.status();
+  ASSERT_THAT(*sites, SizeIs(2));
+  EXPECT_EQ((*sites)[0].allowed_origins, "https://a.com,https://www.a.com");
+  EXPECT_EQ((*sites)[1].allowed_origins, "");
+}
+
+TEST_P(StoreTest, UpdateSiteReplacesTimezoneAndOrigins) {
+  Site in = MakeSite("a.com", "aaaaaaaaaaaa");
+  in.created_ms = 777;
+  absl::StatusOr<Site> a = store_->AddSite(in);
+  ASSERT_TRUE(a.ok()) << a.status();
+  int64_t b = AddSite("b.com");
+
+  Site upd = *a;
+  upd.timezone = "America/New_York";
+  upd.allowed_origins = "https://a.com";
+  // Other fields are not changed by UpdateSite.
+  upd.domain = "ignored.com";
+  upd.short_id = "ignoredignor";
+  upd.created_ms = 1;
+  ASSERT_TRUE(store_->UpdateSite(upd).ok());
+
+  absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok()) << sites.status();
+  ASSERT_THAT(*sites, SizeIs(2));
+  EXPECT_EQ((*sites)[0].id, a->id);
+  EXPECT_EQ((*sites)[0].domain, "a.com");
+  EXPECT_EQ((*sites)[0].short_id, "aaaaaaaaaaaa");
+  EXPECT_EQ((*sites)[0].created_ms, 777);
+  EXPECT_EQ((*sites)[0].timezone, "America/New_York");
+  EXPECT_EQ((*sites)[0].allowed_origins, "https://a.com");
+  EXPECT_EQ((*sites)[1].id, b);
+  EXPECT_EQ((*sites)[1].timezone, "Europe/Berlin");
+  EXPECT_EQ((*sites)[1].allowed_origins, "");
+
+  // Back to "" (any origin).
+  upd.allowed_origins = "";
+  ASSERT_TRUE(store_->UpdateSite(upd).ok());
+  sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok());
+  EXPECT_EQ((*sites)[0].allowed_origins, "");
+
+  Site missing = MakeSite("x.com", "xxxxxxxxxxxx");
+  missing.id = b + 1000;
+  EXPECT_EQ(store_->UpdateSite(missing).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->RemoveSite(b).ok());
+  Site removed = (*sites)[1];
+  EXPECT_EQ(store_->UpdateSite(removed).code(), absl::StatusCode::kNotFound);
+}
+
+ApiKeyRecord MakeKey(int64_t site_id, const std::string& name,
+                     const std::string& hash) {
+  ApiKeyRecord k;
+  k.site_id = site_id;
+  k.name = name;
+  k.prefix = hash.substr(0, 6);
+  k.secret_hash = hash;
+  k.created_ms = 1700000000000;
+  return k;
+}
+
+void ExpectSameKey(const ApiKeyRecord& a, const ApiKeyRecord& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.site_id, b.site_id);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.prefix, b.prefix);
+  EXPECT_EQ(a.secret_hash, b.secret_hash);
+  EXPECT_EQ(a.created_ms, b.created_ms);
+  EXPECT_EQ(a.revoked_ms, b.revoked_ms);
+}
+
+TEST_P(StoreTest, ApiKeysAddListRevokeFind) {
+  int64_t site_a = AddSite("a.com");
+  int64_t site_b = AddSite("b.com");
+  absl::StatusOr<std::vector<ApiKeyRecord>> keys = store_->ListApiKeys();
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_THAT(*keys, IsEmpty());
+
+  absl::StatusOr<ApiKeyRecord> k1 =
+      store_->AddApiKey(MakeKey(site_a, "dashboard", std::string(64, 'a')));
+  ASSERT_TRUE(k1.ok()) << k1.status();
+  EXPECT_GT(k1->id, 0);
+  EXPECT_EQ(k1->site_id, site_a);
+  EXPECT_EQ(k1->name, "dashboard");
+  EXPECT_EQ(k1->prefix, "aaaaaa");
+  EXPECT_EQ(k1->created_ms, 1700000000000);
+  EXPECT_EQ(k1->revoked_ms, 0);
+  absl::StatusOr<ApiKeyRecord> k2 = store_->AddApiKey(
+      MakeKey(site_b, "ключ \xF0\x9F\x94\x91", std::string(64, 'b')));
+  ASSERT_TRUE(k2.ok()) << k2.status();
+  EXPECT_NE(k1->id, k2->id);
+
+  keys = store_->ListApiKeys();
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  ASSERT_THAT(*keys, SizeIs(2));
+  ExpectSameKey((*keys)[0], *k1);
+  ExpectSameKey((*keys)[1], *k2);
+
+  absl::StatusOr<ApiKeyRecord> found =
+      store_->FindApiKeyByHash(std::string(64, 'b'));
+  ASSERT_TRUE(found.ok()) << found.status();
+  ExpectSameKey(*found, *k2);
+  EXPECT_EQ(store_->FindApiKeyByHash(std::string(64, 'c')).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->FindApiKeyByHash("").status().code(),
+            absl::StatusCode::kNotFound);
+
+  ASSERT_TRUE(store_->RevokeApiKey(k1->id, 1700000005000).ok());
+  found = store_->FindApiKeyByHash(std::string(64, 'a'));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->revoked_ms, 1700000005000);
+  keys = store_->ListApiKeys();
+  ASSERT_TRUE(keys.ok());
+  ASSERT_THAT(*keys, SizeIs(2));
+  EXPECT_EQ((*keys)[0].revoked_ms, 1700000005000);
+  EXPECT_EQ((*keys)[1].revoked_ms, 0);
+  EXPECT_EQ(store_->RevokeApiKey(k2->id + 1000, 1).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, ApiKeyDuplicateHashOrUnknownSite) {
+  int64_t site = AddSite("a.com");
+  ASSERT_TRUE(store_->AddApiKey(MakeKey(site, "one", "hash-1")).ok());
+  EXPECT_EQ(store_->AddApiKey(MakeKey(site, "two", "hash-1")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      store_->AddApiKey(MakeKey(site + 1000, "x", "hash-2")).status().code(),
+      absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<ApiKeyRecord>> keys = store_->ListApiKeys();
+  ASSERT_TRUE(keys.ok());
+  ASSERT_THAT(*keys, SizeIs(1));
+  EXPECT_EQ((*keys)[0].name, "one");
+  // The store still works after the failed calls.
+  EXPECT_TRUE(store_->AddApiKey(MakeKey(site, "three", "hash-3")).ok());
+}
+
+TEST_P(StoreTest, RemoveSiteRemovesItsApiKeys) {
+  int64_t site_a = AddSite("a.com");
+  int64_t site_b = AddSite("b.com");
+  ASSERT_TRUE(store_->AddApiKey(MakeKey(site_a, "a1", "hash-a1")).ok());
+  ASSERT_TRUE(store_->AddApiKey(MakeKey(site_a, "a2", "hash-a2")).ok());
+  ASSERT_TRUE(store_->AddApiKey(MakeKey(site_b, "b1", "hash-b1")).ok());
+  ASSERT_TRUE(store_->RemoveSite(site_a).ok());
+  absl::StatusOr<std::vector<ApiKeyRecord>> keys = store_->ListApiKeys();
+  ASSERT_TRUE(keys.ok());
+  ASSERT_THAT(*keys, SizeIs(1));
+  EXPECT_EQ((*keys)[0].name, "b1");
+  EXPECT_EQ(store_->FindApiKeyByHash("hash-a1").status().code(),
+            absl::StatusCode::kNotFound);
+  // Its hashes may be used again, but not for the removed site.
+  EXPECT_EQ(store_->AddApiKey(MakeKey(site_a, "a1", "hash-a1")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->AddApiKey(MakeKey(site_b, "a1", "hash-a1")).ok());
+}
+
+TEST_P(StoreTest, MetaGetPutPutIfAbsent) {
+  absl::StatusOr<std::optional<std::string>> got =
+      store_->GetMeta("admin_token_hash");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->has_value());
+
+  absl::StatusOr<std::string> put =
+      store_->PutMetaIfAbsent("admin_token_hash", "h1");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(*put, "h1");
+  put = store_->PutMetaIfAbsent("admin_token_hash", "h2");
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(*put, "h1");  // the first one wins
+  got = store_->GetMeta("admin_token_hash");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->value_or("<none>"), "h1");
+
+  ASSERT_TRUE(store_->PutMeta("admin_token_hash", "h3").ok());
+  EXPECT_EQ(store_->GetMeta("admin_token_hash")->value_or("<none>"), "h3");
+  ASSERT_TRUE(store_->PutMeta("other", "").ok());  // empty value is a value
+  got = store_->GetMeta("other");
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, "");
+  EXPECT_EQ(*store_->PutMetaIfAbsent("other", "x"), "");
+  EXPECT_EQ(store_->GetMeta("admin_token_hash")->value_or("<none>"), "h3");
+  EXPECT_FALSE(store_->GetMeta("missing")->has_value());
+}
+
+TEST_P(StoreTest, UserMetaKeysDoNotCollideWithInternalKeys) {
+  int64_t site = AddSite("a.com");
+  std::vector<Event> events = {MakeEvent(site, 10, 10),
+                               MakeEvent(site, 20, 20)};
+  Append(events);
+  ASSERT_TRUE(store_->ApplyRollups({}, events[0].seq).ok());
+
+  // Internal keys are not visible as user meta.
+  EXPECT_FALSE(store_->GetMeta("rollup_checkpoint")->has_value());
+  EXPECT_FALSE(store_->GetMeta("seq_floor")->has_value());
+
+  ASSERT_TRUE(store_->PutMeta("rollup_checkpoint", "999999").ok());
+  ASSERT_TRUE(store_->PutMeta("seq_floor", "999999").ok());
+  EXPECT_EQ(*store_->PutMetaIfAbsent("user:rollup_checkpoint", "x"), "x");
+  EXPECT_EQ(*store_->RollupCheckpoint(), events[0].seq);
+  EXPECT_EQ(store_->GetMeta("rollup_checkpoint")->value_or(""), "999999");
+
+  ASSERT_TRUE(store_->ApplyRollups({}, events[1].seq).ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(), events[1].seq);
+  EXPECT_EQ(store_->GetMeta("rollup_checkpoint")->value_or(""), "999999");
+  ASSERT_TRUE(store_->ClearRollups().ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(), 0);
+  EXPECT_EQ(store_->GetMeta("rollup_checkpoint")->value_or(""), "999999");
+  EXPECT_EQ(store_->GetMeta("user:rollup_checkpoint")->value_or(""), "x");
+
+  // A user "seq_floor" does not change the seqs of new events.
+  std::vector<Event> more = {MakeEvent(site, 30, 30)};
+  Append(more);
+  EXPECT_EQ(more[0].seq, events[1].seq + 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values("memory", "sqlite"),
                          [](const ::testing::TestParamInfo<std::string>& i) {
@@ -740,6 +964,91 @@ TEST(SqliteStoreTest, DataSurvivesReopen) {
                                 })
                   .ok());
   EXPECT_EQ(rows, 1);
+}
+
+TEST(SqliteStoreTest, Version1DatabaseIsMigrated) {
+  TempDir dir;
+  std::string path = dir.path() + "/v1.db";
+  ASSERT_GE(SqliteStoreSchemaVersion(), 2);
+  ASSERT_NE(SqliteStoreMigrationSql(1), nullptr);
+  EXPECT_EQ(SqliteStoreMigrationSql(0), nullptr);
+  EXPECT_EQ(SqliteStoreMigrationSql(SqliteStoreSchemaVersion() + 1), nullptr);
+  {
+    // A database as a build with schema version 1 left it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    auto exec = [&](const char* sql) {
+      char* err = nullptr;
+      EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK)
+          << (err != nullptr ? err : "") << " in " << sql;
+      sqlite3_free(err);
+    };
+    exec(
+        "CREATE TABLE schema_version("
+        "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)");
+    exec(SqliteStoreMigrationSql(1));
+    exec("INSERT INTO schema_version(version, applied_ms) VALUES(1, 5)");
+    exec(
+        "INSERT INTO sites(domain, short_id, timezone, created_ms) VALUES"
+        "('a.com', 'aaaaaaaaaaaa', 'Europe/Berlin', 1111), "
+        "('b.com', 'bbbbbbbbbbbb', 'UTC', 2222)");
+    exec("INSERT INTO meta(key, value) VALUES('rollup_checkpoint', 17)");
+    sqlite3_close(db);
+  }
+  {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    absl::StatusOr<std::vector<Site>> sites = (*s)->ListSites();
+    ASSERT_TRUE(sites.ok()) << sites.status();
+    ASSERT_THAT(*sites, SizeIs(2));
+    EXPECT_EQ((*sites)[0].domain, "a.com");
+    EXPECT_EQ((*sites)[0].short_id, "aaaaaaaaaaaa");
+    EXPECT_EQ((*sites)[0].timezone, "Europe/Berlin");
+    EXPECT_EQ((*sites)[0].created_ms, 1111);
+    EXPECT_EQ((*sites)[0].allowed_origins, "");
+    EXPECT_EQ((*sites)[1].domain, "b.com");
+    EXPECT_EQ((*sites)[1].created_ms, 2222);
+    EXPECT_EQ(*(*s)->RollupCheckpoint(), 17);
+
+    // The new columns and tables work.
+    Site upd = (*sites)[1];
+    upd.allowed_origins = "https://b.com";
+    ASSERT_TRUE((*s)->UpdateSite(upd).ok());
+    absl::StatusOr<ApiKeyRecord> key =
+        (*s)->AddApiKey(MakeKey((*sites)[0].id, "k", "hash"));
+    ASSERT_TRUE(key.ok()) << key.status();
+    ASSERT_TRUE((*s)->PutMeta("admin", "x").ok());
+  }
+  // Reopening does not migrate again, and keeps the new data.
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<std::vector<Site>> sites = (*s)->ListSites();
+  ASSERT_TRUE(sites.ok());
+  ASSERT_THAT(*sites, SizeIs(2));
+  EXPECT_EQ((*sites)[1].allowed_origins, "https://b.com");
+  EXPECT_TRUE((*s)->FindApiKeyByHash("hash").ok());
+  EXPECT_EQ((*s)->GetMeta("admin")->value_or(""), "x");
+  s->reset();
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT group_concat(version) FROM "
+                               "(SELECT version FROM schema_version "
+                               "ORDER BY version)",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  std::string versions(
+      reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  std::string want;
+  for (int v = 1; v <= SqliteStoreSchemaVersion(); ++v) {
+    absl::StrAppend(&want, v == 1 ? "" : ",", v);
+  }
+  EXPECT_EQ(versions, want);
 }
 
 TEST(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
