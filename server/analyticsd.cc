@@ -1,45 +1,74 @@
 // analyticsd: a thin HTTP server around libanalytics.
 //
 //   analyticsd --listen 127.0.0.1:8000 --store sqlite://./data/analytics.db
-//              [--geoip third_party/mmdb/geo-whois-asn-country.mmdb]
 //
-// Routes (JSON in, JSON out):
-//   POST /api/track     one canonical event   -> 202 {"accepted":…}
-//   POST /api/v2/query  Stats API v2 query    -> 200 results
-//   POST /api/sites     {"domain","timezone"} -> 201 site
-//   GET  /api/sites                           -> 200 [site…]
-//   GET  /health                              -> 200 {"status":"ok"}
+// Routes: see README.md (section analyticsd) and kIndexHtml below.
+// Ingestion: Plausible (POST /api/event), Swetrix (POST /log…, GET
+// /log/noscript), Umami (POST /api/send, /api/batch), canonical events
+// (POST /api/track). Stats: POST /api/v2/query (JSON or CSV), GET
+// /api/v1/stats/…. Management (admin token): /api/v1/sites, /api/v1/keys.
+// Operations: /health, /ready, /metrics.
 //
 // This file is HTTP glue only: every analytics decision is the engine's.
-// Logs go to stderr, one line per notable event, never with IPs or user
-// agents.
+// Logs go to stderr, one structured line per notable event, never with IPs,
+// user agents, tokens or keys.
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "analytics/engine.h"
 #include "analytics/event.h"
+#include "libanalytics/ingest/trackers.h"
+#include "libanalytics/query/v1.h"
 #include "rapidjson/document.h"
 #include "server/common.h"
+#include "server/http_support.h"
+#include "server/static/script.js.h"  // generated: kScriptJs
+
+namespace {
+// Handlers block in Engine::Track until the group commit that holds their
+// event is durable (a few ms), and an idle keep-alive connection holds a
+// worker until its timeout: so many more workers than cores.
+int DefaultThreads() {
+  const int cores =
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(32, 16 * cores);
+}
+int64_t EnvInt(const char* name, int64_t fallback) {
+  int64_t v = 0;
+  std::string s = analytics::server::EnvOr(name, "");
+  return (!s.empty() && absl::SimpleAtoi(s, &v)) ? v : fallback;
+}
+}  // namespace
 
 ABSL_FLAG(std::string, listen,
           analytics::server::EnvOr("ANALYTICS_LISTEN", "127.0.0.1:8000"),
@@ -51,23 +80,32 @@ ABSL_FLAG(std::string, store,
           "store URL ($ANALYTICS_STORE): sqlite://PATH or memory://");
 ABSL_FLAG(std::string, geoip, analytics::server::EnvOr("ANALYTICS_GEOIP", ""),
           "MaxMind-format country database, .mmdb ($ANALYTICS_GEOIP)");
-ABSL_FLAG(int, threads, 16, "HTTP worker threads");
+ABSL_FLAG(int, threads,
+          static_cast<int>(EnvInt("ANALYTICS_THREADS", DefaultThreads())),
+          "HTTP worker threads ($ANALYTICS_THREADS; default max(32, 16 x "
+          "cores): handlers wait for the group commit)");
+ABSL_FLAG(std::string, admin_token,
+          analytics::server::EnvOr("ANALYTICS_ADMIN_TOKEN", ""),
+          "sets the admin token, at least 16 characters "
+          "($ANALYTICS_ADMIN_TOKEN; prefer the variable: flags show in ps)");
+ABSL_FLAG(std::string, trusted_proxies,
+          analytics::server::EnvOr("ANALYTICS_TRUSTED_PROXIES", ""),
+          "comma-separated IPs/CIDRs (v4, v6) whose X-Forwarded-For / "
+          "Forwarded headers are believed ($ANALYTICS_TRUSTED_PROXIES)");
+ABSL_FLAG(int64_t, rate_limit, EnvInt("ANALYTICS_RATE_LIMIT", 600),
+          "events per minute per client IP, 0 = off ($ANALYTICS_RATE_LIMIT)");
+ABSL_FLAG(int64_t, site_rate_limit, EnvInt("ANALYTICS_SITE_RATE_LIMIT", 60000),
+          "events per minute per site, 0 = off ($ANALYTICS_SITE_RATE_LIMIT)");
+ABSL_FLAG(std::string, public_url,
+          analytics::server::EnvOr("ANALYTICS_PUBLIC_URL", ""),
+          "public base URL for printed URLs, e.g. https://stats.example.com "
+          "($ANALYTICS_PUBLIC_URL)");
 
 namespace analytics::server {
 namespace {
 
 constexpr size_t kMaxBody = 64 * 1024;
 constexpr char kJson[] = "application/json";
-
-// One line on stderr with a UTC timestamp.
-template <typename... Args>
-void Log(const absl::FormatSpec<Args...>& format, const Args&... args) {
-  std::string line =
-      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::Now(),
-                                    absl::UTCTimeZone()),
-                   absl::StrFormat(format, args...), "\n");
-  std::fputs(line.c_str(), stderr);
-}
 
 // The one mapping from engine status codes to HTTP status codes.
 int HttpStatus(const absl::Status& status) {
@@ -111,7 +149,11 @@ void ReplyError(const httplib::Request& req, httplib::Response& res,
                 const absl::Status& status) {
   int code = HttpStatus(status);
   if (code >= 500) {
-    Log("%s %s -> %d: %s", req.method, req.path, code, status.ToString());
+    LogLine("error", "request failed",
+            {{"method", req.method},
+             {"path", req.path.substr(0, 100)},
+             {"code", absl::StrCat(code)},
+             {"error", std::string(status.message())}});
   }
   ReplyJson(res, code, ErrorJson(status.message()));
 }
@@ -120,21 +162,21 @@ void ReplyError(const httplib::Request& req, httplib::Response& res,
 absl::string_view ReasonPhrase(int code) {
   switch (code) {
     case 400:
-      return "bad request";
+      return "request: malformed HTTP request";
     case 404:
-      return "not found";
+      return "route: not found";
     case 405:
-      return "method not allowed";
+      return "method: not allowed on this route";
     case 413:
-      return "payload too large (limit 64 KiB)";
+      return "body: payload too large (limit 64 KiB)";
     case 414:
-      return "URI too long";
+      return "uri: too long";
     case 416:
-      return "range not satisfiable";
+      return "range: not satisfiable";
     case 431:
-      return "request header fields too large";
+      return "headers: too large";
     default:
-      return code >= 500 ? "internal server error" : "request failed";
+      return code >= 500 ? "server: internal error" : "request: failed";
   }
 }
 
@@ -173,106 +215,867 @@ constexpr char kIndexHtml[] = R"(<!doctype html>
 <h1>analyticsd</h1>
 <p>The dashboard is not built into this server yet. API:</p>
 <ul>
-<li><code>POST /api/track</code> one JSON event</li>
-<li><code>POST /api/v2/query</code> Stats API v2 query</li>
-<li><code>GET|POST /api/sites</code></li>
-<li><code>GET /health</code></li>
+<li><code>POST /api/event</code> Plausible tracker events</li>
+<li><code>POST /log</code>, <code>/log/custom</code>, <code>/log/hb</code>,
+<code>/log/error</code>, <code>GET /log/noscript</code> Swetrix tracker</li>
+<li><code>POST /api/send</code>, <code>/api/batch</code> Umami tracker</li>
+<li><code>POST /api/track</code> one canonical JSON event</li>
+<li><code>GET /js/script.js</code> our tracker</li>
+<li><code>POST /api/v2/query</code> Stats API v2 (<code>?format=csv</code>)</li>
+<li><code>GET /api/v1/stats/{realtime/visitors,aggregate,timeseries,breakdown}</code></li>
+<li><code>/api/v1/sites</code>, <code>/api/v1/keys</code> (admin token)</li>
+<li><code>GET /health</code>, <code>/ready</code>, <code>/metrics</code></li>
 </ul>
 )";
 
-void AddRoutes(httplib::Server& svr, Engine& engine) {
-  svr.Post("/api/track", [&engine](const httplib::Request& req,
-                                   httplib::Response& res) {
-    absl::StatusOr<EventInput> event = ParseEventJson(req.body);
-    if (!event.ok()) return ReplyError(req, res, event.status());
-    if (event->ip.empty()) event->ip = req.remote_addr;
-    if (event->user_agent.empty()) {
-      event->user_agent = req.get_header_value("User-Agent");
+// A 1x1 transparent GIF.
+constexpr unsigned char kPixelGif[] = {
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04,
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01,
+    0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+
+// Exact routes and the methods they take (for 405 and the metrics label).
+const std::map<std::string, std::string, std::less<>>& KnownRoutes() {
+  static const auto* routes =
+      new std::map<std::string, std::string, std::less<>>{
+          {"/api/event", "POST OPTIONS"},
+          {"/log", "POST OPTIONS"},
+          {"/log/custom", "POST OPTIONS"},
+          {"/log/hb", "POST OPTIONS"},
+          {"/log/error", "POST OPTIONS"},
+          {"/log/noscript", "GET"},
+          {"/api/send", "POST OPTIONS"},
+          {"/api/batch", "POST OPTIONS"},
+          {"/api/track", "POST OPTIONS"},
+          {"/js/script.js", "GET"},
+          {"/api/v2/query", "POST"},
+          {"/api/v1/stats/realtime/visitors", "GET"},
+          {"/api/v1/stats/aggregate", "GET"},
+          {"/api/v1/stats/timeseries", "GET"},
+          {"/api/v1/stats/breakdown", "GET"},
+          {"/api/v1/sites", "GET POST"},
+          {"/api/sites", "GET POST"},
+          {"/api/v1/keys", "GET POST"},
+          {"/health", "GET"},
+          {"/ready", "GET"},
+          {"/metrics", "GET"},
+          {"/", "GET"},
+      };
+  return *routes;
+}
+
+// The route label for metrics: a fixed set, never request data.
+std::string RouteLabel(absl::string_view path) {
+  if (path.size() > 1 && path.back() == '/' && absl::StartsWith(path, "/log")) {
+    path.remove_suffix(1);
+  }
+  if (KnownRoutes().count(path)) return std::string(path);
+  if (absl::StartsWith(path, "/api/v1/sites/")) return "/api/v1/sites/:domain";
+  if (absl::StartsWith(path, "/api/v1/keys/")) return "/api/v1/keys/:id";
+  return "other";
+}
+
+bool IsIngestion(absl::string_view path) {
+  return absl::StartsWith(path, "/log") || path == "/api/event" ||
+         path == "/api/send" || path == "/api/batch" || path == "/api/track";
+}
+
+// Counters kept by the server (the engine keeps its own).
+class Metrics {
+ public:
+  void Request(const std::string& route, int code) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++requests_[{route, code}];
+  }
+  void Dropped(const std::string& reason, int64_t n) {
+    std::lock_guard<std::mutex> l(mu_);
+    dropped_[reason] += n;
+  }
+  std::string Render(Engine& engine) {
+    EngineStats s = engine.Stats();
+    std::string out;
+    out +=
+        "# HELP analytics_http_requests_total HTTP requests by route and "
+        "status code.\n# TYPE analytics_http_requests_total counter\n";
+    std::map<std::string, int64_t> dropped = s.dropped;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (const auto& [k, n] : requests_) {
+        absl::StrAppend(&out, "analytics_http_requests_total{route=\"",
+                        Label(k.first), "\",code=\"", k.second, "\"} ", n,
+                        "\n");
+      }
+      for (const auto& [reason, n] : dropped_) dropped[reason] += n;
     }
-    absl::StatusOr<TrackResult> result = engine.Track(*event);
-    if (!result.ok()) return ReplyError(req, res, result.status());
-    if (result->accepted) {
-      return ReplyJson(res, 202, R"({"accepted":true})");
+    absl::StrAppend(
+        &out,
+        "# HELP analytics_events_accepted_total Events durably stored.\n"
+        "# TYPE analytics_events_accepted_total counter\n"
+        "analytics_events_accepted_total ",
+        s.accepted,
+        "\n# HELP analytics_events_dropped_total Events not stored, by "
+        "reason.\n# TYPE analytics_events_dropped_total counter\n");
+    for (const auto& [reason, n] : dropped) {
+      absl::StrAppend(&out, "analytics_events_dropped_total{reason=\"",
+                      Label(reason), "\"} ", n, "\n");
     }
+    out +=
+        "# HELP analytics_commit_latency_seconds Store commit latency.\n"
+        "# TYPE analytics_commit_latency_seconds histogram\n";
+    int64_t cumulative = 0;
+    for (size_t i = 0; i < s.commit_latency_counts.size(); ++i) {
+      cumulative += s.commit_latency_counts[i];
+      std::string le = i < s.commit_latency_bounds_ms.size()
+                           ? absl::StrCat(s.commit_latency_bounds_ms[i] / 1000)
+                           : "+Inf";
+      absl::StrAppend(&out, "analytics_commit_latency_seconds_bucket{le=\"", le,
+                      "\"} ", cumulative, "\n");
+    }
+    if (s.commit_latency_counts.size() <= s.commit_latency_bounds_ms.size()) {
+      absl::StrAppend(&out,
+                      "analytics_commit_latency_seconds_bucket{le=\"+Inf\"} ",
+                      cumulative, "\n");
+    }
+    absl::StrAppend(
+        &out, "analytics_commit_latency_seconds_sum ",
+        s.commit_latency_sum_ms / 1000,
+        "\nanalytics_commit_latency_seconds_count ", cumulative,
+        "\n# HELP analytics_queue_depth Events waiting for the committer.\n"
+        "# TYPE analytics_queue_depth gauge\nanalytics_queue_depth ",
+        s.queue_depth,
+        "\n# HELP analytics_live_sessions Sessions held in memory.\n"
+        "# TYPE analytics_live_sessions gauge\nanalytics_live_sessions ",
+        s.live_sessions, "\n");
+    return out;
+  }
+
+ private:
+  static std::string Label(absl::string_view v) {
+    std::string out;
+    for (char c : v) {
+      if (c == '\\' || c == '"') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    return out;
+  }
+  std::mutex mu_;
+  std::map<std::pair<std::string, int>, int64_t> requests_;
+  std::map<std::string, int64_t> dropped_;
+};
+
+struct Config {
+  ProxyList trusted;
+  int64_t rate_limit = 600;
+  int64_t site_rate_limit = 60000;
+};
+
+class Server {
+ public:
+  Server(Engine& engine, Config config)
+      : engine_(engine),
+        config_(std::move(config)),
+        ip_limiter_(config_.rate_limit),
+        site_limiter_(config_.site_rate_limit) {}
+
+  void AddRoutes(httplib::Server& svr);
+
+ private:
+  // ------------------------------------------------------------ helpers --
+  std::string ClientIpOf(const httplib::Request& req) const {
+    std::vector<std::string> xff, fwd;
+    for (size_t i = 0; i < req.get_header_value_count("X-Forwarded-For"); ++i) {
+      xff.push_back(req.get_header_value("X-Forwarded-For", i));
+    }
+    for (size_t i = 0; i < req.get_header_value_count("Forwarded"); ++i) {
+      fwd.push_back(req.get_header_value("Forwarded", i));
+    }
+    return ClientIp(config_.trusted, req.remote_addr, xff, fwd);
+  }
+
+  RequestInfo InfoOf(const httplib::Request& req) const {
+    RequestInfo info;
+    info.ip = ClientIpOf(req);
+    info.user_agent = req.get_header_value("User-Agent");
+    std::string country = req.get_header_value("CF-IPCountry");
+    if (country.size() == 2 && absl::ascii_isalpha(country[0]) &&
+        absl::ascii_isalpha(country[1])) {
+      info.country_hint = absl::AsciiStrToUpper(country);
+    }
+    info.now = absl::Now();
+    return info;
+  }
+
+  // The Origin of a browser request (else the origin of its Referer), "" if
+  // none. Lower case, no trailing slash.
+  static std::string RequestOrigin(const httplib::Request& req) {
+    std::string origin = req.get_header_value("Origin");
+    if (origin.empty() || origin == "null") {
+      std::string ref = req.get_header_value("Referer");
+      size_t scheme = ref.find("://");
+      if (scheme != std::string::npos) {
+        size_t end = ref.find('/', scheme + 3);
+        origin = ref.substr(0, end);
+      }
+    }
+    origin = absl::AsciiStrToLower(origin);
+    while (!origin.empty() && origin.back() == '/') origin.pop_back();
+    return origin;
+  }
+
+  static bool OriginAllowed(const Site& site, const std::string& origin) {
+    if (site.allowed_origins.empty()) return true;
+    if (origin.empty()) return false;
+    for (absl::string_view allowed :
+         absl::StrSplit(site.allowed_origins, ',', absl::SkipWhitespace())) {
+      std::string a =
+          absl::AsciiStrToLower(absl::StripAsciiWhitespace(allowed));
+      while (!a.empty() && a.back() == '/') a.pop_back();
+      if (a == origin) return true;
+    }
+    return false;
+  }
+
+  static void Cors(const httplib::Request& req, httplib::Response& res) {
+    std::string origin = req.get_header_value("Origin");
+    bool ok = !origin.empty() && origin.size() < 512 &&
+              origin.find_first_of("\r\n") == std::string::npos;
+    res.set_header("Access-Control-Allow-Origin", ok ? origin : "*");
+    if (ok) res.set_header("Vary", "Origin");
+  }
+
+  // What happened to a set of events, for the protocol's answer.
+  struct Delivered {
+    int64_t accepted = 0;
+    int64_t dropped = 0;
+    std::string first_drop_reason;
+  };
+
+  // Resolves each event's site (domain or short id), checks the allowed
+  // origins and the rate limits, then tracks (or, for heartbeats, touches)
+  // the events. On a 429 *retry_after is set.
+  absl::StatusOr<Delivered> Deliver(const httplib::Request& req,
+                                    std::vector<EventInput> events,
+                                    const RequestInfo& info, bool heartbeat,
+                                    int* retry_after) {
+    if (events.empty()) {
+      return absl::InvalidArgumentError("body: no events");
+    }
+    if (int retry =
+            ip_limiter_.Take(info.ip, static_cast<int64_t>(events.size()));
+        retry > 0) {
+      *retry_after = retry;
+      metrics_.Dropped("rate_limited", static_cast<int64_t>(events.size()));
+      return absl::ResourceExhaustedError(
+          "rate limit: too many events from this client, retry later");
+    }
+    const std::string origin = RequestOrigin(req);
+    std::map<std::string, int64_t> per_site;
+    for (EventInput& e : events) {
+      absl::StatusOr<Site> site = engine_.FindSite(e.site);
+      if (!site.ok()) {
+        if (absl::IsNotFound(site.status())) {
+          return absl::NotFoundError(
+              absl::StrCat("site: unknown site '", e.site.substr(0, 200), "'"));
+        }
+        return site.status();
+      }
+      if (!OriginAllowed(*site, origin)) {
+        metrics_.Dropped("origin_denied", static_cast<int64_t>(events.size()));
+        return absl::PermissionDeniedError(
+            absl::StrCat("origin: not allowed for site '", site->domain, "'"));
+      }
+      e.site = site->domain;
+      ++per_site[site->domain];
+    }
+    for (const auto& [domain, n] : per_site) {
+      if (int retry = site_limiter_.Take(domain, n); retry > 0) {
+        *retry_after = retry;
+        metrics_.Dropped("rate_limited", static_cast<int64_t>(events.size()));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("rate limit: too many events for site '", domain,
+                         "', retry later"));
+      }
+    }
+    Delivered out;
+    if (heartbeat) {
+      for (const EventInput& e : events) {
+        absl::Status s = engine_.Heartbeat(e);
+        if (!s.ok()) return s;
+      }
+      return out;
+    }
+    if (events.size() == 1) {
+      absl::StatusOr<TrackResult> r = engine_.Track(events[0]);
+      if (!r.ok()) return r.status();
+      if (r->accepted) {
+        out.accepted = 1;
+      } else {
+        out.dropped = 1;
+        out.first_drop_reason = r->dropped_reason;
+      }
+      return out;
+    }
+    absl::StatusOr<BatchResult> r = engine_.TrackBatch(events);
+    if (!r.ok()) return r.status();
+    if (!r->rejected.empty()) return r->rejected.front().second;
+    out.accepted = r->accepted;
+    for (const auto& [reason, n] : r->dropped) {
+      out.dropped += n;
+      if (out.first_drop_reason.empty()) out.first_drop_reason = reason;
+    }
+    return out;
+  }
+
+  // Parse with `parse`, deliver, and on failure answer the error (with
+  // Retry-After on 429). Returns the outcome on success.
+  template <typename ParseFn>
+  std::optional<Delivered> Ingest(const httplib::Request& req,
+                                  httplib::Response& res, ParseFn parse,
+                                  bool heartbeat = false) {
+    Cors(req, res);
+    RequestInfo info = InfoOf(req);
+    absl::StatusOr<std::vector<EventInput>> events = parse(info);
+    if (!events.ok()) {
+      ReplyError(req, res, events.status());
+      return std::nullopt;
+    }
+    int retry_after = 0;
+    absl::StatusOr<Delivered> d =
+        Deliver(req, *std::move(events), info, heartbeat, &retry_after);
+    if (!d.ok()) {
+      if (retry_after > 0) {
+        res.set_header("Retry-After", absl::StrCat(retry_after));
+      }
+      ReplyError(req, res, d.status());
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+  // Bearer token -> principal (401 on missing/invalid/revoked).
+  absl::StatusOr<Principal> Auth(const httplib::Request& req) {
+    std::string h = req.get_header_value("Authorization");
+    absl::string_view v = absl::StripAsciiWhitespace(h);
+    if (v.empty()) {
+      return absl::UnauthenticatedError("authorization: missing bearer token");
+    }
+    if (v.size() < 7 || !absl::EqualsIgnoreCase(v.substr(0, 7), "Bearer ")) {
+      return absl::UnauthenticatedError("authorization: want 'Bearer TOKEN'");
+    }
+    absl::string_view token = absl::StripAsciiWhitespace(v.substr(7));
+    if (token.empty() || token.size() > 512) {
+      return absl::UnauthenticatedError("authorization: invalid token");
+    }
+    return engine_.Authenticate(std::string_view(token.data(), token.size()));
+  }
+
+  // The site (domain or short id) if the principal may read it.
+  absl::StatusOr<Site> Readable(const Principal& p, absl::string_view id) {
+    if (id.empty()) return absl::InvalidArgumentError("site_id: required");
+    absl::StatusOr<Site> site =
+        engine_.FindSite(std::string_view(id.data(), id.size()));
+    if (!site.ok()) {
+      if (!p.admin && absl::IsNotFound(site.status())) {
+        return absl::PermissionDeniedError(
+            "authorization: this key may not read that site");
+      }
+      return site.status();
+    }
+    if (!p.admin && site->id != p.site_id) {
+      return absl::PermissionDeniedError(
+          "authorization: this key may not read that site");
+    }
+    return site;
+  }
+
+  absl::Status RequireAdmin(const httplib::Request& req) {
+    absl::StatusOr<Principal> p = Auth(req);
+    if (!p.ok()) return p.status();
+    if (!p->admin) {
+      return absl::PermissionDeniedError("authorization: admin token required");
+    }
+    return absl::OkStatus();
+  }
+
+  // ------------------------------------------------------------- routes --
+  void AddIngestion(httplib::Server& svr);
+  void AddStats(httplib::Server& svr);
+  void AddManagement(httplib::Server& svr);
+  void AddOperations(httplib::Server& svr);
+
+  Engine& engine_;
+  const Config config_;
+  RateLimiter ip_limiter_;
+  RateLimiter site_limiter_;
+  Metrics metrics_;
+};
+
+using Req = const httplib::Request&;
+using Res = httplib::Response&;
+
+absl::Status ParseJsonObject(const std::string& body,
+                             rapidjson::Document* doc) {
+  doc->Parse(body.data(), body.size());
+  if (doc->HasParseError() || !doc->IsObject()) {
+    return absl::InvalidArgumentError("body: want a JSON object");
+  }
+  return absl::OkStatus();
+}
+
+// Optional string member: absent/null -> nullopt; not a string -> error.
+absl::StatusOr<std::optional<std::string>> StringMember(
+    const rapidjson::Value& obj, const char* key) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return std::nullopt;
+  if (!it->value.IsString()) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": want a string"));
+  }
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+// allowed_origins: a comma-separated string or an array of strings; each
+// must be an http(s) origin without path.
+absl::StatusOr<std::optional<std::string>> OriginsMember(
+    const rapidjson::Value& obj) {
+  auto it = obj.FindMember("allowed_origins");
+  if (it == obj.MemberEnd() || it->value.IsNull()) return std::nullopt;
+  std::vector<std::string> items;
+  if (it->value.IsString()) {
+    for (absl::string_view s :
+         absl::StrSplit(absl::string_view(it->value.GetString(),
+                                          it->value.GetStringLength()),
+                        ',', absl::SkipWhitespace())) {
+      items.emplace_back(absl::StripAsciiWhitespace(s));
+    }
+  } else if (it->value.IsArray()) {
+    for (const auto& v : it->value.GetArray()) {
+      if (!v.IsString()) {
+        return absl::InvalidArgumentError(
+            "allowed_origins: want strings like https://example.com");
+      }
+      items.emplace_back(v.GetString(), v.GetStringLength());
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        "allowed_origins: want an array of origins or a comma-separated "
+        "string");
+  }
+  if (items.size() > 50) {
+    return absl::InvalidArgumentError("allowed_origins: at most 50 origins");
+  }
+  for (std::string& o : items) {
+    while (!o.empty() && o.back() == '/') o.pop_back();
+    o = absl::AsciiStrToLower(o);
+    absl::string_view rest = o;
+    bool ok = absl::ConsumePrefix(&rest, "https://") ||
+              absl::ConsumePrefix(&rest, "http://");
+    ok = ok && !rest.empty() && o.size() <= 300 &&
+         rest.find_first_of("/?#, \t\r\n\"\\") == absl::string_view::npos;
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("allowed_origins: '", o.substr(0, 100),
+                       "' is not an origin like https://example.com"));
+    }
+  }
+  return absl::StrJoin(items, ",");
+}
+
+std::string KeyJson(const ApiKey& k, const std::string* secret) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("id");
+  w.Int64(k.id);
+  w.Key("site");
+  w.String(k.site.data(), k.site.size());
+  w.Key("name");
+  w.String(k.name.data(), k.name.size());
+  w.Key("prefix");
+  w.String(k.prefix.data(), k.prefix.size());
+  w.Key("created_ms");
+  w.Int64(k.created_ms);
+  w.Key("revoked");
+  w.Bool(k.revoked);
+  if (secret != nullptr) {
+    w.Key("key");
+    w.String(secret->data(), secret->size());
+  }
+  w.EndObject();
+  return buf.GetString();
+}
+
+void Server::AddIngestion(httplib::Server& svr) {
+  // CORS preflight for every browser ingestion route.
+  auto preflight = [](Req req, Res res) {
+    Cors(req, res);
+    res.set_header("Access-Control-Allow-Methods", "POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Content-Type");
+    res.set_header("Access-Control-Max-Age", "86400");
+    res.status = 204;
+  };
+  svr.Options(R"(/api/(event|send|batch|track)|/log(/(custom|hb|error))?/?)",
+              preflight);
+
+  // Plausible.
+  svr.Post("/api/event", [this](Req req, Res res) {
+    std::optional<Delivered> d = Ingest(req, res, [&](const RequestInfo& info) {
+      return ParsePlausibleEvent(req.body, info);
+    });
+    if (!d) return;
+    if (d->dropped > 0) {
+      res.set_header("x-plausible-dropped", absl::StrCat(d->dropped));
+    }
+    res.status = 202;
+    res.set_content("ok", "text/plain; charset=utf-8");
+  });
+
+  // Swetrix.
+  auto swetrix = [this](SwetrixKind kind) {
+    return [this, kind](Req req, Res res) {
+      std::optional<Delivered> d = Ingest(
+          req, res,
+          [&](const RequestInfo& info) {
+            return ParseSwetrix(kind, req.body, info);
+          },
+          kind == SwetrixKind::kHeartbeat);
+      if (!d) return;
+      ReplyJson(res, 201, "{}");
+    };
+  };
+  svr.Post(R"(/log/?)", swetrix(SwetrixKind::kPageview));
+  svr.Post(R"(/log/custom/?)", swetrix(SwetrixKind::kCustom));
+  svr.Post(R"(/log/hb/?)", swetrix(SwetrixKind::kHeartbeat));
+  svr.Post(R"(/log/error/?)", swetrix(SwetrixKind::kError));
+  svr.Get(R"(/log/noscript/?)", [this](Req req, Res res) {
+    std::multimap<std::string, std::string> query(req.params.begin(),
+                                                  req.params.end());
+    std::optional<Delivered> d = Ingest(req, res, [&](const RequestInfo& info) {
+      return ParseSwetrixNoscript(query, info);
+    });
+    if (!d) return;
+    res.status = 200;
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(reinterpret_cast<const char*>(kPixelGif), sizeof(kPixelGif),
+                    "image/gif");
+  });
+
+  // Umami.
+  svr.Post("/api/send", [this](Req req, Res res) {
+    std::optional<Delivered> d = Ingest(req, res, [&](const RequestInfo& info) {
+      return ParseUmamiSend(req.body, info);
+    });
+    if (!d) return;
+    ReplyJson(res, 200, R"({"ok":true})");
+  });
+  svr.Post("/api/batch", [this](Req req, Res res) {
+    std::optional<Delivered> d = Ingest(req, res, [&](const RequestInfo& info) {
+      return ParseUmamiBatch(req.body, info);
+    });
+    if (!d) return;
+    ReplyJson(res, 200,
+              absl::StrCat(R"({"ok":true,"accepted":)", d->accepted,
+                           R"(,"dropped":)", d->dropped, "}"));
+  });
+
+  // Canonical events. The body's ip and user_agent are believed only with
+  // the admin token (server-side tracking); otherwise the request's are used.
+  svr.Post("/api/track", [this](Req req, Res res) {
+    bool admin = false;
+    if (req.has_header("Authorization")) {
+      absl::StatusOr<Principal> p = Auth(req);
+      if (!p.ok()) return ReplyError(req, res, p.status());
+      admin = p->admin;
+    }
+    std::optional<Delivered> d = Ingest(req, res, [&](const RequestInfo& info) {
+      absl::StatusOr<EventInput> e = ParseEventJson(req.body);
+      if (!e.ok()) return absl::StatusOr<std::vector<EventInput>>(e.status());
+      if (!admin || e->ip.empty()) e->ip = info.ip;
+      if (!admin || e->user_agent.empty()) e->user_agent = info.user_agent;
+      if (e->country_hint.empty()) e->country_hint = info.country_hint;
+      return absl::StatusOr<std::vector<EventInput>>(
+          std::vector<EventInput>{*std::move(e)});
+    });
+    if (!d) return;
+    if (d->accepted > 0) return ReplyJson(res, 202, R"({"accepted":true})");
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     w.StartObject();
     w.Key("accepted");
     w.Bool(false);
     w.Key("dropped");
-    w.String(result->dropped_reason.data(), result->dropped_reason.size());
+    w.String(d->first_drop_reason.data(), d->first_drop_reason.size());
     w.EndObject();
     ReplyJson(res, 202, buf.GetString());
   });
 
-  svr.Post("/api/v2/query",
-           [&engine](const httplib::Request& req, httplib::Response& res) {
-             absl::StatusOr<std::string> result = engine.Query(req.body);
-             if (!result.ok()) return ReplyError(req, res, result.status());
-             ReplyJson(res, 200, *std::move(result));
-           });
+  // Our tracker script, embedded at build time.
+  svr.Get("/js/script.js", [](Req, Res res) {
+    res.set_header("Cache-Control", "public, max-age=3600");
+    res.set_content(kScriptJs, sizeof(kScriptJs) - 1,
+                    "application/javascript; charset=utf-8");
+  });
+}
 
-  svr.Post("/api/sites", [&engine](const httplib::Request& req,
-                                   httplib::Response& res) {
+void Server::AddStats(httplib::Server& svr) {
+  svr.Post("/api/v2/query", [this](Req req, Res res) {
+    absl::StatusOr<Principal> p = Auth(req);
+    if (!p.ok()) return ReplyError(req, res, p.status());
     rapidjson::Document doc;
-    doc.Parse(req.body.data(), req.body.size());
-    if (doc.HasParseError() || !doc.IsObject()) {
-      return ReplyError(req, res,
-                        absl::InvalidArgumentError("body: want a JSON object"));
+    if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    absl::StatusOr<std::optional<std::string>> site_id =
+        StringMember(doc, "site_id");
+    if (!site_id.ok()) return ReplyError(req, res, site_id.status());
+    absl::StatusOr<Site> site = Readable(*p, site_id->value_or(""));
+    if (!site.ok()) return ReplyError(req, res, site.status());
+    absl::StatusOr<std::string> result = engine_.Query(req.body);
+    if (!result.ok()) return ReplyError(req, res, result.status());
+    const bool csv =
+        req.get_param_value("format") == "csv" ||
+        absl::StrContains(req.get_header_value("Accept"), "text/csv");
+    if (!csv) return ReplyJson(res, 200, *std::move(result));
+    absl::StatusOr<std::string> table = V2ResponseToCsv(*result, req.body);
+    if (!table.ok()) return ReplyError(req, res, table.status());
+    res.status = 200;
+    res.set_header("Content-Disposition",
+                   "attachment; filename=\"analytics.csv\"");
+    res.set_content(*std::move(table), "text/csv; charset=utf-8");
+  });
+
+  svr.Get("/api/v1/stats/realtime/visitors", [this](Req req, Res res) {
+    absl::StatusOr<Principal> p = Auth(req);
+    if (!p.ok()) return ReplyError(req, res, p.status());
+    absl::StatusOr<Site> site = Readable(*p, req.get_param_value("site_id"));
+    if (!site.ok()) return ReplyError(req, res, site.status());
+    absl::StatusOr<int64_t> n = engine_.LiveVisitors(site->domain);
+    if (!n.ok()) return ReplyError(req, res, n.status());
+    ReplyJson(res, 200, absl::StrCat(*n));
+  });
+
+  auto v1 = [this](V1Endpoint endpoint) {
+    return [this, endpoint](Req req, Res res) {
+      absl::StatusOr<Principal> p = Auth(req);
+      if (!p.ok()) return ReplyError(req, res, p.status());
+      V1Params params;
+      for (const auto& [k, v] : req.params) params.emplace(k, v);  // first wins
+      absl::StatusOr<Site> site = Readable(*p, params["site_id"]);
+      if (!site.ok()) return ReplyError(req, res, site.status());
+      absl::StatusOr<std::string> v2 = V1ToV2Query(endpoint, params);
+      if (!v2.ok()) return ReplyError(req, res, v2.status());
+      absl::StatusOr<std::string> result = engine_.Query(*v2);
+      if (!result.ok()) return ReplyError(req, res, result.status());
+      absl::StatusOr<std::string> out =
+          V2ToV1Response(endpoint, params, *result);
+      if (!out.ok()) return ReplyError(req, res, out.status());
+      ReplyJson(res, 200, *std::move(out));
+    };
+  };
+  svr.Get("/api/v1/stats/aggregate", v1(V1Endpoint::kAggregate));
+  svr.Get("/api/v1/stats/timeseries", v1(V1Endpoint::kTimeseries));
+  svr.Get("/api/v1/stats/breakdown", v1(V1Endpoint::kBreakdown));
+}
+
+void Server::AddManagement(httplib::Server& svr) {
+  auto add_site = [this](Req req, Res res) {
+    if (absl::Status s = RequireAdmin(req); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    rapidjson::Document doc;
+    if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
+      return ReplyError(req, res, s);
     }
     Site site;
-    auto domain = doc.FindMember("domain");
-    if (domain == doc.MemberEnd() || !domain->value.IsString()) {
+    absl::StatusOr<std::optional<std::string>> domain =
+        StringMember(doc, "domain");
+    if (!domain.ok()) return ReplyError(req, res, domain.status());
+    if (!domain->has_value()) {
       return ReplyError(req, res,
                         absl::InvalidArgumentError("domain: want a string"));
     }
-    site.domain.assign(domain->value.GetString(),
-                       domain->value.GetStringLength());
-    auto tz = doc.FindMember("timezone");
-    if (tz != doc.MemberEnd() && !tz->value.IsNull()) {
-      if (!tz->value.IsString()) {
-        return ReplyError(
-            req, res, absl::InvalidArgumentError("timezone: want a string"));
-      }
-      if (tz->value.GetStringLength() > 0) {
-        site.timezone.assign(tz->value.GetString(),
-                             tz->value.GetStringLength());
-      }
-    }
-    absl::StatusOr<Site> added = engine.AddSite(site);
+    site.domain = **domain;
+    absl::StatusOr<std::optional<std::string>> tz =
+        StringMember(doc, "timezone");
+    if (!tz.ok()) return ReplyError(req, res, tz.status());
+    if (tz->has_value() && !(*tz)->empty()) site.timezone = **tz;
+    absl::StatusOr<std::optional<std::string>> origins = OriginsMember(doc);
+    if (!origins.ok()) return ReplyError(req, res, origins.status());
+    if (origins->has_value()) site.allowed_origins = **origins;
+    absl::StatusOr<Site> added = engine_.AddSite(site);
     if (!added.ok()) return ReplyError(req, res, added.status());
-    Log("site added: %s (%s)", added->domain, added->short_id);
+    LogLine("info", "site added",
+            {{"domain", added->domain}, {"short_id", added->short_id}});
     ReplyJson(res, 201, SiteJson(*added));
+  };
+  auto list_sites = [this](Req req, Res res) {
+    if (absl::Status s = RequireAdmin(req); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    absl::StatusOr<std::vector<Site>> sites = engine_.ListSites();
+    if (!sites.ok()) return ReplyError(req, res, sites.status());
+    ReplyJson(res, 200, SitesJson(*sites));
+  };
+  svr.Post("/api/v1/sites", add_site);
+  svr.Get("/api/v1/sites", list_sites);
+  svr.Post("/api/sites", add_site);  // alias (older clients)
+  svr.Get("/api/sites", list_sites);
+
+  svr.Put(R"(/api/v1/sites/([^/]+))", [this](Req req, Res res) {
+    if (absl::Status s = RequireAdmin(req); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    rapidjson::Document doc;
+    if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    absl::StatusOr<Site> site = engine_.FindSite(req.matches[1].str());
+    if (!site.ok()) return ReplyError(req, res, site.status());
+    Site update = *site;
+    absl::StatusOr<std::optional<std::string>> tz =
+        StringMember(doc, "timezone");
+    if (!tz.ok()) return ReplyError(req, res, tz.status());
+    if (tz->has_value() && !(*tz)->empty()) update.timezone = **tz;
+    absl::StatusOr<std::optional<std::string>> origins = OriginsMember(doc);
+    if (!origins.ok()) return ReplyError(req, res, origins.status());
+    if (origins->has_value()) update.allowed_origins = **origins;
+    absl::StatusOr<Site> updated = engine_.UpdateSite(update);
+    if (!updated.ok()) return ReplyError(req, res, updated.status());
+    LogLine("info", "site updated", {{"domain", updated->domain}});
+    ReplyJson(res, 200, SiteJson(*updated));
   });
 
-  svr.Get("/api/sites",
-          [&engine](const httplib::Request& req, httplib::Response& res) {
-            absl::StatusOr<std::vector<Site>> sites = engine.ListSites();
-            if (!sites.ok()) return ReplyError(req, res, sites.status());
-            ReplyJson(res, 200, SitesJson(*sites));
-          });
-
-  svr.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    ReplyJson(res, 200, R"({"status":"ok"})");
+  svr.Delete(R"(/api/v1/sites/([^/]+))", [this](Req req, Res res) {
+    if (absl::Status s = RequireAdmin(req); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    absl::StatusOr<Site> site = engine_.FindSite(req.matches[1].str());
+    if (!site.ok()) return ReplyError(req, res, site.status());
+    absl::Status s = engine_.RemoveSite(site->domain);
+    if (!s.ok()) return ReplyError(req, res, s);
+    LogLine("info", "site removed", {{"domain", site->domain}});
+    ReplyJson(res, 200, R"({"deleted":true})");
   });
 
-  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
+  svr.Post("/api/v1/keys", [this](Req req, Res res) {
+    if (absl::Status s = RequireAdmin(req); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    rapidjson::Document doc;
+    if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    absl::StatusOr<std::optional<std::string>> site = StringMember(doc, "site");
+    if (!site.ok()) return ReplyError(req, res, site.status());
+    if (!site->has_value() || (*site)->empty()) {
+      return ReplyError(req, res,
+                        absl::InvalidArgumentError("site: want a string"));
+    }
+    absl::StatusOr<std::optional<std::string>> name = StringMember(doc, "name");
+    if (!name.ok()) return ReplyError(req, res, name.status());
+    absl::StatusOr<Site> found = engine_.FindSite(**site);
+    if (!found.ok()) return ReplyError(req, res, found.status());
+    absl::StatusOr<std::pair<ApiKey, std::string>> key =
+        engine_.CreateApiKey(found->domain, name->value_or(""));
+    if (!key.ok()) return ReplyError(req, res, key.status());
+    LogLine("info", "api key created",
+            {{"id", absl::StrCat(key->first.id)}, {"site", key->first.site}});
+    ReplyJson(res, 201, KeyJson(key->first, &key->second));
+  });
+
+  svr.Get("/api/v1/keys", [this](Req req, Res res) {
+    if (absl::Status s = RequireAdmin(req); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    absl::StatusOr<std::vector<ApiKey>> keys = engine_.ListApiKeys();
+    if (!keys.ok()) return ReplyError(req, res, keys.status());
+    std::string out = "[";
+    for (size_t i = 0; i < keys->size(); ++i) {
+      absl::StrAppend(&out, i ? "," : "", KeyJson((*keys)[i], nullptr));
+    }
+    out += "]";
+    ReplyJson(res, 200, std::move(out));
+  });
+
+  svr.Delete(R"(/api/v1/keys/([^/]+))", [this](Req req, Res res) {
+    if (absl::Status s = RequireAdmin(req); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    int64_t id = 0;
+    if (!absl::SimpleAtoi(req.matches[1].str(), &id) || id <= 0) {
+      return ReplyError(
+          req, res, absl::InvalidArgumentError("id: want a positive integer"));
+    }
+    absl::Status s = engine_.RevokeApiKey(id);
+    if (!s.ok()) return ReplyError(req, res, s);
+    LogLine("info", "api key revoked", {{"id", absl::StrCat(id)}});
+    ReplyJson(res, 200, R"({"revoked":true})");
+  });
+}
+
+void Server::AddOperations(httplib::Server& svr) {
+  svr.Get("/health",
+          [](Req, Res res) { ReplyJson(res, 200, R"({"status":"ok"})"); });
+  svr.Get("/ready", [this](Req, Res res) {
+    absl::StatusOr<std::optional<std::string>> probe =
+        engine_.store()->GetMeta("ready_probe");
+    if (!probe.ok()) {
+      return ReplyJson(
+          res, 503, R"({"status":"unavailable","error":"store: unreachable"})");
+    }
+    ReplyJson(res, 200, R"({"status":"ready"})");
+  });
+  svr.Get("/metrics", [this](Req, Res res) {
+    res.set_content(metrics_.Render(engine_),
+                    "text/plain; version=0.0.4; charset=utf-8");
+  });
+  svr.Get("/", [](Req, Res res) {
     res.set_content(kIndexHtml, "text/html; charset=utf-8");
   });
+}
+
+void Server::AddRoutes(httplib::Server& svr) {
+  // CORS headers on every ingestion answer, including the errors httplib
+  // produces before routing (413).
+  svr.set_pre_routing_handler([](Req req, Res res) {
+    res.set_header("X-Content-Type-Options", "nosniff");
+    if (IsIngestion(req.path)) Cors(req, res);
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  AddIngestion(svr);
+  AddStats(svr);
+  AddManagement(svr);
+  AddOperations(svr);
 
   // Errors produced by httplib itself (unknown route 404, body too large 413,
-  // bad request 400) get a JSON body too.
-  svr.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
+  // bad request 400) get a JSON body too; a known route with the wrong
+  // method is a 405.
+  svr.set_error_handler(
+      httplib::Server::HandlerWithResponse([](Req req, Res res) {
         if (!res.body.empty()) {
           return httplib::Server::HandlerResponse::Unhandled;
+        }
+        if (res.status == 404) {
+          std::string route = RouteLabel(req.path);
+          auto it = KnownRoutes().find(route);
+          bool known = it != KnownRoutes().end() || route != "other";
+          if (known) {
+            res.status = 405;
+            std::string allow =
+                it != KnownRoutes().end() ? it->second : "PUT DELETE";
+            absl::StrReplaceAll({{" ", ", "}}, &allow);
+            res.set_header("Allow", allow);
+          }
         }
         res.set_content(ErrorJson(ReasonPhrase(res.status)), kJson);
         return httplib::Server::HandlerResponse::Handled;
       }));
 
-  svr.set_exception_handler([](const httplib::Request& req,
-                               httplib::Response& res, std::exception_ptr ep) {
+  svr.set_exception_handler([](Req req, Res res, std::exception_ptr ep) {
     std::string what = "unknown exception";
     try {
       std::rethrow_exception(ep);
@@ -282,22 +1085,46 @@ void AddRoutes(httplib::Server& svr, Engine& engine) {
     }
     ReplyError(req, res, absl::InternalError(what));
   });
+
+  svr.set_logger([this](Req req, const httplib::Response& res) {
+    metrics_.Request(RouteLabel(req.path), res.status);
+  });
 }
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "analyticsd --listen HOST:PORT --store URL [--geoip PATH] "
-      "[--threads N]\nA thin HTTP server around libanalytics.");
+      "analyticsd [--listen HOST:PORT] [--store URL] [flags]\n"
+      "A thin HTTP server around libanalytics. Every flag can also be set by\n"
+      "the environment variable named in its help ($ANALYTICS_…).");
   absl::ParseCommandLine(argc, argv);
 
   absl::StatusOr<HostPort> listen = ParseListen(absl::GetFlag(FLAGS_listen));
   if (!listen.ok()) {
-    Log("analyticsd: %s", listen.status().message());
+    LogLine("error", "bad flag",
+            {{"error", std::string(listen.status().message())}});
     return 2;
   }
   int threads = absl::GetFlag(FLAGS_threads);
-  if (threads < 1) {
-    Log("analyticsd: --threads must be at least 1");
+  if (threads < 1 || threads > 4096) {
+    LogLine("error", "bad flag", {{"error", "--threads must be in [1, 4096]"}});
+    return 2;
+  }
+  Config config;
+  absl::StatusOr<ProxyList> trusted =
+      ProxyList::Parse(absl::GetFlag(FLAGS_trusted_proxies));
+  if (!trusted.ok()) {
+    LogLine("error", "bad flag",
+            {{"error", std::string(trusted.status().message())}});
+    return 2;
+  }
+  config.trusted = *std::move(trusted);
+  config.rate_limit = std::max<int64_t>(0, absl::GetFlag(FLAGS_rate_limit));
+  config.site_rate_limit =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_site_rate_limit));
+  const std::string admin_token = absl::GetFlag(FLAGS_admin_token);
+  if (!admin_token.empty() && admin_token.size() < 16) {
+    LogLine("error", "bad flag",
+            {{"error", "admin token: must be at least 16 characters"}});
     return 2;
   }
   const std::string store_url = absl::GetFlag(FLAGS_store);
@@ -317,19 +1144,46 @@ int Main(int argc, char** argv) {
   options.geoip_path = absl::GetFlag(FLAGS_geoip);
   absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Open(options);
   if (!engine.ok()) {
-    Log("analyticsd: cannot open store %s: %s", RedactUrl(store_url),
-        engine.status().ToString());
+    LogLine("error", "cannot open store",
+            {{"store", RedactUrl(store_url)},
+             {"error", engine.status().ToString()}});
     return 1;
+  }
+
+  if (!admin_token.empty()) {
+    absl::Status s = (*engine)->SetAdminToken(admin_token);
+    if (!s.ok()) {
+      LogLine("error", "cannot set admin token", {{"error", s.ToString()}});
+      return 1;
+    }
+    LogLine("info", "admin token set from configuration");
+  } else {
+    absl::StatusOr<std::optional<std::string>> created =
+        (*engine)->EnsureAdminToken();
+    if (!created.ok()) {
+      LogLine("error", "cannot create admin token",
+              {{"error", created.status().ToString()}});
+      return 1;
+    }
+    if (created->has_value()) {
+      absl::PrintF("Admin token (shown once, stored hashed): %s\n", **created);
+      std::fflush(stdout);
+      LogLine("info", "admin token created (printed once on stdout)");
+    }
   }
 
   httplib::Server svr;
   svr.set_tcp_nodelay(true);
   svr.set_keep_alive_max_count(10000);
+  svr.set_keep_alive_timeout(5);
+  svr.set_read_timeout(5, 0);
+  svr.set_write_timeout(5, 0);
   svr.set_payload_max_length(kMaxBody);
   svr.new_task_queue = [threads] {
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
-  AddRoutes(svr, **engine);
+  Server server(**engine, std::move(config));
+  server.AddRoutes(svr);
 
   int port = listen->port;
   bool bound;
@@ -340,7 +1194,8 @@ int Main(int argc, char** argv) {
     bound = svr.bind_to_port(listen->host, port);
   }
   if (!bound) {
-    Log("analyticsd: cannot listen on %s", absl::GetFlag(FLAGS_listen));
+    LogLine("error", "cannot listen",
+            {{"listen", absl::GetFlag(FLAGS_listen)}});
     (*engine)->Close().IgnoreError();
     return 1;
   }
@@ -350,7 +1205,8 @@ int Main(int argc, char** argv) {
   std::thread signal_thread([&] {
     int sig = 0;
     if (sigwait(&stop_signals, &sig) != 0 || done) return;
-    Log("analyticsd: %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    LogLine("info", "shutting down",
+            {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     stopping = true;
     // stop() only acts once listen_after_bind() runs; retry until it ended.
     while (!done) {
@@ -360,25 +1216,37 @@ int Main(int argc, char** argv) {
   });
 
   std::string base = absl::StrCat("http://", UrlHost(listen->host), ":", port);
+  std::string public_url = absl::GetFlag(FLAGS_public_url);
+  while (!public_url.empty() && public_url.back() == '/') public_url.pop_back();
   absl::PrintF("analyticsd listening on %s (store: %s)\nDashboard: %s/\n", base,
-               RedactUrl(store_url), base);
+               RedactUrl(store_url), public_url.empty() ? base : public_url);
   std::fflush(stdout);
+  LogLine("info", "listening",
+          {{"addr", base},
+           {"store", RedactUrl(store_url)},
+           {"threads", absl::StrCat(threads)}});
 
+  // Returns after stop(), once in-flight requests have finished (the task
+  // queue is shut down and joined).
   svr.listen_after_bind();
   done = true;
+  absl::Status flushed = (*engine)->Flush();
+  if (!flushed.ok())
+    LogLine("error", "flush failed", {{"error", flushed.ToString()}});
   absl::Status closed = (*engine)->Close();
-  if (!closed.ok()) Log("analyticsd: close: %s", closed.ToString());
+  if (!closed.ok())
+    LogLine("error", "close failed", {{"error", closed.ToString()}});
 
   if (!stopping) {
     // The server ended on its own: wake the signal thread and fail.
     pthread_kill(signal_thread.native_handle(), SIGTERM);
     signal_thread.join();
-    Log("analyticsd: server stopped unexpectedly");
+    LogLine("error", "server stopped unexpectedly");
     return 1;
   }
   signal_thread.join();
-  Log("analyticsd: stopped");
-  return closed.ok() ? 0 : 1;
+  LogLine("info", "stopped");
+  return closed.ok() && flushed.ok() ? 0 : 1;
 }
 
 }  // namespace

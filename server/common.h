@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "analytics/store.h"
 #include "rapidjson/stringbuffer.h"
@@ -68,6 +69,13 @@ void WriteSite(Writer& w, const Site& s) {
   w.String(s.short_id.data(), s.short_id.size());
   w.Key("timezone");
   w.String(s.timezone.data(), s.timezone.size());
+  w.Key("allowed_origins");
+  w.StartArray();
+  for (absl::string_view o :
+       absl::StrSplit(s.allowed_origins, ',', absl::SkipWhitespace())) {
+    w.String(o.data(), o.size());
+  }
+  w.EndArray();
   w.EndObject();
 }
 

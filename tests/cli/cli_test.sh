@@ -151,6 +151,8 @@ fi
 step "start analyticsd"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 BASE="http://127.0.0.1:$PORT"
+ADMIN_TOKEN="adm_cli_test_0123456789abcdef"
+ANALYTICS_ADMIN_TOKEN="$ADMIN_TOKEN" \
 "$DAEMON" --listen "127.0.0.1:$PORT" --store "$STORE" --threads 4 \
   >server.out 2>server.err &
 SERVER_PID=$!
@@ -162,11 +164,13 @@ done
 expect_eq "health" "$(json_get health.json 'd["status"]')" ok
 grep -qF "analyticsd listening on $BASE" server.out || fail "no listening line: $(cat server.out)"
 grep -qF "Dashboard: $BASE/" server.out || fail "no dashboard line"
+if grep -qF "$ADMIN_TOKEN" server.out server.err; then fail "admin token in output"; fi
 
 # http METHOD PATH BODY_FILE -> prints the status code, body in resp.json
 http() {
   curl -sS -o resp.json -w '%{http_code}' -X "$1" \
     -H 'Content-Type: application/json' -H "User-Agent: $UA_FF" \
+    -H "Authorization: Bearer $ADMIN_TOKEN" \
     --data-binary "@$3" "$BASE$2"
 }
 
@@ -198,10 +202,10 @@ expect_eq "unknown route" "$(http POST /api/nope track.json)" 404
 
 step "sites over HTTP"
 echo '{"domain":"shop.example","timezone":"Europe/Berlin"}' >site_req.json
-expect_eq "add site" "$(http POST /api/sites site_req.json)" 201
+expect_eq "add site" "$(http POST /api/v1/sites site_req.json)" 201
 expect_eq "new site tz" "$(json_get resp.json 'd["timezone"]')" "Europe/Berlin"
-expect_eq "duplicate site" "$(http POST /api/sites site_req.json)" 409
-curl -fsS "$BASE/api/sites" >sites.json || fail "GET /api/sites"
+expect_eq "duplicate site (alias /api/sites)" "$(http POST /api/sites site_req.json)" 409
+curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE/api/v1/sites" >sites.json || fail "GET /api/sites"
 expect_eq "sites over HTTP" "$(json_get sites.json 'sorted(s["domain"] for s in d)')" \
   "['example.com', 'new.example', 'shop.example']"
 
