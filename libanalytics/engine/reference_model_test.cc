@@ -129,6 +129,14 @@ struct Model {
     if (dim == "visit:country") return v.country;
     if (dim == "visit:screen") return v.screen;
     if (dim == "visit:os") return v.os;
+    if (dim == "visit:os_version") return v.os_version;
+    if (dim == "visit:browser_version") return v.browser_version;
+    if (dim == "visit:referrer")
+      return v.referrer.empty() ? "Direct / None" : v.referrer;
+    if (dim == "visit:utm_source") return v.utm_source;
+    if (dim == "visit:utm_medium") return v.utm_medium;
+    if (dim == "visit:locale") return v.locale;
+    if (dim == "event:hostname") return std::string("example.com");
     ADD_FAILURE() << "model lacks " << dim;
     return std::nullopt;
   }
@@ -146,9 +154,21 @@ struct Row {
   std::vector<double> m;
 };
 
-std::string Label(const Model& model, const std::string& dim, int64_t ms) {
+std::string Label(const Model& model, const std::string& dim, int64_t ms,
+                  int64_t range_from_ms) {
   absl::Time t = absl::FromUnixMillis(ms);
   if (dim == "time:day") return absl::FormatTime("%Y-%m-%d", t, model.tz);
+  if (dim == "time:month") {
+    return absl::FormatTime("%Y-%m-01", t, model.tz);
+  }
+  if (dim == "time:week") {
+    absl::CivilDay d = absl::ToCivilDay(t, model.tz);
+    while (absl::GetWeekday(d) != absl::Weekday::monday) --d;
+    absl::CivilDay first =
+        absl::ToCivilDay(absl::FromUnixMillis(range_from_ms), model.tz);
+    if (d < first) d = first;
+    return absl::FormatCivilTime(d);
+  }
   return absl::FormatTime("%Y-%m-%d %H:00:00", t, model.tz);
 }
 
@@ -168,7 +188,7 @@ std::map<std::string, Row> BruteForce(const Model& model, const Q& q) {
   };
   auto key = [&](const MEvent& e, int64_t ts) -> std::optional<std::string> {
     if (q.dim.empty()) return "";
-    if (q.dim.rfind("time:", 0) == 0) return Label(model, q.dim, ts);
+    if (q.dim.rfind("time:", 0) == 0) return Label(model, q.dim, ts, q.from_ms);
     std::optional<std::string> v = model.Value(e, q.dim);
     if (!v || v->empty()) return std::nullopt;
     return v;
@@ -355,28 +375,41 @@ TEST_P(ReferenceModelTest, RandomStreamsAndQueriesAgree) {
   auto day_ms = [&](absl::CivilDay d) {
     return absl::ToUnixMillis(absl::FromCivil(d, model.tz));
   };
-  const char* dims[] = {"",
-                        "time:day",
-                        "event:page",
-                        "event:name",
-                        "visit:source",
-                        "visit:browser",
-                        "visit:device",
-                        "visit:country",
-                        "visit:entry_page",
-                        "visit:exit_page",
-                        "visit:screen",
-                        "event:props:plan",
-                        "time:hour"};
-  const char* fdims[] = {"event:page", "visit:source", "visit:browser",
-                         "event:name", "visit:device", "visit:entry_page"};
-  const char* fvals[] = {"/pricing", "Google",  "Chrome", "signup",
-                         "Mobile",   "/blog/a", "/blog"};
+  const std::vector<std::string> dims = {"",
+                                         "time:day",
+                                         "event:page",
+                                         "event:name",
+                                         "visit:source",
+                                         "visit:browser",
+                                         "visit:device",
+                                         "visit:country",
+                                         "visit:entry_page",
+                                         "visit:exit_page",
+                                         "visit:screen",
+                                         "event:props:plan",
+                                         "visit:os",
+                                         "visit:os_version",
+                                         "visit:browser_version",
+                                         "visit:referrer",
+                                         "visit:utm_source",
+                                         "visit:utm_medium",
+                                         "visit:locale",
+                                         "event:hostname",
+                                         "time:week",
+                                         "time:month",
+                                         "time:hour"};
+  const char* fdims[] = {"event:page",      "visit:source",
+                         "visit:browser",   "event:name",
+                         "visit:device",    "visit:entry_page",
+                         "visit:exit_page", "event:props:plan"};
+  const char* fvals[] = {"/pricing", "Google", "Chrome",
+                         "signup",   "Mobile", "/blog/a",
+                         "/blog",    "pro",    "Direct / None"};
   const std::vector<std::string> all_metrics = {
       "visitors",    "visits",         "pageviews",      "events",
       "bounce_rate", "visit_duration", "views_per_visit"};
   int rollup_answers = 0;
-  for (int i = 0; i < 120; ++i) {
+  for (int i = 0; i < 250; ++i) {
     Q q;
     switch (rng() % 4) {
       case 0:
@@ -400,7 +433,7 @@ TEST_P(ReferenceModelTest, RandomStreamsAndQueriesAgree) {
         q.date_range_json = "\"30d\"";
         q.from_ms = day_ms(today - 29), q.to_ms = day_ms(today + 1);
     }
-    q.dim = dims[rng() % 13];
+    q.dim = dims[rng() % dims.size()];
     if (q.dim == "time:hour") {
       q.date_range_json = "\"day\"";
       q.from_ms = day_ms(today), q.to_ms = day_ms(today + 1);
@@ -412,8 +445,8 @@ TEST_P(ReferenceModelTest, RandomStreamsAndQueriesAgree) {
       q.fdim = (rng() % 2 && q.dim.find(':') != std::string::npos &&
                 q.dim.rfind("time", 0) != 0)
                    ? q.dim
-                   : fdims[rng() % 6];
-      q.fval = fvals[rng() % 7];
+                   : fdims[rng() % 8];
+      q.fval = fvals[rng() % 9];
     }
     for (const std::string& m : all_metrics) {
       if (rng() % 2) q.metrics.push_back(m);
@@ -442,11 +475,11 @@ TEST_P(ReferenceModelTest, RandomStreamsAndQueriesAgree) {
     if (HasFatalFailure()) return;
   }
   // The planner must actually use rollups for a good share of these.
-  EXPECT_GT(rollup_answers, 30);
+  EXPECT_GT(rollup_answers, 60);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ReferenceModelTest,
-                         ::testing::Values(1, 2, 3, 4));
+                         ::testing::Values(1, 2, 3, 4, 5, 6));
 
 }  // namespace
 }  // namespace analytics

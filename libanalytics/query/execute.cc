@@ -351,9 +351,10 @@ absl::Status Run(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
   return RunRaw(q, from_ms, to_ms, src, rows);
 }
 
-double Round(double x, int decimals) {
-  double f = std::pow(10.0, decimals);
-  return std::round(x * f) / f;
+// num / den rounded to two decimals, computed as round(100 * num / den) / 100
+// so that the result does not depend on an intermediate rounding.
+double Ratio2(double num, double den) {
+  return den > 0 ? std::round(100.0 * num / den) / 100.0 : 0;
 }
 
 struct OutRow {
@@ -450,7 +451,7 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
           v = a.m.events;
           break;
         case Metric::kViewsPerVisit:
-          v = visits > 0 ? Round(a.m.session_pageviews / visits, 2) : 0;
+          v = Ratio2(static_cast<double>(a.m.session_pageviews), visits);
           break;
         case Metric::kBounceRate:
           v = visits > 0 ? std::round(100.0 * a.m.bounces / visits) : 0;
@@ -459,8 +460,7 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
           v = visits > 0 ? std::round(a.m.duration_ms / visits / 1000.0) : 0;
           break;
         case Metric::kPercentage:
-          v = total_visitors > 0 ? Round(100.0 * visitors / total_visitors, 2)
-                                 : 0;
+          v = Ratio2(100.0 * visitors, static_cast<double>(total_visitors));
           break;
         case Metric::kConversionRate: {
           std::vector<std::string_view> parts;
@@ -471,7 +471,7 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
           }
           std::optional<size_t> d = denom.Find(key);
           int64_t base = d ? denom.agg(*d).visitors() : 0;
-          v = base > 0 ? Round(100.0 * visitors / base, 2) : 0;
+          v = Ratio2(100.0 * visitors, static_cast<double>(base));
           break;
         }
       }
