@@ -537,7 +537,6 @@ class Server {
   std::optional<Delivered> Ingest(const httplib::Request& req,
                                   httplib::Response& res, ParseFn parse,
                                   bool heartbeat = false) {
-    Cors(req, res);
     RequestInfo info = InfoOf(req);
     absl::StatusOr<std::vector<EventInput>> events = parse(info);
     if (!events.ok()) {
@@ -711,8 +710,8 @@ std::string KeyJson(const ApiKey& k, const std::string* secret) {
 
 void Server::AddIngestion(httplib::Server& svr) {
   // CORS preflight for every browser ingestion route.
+  // (Access-Control-Allow-Origin is set by the pre-routing handler.)
   auto preflight = [](Req req, Res res) {
-    Cors(req, res);
     res.set_header("Access-Control-Allow-Methods", "POST, OPTIONS");
     res.set_header("Access-Control-Allow-Headers", "Content-Type");
     res.set_header("Access-Control-Max-Age", "86400");

@@ -136,6 +136,10 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(r.json(), {})
         self.assertEqual(r.header("Access-Control-Allow-Origin"),
                          "https://swetrix.test")
+        self.assertEqual(
+            [k for k, _ in r.headers
+             if k.lower() == "access-control-allow-origin"],
+            ["Access-Control-Allow-Origin"], "exactly one ACAO header")
         pageview["pg"] = "/features"
         r = self.srv.request("POST", "/log/", pageview, hdr)
         self.assertEqual(r.status, 201, r)
