@@ -74,7 +74,7 @@ fetch_mmdb() {
   tmp="$(mktemp -d)"
   echo "setup: fetching $MMDB_PACKAGE (country database, CC0)" >&2
   if (cd "$tmp" && timeout 180 npm pack --silent --fetch-retries=1 \
-    --fetch-timeout=60000 "$MMDB_PACKAGE" >/dev/null 2>&1) &&
+    --fetch-timeout=60000 "$MMDB_PACKAGE" >"$tmp/npm.log" 2>&1) &&
     tar -xzf "$tmp"/*.tgz -C "$tmp" 2>/dev/null &&
     [[ -s "$tmp/package/$MMDB_FILE" ]]; then
     mkdir -p "$MMDB_DIR"
@@ -86,7 +86,8 @@ fetch_mmdb() {
     echo "setup: country database at third_party/mmdb/$MMDB_FILE" >&2
   else
     echo "setup: warning: could not fetch $MMDB_PACKAGE; country will come" \
-      "from CDN headers and time zones only" >&2
+      "from CDN headers and time zones only. npm said:" >&2
+    grep -v '^npm ERR! *$' "$tmp/npm.log" 2>/dev/null | head -n 5 | sed 's/^/setup:   /' >&2 || true
   fi
   rm -rf "$tmp"
 }
