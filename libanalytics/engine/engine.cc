@@ -186,10 +186,17 @@ class EngineImpl : public Engine {
       pending->events.push_back(std::move(e));
     }
     // Sessionize in input order (stamps depend on the session's history).
+    size_t kept = 0;
     for (size_t i = 0; i < pending->events.size(); ++i) {
-      sessions_.Assign(&pending->events[i], pending->prev_ids[i],
-                       pending->interactive[i]);
+      if (!sessions_.Assign(&pending->events[i], pending->prev_ids[i],
+                            pending->interactive[i])) {
+        result.dropped["engagement_without_session"]++;
+        continue;
+      }
+      if (kept != i) pending->events[kept] = std::move(pending->events[i]);
+      ++kept;
     }
+    pending->events.resize(kept);
     {
       absl::MutexLock l(&stats_mu_);
       for (const auto& [reason, n] : result.dropped) dropped_[reason] += n;

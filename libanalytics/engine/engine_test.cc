@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
@@ -209,6 +210,51 @@ TEST_F(EngineTest, TimeseriesInSiteTimeZoneAndComparison) {
   ASSERT_EQ(d["results"].Size(), 1u);
   EXPECT_EQ(d["results"][0]["comparison"]["metrics"][0].GetInt(), 2);
   EXPECT_EQ(d["results"][0]["comparison"]["change"][0].GetInt(), -50);
+}
+
+TEST_F(EngineTest, EngagementFeedsScrollDepthAndTimeOnPageOnly) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  auto engagement = [&](std::string page, int64_t offset, double sd, double ms,
+                        std::string ip = "198.51.100.1") {
+    EventInput e = Ev(page, offset, ip);
+    e.name = "engagement";
+    e.interactive = false;
+    e.props = {{"sd", absl::StrCat(sd)}, {"e", absl::StrCat(ms)}};
+    return e;
+  };
+  // No session yet: dropped.
+  auto r = engine->Track(engagement("/a", -10, 50, 1000, "198.51.100.9"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->dropped_reason, "engagement_without_session");
+  ASSERT_TRUE(engine->Track(Ev("/a", 0)).ok());
+  ASSERT_TRUE(engine->Track(engagement("/a", 10, 40, 10000)).ok());
+  ASSERT_TRUE(engine->Track(engagement("/a", 20, 80, 20000)).ok());
+  ASSERT_TRUE(engine->Track(Ev("/b", 30, "198.51.100.2")).ok());
+  ASSERT_TRUE(
+      engine->Track(engagement("/b", 40, 20, 6000, "198.51.100.2")).ok());
+  // Engagement events are not events, pageviews or a bounce-breaker.
+  auto d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["events","pageviews","bounce_rate","visit_duration"]})");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 2);
+  EXPECT_EQ(d["results"][0]["metrics"][1].GetInt(), 2);
+  EXPECT_EQ(d["results"][0]["metrics"][2].GetInt(), 100);
+  EXPECT_EQ(d["results"][0]["metrics"][3].GetInt(), 0);
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["scroll_depth","time_on_page","pageviews"],"dimensions":["event:page"],"order_by":[["event:page","asc"]]})");
+  ASSERT_EQ(d["results"].Size(), 2u);
+  EXPECT_STREQ(d["results"][0]["dimensions"][0].GetString(), "/a");
+  EXPECT_EQ(d["results"][0]["metrics"][0].GetInt(), 80);  // max per page
+  EXPECT_EQ(d["results"][0]["metrics"][1].GetInt(), 30);  // 10 s + 20 s
+  EXPECT_EQ(d["results"][0]["metrics"][2].GetInt(), 1);
+  EXPECT_EQ(d["results"][1]["metrics"][0].GetInt(), 20);
+  EXPECT_EQ(d["results"][1]["metrics"][1].GetInt(), 6);
+  d = Q(
+      *engine,
+      R"({"site_id":"example.com","date_range":"day","metrics":["visitors"],"dimensions":["event:name"]})");
+  EXPECT_EQ(d["results"].Size(), 1u);  // only "pageview"
 }
 
 TEST_F(EngineTest, QueryErrorsNameTheField) {

@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "libanalytics/core/strings.h"
@@ -18,7 +19,12 @@
 namespace analytics {
 namespace {
 
+// Engagement of one (session, page): max scroll depth, total engaged ms.
+using EngagementMap = absl::flat_hash_map<std::pair<uint64_t, std::string>,
+                                          std::pair<double, double>>;
+
 struct Agg {
+  std::unique_ptr<EngagementMap> engagement;  // only for engagement metrics
   RollupMetrics m;
   HyperLogLog hll;
   absl::flat_hash_set<uint64_t> vis;
@@ -132,6 +138,9 @@ const DimSpec* TimeDim(const QuerySpec& q) {
 Plan MakePlan(const QuerySpec& q, int64_t from_ms, int64_t to_ms) {
   Plan p;
   if (q.force_raw) return p;
+  for (Metric m : q.metrics) {
+    if (m == Metric::kScrollDepth || m == Metric::kTimeOnPage) return p;
+  }
   std::vector<Dimension> used;
   const Dimension* breakdown = nullptr;
   for (const DimSpec& d : q.dims) {
@@ -299,6 +308,23 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
     };
     const bool match = !q.filter || q.filter->Eval(get);
     const bool in_range = e.ts_ms >= from_ms && e.ts_ms < to_ms;
+    if (e.is_engagement()) {
+      if (match && in_range &&
+          BuildKey(q, e.ts_ms, get, &key, &scratch, &parts)) {
+        Agg& a = rows->agg(rows->Get(key, parts));
+        a.exact = true;
+        if (!a.engagement) a.engagement = std::make_unique<EngagementMap>();
+        double sd = 0, ms = 0;
+        for (const auto& [k, v] : e.props) {
+          if (k == "sd") (void)absl::SimpleAtod(AV(v), &sd);
+          if (k == "e") (void)absl::SimpleAtod(AV(v), &ms);
+        }
+        auto& pair = (*a.engagement)[{e.session_id, e.page}];
+        pair.first = std::max(pair.first, std::clamp(sd, 0.0, 100.0));
+        pair.second += std::clamp(ms, 0.0, 30 * 60 * 1000.0);
+      }
+      return true;
+    }
     const bool start_in =
         e.session_start_ms >= from_ms && e.session_start_ms < to_ms;
     if (match && in_range &&
@@ -462,6 +488,18 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
         case Metric::kPercentage:
           v = Ratio2(100.0 * visitors, static_cast<double>(total_visitors));
           break;
+        case Metric::kScrollDepth:
+        case Metric::kTimeOnPage: {
+          double sum = 0;
+          size_t n = a.engagement ? a.engagement->size() : 0;
+          if (n > 0) {
+            for (const auto& [k, v] : *a.engagement) {
+              sum += m == Metric::kScrollDepth ? v.first : v.second / 1000.0;
+            }
+          }
+          v = n > 0 ? std::round(sum / n) : 0;
+          break;
+        }
         case Metric::kConversionRate: {
           std::vector<std::string_view> parts;
           std::string key;
@@ -479,7 +517,9 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
     }
     // Rows with no data in any metric (e.g. only session-start cells of
     // another period) are dropped.
-    if (a.m.events == 0 && a.m.visits == 0 && visitors == 0) continue;
+    if (a.m.events == 0 && a.m.visits == 0 && visitors == 0 && !a.engagement) {
+      continue;
+    }
     out.push_back(std::move(r));
   }
   return out;

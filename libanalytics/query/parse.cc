@@ -38,6 +38,8 @@ absl::StatusOr<Metric> ParseMetric(std::string_view m) {
   if (m == "events") return Metric::kEvents;
   if (m == "percentage") return Metric::kPercentage;
   if (m == "conversion_rate") return Metric::kConversionRate;
+  if (m == "scroll_depth") return Metric::kScrollDepth;
+  if (m == "time_on_page") return Metric::kTimeOnPage;
   return Bad("metrics", absl::StrCat("unknown metric '", AV(m), "'"));
 }
 
@@ -106,8 +108,8 @@ absl::StatusOr<Filter> ParseFilter(const Value& v, int depth) {
   else
     return Bad("filters", absl::StrCat("unknown operator '", AV(op), "'"));
   if (v.Size() < 3 || !v[1].IsString() || !v[2].IsArray()) {
-    return Bad("filters",
-               absl::StrCat("expected [\"", AV(op), "\", dimension, [values]]"));
+    return Bad("filters", absl::StrCat("expected [\"", AV(op),
+                                       "\", dimension, [values]]"));
   }
   std::string_view dname(v[1].GetString(), v[1].GetStringLength());
   std::optional<Dimension> dim = ParseDimension(dname);

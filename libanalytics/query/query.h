@@ -16,7 +16,8 @@
 //   - Time buckets are in the site's time zone.
 // Planner: rollups answer when the filters and non-time breakdown use at most
 // one rollup dimension, the range aligns with the rollup buckets, and, for
-// event dimensions, the metrics are ones rollups hold for them. Otherwise the
+// event dimensions, the metrics are ones rollups hold for them, and no
+// engagement metric (scroll_depth, time_on_page) is asked. Otherwise the
 // raw events are scanned. meta.source says which path answered.
 #ifndef ANALYTICS_QUERY_QUERY_H_
 #define ANALYTICS_QUERY_QUERY_H_
@@ -33,8 +34,8 @@
 #include "absl/time/time.h"
 #include "analytics/store.h"
 #include "libanalytics/core/dimensions.h"
-#include "re2/re2.h"
 #include "libanalytics/rollup/rollup_builder.h"
+#include "re2/re2.h"
 
 namespace analytics {
 
@@ -48,6 +49,8 @@ enum class Metric {
   kEvents,
   kPercentage,
   kConversionRate,
+  kScrollDepth,  // avg of max scroll depth % per (session, page)
+  kTimeOnPage,   // avg engaged seconds per (session, page)
 };
 
 enum class TimeGrain { kNone, kHour, kDay, kWeek, kMonth };

@@ -89,6 +89,10 @@ RollupBuilder::Cell& RollupBuilder::CellFor(Bucket* b, uint16_t dim,
 }
 
 void RollupBuilder::AddOne(const Event& e) {
+  if (e.is_engagement()) {  // feeds only raw-event metrics
+    last_seq_ = std::max(last_seq_, e.seq);
+    return;
+  }
   if (dim_names_.empty()) {
     for (DimId d : kRollupDims) dim_names_.emplace_back(DimName(d));
   }

@@ -22,7 +22,7 @@ uint64_t SeenHash(char kind, std::string_view s) {
 }
 }  // namespace
 
-void Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
+bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   int64_t wm = watermark_ms_.load(std::memory_order_relaxed);
   while (e->ts_ms > wm && !watermark_ms_.compare_exchange_weak(
                               wm, e->ts_ms, std::memory_order_relaxed)) {
@@ -65,6 +65,26 @@ void Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
 
   int32_t prev_bounce = 0;
   int64_t prev_duration = 0;
+  if (e->is_engagement()) {
+    if (s == nullptr) {
+      shard->mu.Unlock();
+      return false;
+    }
+    s->live_ms = std::max(s->live_ms, e->ts_ms);
+    e->visit = s->visit;
+    e->first_in_session = e->first_page = e->first_name = false;
+    e->session_id = s->session_id;
+    e->session_start_ms = s->start_ms;
+    e->s_pageviews = s->pageviews;
+    e->s_events = s->events;
+    e->s_bounce = s->pageviews == 1 && s->interactive_custom == 0;
+    e->s_duration_ms = s->last_ms - s->start_ms;
+    e->s_exit_page = s->exit_page;
+    e->d_bounce = 0;
+    e->d_duration_ms = 0;
+    shard->mu.Unlock();
+    return true;
+  }
   if (s == nullptr) {
     auto fresh = std::make_unique<State>();
     s = fresh.get();
@@ -111,6 +131,7 @@ void Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   e->d_bounce = static_cast<int8_t>(bounce - prev_bounce);
   e->d_duration_ms = e->s_duration_ms - prev_duration;
   shard->mu.Unlock();
+  return true;
 }
 
 void Sessionizer::Restore(const Event& last) {

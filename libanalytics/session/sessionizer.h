@@ -40,8 +40,11 @@ class Sessionizer {
   // under it continues, and e->visitor_id becomes that id. Fills the session
   // fields of `e`; for a continuing session, e->visit is replaced with the
   // session's attributes. `interactive` false: the event does not end a
-  // bounce.
-  void Assign(Event* e, uint64_t prev_visitor_id, bool interactive);
+  // bounce. An engagement event (Event::is_engagement) leaves the session's
+  // counters alone and only refreshes its liveness; it is stamped with the
+  // current state. Returns false (and stamps nothing) for an engagement
+  // event of a visitor without a live session: the caller drops it.
+  bool Assign(Event* e, uint64_t prev_visitor_id, bool interactive);
 
   // Evicts sessions whose last event is older than the watermark (newest
   // event time seen) minus the timeout. Returns how many were evicted.

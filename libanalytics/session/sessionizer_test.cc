@@ -115,6 +115,23 @@ TEST(SessionizerTest, SitesDoNotShareSessions) {
   EXPECT_NE(a.session_id, b.session_id);
 }
 
+TEST(SessionizerTest, EngagementEventsDoNotChangeTheSession) {
+  Sessionizer s;
+  Event lone = Make(900, "engagement");
+  EXPECT_FALSE(s.Assign(&lone, 0, false));  // no session: dropped
+  EXPECT_EQ(s.size(), 0u);
+  Event a = Make(1000);
+  ASSERT_TRUE(s.Assign(&a, 0, true));
+  Event g = Make(1500, "engagement");
+  ASSERT_TRUE(s.Assign(&g, 0, false));
+  EXPECT_EQ(g.session_id, a.session_id);
+  EXPECT_EQ(g.s_events, 1);
+  EXPECT_TRUE(g.s_bounce);
+  EXPECT_EQ(g.d_duration_ms, 0);
+  EXPECT_EQ(g.s_duration_ms, 0);
+  EXPECT_EQ(s.CountLive(1, 1400 * 1000), 1);  // but it keeps the visitor live
+}
+
 TEST(SessionizerTest, LiveVisitorsAndHeartbeats) {
   Sessionizer s;
   Event a = Make(1000, "pageview", "/", 1);

@@ -123,7 +123,8 @@ class Engine {
   // when none is given.
   virtual absl::StatusOr<Site> AddSite(const Site& site) = 0;
   virtual absl::StatusOr<std::vector<Site>> ListSites() = 0;
-  virtual absl::StatusOr<Site> FindSite(std::string_view domain_or_short_id) = 0;
+  virtual absl::StatusOr<Site> FindSite(
+      std::string_view domain_or_short_id) = 0;
   virtual absl::Status RemoveSite(std::string_view domain) = 0;
 
   // Updates a site's time zone and allowed origins (by domain).

@@ -26,8 +26,8 @@ namespace analytics {
 using Props = std::vector<std::pair<std::string, std::string>>;
 
 // Limits enforced on every EventInput (errors name the field).
-inline constexpr size_t kMaxNameLength = 120;      // characters
-inline constexpr size_t kMaxUrlBytes = 2000;       // url and referrer
+inline constexpr size_t kMaxNameLength = 120;  // characters
+inline constexpr size_t kMaxUrlBytes = 2000;   // url and referrer
 inline constexpr size_t kMaxProps = 30;
 inline constexpr size_t kMaxPropKeyBytes = 300;
 inline constexpr size_t kMaxPropValueBytes = 2000;
@@ -102,6 +102,10 @@ struct Event {
   bool imported = false;
 
   bool is_pageview() const { return name == "pageview"; }
+  // Plausible's engagement events (props "sd" scroll depth %, "e" engaged
+  // ms): stored, but not events of their own; they feed the scroll_depth and
+  // time_on_page metrics only.
+  bool is_engagement() const { return name == "engagement"; }
 };
 
 }  // namespace analytics

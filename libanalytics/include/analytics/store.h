@@ -32,8 +32,8 @@ namespace analytics {
 
 struct Site {
   int64_t id = 0;
-  std::string domain;     // "example.com"
-  std::string short_id;   // 12 chars of [a-zA-Z0-9-], used by trackers
+  std::string domain;            // "example.com"
+  std::string short_id;          // 12 chars of [a-zA-Z0-9-], used by trackers
   std::string timezone = "UTC";  // IANA zone for day buckets
   int64_t created_ms = 0;
   // Origins allowed to send events from browsers, comma-separated
@@ -44,10 +44,10 @@ struct Site {
 // An API key as stored: only a hash of the secret is kept.
 struct ApiKeyRecord {
   int64_t id = 0;
-  int64_t site_id = 0;     // the one site this key may read
-  std::string name;        // label given by the admin
-  std::string prefix;      // first characters of the secret, for display
-  std::string secret_hash; // SHA-256 of the secret, hex
+  int64_t site_id = 0;      // the one site this key may read
+  std::string name;         // label given by the admin
+  std::string prefix;       // first characters of the secret, for display
+  std::string secret_hash;  // SHA-256 of the secret, hex
   int64_t created_ms = 0;
   int64_t revoked_ms = 0;  // 0 = active
 };
@@ -128,8 +128,8 @@ class Store {
   virtual absl::Status AppendEvents(absl::Span<Event> events) = 0;
   // Calls fn for matching events in (ts_ms, seq) order; fn returns false to
   // stop early.
-  virtual absl::Status ScanEvents(const EventScan& scan,
-                                  const std::function<bool(const Event&)>& fn) = 0;
+  virtual absl::Status ScanEvents(
+      const EventScan& scan, const std::function<bool(const Event&)>& fn) = 0;
   // Calls fn for every event with seq > after_seq, in seq order.
   virtual absl::Status ScanEventsAfter(
       int64_t after_seq, const std::function<bool(const Event&)>& fn) = 0;
