@@ -268,7 +268,17 @@ class EngineImpl : public Engine {
       auto sit = by_short_.find(AV(id));
       if (sit != by_short_.end()) return sit->second;
     }
-    // Another worker may have added it.
+    // Another worker may have added it: reload, but at most once a second,
+    // so that requests for unknown sites cannot hammer the store.
+    {
+      absl::MutexLock l(&sites_mu_);
+      const absl::Time now = absl::Now();
+      if (now - last_site_reload_ < absl::Seconds(1)) {
+        return absl::NotFoundError(
+            absl::StrCat("site_id: unknown site '", AV(id), "'"));
+      }
+      last_site_reload_ = now;
+    }
     absl::Status s = ReloadSites();
     if (!s.ok()) return s;
     absl::MutexLock l(&sites_mu_);
@@ -713,6 +723,8 @@ class EngineImpl : public Engine {
   absl::Mutex sites_mu_;
   absl::flat_hash_map<std::string, Site> by_domain_ ABSL_GUARDED_BY(sites_mu_);
   absl::flat_hash_map<std::string, Site> by_short_ ABSL_GUARDED_BY(sites_mu_);
+  absl::Time last_site_reload_ ABSL_GUARDED_BY(sites_mu_) =
+      absl::InfinitePast();
 
   absl::Mutex salt_mu_;
   absl::flat_hash_map<int64_t, std::string> salts_ ABSL_GUARDED_BY(salt_mu_);
