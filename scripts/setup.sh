@@ -15,7 +15,7 @@ PACKAGES=(
   libabsl-dev libcpp-httplib-dev rapidjson-dev libsqlite3-dev libre2-dev
   libmaxminddb-dev libgtest-dev libgmock-dev libbenchmark-dev libpq-dev
   libhiredis-dev libcurl4-openssl-dev pybind11-dev tzdata clang-format
-  python3 curl nodejs npm
+  python3 curl nodejs npm chromium wrk nginx
 )
 
 # Packages whose job is already done when a command exists, e.g. NodeSource's
