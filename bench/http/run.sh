@@ -10,7 +10,8 @@
 #
 #   bench/http/run.sh [path/to/analyticsd]
 # Environment: DURATION (s per wrk run, default 10, at most 20), THREADS
-# (server pool, default 32), CONNECTIONS (wrk, default 64), WRK_THREADS
+# (server pool, default 32), CONNECTIONS (wrk, default 32: cpp-httplib holds one pool thread per
+# keep-alive connection, so more connections than THREADS would starve), WRK_THREADS
 # (default 2), LAT_CONNECTIONS (rate_client, default 16).
 # Needs wrk, nginx, g++ and libcpp-httplib-dev (scripts/setup.sh).
 set -euo pipefail
@@ -26,7 +27,7 @@ fi
 DURATION="${DURATION:-10}"
 ((DURATION <= 20)) || { echo "DURATION must be <= 20" >&2; exit 2; }
 THREADS="${THREADS:-32}"
-CONNECTIONS="${CONNECTIONS:-64}"
+CONNECTIONS="${CONNECTIONS:-32}"
 WRK_THREADS="${WRK_THREADS:-2}"
 LAT_CONNECTIONS="${LAT_CONNECTIONS:-16}"
 for cmd in wrk nginx g++ curl python3; do
