@@ -1,6 +1,7 @@
 // analytics: command-line access to a libanalytics store.
 //
 //   analytics ingest --store URL [--create-sites] [--geoip PATH] [FILE|-]
+//   analytics import --store URL --site DOMAIN [--format F] FILE… | -
 //   analytics query  --store URL 'QUERY_JSON' | -
 //   analytics sites add    --store URL DOMAIN [--timezone TZ]
 //   analytics sites list   --store URL
@@ -33,6 +34,7 @@
 #include "absl/strings/str_replace.h"
 #include "analytics/engine.h"
 #include "analytics/event.h"
+#include "libanalytics/ingest/logs.h"
 #include "server/common.h"
 
 namespace analytics::server {
@@ -48,6 +50,7 @@ constexpr char kMainHelp[] = R"(usage: analytics COMMAND [OPTIONS]
 
 commands:
   ingest   load JSON-lines events into a store
+  import   import web-server access logs (Apache, nginx, Caddy) as pageviews
   query    answer a Stats API v2 query (JSON)
   sites    add, list or remove sites
 
@@ -74,6 +77,38 @@ Exit code 0 when the input was read completely (even with rejected lines),
 1 on a store error, 2 on a usage error.
 )";
 
+constexpr char kImportHelp[] =
+    R"(usage: analytics import [--store URL] --site DOMAIN [--format FORMAT]
+                        [--include-assets] [--status LO-HI] FILE... | -
+
+Imports web-server access logs as pageviews of DOMAIN (which must exist, see
+`analytics sites add`). FILE may be gzip-compressed; - reads stdin.
+
+  --site DOMAIN       the site the log belongs to
+  --format FORMAT     combined (Apache/nginx default), nginx (= combined),
+                      common, caddy-json, or auto (default: per file, from
+                      its first lines)
+  --include-assets    also import static files (.css .js .png .jpg .svg
+                      .woff2 .txt .xml .json .pdf .zip ...)
+  --status LO-HI      status codes to keep (default 200-399)
+  --geoip PATH        MaxMind-format country database (.mmdb)
+
+Kept: GET requests with a status in range for pages (not static files) of
+the site (the logged host, when the format has one, must be DOMAIN or a
+subdomain). Bots are dropped by the engine and counted. Each pageview gets
+url https://HOST/PATH, the referrer, the line's time, and is marked imported
+(queries can leave imports out with "include":{"imports":false}).
+
+Re-running is safe: the byte offset and line count imported are remembered
+per file (identified by its first line, so a rotated or gzipped copy is the
+same file) in the store; an interrupted import resumes, a grown log imports
+only its new lines. stdin is not remembered: importing it twice counts twice.
+
+Prints a summary: imported, skipped by reason, malformed lines (the first
+few line numbers). Exit code 0 when every file was read, 1 on a store or
+read error, 2 on a usage error.
+)";
+
 constexpr char kQueryHelp[] =
     R"(usage: analytics query [--store URL] 'QUERY_JSON' | -
 
@@ -97,6 +132,10 @@ struct Args {
   std::string store = EnvOr("ANALYTICS_STORE", kDefaultStore);
   std::string geoip = EnvOr("ANALYTICS_GEOIP", "");
   std::string timezone;
+  std::string site;
+  std::string format = "auto";
+  std::string status = "200-399";
+  bool include_assets = false;
   bool create_sites = false;
   bool help = false;
   std::vector<std::string> positional;
@@ -146,6 +185,13 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv, int first,
       args.create_sites = true;
       continue;
     }
+    if (name == "include-assets") {
+      if (value.has_value()) {
+        return absl::InvalidArgumentError("--include-assets takes no value");
+      }
+      args.include_assets = true;
+      continue;
+    }
     if (!value.has_value()) {
       if (i + 1 >= argc) {
         return absl::InvalidArgumentError(
@@ -159,6 +205,12 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv, int first,
       args.geoip = *value;
     } else if (name == "timezone") {
       args.timezone = *value;
+    } else if (name == "site") {
+      args.site = *value;
+    } else if (name == "format") {
+      args.format = *value;
+    } else if (name == "status") {
+      args.status = *value;
     }
   }
   if (args.store.empty()) {
@@ -399,6 +451,139 @@ int Ingest(int argc, char** argv) {
   return CloseEngine(**engine, kExitOk);
 }
 
+// ---------------------------------------------------------------- import ---
+
+void PrintImportSummary(const ImportTotals& t) {
+  int64_t skipped = 0;
+  for (const auto& [reason, n] : t.skipped) skipped += n;
+  std::printf("lines %lld\n", static_cast<long long>(t.lines));
+  std::printf("imported %lld\n", static_cast<long long>(t.imported));
+  std::printf("skipped %lld\n", static_cast<long long>(skipped));
+  for (const auto& [reason, n] : t.skipped) {
+    std::printf("  %s %lld\n", reason.c_str(), static_cast<long long>(n));
+  }
+  auto shown = [](const char* what, int64_t count,
+                  const std::vector<std::pair<int64_t, std::string>>& lines) {
+    std::printf("%s %lld\n", what, static_cast<long long>(count));
+    for (const auto& [line, message] : lines) {
+      std::printf("  line %lld: %s\n", static_cast<long long>(line),
+                  OneLine(message).c_str());
+    }
+    if (count > static_cast<int64_t>(lines.size())) {
+      std::printf("  ... and %lld more\n",
+                  static_cast<long long>(count - lines.size()));
+    }
+  };
+  shown("malformed", t.malformed, t.malformed_shown);
+  shown("rejected", t.rejected, t.rejected_shown);
+  std::fflush(stdout);
+}
+
+int Import(int argc, char** argv) {
+  absl::StatusOr<Args> args = ParseArgs(
+      argc, argv, 2, {"site", "format", "include-assets", "status", "geoip"});
+  if (!args.ok()) return Usage(args.status().message(), kImportHelp);
+  if (args->help) {
+    std::fputs(kImportHelp, stdout);
+    return kExitOk;
+  }
+  if (args->site.empty()) return Usage("import needs --site", kImportHelp);
+  if (args->positional.empty()) {
+    return Usage("import needs at least one FILE (or -)", kImportHelp);
+  }
+  std::optional<LogFormat> format = LogFormatFromName(args->format);
+  if (!format) {
+    return Usage(absl::StrFormat("unknown --format %s", args->format),
+                 kImportHelp);
+  }
+  std::optional<std::pair<int, int>> status = ParseStatusRange(args->status);
+  if (!status) {
+    return Usage("--status wants LO-HI, e.g. 200-399", kImportHelp);
+  }
+  // Open every file first: a typo fails before anything is imported.
+  std::vector<std::unique_ptr<LogReader>> readers;
+  int64_t total_bytes = 0;
+  bool unknown_size = false;
+  for (const std::string& path : args->positional) {
+    absl::StatusOr<std::unique_ptr<LogReader>> r = LogReader::Open(path);
+    if (!r.ok()) {
+      std::fprintf(stderr, "analytics: %s\n",
+                   std::string(r.status().message()).c_str());
+      return kExitUsage;
+    }
+    total_bytes += (*r)->file_size();
+    unknown_size |= (*r)->file_size() == 0 && (*r)->is_stdin();
+    readers.push_back(*std::move(r));
+  }
+  absl::StatusOr<std::unique_ptr<Engine>> engine = OpenEngine(*args);
+  if (!engine.ok()) return Fail(engine.status());
+  absl::StatusOr<Site> site = (*engine)->FindSite(args->site);
+  if (!site.ok()) {
+    Fail(site.status());
+    (*engine)->Close().IgnoreError();
+    return kExitError;
+  }
+
+  Progress progress(isatty(STDERR_FILENO) != 0, unknown_size ? 0 : total_bytes);
+  auto start = std::chrono::steady_clock::now();
+  ImportTotals totals;
+  ImportOptions options;
+  options.site = site->domain;
+  options.format = *format;
+  options.filter.include_assets = args->include_assets;
+  options.filter.status_min = status->first;
+  options.filter.status_max = status->second;
+  int64_t bytes_before = 0;
+  options.progress = [&](int64_t lines, int64_t raw_bytes) {
+    progress.Update(lines, bytes_before + raw_bytes);
+  };
+  int code = kExitOk;
+  for (size_t i = 0; i < readers.size(); ++i) {
+    const std::string& path = args->positional[i];
+    absl::StatusOr<FileImport> r =
+        ImportLog(**engine, *readers[i], options, &totals);
+    bytes_before += readers[i]->file_size();
+    progress.Clear();
+    if (!r.ok()) {
+      std::fprintf(stderr, "analytics: %s: %s\n", path.c_str(),
+                   r.status().ToString().c_str());
+      code = kExitError;
+      if (!absl::IsInvalidArgument(r.status())) break;  // store/read error
+      continue;
+    }
+    std::fprintf(stderr, "analytics: %s: %s", path.c_str(),
+                 std::string(LogFormatName(r->format)).c_str());
+    if (r->resumed_at_line > 0) {
+      std::fprintf(stderr, ", resumed after line %lld",
+                   static_cast<long long>(r->resumed_at_line));
+    }
+    std::fprintf(stderr, ", done up to line %lld (byte %lld)",
+                 static_cast<long long>(r->end_line),
+                 static_cast<long long>(r->end_offset));
+    if (r->partial_last_line) {
+      std::fprintf(stderr, "; incomplete last line left for the next run");
+    }
+    std::fprintf(stderr, "\n");
+  }
+  readers.clear();
+  absl::Status flushed = (*engine)->Flush();
+  progress.Update(totals.lines, bytes_before, /*force=*/true);
+  progress.Clear();
+  PrintImportSummary(totals);
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  std::fprintf(stderr, "analytics: read %lld lines in %.2f s (%.0f lines/s)\n",
+               static_cast<long long>(totals.lines), secs,
+               secs > 0 ? totals.lines / secs : 0.0);
+  if (!flushed.ok()) {
+    Fail(flushed);
+    (*engine)->Close().IgnoreError();
+    return kExitError;
+  }
+  return CloseEngine(**engine, code);
+}
+
 // ----------------------------------------------------------------- query ---
 
 int Query(int argc, char** argv) {
@@ -498,6 +683,7 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   if (cmd == "ingest") return Ingest(argc, argv);
+  if (cmd == "import") return Import(argc, argv);
   if (cmd == "query") return Query(argc, argv);
   if (cmd == "sites") return Sites(argc, argv);
   return Usage(absl::StrFormat("unknown command %s", cmd), kMainHelp);

@@ -138,6 +138,10 @@ const DimSpec* TimeDim(const QuerySpec& q) {
 Plan MakePlan(const QuerySpec& q, int64_t from_ms, int64_t to_ms) {
   Plan p;
   if (q.force_raw) return p;
+  // Rollups mix imported and live events: excluding imports needs the raw
+  // events. The minimal correct approach (no second set of rollups); a query
+  // with include.imports=false costs a raw scan.
+  if (!q.include_imports) return p;
   for (Metric m : q.metrics) {
     if (m == Metric::kScrollDepth || m == Metric::kTimeOnPage) return p;
   }
@@ -275,6 +279,7 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
   absl::flat_hash_map<uint64_t, std::pair<int32_t, std::string>> exits;
   if (need_exit) {
     absl::Status s = src.store->ScanEvents(scan, [&](const Event& e) {
+      if (!q.include_imports && e.imported) return true;
       auto& x = exits[e.session_id];
       if (e.s_events >= x.first) x = {e.s_events, e.s_exit_page};
       return true;
@@ -296,6 +301,7 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
   std::vector<std::string_view> parts;
 
   absl::Status s = src.store->ScanEvents(scan, [&](const Event& e) {
+    if (!q.include_imports && e.imported) return true;
     auto get = [&](const Dimension& d) -> std::optional<std::string_view> {
       if (d.kind == DimKind::kExit) {
         auto it = exits.find(e.session_id);

@@ -367,6 +367,13 @@ absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
         return Bad("include", "total_rows: expected a boolean");
       q.total_rows = tr->value.GetBool();
     }
+    auto imp = i_it->value.FindMember("imports");
+    if (imp != i_it->value.MemberEnd() && !imp->value.IsNull()) {
+      if (!imp->value.IsBool()) {
+        return Bad("include", "imports: expected a boolean");
+      }
+      q.include_imports = imp->value.GetBool();
+    }
     auto cmp = i_it->value.FindMember("comparisons");
     if (cmp != i_it->value.MemberEnd() && !cmp->value.IsNull()) {
       if (!cmp->value.IsObject() || !cmp->value.HasMember("mode") ||

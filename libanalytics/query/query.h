@@ -108,6 +108,10 @@ struct QuerySpec {
   Compare compare = Compare::kNone;
   // Forces the raw-event path (tests compare both paths).
   bool force_raw = false;
+  // v2 `"include":{"imports":false}` leaves out events from log imports
+  // (Event::imported). Rollups mix imported and live events, so false forces
+  // the raw-event path (see MakePlan).
+  bool include_imports = true;
 };
 
 using SiteResolver =
