@@ -162,7 +162,7 @@ struct ImportOptions {
   std::string site;
   LogFormat format = LogFormat::kAuto;
   LogFilter filter;
-  size_t batch_size = 2000;
+  size_t batch_size = 4000;
   size_t max_shown = 5;  // malformed/rejected line numbers kept
   // Called about every batch: lines and bytes (raw, see raw_offset) so far.
   std::function<void(int64_t lines, int64_t raw_bytes)> progress;
