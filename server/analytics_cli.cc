@@ -92,6 +92,8 @@ Imports web-server access logs as pageviews of DOMAIN (which must exist, see
                       .woff2 .txt .xml .json .pdf .zip ...)
   --status LO-HI      status codes to keep (default 200-399)
   --geoip PATH        MaxMind-format country database (.mmdb)
+  --dry-run           parse and filter only; store nothing (imported then
+                      counts the pageviews that would be sent, bots included)
 
 Kept: GET requests with a status in range for pages (not static files) of
 the site (the logged host, when the format has one, must be DOMAIN or a
@@ -136,6 +138,7 @@ struct Args {
   std::string format = "auto";
   std::string status = "200-399";
   bool include_assets = false;
+  bool dry_run = false;
   bool create_sites = false;
   bool help = false;
   std::vector<std::string> positional;
@@ -185,11 +188,12 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv, int first,
       args.create_sites = true;
       continue;
     }
-    if (name == "include-assets") {
+    if (name == "include-assets" || name == "dry-run") {
       if (value.has_value()) {
-        return absl::InvalidArgumentError("--include-assets takes no value");
+        return absl::InvalidArgumentError(
+            absl::StrFormat("--%s takes no value", name));
       }
-      args.include_assets = true;
+      (name == "dry-run" ? args.dry_run : args.include_assets) = true;
       continue;
     }
     if (!value.has_value()) {
@@ -481,7 +485,8 @@ void PrintImportSummary(const ImportTotals& t) {
 
 int Import(int argc, char** argv) {
   absl::StatusOr<Args> args = ParseArgs(
-      argc, argv, 2, {"site", "format", "include-assets", "status", "geoip"});
+      argc, argv, 2,
+      {"site", "format", "include-assets", "status", "geoip", "dry-run"});
   if (!args.ok()) return Usage(args.status().message(), kImportHelp);
   if (args->help) {
     std::fputs(kImportHelp, stdout);
@@ -533,6 +538,7 @@ int Import(int argc, char** argv) {
   options.filter.include_assets = args->include_assets;
   options.filter.status_min = status->first;
   options.filter.status_max = status->second;
+  options.dry_run = args->dry_run;
   int64_t bytes_before = 0;
   options.progress = [&](int64_t lines, int64_t raw_bytes) {
     progress.Update(lines, bytes_before + raw_bytes);
@@ -570,6 +576,7 @@ int Import(int argc, char** argv) {
   progress.Update(totals.lines, bytes_before, /*force=*/true);
   progress.Clear();
   PrintImportSummary(totals);
+  if (args->dry_run) std::printf("dry run: nothing stored\n");
   double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();

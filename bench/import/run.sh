@@ -36,6 +36,11 @@ timed() {
   /usr/bin/time -f "%e %U %S" -o "$WORK/$name.t" "$@"
 }
 
+echo "analytics import --dry-run (parse and filter only)..." >&2
+DRY="sqlite://$WORK/dry.db"
+"$ANALYTICS" sites add --store "$DRY" example.com > /dev/null
+timed parse "$ANALYTICS" import --store "$DRY" --site example.com \
+  --format combined --dry-run "$LOG" > /dev/null 2>&1
 echo "analytics import..." >&2
 timed analytics "$ANALYTICS" import --store "$STORE" --site example.com \
   --format combined "$LOG" > "$WORK/import.txt" 2> "$WORK/import.err"
@@ -55,6 +60,7 @@ def t(name):
     return wall, user + sys_
 aw, ac = t("analytics")
 gw, gc = t("goaccess")
+pw, pc = t("parse")
 summary = open(f"{work}/import.txt").read()
 imported = int(summary.split("imported ")[1].split()[0])
 ours = [(r["dimensions"][0], r["metrics"][0])
@@ -69,6 +75,8 @@ print(f"analytics import: {imported} pageviews, {aw:.2f} s wall "
 print(f"goaccess:         {gw:.2f} s wall ({lines / gw:,.0f} lines/s), "
       f"{gc:.2f} s CPU ({lines / gc:,.0f} lines/CPU-s)")
 print(f"ratio (ours/goaccess lines/s): wall {gw / aw:.2f}x, CPU {gc / ac:.2f}x")
+print(f"parse+filter only (--dry-run): {pw:.2f} s wall ({lines / pw:,.0f} lines/s), "
+      f"{pc:.2f} s CPU; vs goaccess: wall {gw / pw:.1f}x, CPU {gc / max(pc, 0.01):.1f}x")
 print("top 10 pages (ours | goaccess):")
 ok = imported == lines and ours_sorted == theirs
 for (p, n), (q, m) in zip(ours_sorted, theirs):

@@ -828,6 +828,13 @@ absl::StatusOr<FileImport> ImportLog(Engine& engine, LogReader& reader,
   int64_t since_progress = 0;
 
   auto commit = [&](const Progress& upto) -> absl::Status {
+    if (options.dry_run) {
+      t.imported += static_cast<int64_t>(n);
+      n = 0;
+      done = upto;
+      if (options.progress) options.progress(t.lines, reader.raw_offset());
+      return absl::OkStatus();
+    }
     if (n > 0) {
       absl::StatusOr<BatchResult> r =
           engine.TrackBatch(absl::MakeConstSpan(batch.data(), n));

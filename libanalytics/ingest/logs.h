@@ -164,6 +164,10 @@ struct ImportOptions {
   LogFilter filter;
   size_t batch_size = 4000;
   size_t max_shown = 5;  // malformed/rejected line numbers kept
+  // Parse and filter only: no events tracked, no progress remembered
+  // (`imported` then counts the pageviews that would be sent to the engine,
+  // bots included). For measuring the parser alone.
+  bool dry_run = false;
   // Called about every batch: lines and bytes (raw, see raw_offset) so far.
   std::function<void(int64_t lines, int64_t raw_bytes)> progress;
 };
