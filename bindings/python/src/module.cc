@@ -713,7 +713,7 @@ PYBIND11_MODULE(_libanalytics, m) {
   m.attr("NotFoundError") = py::handle(g_not_found);
   m.attr("AlreadyExistsError") = py::handle(g_already_exists);
 
-  py::class_<PyEngine>(m, "Engine", R"doc(
+  py::class_<PyEngine> engine(m, "Engine", R"doc(
 An embedded analytics engine on one store.
 
     Engine(store="memory://", *, geoip="", auto_create_sites=False,
@@ -736,7 +736,8 @@ Use as a context manager to close it:
 
 Thread-safe: methods may be called from many threads; storage I/O and
 queries run without the GIL.
-)doc")
+)doc");
+  engine
       .def(py::init<std::string, std::string, bool, double, double, int>(),
            py::arg("store") = "memory://", py::kw_only(), py::arg("geoip") = "",
            py::arg("auto_create_sites") = false,
@@ -834,4 +835,5 @@ Raises InvalidArgumentError naming the bad field of the query.
            py::arg("site") = "bench.example", py::arg("base_ts") = 0.0,
            "Internal: times Engine::TrackBatch on n events generated in C++ "
            "(the workload of bench_track_many.py).");
+  engine.attr("__module__") = "libanalytics";
 }
