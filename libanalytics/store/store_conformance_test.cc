@@ -1,11 +1,14 @@
 // Conformance tests of the Store contract (store.h), run against every
 // backend; plus SQLite-only tests (reopen, schema version and migration, URL
 // registry).
+#include <hiredis/hiredis.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -15,6 +18,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "analytics/event.h"
 #include "analytics/store.h"
 #include "gmock/gmock.h"
@@ -176,11 +181,79 @@ RollupRow Row(int64_t site_id, RollupLevel level, int64_t bucket,
   return r;
 }
 
+// ---------------------------------------------------------------------------
+// Redis: only when ANALYTICS_TEST_REDIS_URL (redis://127.0.0.1:PORT/DB) is
+// set, as tests/services/redis.sh does.
+
+std::string RedisTestUrl() {
+  const char* url = std::getenv("ANALYTICS_TEST_REDIS_URL");
+  return url == nullptr ? "" : url;
+}
+
+// Runs one command on the test server (a connection of its own); returns the
+// reply as text ("" for nil, elements joined by '\n' for arrays).
+std::string RedisCommand(const std::vector<std::string>& args) {
+  std::string url = RedisTestUrl();
+  std::string rest = url.substr(std::string("redis://").size());
+  std::string db = "0";
+  if (size_t slash = rest.find('/'); slash != std::string::npos) {
+    db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  size_t colon = rest.rfind(':');
+  std::string host = rest.substr(0, colon);
+  int port = std::atoi(rest.substr(colon + 1).c_str());
+  redisContext* c = redisConnect(host.c_str(), port);
+  EXPECT_TRUE(c != nullptr && c->err == 0);
+  std::string out;
+  auto run = [&](const std::vector<std::string>& a) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const std::string& x : a) {
+      argv.push_back(x.data());
+      lens.push_back(x.size());
+    }
+    auto* r = static_cast<redisReply*>(redisCommandArgv(
+        c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    EXPECT_NE(r, nullptr);
+    out.clear();
+    if (r == nullptr) return;
+    if (r->type == REDIS_REPLY_INTEGER) {
+      out = absl::StrCat(r->integer);
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i < r->elements; ++i) {
+        if (i > 0) out += "\n";
+        out.append(r->element[i]->str, r->element[i]->len);
+      }
+    } else if (r->str != nullptr) {
+      out.assign(r->str, r->len);
+    }
+    freeReplyObject(r);
+  };
+  if (c != nullptr && c->err == 0) {
+    run({"SELECT", db});
+    run(args);
+  }
+  redisFree(c);
+  return out;
+}
+
+std::vector<std::string> Backends() {
+  std::vector<std::string> b = {"memory", "sqlite"};
+  if (!RedisTestUrl().empty()) b.push_back("redis");
+  return b;
+}
+
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "memory") {
       store_ = NewMemoryStore();
+    } else if (GetParam() == "redis") {
+      ASSERT_EQ(RedisCommand({"FLUSHDB"}), "OK");
+      absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+      ASSERT_TRUE(s.ok()) << s.status();
+      store_ = *std::move(s);
     } else {
       absl::StatusOr<std::unique_ptr<Store>> s =
           OpenSqliteStore(dir_.path() + "/sub/dir/analytics.db");
@@ -912,11 +985,125 @@ TEST_P(StoreTest, UserMetaKeysDoNotCollideWithInternalKeys) {
   EXPECT_EQ(more[0].seq, events[1].seq + 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
-                         ::testing::Values("memory", "sqlite"),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(Backends()),
                          [](const ::testing::TestParamInfo<std::string>& i) {
                            return i.param;
                          });
+
+// ---------------------------------------------------------------------------
+// Redis only (skipped without ANALYTICS_TEST_REDIS_URL).
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (RedisTestUrl().empty())
+      GTEST_SKIP() << "ANALYTICS_TEST_REDIS_URL unset";
+    ASSERT_EQ(RedisCommand({"FLUSHDB"}), "OK");
+  }
+  // calls=N of one command in INFO commandstats (0 when never called).
+  static int64_t Calls(const std::string& info, const std::string& cmd) {
+    std::string key = "cmdstat_" + cmd + ":calls=";
+    size_t p = info.find(key);
+    if (p == std::string::npos) return 0;
+    return std::atoll(info.c_str() + p + key.size());
+  }
+};
+
+TEST_F(RedisStoreTest, OpenRefusesServerWithoutAof) {
+  ASSERT_EQ(RedisCommand({"CONFIG", "SET", "appendonly", "no"}), "OK");
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+  absl::StatusOr<std::unique_ptr<Store>> allowed =
+      OpenStore(RedisTestUrl() + "?allow_no_aof=1");
+  ASSERT_EQ(RedisCommand({"CONFIG", "SET", "appendonly", "yes"}), "OK");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.status().message(), HasSubstr("appendonly yes"));
+  EXPECT_THAT(s.status().message(), HasSubstr("allow_no_aof=1"));
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_TRUE((*allowed)->ListSites().ok());
+  EXPECT_TRUE(OpenStore(RedisTestUrl()).ok());
+}
+
+TEST_F(RedisStoreTest, AppendBatchIsOneScriptCall) {
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<Site> site = (*s)->AddSite(MakeSite("a.com", "aaaa"));
+  ASSERT_TRUE(site.ok()) << site.status();
+  std::vector<Event> events;
+  for (int i = 0; i < 100; ++i) events.push_back(MakeEvent(site->id, i, i));
+  ASSERT_EQ(RedisCommand({"CONFIG", "RESETSTAT"}), "OK");
+  ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(events)).ok());
+  std::string info = RedisCommand({"INFO", "commandstats"});
+  // One round trip: one EVALSHA (atomic: a script runs all or nothing
+  // interleaved with no other client), whose XADDs wrote the 100 events.
+  EXPECT_EQ(Calls(info, "evalsha"), 1) << info;
+  EXPECT_EQ(Calls(info, "eval"), 0) << info;
+  EXPECT_EQ(Calls(info, "xadd"), 100) << info;
+  EXPECT_EQ(Calls(info, "multi"), 0) << info;
+  EXPECT_EQ(RedisCommand({"XLEN", absl::StrCat("ev:", site->id)}), "100");
+  EXPECT_EQ(events.back().seq - events.front().seq, 99);
+}
+
+TEST_F(RedisStoreTest, ReconnectsAfterClientKill) {
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->AddSite(MakeSite("a.com", "aaaa")).ok());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_NE(
+        RedisCommand({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}),
+        "0");
+    absl::StatusOr<std::vector<Site>> sites = (*s)->ListSites();
+    ASSERT_TRUE(sites.ok()) << sites.status();
+    EXPECT_THAT(*sites, SizeIs(1));
+    std::vector<Event> events = {MakeEvent((*sites)[0].id, 1, 1)};
+    EXPECT_TRUE((*s)->AppendEvents(absl::MakeSpan(events)).ok());
+  }
+}
+
+// Not a benchmark (no speed is asserted): prints AppendEvents throughput in
+// batches of 1000 events, and checks that nothing is lost.
+TEST_F(RedisStoreTest, AppendThroughputIsPrinted) {
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<Site> site = (*s)->AddSite(MakeSite("a.com", "aaaa"));
+  ASSERT_TRUE(site.ok()) << site.status();
+  constexpr int kBatches = 20, kBatch = 1000;
+  absl::Time start = absl::Now();
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<Event> batch;
+    for (int i = 0; i < kBatch; ++i) {
+      Event e = FullEvent(site->id);
+      e.ts_ms += b * kBatch + i;
+      if (i % 10 != 9) e.props.clear();
+      batch.push_back(std::move(e));
+    }
+    ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(batch)).ok());
+  }
+  double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  std::printf("redis AppendEvents: %.0f events/s (%d batches of %d)\n",
+              kBatches * kBatch / secs, kBatches, kBatch);
+  int64_t n = 0;
+  ASSERT_TRUE((*s)->ScanEventsAfter(0,
+                                    [&](const Event&) {
+                                      ++n;
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_EQ(n, kBatches * kBatch);
+}
+
+TEST_F(RedisStoreTest, NoServerIsUnavailableAndBadUrlIsInvalid) {
+  // Port 1 on loopback: nothing listens there.
+  EXPECT_EQ(OpenStore("redis://127.0.0.1:1/0").status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(OpenStore("redis://").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenStore("redis://127.0.0.1:99999").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenStore("redis://127.0.0.1:6379/x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenStore(RedisTestUrl() + "?nope=1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
 
 // ---------------------------------------------------------------------------
 // SQLite only.

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "analytics/store.h"
 #include "libanalytics/store/memory_store.h"
+#include "libanalytics/store/redis_store.h"
 #include "libanalytics/store/sqlite_store.h"
 
 namespace analytics {
@@ -34,6 +35,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqlite(std::string_view rest) {
   return OpenSqliteStore(std::string(rest));
 }
 
+// "redis://[:password@]host:port[/db][?allow_no_aof=1]" (see redis_store.h).
+absl::StatusOr<std::unique_ptr<Store>> OpenRedis(std::string_view rest) {
+  return OpenRedisStore(rest);
+}
+
 struct Backend {
   absl::string_view scheme;  // including "://"
   StoreFactory factory;
@@ -42,6 +48,7 @@ struct Backend {
 constexpr Backend kBackends[] = {
     {"memory://", &OpenMemory},
     {"sqlite://", &OpenSqlite},
+    {"redis://", &OpenRedis},
 };
 
 }  // namespace

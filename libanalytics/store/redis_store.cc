@@ -1,0 +1,1340 @@
+// Redis Store (see redis_store.h). Owns: the key layout, the Lua scripts, the
+// binary event encoding and the connection pool.
+#include "libanalytics/store/redis_store.h"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "libanalytics/core/strings.h"
+#include "libanalytics/sketch/hll.h"
+
+namespace analytics {
+namespace {
+
+using Args = std::vector<std::string>;
+
+// ---------------------------------------------------------------------------
+// Lua scripts. Keys are built inside the scripts (single-instance Redis).
+
+// ARGV: n, then n x (site, ts_ms, session_start_ms, encoded event).
+// Returns the first seq of the batch.
+constexpr char kAppendLua[] = R"lua(
+local n = tonumber(ARGV[1])
+local last = redis.call('INCRBY', 'seq', n)
+local first = last - n + 1
+for i = 0, n - 1 do
+  local site = ARGV[2 + i * 4]
+  local ts = ARGV[3 + i * 4]
+  local ss = ARGV[4 + i * 4]
+  local seq = first + i
+  local m = string.format('%020d', seq)
+  redis.call('XADD', 'ev:' .. site, string.format('%d-0', seq),
+             'ts', ts, 'e', ARGV[5 + i * 4])
+  redis.call('ZADD', 'evts:' .. site, ts, m)
+  redis.call('ZADD', 'evss:' .. site, ss, m .. ':' .. ts)
+  redis.call('ZADD', 'evseq', seq, site .. ':' .. m)
+end
+return first
+)lua";
+
+// ARGV: domain, short_id, timezone, created_ms, allowed_origins.
+// Returns the new id, -1 (domain taken) or -2 (short_id taken).
+constexpr char kAddSiteLua[] = R"lua(
+if redis.call('HEXISTS', 'site_domain', ARGV[1]) == 1 then return -1 end
+if redis.call('HEXISTS', 'site_short', ARGV[2]) == 1 then return -2 end
+local id = redis.call('INCR', 'site_id')
+redis.call('HSET', 'site:' .. id, 'domain', ARGV[1], 'short_id', ARGV[2],
+           'timezone', ARGV[3], 'created_ms', ARGV[4],
+           'allowed_origins', ARGV[5])
+redis.call('HSET', 'site_domain', ARGV[1], id)
+redis.call('HSET', 'site_short', ARGV[2], id)
+redis.call('ZADD', 'sites', id, id)
+return id
+)lua";
+
+// ARGV: id, timezone, allowed_origins. Returns 1, or 0 when absent.
+constexpr char kUpdateSiteLua[] = R"lua(
+local k = 'site:' .. ARGV[1]
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'timezone', ARGV[2], 'allowed_origins', ARGV[3])
+return 1
+)lua";
+
+// ARGV: id. Deletes the site, its events, rollups and api keys. Returns 1, or
+// 0 when absent. The seq counter is untouched, so seqs are never reused.
+constexpr char kRemoveSiteLua[] = R"lua(
+local id = ARGV[1]
+local k = 'site:' .. id
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HDEL', 'site_domain', redis.call('HGET', k, 'domain'))
+redis.call('HDEL', 'site_short', redis.call('HGET', k, 'short_id'))
+redis.call('DEL', k)
+redis.call('ZREM', 'sites', id)
+local ms = redis.call('ZRANGE', 'evts:' .. id, 0, -1)
+for _, m in ipairs(ms) do redis.call('ZREM', 'evseq', id .. ':' .. m) end
+redis.call('DEL', 'ev:' .. id, 'evts:' .. id, 'evss:' .. id)
+local prefix = 'rui:' .. id .. ':'
+for _, ik in ipairs(redis.call('SMEMBERS', 'ruidx')) do
+  if string.sub(ik, 1, #prefix) == prefix then
+    local cell = 'ru:' .. string.sub(ik, 5) .. ':'
+    for _, m in ipairs(redis.call('ZRANGE', ik, 0, -1)) do
+      redis.call('DEL', cell .. m)
+    end
+    redis.call('DEL', ik)
+    redis.call('SREM', 'ruidx', ik)
+  end
+end
+for _, kid in ipairs(redis.call('SMEMBERS', 'site_apikeys:' .. id)) do
+  local h = redis.call('HGET', 'apikey:' .. kid, 'secret_hash')
+  if h then redis.call('HDEL', 'apikey_hash', h) end
+  redis.call('DEL', 'apikey:' .. kid)
+  redis.call('ZREM', 'apikeys', kid)
+end
+redis.call('DEL', 'site_apikeys:' .. id)
+return 1
+)lua";
+
+// ARGV: site_id, name, prefix, secret_hash, created_ms, revoked_ms.
+// Returns the new id, -1 (no such site) or -2 (secret_hash taken).
+constexpr char kAddApiKeyLua[] = R"lua(
+if redis.call('EXISTS', 'site:' .. ARGV[1]) == 0 then return -1 end
+if redis.call('HEXISTS', 'apikey_hash', ARGV[4]) == 1 then return -2 end
+local id = redis.call('INCR', 'apikey_id')
+redis.call('HSET', 'apikey:' .. id, 'site_id', ARGV[1], 'name', ARGV[2],
+           'prefix', ARGV[3], 'secret_hash', ARGV[4], 'created_ms', ARGV[5],
+           'revoked_ms', ARGV[6])
+redis.call('HSET', 'apikey_hash', ARGV[4], id)
+redis.call('ZADD', 'apikeys', id, id)
+redis.call('SADD', 'site_apikeys:' .. ARGV[1], id)
+return id
+)lua";
+
+// ARGV: id, revoked_ms. Returns 1, or 0 when absent.
+constexpr char kRevokeApiKeyLua[] = R"lua(
+local k = 'apikey:' .. ARGV[1]
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'revoked_ms', ARGV[2])
+return 1
+)lua";
+
+// KEYS[1]: a hash. ARGV: field, value. Returns the value stored after.
+constexpr char kHashPutIfAbsentLua[] = R"lua(
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[1], ARGV[1])
+)lua";
+
+// ARGV: day. Deletes salts of days before it.
+constexpr char kDeleteSaltsLua[] = R"lua(
+local day = tonumber(ARGV[1])
+for _, d in ipairs(redis.call('HKEYS', 'salts')) do
+  if tonumber(d) < day then redis.call('HDEL', 'salts', d) end
+end
+return 1
+)lua";
+
+constexpr char kClearRollupsLua[] = R"lua(
+for _, ik in ipairs(redis.call('SMEMBERS', 'ruidx')) do
+  local cell = 'ru:' .. string.sub(ik, 5) .. ':'
+  for _, m in ipairs(redis.call('ZRANGE', ik, 0, -1)) do
+    redis.call('DEL', cell .. m)
+  end
+  redis.call('DEL', ik)
+end
+redis.call('DEL', 'ruidx', 'rollup_checkpoint')
+return 1
+)lua";
+
+// ---------------------------------------------------------------------------
+// Event encoding: a version byte, then varints (zigzag for signed values),
+// strings as varint length + bytes, in Event field order.
+
+constexpr uint8_t kEventFormat = 1;
+
+void PutVar(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+void PutSigned(std::string* out, int64_t v) {
+  PutVar(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+void PutStr(std::string* out, std::string_view s) {
+  PutVar(out, s.size());
+  out->append(s.data(), s.size());
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool Var(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= in_.size()) return false;
+      uint8_t b = static_cast<uint8_t>(in_[pos_++]);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  template <typename T>
+  bool Signed(T* v) {
+    uint64_t u;
+    if (!Var(&u)) return false;
+    *v = static_cast<T>(static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1)));
+    return true;
+  }
+  bool Str(std::string* s) {
+    uint64_t n;
+    if (!Var(&n) || n > in_.size() - pos_) return false;
+    s->assign(in_.data() + pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool Byte(uint8_t* b) {
+    if (pos_ >= in_.size()) return false;
+    *b = static_cast<uint8_t>(in_[pos_++]);
+    return true;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+constexpr std::string VisitAttrs::*kVisitFields[] = {
+    &VisitAttrs::entry_page,      &VisitAttrs::source,
+    &VisitAttrs::referrer,        &VisitAttrs::utm_source,
+    &VisitAttrs::utm_medium,      &VisitAttrs::utm_campaign,
+    &VisitAttrs::utm_term,        &VisitAttrs::utm_content,
+    &VisitAttrs::country,         &VisitAttrs::browser,
+    &VisitAttrs::browser_version, &VisitAttrs::os,
+    &VisitAttrs::os_version,      &VisitAttrs::device,
+    &VisitAttrs::screen,          &VisitAttrs::locale,
+};
+
+void EncodeEvent(const Event& e, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(kEventFormat));
+  PutSigned(out, e.site_id);
+  PutSigned(out, e.ts_ms);
+  PutStr(out, e.name);
+  PutStr(out, e.hostname);
+  PutStr(out, e.page);
+  PutVar(out, e.props.size());
+  for (const auto& [k, v] : e.props) {
+    PutStr(out, k);
+    PutStr(out, v);
+  }
+  PutVar(out, e.visitor_id);
+  PutVar(out, e.session_id);
+  PutSigned(out, e.session_start_ms);
+  for (auto field : kVisitFields) PutStr(out, e.visit.*field);
+  uint8_t flags = (e.first_in_session ? 1 : 0) | (e.first_page ? 2 : 0) |
+                  (e.first_name ? 4 : 0) | (e.s_bounce ? 8 : 0) |
+                  (e.imported ? 16 : 0);
+  out->push_back(static_cast<char>(flags));
+  PutSigned(out, e.s_pageviews);
+  PutSigned(out, e.s_events);
+  PutSigned(out, e.s_duration_ms);
+  PutStr(out, e.s_exit_page);
+  PutSigned(out, e.d_bounce);
+  PutSigned(out, e.d_duration_ms);
+}
+
+absl::Status DecodeEvent(std::string_view in, Event* e) {
+  Reader r(in);
+  uint8_t version = 0, flags = 0;
+  uint64_t nprops = 0;
+  bool ok = r.Byte(&version) && version == kEventFormat &&
+            r.Signed(&e->site_id) && r.Signed(&e->ts_ms) && r.Str(&e->name) &&
+            r.Str(&e->hostname) && r.Str(&e->page) && r.Var(&nprops) &&
+            nprops <= in.size();
+  if (ok) {
+    e->props.clear();
+    e->props.reserve(nprops);
+    for (uint64_t i = 0; ok && i < nprops; ++i) {
+      std::string k, v;
+      ok = r.Str(&k) && r.Str(&v);
+      e->props.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  ok = ok && r.Var(&e->visitor_id) && r.Var(&e->session_id) &&
+       r.Signed(&e->session_start_ms);
+  for (auto field : kVisitFields) ok = ok && r.Str(&(e->visit.*field));
+  ok = ok && r.Byte(&flags) && r.Signed(&e->s_pageviews) &&
+       r.Signed(&e->s_events) && r.Signed(&e->s_duration_ms) &&
+       r.Str(&e->s_exit_page) && r.Signed(&e->d_bounce) &&
+       r.Signed(&e->d_duration_ms) && r.done();
+  if (!ok) return absl::DataLossError("store: redis: malformed event record");
+  e->first_in_session = flags & 1;
+  e->first_page = flags & 2;
+  e->first_name = flags & 4;
+  e->s_bounce = flags & 8;
+  e->imported = flags & 16;
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers.
+
+std::string Seq20(int64_t seq) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%020lld", static_cast<long long>(seq));
+  return buf;
+}
+
+bool ParseInt(std::string_view s, int64_t* v) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+int64_t ParseIntOr0(std::string_view s) {
+  int64_t v = 0;
+  return ParseInt(s, &v) ? v : 0;
+}
+
+std::string Str(const redisReply* r) {
+  if (r == nullptr || r->str == nullptr) return "";
+  return std::string(r->str, r->len);
+}
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// An integer reply (or a decimal string reply) as int64.
+bool ReplyInt(const redisReply* r, int64_t* v) {
+  if (r == nullptr) return false;
+  if (r->type == REDIS_REPLY_INTEGER) {
+    *v = r->integer;
+    return true;
+  }
+  if (r->type == REDIS_REPLY_STRING)
+    return ParseInt(std::string_view(r->str, r->len), v);
+  return false;
+}
+
+// HGETALL reply -> field map.
+std::map<std::string, std::string> HashMap(const redisReply* r) {
+  std::map<std::string, std::string> out;
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return out;
+  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    out[Str(r->element[i])] = Str(r->element[i + 1]);
+  }
+  return out;
+}
+
+absl::Status ReplyError(const redisReply* r, absl::string_view what) {
+  return absl::InternalError(
+      absl::StrCat("store: redis: ", what, ": ", Str(r)));
+}
+
+struct Config {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string user;
+  std::string password;
+  int db = 0;
+  bool allow_no_aof = false;
+};
+
+absl::StatusOr<Config> ParseUrl(std::string_view rest) {
+  Config c;
+  std::string_view s = rest;
+  size_t q = s.find('?');
+  if (q != std::string_view::npos) {
+    std::string_view query = s.substr(q + 1);
+    s = s.substr(0, q);
+    while (!query.empty()) {
+      size_t amp = query.find('&');
+      std::string_view kv = query.substr(0, amp);
+      query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+      if (kv == "allow_no_aof=1" || kv == "allow_no_aof=true") {
+        c.allow_no_aof = true;
+      } else if (kv == "allow_no_aof=0" || kv.empty()) {
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("store: redis URL: unknown parameter '", AV(kv),
+                         "' (known: allow_no_aof=1)"));
+      }
+    }
+  }
+  size_t at = s.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view cred = s.substr(0, at);
+    s = s.substr(at + 1);
+    size_t colon = cred.find(':');
+    if (colon == std::string_view::npos) {
+      c.password = std::string(cred);
+    } else {
+      c.user = std::string(cred.substr(0, colon));
+      c.password = std::string(cred.substr(colon + 1));
+    }
+  }
+  size_t slash = s.find('/');
+  if (slash != std::string_view::npos) {
+    std::string_view db = s.substr(slash + 1);
+    s = s.substr(0, slash);
+    int64_t v = 0;
+    if (!db.empty()) {
+      if (!ParseInt(db, &v) || v < 0 || v > 1000000) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "store: redis URL: bad database number '", AV(db), "'"));
+      }
+      c.db = static_cast<int>(v);
+    }
+  }
+  // host, host:port, [v6], [v6]:port
+  std::string_view port_str;
+  if (!s.empty() && s.front() == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: redis URL: unclosed '[' in '", AV(rest), "'"));
+    }
+    if (close + 1 < s.size()) {
+      if (s[close + 1] != ':') {
+        return absl::InvalidArgumentError(
+            absl::StrCat("store: redis URL: bad host in '", AV(rest), "'"));
+      }
+      port_str = s.substr(close + 2);
+    }
+    s = s.substr(1, close - 1);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon != std::string_view::npos) {
+      port_str = s.substr(colon + 1);
+      s = s.substr(0, colon);
+    }
+  }
+  if (!port_str.empty()) {
+    int64_t port = 0;
+    if (!ParseInt(port_str, &port) || port <= 0 || port > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: redis URL: bad port in '", AV(rest), "'"));
+    }
+    c.port = static_cast<int>(port);
+  }
+  if (s.empty()) {
+    return absl::InvalidArgumentError(
+        "store: redis URL has no host (redis://host:port[/db])");
+  }
+  c.host = std::string(s);
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// Connections.
+
+class Conn {
+ public:
+  explicit Conn(redisContext* c) : c_(c) {}
+  ~Conn() { redisFree(c_); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  bool broken() const { return broken_ || c_->err != 0; }
+
+  // True when an idle connection looks usable: nothing is readable on it (a
+  // closed or killed connection reads EOF).
+  bool LooksAlive() const {
+    if (broken()) return false;
+    pollfd p{c_->fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+  }
+
+  void Append(const Args& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    argv.reserve(args.size());
+    lens.reserve(args.size());
+    for (const std::string& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(c_, static_cast<int>(argv.size()), argv.data(),
+                               lens.data()) != REDIS_OK) {
+      broken_ = true;
+    }
+    ++pending_;
+  }
+
+  // Sends the appended commands and reads all their replies. Error replies
+  // are returned as replies; I/O errors as Unavailable.
+  absl::StatusOr<std::vector<ReplyPtr>> Flush() {
+    std::vector<ReplyPtr> out;
+    out.reserve(pending_);
+    int n = pending_;
+    pending_ = 0;
+    if (broken()) return IoError();
+    for (int i = 0; i < n; ++i) {
+      void* r = nullptr;
+      if (redisGetReply(c_, &r) != REDIS_OK || r == nullptr) {
+        broken_ = true;
+        return IoError();
+      }
+      out.emplace_back(static_cast<redisReply*>(r));
+    }
+    return out;
+  }
+
+  absl::StatusOr<ReplyPtr> Command(const Args& args) {
+    Append(args);
+    absl::StatusOr<std::vector<ReplyPtr>> r = Flush();
+    if (!r.ok()) return r.status();
+    return std::move((*r)[0]);
+  }
+
+  absl::Status IoError() {
+    broken_ = true;
+    return absl::UnavailableError(
+        absl::StrCat("store: redis: connection error: ",
+                     c_->err != 0 ? c_->errstr : "connection lost"));
+  }
+
+ private:
+  redisContext* c_;
+  bool broken_ = false;
+  int pending_ = 0;
+};
+
+struct Script {
+  const char* text;
+  std::string sha;  // filled at Open (SCRIPT LOAD)
+};
+
+class RedisStore;
+
+// A connection borrowed from the pool; returned on destruction unless broken.
+class Lease {
+ public:
+  Lease(RedisStore* store, std::unique_ptr<Conn> c)
+      : store_(store), c_(std::move(c)) {}
+  Lease(Lease&&) = default;
+  ~Lease();
+  Conn* operator->() { return c_.get(); }
+  Conn& operator*() { return *c_; }
+
+ private:
+  RedisStore* store_;
+  std::unique_ptr<Conn> c_;
+};
+
+constexpr size_t kMaxIdle = 8;
+constexpr size_t kFetchChunk = 512;
+constexpr int kRollupRetries = 50;
+
+// Metric fields of a rollup cell hash.
+constexpr const char* kMetricFields[] = {"pv", "ev", "vi", "bo", "du", "sp"};
+int64_t RollupMetrics::*const kMetricMembers[] = {
+    &RollupMetrics::pageviews,   &RollupMetrics::events,
+    &RollupMetrics::visits,      &RollupMetrics::bounces,
+    &RollupMetrics::duration_ms, &RollupMetrics::session_pageviews,
+};
+
+// Merges two serialized sketches; an empty string is an empty sketch.
+absl::StatusOr<std::string> MergeSketches(const std::string& a,
+                                          const std::string& b) {
+  if (b.empty()) return a;
+  if (a.empty()) {
+    absl::StatusOr<HyperLogLog> hb = HyperLogLog::Deserialize(b);
+    if (!hb.ok()) return hb.status();
+    return b;
+  }
+  absl::StatusOr<HyperLogLog> h = HyperLogLog::Deserialize(a);
+  if (!h.ok()) return h.status();
+  absl::Status s = h->MergeSerialized(b);
+  if (!s.ok()) return s;
+  return h->Serialize();
+}
+
+std::string IndexKey(int64_t site, RollupLevel level, const std::string& dim) {
+  return absl::StrCat("rui:", site, ":", static_cast<int>(level), ":",
+                      dim.size(), ":", dim);
+}
+// Cell key from its index key ("rui:" + suffix) and member.
+std::string CellKey(const std::string& index_key, const std::string& member) {
+  return absl::StrCat("ru:", absl::string_view(index_key).substr(4), ":",
+                      member);
+}
+
+class RedisStore : public Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(std::string_view rest) {
+    absl::StatusOr<Config> cfg = ParseUrl(rest);
+    if (!cfg.ok()) return cfg.status();
+    auto store = std::unique_ptr<RedisStore>(new RedisStore(*cfg));
+    absl::StatusOr<Lease> c = store->Acquire();
+    if (!c.ok()) return c.status();
+    absl::Status st = store->CheckAof(**c);
+    if (!st.ok()) return st;
+    for (Script* s : store->scripts()) {
+      absl::StatusOr<ReplyPtr> r = (*c)->Command({"SCRIPT", "LOAD", s->text});
+      if (!r.ok()) return r.status();
+      if ((*r)->type != REDIS_REPLY_STRING) {
+        return ReplyError(r->get(), "SCRIPT LOAD");
+      }
+      s->sha = Str(r->get());
+    }
+    return std::unique_ptr<Store>(std::move(store));
+  }
+
+  ~RedisStore() override {
+    absl::MutexLock lock(&pool_mu_);
+    idle_.clear();
+  }
+
+  void Release(std::unique_ptr<Conn> c) {
+    if (c == nullptr || c->broken()) return;
+    absl::MutexLock lock(&pool_mu_);
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+  }
+
+  // ---- Sites.
+
+  absl::StatusOr<Site> AddSite(const Site& site) override {
+    Site out = site;
+    if (out.created_ms == 0) out.created_ms = absl::ToUnixMillis(absl::Now());
+    absl::StatusOr<int64_t> id =
+        EvalInt(add_site_, {out.domain, out.short_id, out.timezone,
+                            absl::StrCat(out.created_ms), out.allowed_origins});
+    if (!id.ok()) return id.status();
+    if (*id == -1) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("store: site domain '", out.domain, "' already exists"));
+    }
+    if (*id == -2) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "store: site short_id '", out.short_id, "' already exists"));
+    }
+    out.id = *id;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<Site>> ListSites() override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<std::vector<std::string>> ids = ZRangeAll(**c, "sites");
+    if (!ids.ok()) return ids.status();
+    for (const std::string& id : *ids) (*c)->Append({"HGETALL", "site:" + id});
+    absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
+    if (!rs.ok()) return rs.status();
+    std::vector<Site> out;
+    for (size_t i = 0; i < ids->size(); ++i) {
+      std::map<std::string, std::string> h = HashMap((*rs)[i].get());
+      if (h.empty()) continue;  // removed meanwhile
+      Site s;
+      s.id = ParseIntOr0((*ids)[i]);
+      s.domain = h["domain"];
+      s.short_id = h["short_id"];
+      s.timezone = h["timezone"];
+      s.created_ms = ParseIntOr0(h["created_ms"]);
+      s.allowed_origins = h["allowed_origins"];
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  absl::Status RemoveSite(int64_t site_id) override {
+    absl::StatusOr<int64_t> r = EvalInt(remove_site_, {absl::StrCat(site_id)});
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site_id));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status UpdateSite(const Site& site) override {
+    absl::StatusOr<int64_t> r =
+        EvalInt(update_site_,
+                {absl::StrCat(site.id), site.timezone, site.allowed_origins});
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site.id));
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- API keys.
+
+  absl::StatusOr<ApiKeyRecord> AddApiKey(const ApiKeyRecord& key) override {
+    absl::StatusOr<int64_t> id =
+        EvalInt(add_api_key_, {absl::StrCat(key.site_id), key.name, key.prefix,
+                               key.secret_hash, absl::StrCat(key.created_ms),
+                               absl::StrCat(key.revoked_ms)});
+    if (!id.ok()) return id.status();
+    if (*id == -1) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", key.site_id));
+    }
+    if (*id == -2) {
+      return absl::AlreadyExistsError(
+          "store: an api key with this secret hash already exists");
+    }
+    ApiKeyRecord out = key;
+    out.id = *id;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<std::vector<std::string>> ids = ZRangeAll(**c, "apikeys");
+    if (!ids.ok()) return ids.status();
+    for (const std::string& id : *ids) {
+      (*c)->Append({"HGETALL", "apikey:" + id});
+    }
+    absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
+    if (!rs.ok()) return rs.status();
+    std::vector<ApiKeyRecord> out;
+    for (size_t i = 0; i < ids->size(); ++i) {
+      std::optional<ApiKeyRecord> k =
+          KeyFromHash(ParseIntOr0((*ids)[i]), (*rs)[i].get());
+      if (k.has_value()) out.push_back(*std::move(k));
+    }
+    return out;
+  }
+
+  absl::Status RevokeApiKey(int64_t id, int64_t revoked_ms) override {
+    absl::StatusOr<int64_t> r =
+        EvalInt(revoke_api_key_, {absl::StrCat(id), absl::StrCat(revoked_ms)});
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no api key with id ", id));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ApiKeyRecord> FindApiKeyByHash(
+      std::string_view secret_hash) override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r =
+        (*c)->Command({"HGET", "apikey_hash", std::string(secret_hash)});
+    if (!r.ok()) return r.status();
+    int64_t id = 0;
+    if ((*r)->type == REDIS_REPLY_NIL || !ReplyInt(r->get(), &id)) {
+      if ((*r)->type == REDIS_REPLY_ERROR) return ReplyError(r->get(), "HGET");
+      return absl::NotFoundError("store: no api key with this secret hash");
+    }
+    r = (*c)->Command({"HGETALL", absl::StrCat("apikey:", id)});
+    if (!r.ok()) return r.status();
+    std::optional<ApiKeyRecord> k = KeyFromHash(id, r->get());
+    if (!k.has_value() || k->secret_hash != secret_hash) {
+      return absl::NotFoundError("store: no api key with this secret hash");
+    }
+    return *std::move(k);
+  }
+
+  // ---- Meta and salts.
+
+  absl::StatusOr<std::optional<std::string>> GetMeta(
+      std::string_view key) override {
+    return HashGet("meta", std::string(key));
+  }
+
+  absl::StatusOr<std::string> PutMetaIfAbsent(std::string_view key,
+                                              std::string value) override {
+    return HashPutIfAbsent("meta", std::string(key), std::move(value));
+  }
+
+  absl::Status PutMeta(std::string_view key, std::string value) override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r =
+        (*c)->Command({"HSET", "meta", std::string(key), std::move(value)});
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_ERROR) return ReplyError(r->get(), "HSET");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetSalt(int64_t day) override {
+    return HashGet("salts", absl::StrCat(day));
+  }
+
+  absl::StatusOr<std::string> PutSaltIfAbsent(int64_t day,
+                                              std::string salt) override {
+    return HashPutIfAbsent("salts", absl::StrCat(day), std::move(salt));
+  }
+
+  absl::Status DeleteSaltsBefore(int64_t day) override {
+    return EvalInt(delete_salts_, {absl::StrCat(day)}).status();
+  }
+
+  // ---- Events.
+
+  absl::Status AppendEvents(absl::Span<Event> events) override {
+    if (events.empty()) return absl::OkStatus();
+    Args args;
+    args.reserve(5 + events.size() * 4);
+    args.push_back("EVALSHA");
+    args.push_back(append_.sha);
+    args.push_back("0");
+    args.push_back(absl::StrCat(events.size()));
+    std::string buf;
+    for (const Event& e : events) {
+      args.push_back(absl::StrCat(e.site_id));
+      args.push_back(absl::StrCat(e.ts_ms));
+      args.push_back(absl::StrCat(e.session_start_ms));
+      EncodeEvent(e, &buf);
+      args.push_back(buf);
+    }
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r = EvalArgs(**c, append_, args);
+    if (!r.ok()) return r.status();
+    int64_t first = 0;
+    if (!ReplyInt(r->get(), &first)) return ReplyError(r->get(), "append");
+    for (size_t i = 0; i < events.size(); ++i) {
+      events[i].seq = first + static_cast<int64_t>(i);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ScanEvents(
+      const EventScan& scan,
+      const std::function<bool(const Event&)>& fn) override {
+    if (scan.from_ms >= scan.to_ms) return absl::OkStatus();
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    const std::string site = absl::StrCat(scan.site_id);
+    const std::string from = absl::StrCat(scan.from_ms);
+    const std::string to = absl::StrCat("(", scan.to_ms);
+    (*c)->Append({"ZRANGEBYSCORE", "evts:" + site, from, to, "WITHSCORES"});
+    if (scan.include_session_starts) {
+      (*c)->Append({"ZRANGEBYSCORE", "evss:" + site, from, to});
+    }
+    absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
+    if (!rs.ok()) return rs.status();
+    for (const ReplyPtr& r : *rs) {
+      if (r->type != REDIS_REPLY_ARRAY) return ReplyError(r.get(), "scan");
+    }
+    // (ts_ms, seq) of every match, in that order.
+    std::vector<std::pair<int64_t, int64_t>> keys;
+    const redisReply* ts_set = (*rs)[0].get();
+    for (size_t i = 0; i + 1 < ts_set->elements; i += 2) {
+      int64_t seq = ParseIntOr0(Str(ts_set->element[i]));
+      int64_t ts = static_cast<int64_t>(
+          std::strtod(Str(ts_set->element[i + 1]).c_str(), nullptr));
+      keys.emplace_back(ts, seq);
+    }
+    if (scan.include_session_starts) {
+      bool extra = false;
+      const redisReply* ss_set = (*rs)[1].get();
+      for (size_t i = 0; i < ss_set->elements; ++i) {
+        std::string m = Str(ss_set->element[i]);
+        size_t colon = m.find(':');
+        if (colon == std::string::npos) continue;
+        int64_t seq = ParseIntOr0(std::string_view(m).substr(0, colon));
+        int64_t ts = ParseIntOr0(std::string_view(m).substr(colon + 1));
+        if (ts >= scan.from_ms && ts < scan.to_ms) continue;  // in keys
+        keys.emplace_back(ts, seq);
+        extra = true;
+      }
+      if (extra) std::sort(keys.begin(), keys.end());
+    }
+    std::vector<std::pair<std::string, int64_t>> refs;
+    refs.reserve(keys.size());
+    for (const auto& [ts, seq] : keys) refs.emplace_back(site, seq);
+    return FetchAndCall(**c, refs, fn);
+  }
+
+  absl::Status ScanEventsAfter(
+      int64_t after_seq, const std::function<bool(const Event&)>& fn) override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    int64_t after = after_seq;
+    while (true) {
+      absl::StatusOr<ReplyPtr> r =
+          (*c)->Command({"ZRANGEBYSCORE", "evseq", absl::StrCat("(", after),
+                         "+inf", "LIMIT", "0", absl::StrCat(kFetchChunk)});
+      if (!r.ok()) return r.status();
+      if ((*r)->type != REDIS_REPLY_ARRAY) return ReplyError(r->get(), "scan");
+      std::vector<std::pair<std::string, int64_t>> refs;
+      for (size_t i = 0; i < (*r)->elements; ++i) {
+        std::string m = Str((*r)->element[i]);
+        size_t colon = m.find(':');
+        if (colon == std::string::npos) continue;
+        refs.emplace_back(m.substr(0, colon),
+                          ParseIntOr0(std::string_view(m).substr(colon + 1)));
+      }
+      if (refs.empty()) return absl::OkStatus();
+      after = refs.back().second;
+      bool stopped = false;
+      absl::Status st = FetchAndCall(**c, refs, fn, &stopped);
+      if (!st.ok() || stopped) return st;
+      if ((*r)->elements < kFetchChunk) return absl::OkStatus();
+    }
+  }
+
+  // ---- Rollups.
+
+  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
+                            int64_t checkpoint_seq) override {
+    struct Staged {
+      std::string index_key;
+      std::string member;
+      int64_t bucket = 0;
+      RollupMetrics m;
+      std::string sketch;  // merged deltas
+    };
+    // Merge the deltas per cell first; a bad sketch changes nothing.
+    std::map<std::string, Staged> cells;
+    for (const RollupRow& d : deltas) {
+      std::string index_key = IndexKey(d.site_id, d.level, d.dim);
+      std::string member = absl::StrCat(d.bucket, ":", d.value);
+      std::string key = CellKey(index_key, member);
+      auto [it, inserted] = cells.try_emplace(std::move(key));
+      Staged& s = it->second;
+      if (inserted) {
+        s.index_key = std::move(index_key);
+        s.member = std::move(member);
+        s.bucket = d.bucket;
+      }
+      absl::StatusOr<std::string> merged = MergeSketches(s.sketch, d.visitors);
+      if (!merged.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("store: bad visitors sketch in rollup delta: ",
+                         merged.status().message()));
+      }
+      s.sketch = *std::move(merged);
+      for (int64_t RollupMetrics::*f : kMetricMembers) s.m.*f += d.m.*f;
+    }
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    Conn& conn = **c;
+    const std::string cp = absl::StrCat(checkpoint_seq);
+    for (int attempt = 0; attempt < kRollupRetries; ++attempt) {
+      // 1. WATCH the cells and read their sketches (one round trip).
+      std::vector<const std::string*> need_read;
+      if (!cells.empty()) {
+        Args watch = {"WATCH"};
+        for (const auto& [key, s] : cells) watch.push_back(key);
+        conn.Append(watch);
+        for (const auto& [key, s] : cells) {
+          if (!s.sketch.empty()) {
+            conn.Append({"HGET", key, "v"});
+            need_read.push_back(&key);
+          }
+        }
+      }
+      std::map<std::string, std::string> merged;
+      if (!cells.empty()) {
+        absl::StatusOr<std::vector<ReplyPtr>> rs = conn.Flush();
+        if (!rs.ok()) return rs.status();
+        for (const ReplyPtr& r : *rs) {
+          if (r->type == REDIS_REPLY_ERROR) {
+            (void)conn.Command({"UNWATCH"});
+            return ReplyError(r.get(), "read rollups");
+          }
+        }
+        for (size_t i = 0; i < need_read.size(); ++i) {
+          const std::string& key = *need_read[i];
+          absl::StatusOr<std::string> m =
+              MergeSketches(Str((*rs)[i + 1].get()), cells[key].sketch);
+          if (!m.ok()) {
+            (void)conn.Command({"UNWATCH"});
+            return absl::DataLossError(
+                absl::StrCat("store: redis: bad stored sketch in ", key, ": ",
+                             m.status().message()));
+          }
+          merged[key] = *std::move(m);
+        }
+      }
+      // 2. One MULTI/EXEC with every change and the checkpoint.
+      conn.Append({"MULTI"});
+      std::vector<std::string> indexes;
+      for (const auto& [key, s] : cells) {
+        for (size_t f = 0; f < 6; ++f) {
+          int64_t v = s.m.*kMetricMembers[f];
+          if (v != 0 || f == 0) {
+            conn.Append({"HINCRBY", key, kMetricFields[f], absl::StrCat(v)});
+          }
+        }
+        auto mit = merged.find(key);
+        if (mit != merged.end()) conn.Append({"HSET", key, "v", mit->second});
+        conn.Append({"ZADD", s.index_key, absl::StrCat(s.bucket), s.member});
+        indexes.push_back(s.index_key);
+      }
+      std::sort(indexes.begin(), indexes.end());
+      indexes.erase(std::unique(indexes.begin(), indexes.end()), indexes.end());
+      if (!indexes.empty()) {
+        Args sadd = {"SADD", "ruidx"};
+        sadd.insert(sadd.end(), indexes.begin(), indexes.end());
+        conn.Append(sadd);
+      }
+      conn.Append({"SET", "rollup_checkpoint", cp});
+      conn.Append({"EXEC"});
+      absl::StatusOr<std::vector<ReplyPtr>> rs = conn.Flush();
+      if (!rs.ok()) return rs.status();
+      const redisReply* exec = rs->back().get();
+      if (exec->type == REDIS_REPLY_NIL) continue;  // a watched key changed
+      if (exec->type != REDIS_REPLY_ARRAY) {
+        return ReplyError(exec, "apply rollups");
+      }
+      for (size_t i = 0; i < exec->elements; ++i) {
+        if (exec->element[i]->type == REDIS_REPLY_ERROR) {
+          return ReplyError(exec->element[i], "apply rollups (partial)");
+        }
+      }
+      return absl::OkStatus();
+    }
+    return absl::AbortedError(
+        "store: redis: apply rollups: too many concurrent conflicts");
+  }
+
+  absl::StatusOr<int64_t> RollupCheckpoint() override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r = (*c)->Command({"GET", "rollup_checkpoint"});
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_NIL) return 0;
+    int64_t v = 0;
+    if (!ReplyInt(r->get(), &v)) return ReplyError(r->get(), "checkpoint");
+    return v;
+  }
+
+  absl::Status ScanRollups(
+      int64_t site_id, RollupLevel level, int64_t from_bucket,
+      int64_t to_bucket, absl::Span<const std::string> dims_in,
+      const std::function<void(const RollupRow&)>& fn) override {
+    if (dims_in.empty() || from_bucket >= to_bucket) return absl::OkStatus();
+    std::vector<std::string> dims(dims_in.begin(), dims_in.end());
+    std::sort(dims.begin(), dims.end());
+    dims.erase(std::unique(dims.begin(), dims.end()), dims.end());
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    std::vector<std::string> index_keys;
+    for (const std::string& dim : dims) {
+      index_keys.push_back(IndexKey(site_id, level, dim));
+      (*c)->Append({"ZRANGEBYSCORE", index_keys.back(),
+                    absl::StrCat(from_bucket), absl::StrCat("(", to_bucket)});
+    }
+    absl::StatusOr<std::vector<ReplyPtr>> idx = (*c)->Flush();
+    if (!idx.ok()) return idx.status();
+    struct Ref {
+      size_t dim;
+      std::string member;
+    };
+    std::vector<Ref> refs;
+    for (size_t d = 0; d < dims.size(); ++d) {
+      const redisReply* r = (*idx)[d].get();
+      if (r->type != REDIS_REPLY_ARRAY) return ReplyError(r, "scan rollups");
+      for (size_t i = 0; i < r->elements; ++i) {
+        refs.push_back({d, Str(r->element[i])});
+      }
+    }
+    std::vector<RollupRow> rows;
+    for (size_t start = 0; start < refs.size(); start += kFetchChunk) {
+      size_t end = std::min(refs.size(), start + kFetchChunk);
+      for (size_t i = start; i < end; ++i) {
+        (*c)->Append(
+            {"HGETALL", CellKey(index_keys[refs[i].dim], refs[i].member)});
+      }
+      absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
+      if (!rs.ok()) return rs.status();
+      for (size_t i = start; i < end; ++i) {
+        std::map<std::string, std::string> h = HashMap((*rs)[i - start].get());
+        if (h.empty()) continue;  // removed meanwhile
+        const std::string& m = refs[i].member;
+        size_t colon = m.find(':');
+        if (colon == std::string::npos) continue;
+        RollupRow row;
+        row.site_id = site_id;
+        row.level = level;
+        row.bucket = ParseIntOr0(std::string_view(m).substr(0, colon));
+        row.dim = dims[refs[i].dim];
+        row.value = m.substr(colon + 1);
+        for (size_t f = 0; f < 6; ++f) {
+          row.m.*kMetricMembers[f] = ParseIntOr0(h[kMetricFields[f]]);
+        }
+        row.visitors = h["v"];
+        rows.push_back(std::move(row));
+      }
+    }
+    {
+      Lease done = *std::move(c);  // release the connection before calling back
+    }
+    for (const RollupRow& r : rows) fn(r);
+    return absl::OkStatus();
+  }
+
+  absl::Status ClearRollups() override {
+    return EvalInt(clear_rollups_, {}).status();
+  }
+
+  // Used by Lease.
+  absl::StatusOr<Lease> Acquire() {
+    {
+      absl::MutexLock lock(&pool_mu_);
+      while (!idle_.empty()) {
+        std::unique_ptr<Conn> c = std::move(idle_.back());
+        idle_.pop_back();
+        if (c->LooksAlive()) return Lease(this, std::move(c));
+      }
+    }
+    return Connect();
+  }
+
+ private:
+  explicit RedisStore(Config cfg) : cfg_(std::move(cfg)) {}
+
+  std::vector<Script*> scripts() {
+    return {&append_,        &add_site_,     &update_site_,
+            &remove_site_,   &add_api_key_,  &revoke_api_key_,
+            &put_if_absent_, &delete_salts_, &clear_rollups_};
+  }
+
+  absl::StatusOr<Lease> Connect() {
+    timeval connect_timeout{5, 0};
+    redisContext* ctx =
+        redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, connect_timeout);
+    if (ctx == nullptr) {
+      return absl::UnavailableError("store: redis: out of memory connecting");
+    }
+    auto conn = std::make_unique<Conn>(ctx);
+    if (ctx->err != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("store: redis: cannot connect to ", cfg_.host, ":",
+                       cfg_.port, ": ", ctx->errstr));
+    }
+    timeval io_timeout{60, 0};
+    redisSetTimeout(ctx, io_timeout);
+    if (!cfg_.password.empty()) {
+      Args auth = {"AUTH"};
+      if (!cfg_.user.empty()) auth.push_back(cfg_.user);
+      auth.push_back(cfg_.password);
+      absl::StatusOr<ReplyPtr> r = conn->Command(auth);
+      if (!r.ok()) return r.status();
+      if ((*r)->type == REDIS_REPLY_ERROR) {
+        return absl::PermissionDeniedError(
+            absl::StrCat("store: redis: AUTH failed: ", Str(r->get())));
+      }
+    }
+    if (cfg_.db != 0) {
+      absl::StatusOr<ReplyPtr> r =
+          conn->Command({"SELECT", absl::StrCat(cfg_.db)});
+      if (!r.ok()) return r.status();
+      if ((*r)->type == REDIS_REPLY_ERROR) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "store: redis: SELECT ", cfg_.db, " failed: ", Str(r->get())));
+      }
+    }
+    return Lease(this, std::move(conn));
+  }
+
+  absl::Status CheckAof(Conn& c) {
+    std::string value;
+    absl::StatusOr<ReplyPtr> r = c.Command({"CONFIG", "GET", "appendonly"});
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_ARRAY && (*r)->elements == 2) {
+      value = Str((*r)->element[1]);
+    } else {
+      // CONFIG may be disabled (managed Redis): ask INFO instead.
+      r = c.Command({"INFO", "persistence"});
+      if (!r.ok()) return r.status();
+      std::string info = Str(r->get());
+      if (info.find("aof_enabled:1") != std::string::npos) value = "yes";
+      if (info.find("aof_enabled:0") != std::string::npos) value = "no";
+    }
+    if (value == "yes") return absl::OkStatus();
+    std::string msg = absl::StrCat(
+        "store: redis at ", cfg_.host, ":", cfg_.port,
+        value.empty() ? " does not say whether" : " does not have",
+        " the append-only file enabled (appendonly ",
+        value.empty() ? "unknown" : value,
+        "): acknowledged events would not survive a crash of Redis. Enable "
+        "it with `CONFIG SET appendonly yes` (and `appendonly yes` in "
+        "redis.conf) with `appendfsync everysec` (may lose up to 1 s on "
+        "power loss or OS crash) or `appendfsync always`, or add "
+        "?allow_no_aof=1 to the URL to accept the risk");
+    if (cfg_.allow_no_aof) {
+      std::fprintf(stderr, "warning: %s\n", msg.c_str());
+      return absl::OkStatus();
+    }
+    return absl::FailedPreconditionError(msg);
+  }
+
+  // Runs a script by sha (args[1]); loads it again after a SCRIPT FLUSH or a
+  // server restart (NOSCRIPT).
+  absl::StatusOr<ReplyPtr> EvalArgs(Conn& c, const Script& s, Args& args) {
+    absl::StatusOr<ReplyPtr> r = c.Command(args);
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_ERROR &&
+        Str(r->get()).rfind("NOSCRIPT", 0) == 0) {
+      args[0] = "EVAL";
+      args[1] = s.text;
+      r = c.Command(args);
+      if (!r.ok()) return r.status();
+    }
+    if ((*r)->type == REDIS_REPLY_ERROR) return ReplyError(r->get(), "script");
+    return r;
+  }
+
+  absl::StatusOr<int64_t> EvalInt(const Script& s, Args argv,
+                                  std::vector<std::string> keys = {}) {
+    Args args = {"EVALSHA", s.sha, absl::StrCat(keys.size())};
+    args.insert(args.end(), keys.begin(), keys.end());
+    args.insert(args.end(), std::make_move_iterator(argv.begin()),
+                std::make_move_iterator(argv.end()));
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r = EvalArgs(**c, s, args);
+    if (!r.ok()) return r.status();
+    int64_t v = 0;
+    if (!ReplyInt(r->get(), &v)) return ReplyError(r->get(), "script result");
+    return v;
+  }
+
+  absl::StatusOr<std::optional<std::string>> HashGet(const char* hash,
+                                                     std::string field) {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r = (*c)->Command({"HGET", hash, field});
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_NIL) return std::optional<std::string>();
+    if ((*r)->type != REDIS_REPLY_STRING) return ReplyError(r->get(), "HGET");
+    return std::optional<std::string>(Str(r->get()));
+  }
+
+  absl::StatusOr<std::string> HashPutIfAbsent(const char* hash,
+                                              std::string field,
+                                              std::string value) {
+    Args args = {"EVALSHA", put_if_absent_.sha, "1",
+                 hash,      std::move(field),   std::move(value)};
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r = EvalArgs(**c, put_if_absent_, args);
+    if (!r.ok()) return r.status();
+    if ((*r)->type != REDIS_REPLY_STRING) {
+      return ReplyError(r->get(), "put if absent");
+    }
+    return Str(r->get());
+  }
+
+  absl::StatusOr<std::vector<std::string>> ZRangeAll(Conn& c,
+                                                     const std::string& key) {
+    absl::StatusOr<ReplyPtr> r = c.Command({"ZRANGE", key, "0", "-1"});
+    if (!r.ok()) return r.status();
+    if ((*r)->type != REDIS_REPLY_ARRAY) return ReplyError(r->get(), "ZRANGE");
+    std::vector<std::string> out;
+    for (size_t i = 0; i < (*r)->elements; ++i) {
+      out.push_back(Str((*r)->element[i]));
+    }
+    return out;
+  }
+
+  static std::optional<ApiKeyRecord> KeyFromHash(int64_t id,
+                                                 const redisReply* r) {
+    std::map<std::string, std::string> h = HashMap(r);
+    if (h.empty()) return std::nullopt;
+    ApiKeyRecord k;
+    k.id = id;
+    k.site_id = ParseIntOr0(h["site_id"]);
+    k.name = h["name"];
+    k.prefix = h["prefix"];
+    k.secret_hash = h["secret_hash"];
+    k.created_ms = ParseIntOr0(h["created_ms"]);
+    k.revoked_ms = ParseIntOr0(h["revoked_ms"]);
+    return k;
+  }
+
+  // Fetches the stream entries (site, seq) in order, in pipelined chunks, and
+  // calls fn for each; entries removed meanwhile are skipped.
+  absl::Status FetchAndCall(
+      Conn& c, const std::vector<std::pair<std::string, int64_t>>& refs,
+      const std::function<bool(const Event&)>& fn, bool* stopped = nullptr) {
+    for (size_t start = 0; start < refs.size(); start += kFetchChunk) {
+      size_t end = std::min(refs.size(), start + kFetchChunk);
+      for (size_t i = start; i < end; ++i) {
+        std::string id = absl::StrCat(refs[i].second, "-0");
+        c.Append({"XRANGE", "ev:" + refs[i].first, id, id});
+      }
+      absl::StatusOr<std::vector<ReplyPtr>> rs = c.Flush();
+      if (!rs.ok()) return rs.status();
+      std::vector<Event> events;
+      events.reserve(end - start);
+      for (size_t i = start; i < end; ++i) {
+        const redisReply* r = (*rs)[i - start].get();
+        if (r->type != REDIS_REPLY_ARRAY) return ReplyError(r, "XRANGE");
+        if (r->elements == 0) continue;
+        const redisReply* entry = r->element[0];
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+        const redisReply* fields = entry->element[1];
+        const redisReply* blob = nullptr;
+        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+          if (Str(fields->element[f]) == "e") blob = fields->element[f + 1];
+        }
+        if (blob == nullptr) continue;
+        Event e;
+        absl::Status st =
+            DecodeEvent(std::string_view(blob->str, blob->len), &e);
+        if (!st.ok()) return st;
+        e.seq = refs[i].second;
+        events.push_back(std::move(e));
+      }
+      for (const Event& e : events) {
+        if (!fn(e)) {
+          if (stopped != nullptr) *stopped = true;
+          return absl::OkStatus();
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const Config cfg_;
+  absl::Mutex pool_mu_;
+  std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(pool_mu_);
+  Script append_{kAppendLua, ""};
+  Script add_site_{kAddSiteLua, ""};
+  Script update_site_{kUpdateSiteLua, ""};
+  Script remove_site_{kRemoveSiteLua, ""};
+  Script add_api_key_{kAddApiKeyLua, ""};
+  Script revoke_api_key_{kRevokeApiKeyLua, ""};
+  Script put_if_absent_{kHashPutIfAbsentLua, ""};
+  Script delete_salts_{kDeleteSaltsLua, ""};
+  Script clear_rollups_{kClearRollupsLua, ""};
+};
+
+Lease::~Lease() {
+  if (c_ != nullptr) store_->Release(std::move(c_));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRedisStore(std::string_view rest) {
+  return RedisStore::Open(rest);
+}
+
+}  // namespace analytics

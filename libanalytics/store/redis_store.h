@@ -1,0 +1,82 @@
+// Redis Store (hiredis, C API). Owns: the Redis key layout below, the binary
+// event encoding, URL parsing and a small connection pool.
+//
+// URL: redis://[[user]:password@]host:port[/db][?allow_no_aof=1]
+//
+// Durability. store.h requires that acknowledged writes survive a crash of
+// analyticsd. Redis itself survives a kill -9 of analyticsd, but its data
+// survives a crash of Redis (or of the machine) only with the append-only file
+// (AOF). Open() therefore runs `CONFIG GET appendonly` (falling back to
+// `INFO persistence` where CONFIG is disabled) and fails with
+// FailedPrecondition when AOF is off, unless the URL has ?allow_no_aof=1 (then
+// it warns on stderr). Enable it with `appendonly yes` and `appendfsync
+// everysec` (default) or `appendfsync always`. With everysec a power loss or
+// OS crash can lose up to about one second of acknowledged writes (a crash of
+// the redis-server process alone does not: the data is in the OS page cache);
+// only `always` gives the guarantee SQLite's WAL gives.
+//
+// Key layout (one logical database, selected by /db):
+//   seq                    counter: last event seq (INCRBY; never reused)
+//   ev:{site}              STREAM, the primary record of raw events: entry id
+//                          "<seq>-0", fields "ts" (ts_ms) and "e" (the event,
+//                          binary encoded, see redis_store.cc)
+//   evts:{site}            ZSET score ts_ms, member seq as 20 zero-padded
+//                          digits: ZRANGEBYSCORE yields (ts_ms, seq) order
+//   evss:{site}            ZSET score session_start_ms, member "<seq20>:<ts>"
+//                          (for EventScan::include_session_starts)
+//   evseq                  ZSET score seq, member "<site>:<seq20>" (for
+//                          ScanEventsAfter across sites, in seq order)
+//   site_id, apikey_id     counters for ids
+//   site:{id}              HASH domain short_id timezone created_ms
+//                          allowed_origins;  sites: ZSET of ids (score id)
+//   site_domain, site_short HASH domain/short_id -> id (unique constraints)
+//   apikey:{id}            HASH of the record; apikeys: ZSET of ids;
+//   apikey_hash            HASH secret_hash -> id; site_apikeys:{site}: SET
+//   meta                   HASH of user meta (internal keys live elsewhere)
+//   salts                  HASH day -> salt
+//   rui:{site}:{level}:{len(dim)}:{dim}
+//                          ZSET score bucket, member "<bucket>:<value>": the
+//                          cells of one (site, level, dim); ruidx: SET of them
+//   ru:{same suffix}:{member}
+//                          HASH of one rollup cell: pv ev vi bo du sp (metrics)
+//                          and v (the serialized sketch/hll.h sketch)
+//   rollup_checkpoint      STRING
+//
+// Atomicity. Every multi-key write is one Lua script (AppendEvents: INCRBY seq
+// then XADD/ZADD for the whole batch, one round trip; AddSite, AddApiKey,
+// RemoveSite, ...), so it is all-or-nothing and unique constraints hold across
+// processes. ApplyRollups is optimistic: WATCH the touched cells and read their
+// sketches (one pipelined round trip), merge in C++, then one MULTI/EXEC with
+// HINCRBY for metrics, HSET of the merged sketch, the index updates and the
+// checkpoint; retried when another writer touched a cell.
+//
+// Deviation from the issue: unique visitors are kept in our own sketch format
+// (sketch/hll.h), not in Redis's HyperLogLog (PFADD/PFMERGE): RollupRow carries
+// a serialized sketch that the query layer merges, and a Redis HLL would need
+// the raw visitor hashes, which rollup deltas do not carry.
+//
+// Errors: absl::Status; Unavailable for connection and I/O errors. A broken
+// connection is dropped and the next call connects again; idle pooled
+// connections are checked (poll) before reuse, so a server-side CLIENT KILL or
+// timeout costs no failed call.
+//
+// Thread-safe: each call takes a connection from the pool (new ones are made
+// on demand; up to 8 idle ones are kept). Scan callbacks run while the scan
+// holds its connection, so they may call the store.
+#ifndef ANALYTICS_STORE_REDIS_STORE_H_
+#define ANALYTICS_STORE_REDIS_STORE_H_
+
+#include <memory>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "analytics/store.h"
+
+namespace analytics {
+
+// `rest` is the URL after "redis://".
+absl::StatusOr<std::unique_ptr<Store>> OpenRedisStore(std::string_view rest);
+
+}  // namespace analytics
+
+#endif  // ANALYTICS_STORE_REDIS_STORE_H_
