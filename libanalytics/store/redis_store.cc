@@ -1155,7 +1155,19 @@ class RedisStore : public Store {
 
   absl::Status CheckAof(Conn& c) {
     std::string value;
-    absl::StatusOr<ReplyPtr> r = c.Command({"CONFIG", "GET", "appendonly"});
+    absl::StatusOr<ReplyPtr> r = c.Command({"PING"});
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_ERROR) {
+      std::string err = Str(r->get());
+      if (err.rfind("NOAUTH", 0) == 0) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "store: redis at ", cfg_.host, ":", cfg_.port,
+            " needs a password: redis://[user]:PASSWORD@host:port/db (", err,
+            ")"));
+      }
+      return ReplyError(r->get(), "PING");
+    }
+    r = c.Command({"CONFIG", "GET", "appendonly"});
     if (!r.ok()) return r.status();
     if ((*r)->type == REDIS_REPLY_ARRAY && (*r)->elements == 2) {
       value = Str((*r)->element[1]);

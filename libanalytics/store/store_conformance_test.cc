@@ -1059,6 +1059,28 @@ TEST_F(RedisStoreTest, ReconnectsAfterClientKill) {
   }
 }
 
+TEST_F(RedisStoreTest, UrlSelectsUserPasswordAndDatabase) {
+  ASSERT_EQ(RedisCommand({"ACL", "SETUSER", "analytics_test", "on", ">s3cret",
+                          "~*", "&*", "+@all"}),
+            "OK");
+  std::string url = RedisTestUrl();  // redis://127.0.0.1:PORT/0
+  std::string host_port = url.substr(8, url.rfind('/') - 8);
+  absl::StatusOr<std::unique_ptr<Store>> db1 =
+      OpenStore("redis://analytics_test:s3cret@" + host_port + "/1");
+  absl::StatusOr<std::unique_ptr<Store>> wrong =
+      OpenStore("redis://analytics_test:nope@" + host_port + "/1");
+  ASSERT_TRUE(db1.ok()) << db1.status();
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied)
+      << wrong.status();
+  ASSERT_TRUE((*db1)->PutMeta("where", "db1").ok());
+  absl::StatusOr<std::unique_ptr<Store>> db0 = OpenStore(url);
+  ASSERT_TRUE(db0.ok()) << db0.status();
+  EXPECT_FALSE((*db0)->GetMeta("where")->has_value());
+  EXPECT_EQ((*db1)->GetMeta("where")->value_or(""), "db1");
+  ASSERT_TRUE((*db1)->PutMeta("where", "").ok());
+  EXPECT_EQ(RedisCommand({"ACL", "DELUSER", "analytics_test"}), "1");
+}
+
 // Not a benchmark (no speed is asserted): prints AppendEvents throughput in
 // batches of 1000 events, and checks that nothing is lost.
 TEST_F(RedisStoreTest, AppendThroughputIsPrinted) {
