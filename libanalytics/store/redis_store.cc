@@ -549,7 +549,7 @@ class Lease {
 
 constexpr size_t kMaxIdle = 8;
 constexpr size_t kFetchChunk = 512;
-constexpr int kRollupRetries = 50;
+constexpr int kRollupRetries = 200;
 
 // Metric fields of a rollup cell hash.
 constexpr const char* kMetricFields[] = {"pv", "ev", "vi", "bo", "du", "sp"};
@@ -998,7 +998,12 @@ class RedisStore : public Store {
       absl::StatusOr<std::vector<ReplyPtr>> rs = conn.Flush();
       if (!rs.ok()) return rs.status();
       const redisReply* exec = rs->back().get();
-      if (exec->type == REDIS_REPLY_NIL) continue;  // a watched key changed
+      if (exec->type == REDIS_REPLY_NIL) {
+        // A watched cell changed: back off a little (with jitter) and retry.
+        int64_t jitter = absl::ToUnixNanos(absl::Now()) % 200;
+        absl::SleepFor(absl::Microseconds(20 * std::min(attempt, 50) + jitter));
+        continue;
+      }
       if (exec->type != REDIS_REPLY_ARRAY) {
         return ReplyError(exec, "apply rollups");
       }

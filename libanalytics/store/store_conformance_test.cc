@@ -1081,6 +1081,46 @@ TEST_F(RedisStoreTest, UrlSelectsUserPasswordAndDatabase) {
   EXPECT_EQ(RedisCommand({"ACL", "DELUSER", "analytics_test"}), "1");
 }
 
+// Two stores (as two workers would) merge into the same cell at once: the
+// optimistic WATCH/MULTI/EXEC retries, and nothing is lost.
+TEST_F(RedisStoreTest, ConcurrentApplyRollupsOnOneCellLoseNothing) {
+  constexpr int kThreads = 3, kRounds = 40;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int t = 0; t < kThreads; ++t) {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+    ASSERT_TRUE(s.ok()) << s.status();
+    stores.push_back(*std::move(s));
+  }
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        RollupRow r = Row(1, RollupLevel::kHour, 3600, "", "", 1);
+        uint64_t k = static_cast<uint64_t>(t * kRounds + i);
+        r.visitors = Sketch(k, k + 1);
+        absl::Status st = stores[t]->ApplyRollups({r}, i);
+        if (!st.ok()) {
+          ADD_FAILURE() << st;
+          errors++;
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  std::vector<RollupRow> got;
+  ASSERT_TRUE(stores[0]
+                  ->ScanRollups(1, RollupLevel::kHour, 0, 7200, {""},
+                                [&](const RollupRow& r) { got.push_back(r); })
+                  .ok());
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].m.pageviews, kThreads * kRounds);
+  EXPECT_EQ(got[0].m.events, 2 * kThreads * kRounds);
+  EXPECT_EQ(Estimate(got[0].visitors),
+            Estimate(Sketch(0, static_cast<uint64_t>(kThreads * kRounds))));
+}
+
 // Not a benchmark (no speed is asserted): prints AppendEvents throughput in
 // batches of 1000 events, and checks that nothing is lost.
 TEST_F(RedisStoreTest, AppendThroughputIsPrinted) {
