@@ -40,11 +40,43 @@ using Args = std::vector<std::string>;
 // Lua scripts. Keys are built inside the scripts (single-instance Redis).
 
 // ARGV: n, then n x (site, ts_ms, session_start_ms, encoded event).
-// Returns the first seq of the batch.
+// Returns the first seq of the batch. A script is not rolled back when a
+// command in it fails, so everything that could fail (key types, a stream
+// whose last id is not below the new seqs) is checked before the first write:
+// the batch is written whole or not at all.
 constexpr char kAppendLua[] = R"lua(
 local n = tonumber(ARGV[1])
-local last = redis.call('INCRBY', 'seq', n)
-local first = last - n + 1
+local first = tonumber(redis.call('GET', 'seq') or '0') + 1
+local function check(key, want)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'none' and t ~= want then
+    return 'key ' .. key .. ' holds a ' .. t .. ', not a ' .. want
+  end
+  return nil
+end
+local err = check('evseq', 'zset')
+if err then return redis.error_reply(err) end
+local seen = {}
+for i = 0, n - 1 do
+  local site = ARGV[2 + i * 4]
+  if not seen[site] then
+    seen[site] = true
+    err = check('ev:' .. site, 'stream') or check('evts:' .. site, 'zset') or
+          check('evss:' .. site, 'zset')
+    if err then return redis.error_reply(err) end
+    local top = redis.call('XREVRANGE', 'ev:' .. site, '+', '-', 'COUNT', 1)
+    if #top > 0 then
+      local top_seq = tonumber(string.match(top[1][1], '^(%d+)-'))
+      if top_seq >= first then
+        return redis.error_reply('stream ev:' .. site .. ' has id ' ..
+                                 top[1][1] .. ' >= the next seq ' ..
+                                 string.format('%d', first) ..
+                                 ' (was the seq key reset?)')
+      end
+    end
+  end
+end
+redis.call('INCRBY', 'seq', n)
 for i = 0, n - 1 do
   local site = ARGV[2 + i * 4]
   local ts = ARGV[3 + i * 4]

@@ -1043,6 +1043,36 @@ TEST_F(RedisStoreTest, AppendBatchIsOneScriptCall) {
   EXPECT_EQ(events.back().seq - events.front().seq, 99);
 }
 
+TEST_F(RedisStoreTest, FailedBatchWritesNothing) {
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+  ASSERT_TRUE(s.ok()) << s.status();
+  std::vector<Event> ok = {MakeEvent(1, 1, 1)};
+  ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(ok)).ok());
+  // Site 2's stream key is taken by a string: the batch, whose first events
+  // are for site 1, must fail before writing anything.
+  ASSERT_EQ(RedisCommand({"SET", "ev:2", "not a stream"}), "OK");
+  std::vector<Event> batch = {MakeEvent(1, 2, 2), MakeEvent(1, 3, 3),
+                              MakeEvent(2, 4, 4)};
+  absl::Status st = (*s)->AppendEvents(absl::MakeSpan(batch));
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("ev:2"));
+  EXPECT_EQ(RedisCommand({"XLEN", "ev:1"}), "1");
+  EXPECT_EQ(RedisCommand({"ZCARD", "evseq"}), "1");
+  ASSERT_EQ(RedisCommand({"DEL", "ev:2"}), "1");
+  ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(batch)).ok());
+  EXPECT_EQ(batch[0].seq, ok[0].seq + 1);  // no seq was used up
+  EXPECT_EQ(RedisCommand({"XLEN", "ev:1"}), "3");
+
+  // A seq counter that went backwards (restored or reset by hand) is an
+  // error, not a partial batch.
+  ASSERT_EQ(RedisCommand({"SET", "seq", "1"}), "OK");
+  std::vector<Event> again = {MakeEvent(1, 5, 5)};
+  st = (*s)->AppendEvents(absl::MakeSpan(again));
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("seq"));
+  EXPECT_EQ(RedisCommand({"XLEN", "ev:1"}), "3");
+}
+
 TEST_F(RedisStoreTest, ReconnectsAfterClientKill) {
   absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
   ASSERT_TRUE(s.ok()) << s.status();
