@@ -25,7 +25,9 @@ if [[ ! -x "$CHROMIUM" ]]; then
 fi
 export CHROMIUM
 cd "$HERE"
-if [[ ! -f node_modules/playwright-core/package.json ||
+want_pw="$(node -p 'require("./package.json").devDependencies["playwright-core"]')"
+have_pw="$(node -p 'try { require("./node_modules/playwright-core/package.json").version } catch (e) { "" }')"
+if [[ "$want_pw" != "$have_pw" ||
       ! -f node_modules/@plausible-analytics/tracker/plausible.js ]]; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi
