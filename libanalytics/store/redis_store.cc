@@ -4,6 +4,8 @@
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -20,7 +22,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -485,6 +486,42 @@ absl::StatusOr<Config> ParseUrl(std::string_view rest) {
 // ---------------------------------------------------------------------------
 // Connections.
 
+// Blocks SIGPIPE in this thread while writing to a socket whose peer may be
+// gone (hiredis writes with send(…, 0)), and discards a SIGPIPE raised
+// meanwhile, so that an embedding program that does not ignore SIGPIPE is not
+// killed; the write error itself is reported as Unavailable.
+class ScopedNoSigpipe {
+ public:
+  ScopedNoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~ScopedNoSigpipe() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{0, 0};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  ScopedNoSigpipe(const ScopedNoSigpipe&) = delete;
+  ScopedNoSigpipe& operator=(const ScopedNoSigpipe&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+};
+
 class Conn {
  public:
   explicit Conn(redisContext* c) : c_(c) {}
@@ -526,6 +563,7 @@ class Conn {
     int n = pending_;
     pending_ = 0;
     if (broken()) return IoError();
+    ScopedNoSigpipe no_sigpipe;
     for (int i = 0; i < n; ++i) {
       void* r = nullptr;
       if (redisGetReply(c_, &r) != REDIS_OK || r == nullptr) {
