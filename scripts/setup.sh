@@ -15,7 +15,7 @@ PACKAGES=(
   libabsl-dev libcpp-httplib-dev rapidjson-dev libsqlite3-dev libre2-dev
   libmaxminddb-dev libgtest-dev libgmock-dev libbenchmark-dev libpq-dev
   libhiredis-dev libcurl4-openssl-dev pybind11-dev tzdata clang-format
-  python3 curl nodejs npm chromium wrk nginx redis-server
+  python3 curl nodejs npm chromium wrk nginx redis-server postgresql
   zlib1g-dev goaccess
   python3-dev python3-pybind11 python3-setuptools python3-pip python3-wheel
   python3-venv python3-pytest python3-matplotlib

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "analytics/store.h"
 #include "libanalytics/store/memory_store.h"
+#include "libanalytics/store/postgres_store.h"
 #include "libanalytics/store/redis_store.h"
 #include "libanalytics/store/sqlite_store.h"
 
@@ -40,6 +41,12 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRedis(std::string_view rest) {
   return OpenRedisStore(rest);
 }
 
+// "postgres://user:pass@host:port/db?..." or "postgresql://..." (see
+// postgres_store.h): the whole URL goes to libpq.
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgres(std::string_view rest) {
+  return OpenPostgresStore("postgresql://" + std::string(rest));
+}
+
 struct Backend {
   absl::string_view scheme;  // including "://"
   StoreFactory factory;
@@ -48,6 +55,8 @@ struct Backend {
 constexpr Backend kBackends[] = {
     {"memory://", &OpenMemory},
     {"sqlite://", &OpenSqlite},
+    {"postgres://", &OpenPostgres},
+    {"postgresql://", &OpenPostgres},
     {"redis://", &OpenRedis},
 };
 
