@@ -3,6 +3,7 @@
 // registry).
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -33,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/memory_store.h"
+#include "libanalytics/store/postgres_store.h"
 #include "libanalytics/store/sqlite_store.h"
 
 namespace analytics {
@@ -251,11 +253,61 @@ std::vector<std::string> Backends() {
   return b;
 }
 
+// ---------------------------------------------------------------------------
+// PostgreSQL: only when ANALYTICS_TEST_POSTGRES_URL
+// (postgres://postgres@127.0.0.1:PORT/analytics_test) is set, as
+// tests/services/postgres.sh does.
+
+std::string PostgresTestUrl() {
+  const char* url = std::getenv("ANALYTICS_TEST_POSTGRES_URL");
+  return url == nullptr ? "" : url;
+}
+
+// Runs SQL (no parameters) on the test database over a connection of its
+// own; returns the first column of the first row ("" when none), or
+// "ERROR: ..." on failure.
+std::string PgExec(const std::string& sql) {
+  PGconn* c = PQconnectdb(PostgresTestUrl().c_str());
+  std::string out;
+  if (PQstatus(c) != CONNECTION_OK) {
+    out = std::string("ERROR: ") + PQerrorMessage(c);
+  } else {
+    PGresult* r = PQexec(c, sql.c_str());
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      out = std::string("ERROR: ") + PQresultErrorMessage(r);
+    } else if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+      out = PQgetvalue(r, 0, 0);
+    }
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
+// A fresh, empty public schema.
+void ResetPostgres() {
+  ASSERT_EQ(PgExec("SET client_min_messages = warning; "
+                   "DROP SCHEMA IF EXISTS public CASCADE; "
+                   "CREATE SCHEMA public"),
+            "");
+}
+
+std::vector<std::string> PostgresBackends() {
+  if (PostgresTestUrl().empty()) return {};
+  return {"postgres"};
+}
+
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "memory") {
       store_ = NewMemoryStore();
+    } else if (GetParam() == "postgres") {
+      ResetPostgres();
+      absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(PostgresTestUrl());
+      ASSERT_TRUE(s.ok()) << s.status();
+      store_ = *std::move(s);
     } else if (GetParam() == "redis") {
       ASSERT_EQ(RedisCommand({"FLUSHDB"}), "OK");
       absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
@@ -1301,6 +1353,158 @@ TEST_F(RedisStoreTest, NoServerIsUnavailableAndBadUrlIsInvalid) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(OpenStore(RedisTestUrl() + "?nope=1").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Only when ANALYTICS_TEST_POSTGRES_URL is set (no tests otherwise).
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(StoreTest);
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreTest,
+                         ::testing::ValuesIn(PostgresBackends()),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                           return i.param;
+                         });
+
+// ---------------------------------------------------------------------------
+// PostgreSQL only (skipped without ANALYTICS_TEST_POSTGRES_URL).
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (PostgresTestUrl().empty()) {
+      GTEST_SKIP() << "ANALYTICS_TEST_POSTGRES_URL unset";
+    }
+    ResetPostgres();
+  }
+  static std::unique_ptr<Store> Open() {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(PostgresTestUrl());
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *std::move(s) : nullptr;
+  }
+};
+
+TEST_F(PostgresStoreTest, PartitionsAreCreatedPerMonth) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Site> site = store->AddSite(MakeSite("a.com", "a"));
+  ASSERT_TRUE(site.ok()) << site.status();
+  const int64_t jan = 1767225600000;  // 2026-01-01T00:00:00Z
+  const int64_t feb = 1769904000000;  // 2026-02-01T00:00:00Z
+  std::vector<Event> events = {
+      MakeEvent(site->id, jan, jan), MakeEvent(site->id, feb - 1, jan),
+      MakeEvent(site->id, feb, feb), MakeEvent(site->id, 5, 5)};
+  ASSERT_TRUE(store->AppendEvents(absl::MakeSpan(events)).ok());
+  EXPECT_EQ(PgExec("SELECT string_agg(c.relname, ',' ORDER BY c.relname) "
+                   "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                   "WHERE i.inhparent = 'events'::regclass"),
+            "events_197001,events_202601,events_202602");
+  EXPECT_EQ(PgExec("SELECT count(*) FROM events_202601"), "2");
+  EXPECT_EQ(PgExec("SELECT count(*) FROM events_202602"), "1");
+  // A second store (empty partition cache) appends into existing months.
+  std::unique_ptr<Store> other = Open();
+  ASSERT_NE(other, nullptr);
+  std::vector<Event> more = {MakeEvent(site->id, feb + 10, feb)};
+  ASSERT_TRUE(other->AppendEvents(absl::MakeSpan(more)).ok());
+  EXPECT_GT(more[0].seq, events.back().seq);
+  std::vector<int64_t> ts;
+  ASSERT_TRUE(store
+                  ->ScanEvents({site->id, 0, feb + 100, false},
+                               [&](const Event& e) {
+                                 ts.push_back(e.ts_ms);
+                                 return true;
+                               })
+                  .ok());
+  EXPECT_THAT(ts, ElementsAre(5, jan, feb - 1, feb, feb + 10));
+}
+
+TEST_F(PostgresStoreTest, ConcurrentOpensMigrateSafely) {
+  constexpr int kThreads = 6;
+  std::vector<std::unique_ptr<Store>> stores(kThreads);
+  std::vector<absl::Status> errors(kThreads);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ready++;
+      while (ready.load() < kThreads) {
+      }
+      absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(PostgresTestUrl());
+      if (s.ok()) {
+        stores[t] = *std::move(s);
+      } else {
+        errors[t] = s.status();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_TRUE(errors[t].ok()) << errors[t];
+    ASSERT_NE(stores[t], nullptr);
+  }
+  EXPECT_EQ(PgExec("SELECT count(*) FROM schema_version"),
+            absl::StrCat(PostgresStoreSchemaVersion()));
+  ASSERT_TRUE(stores[0]->AddSite(MakeSite("a.com", "a")).ok());
+  absl::StatusOr<std::vector<Site>> sites = stores[kThreads - 1]->ListSites();
+  ASSERT_TRUE(sites.ok()) << sites.status();
+  EXPECT_THAT(*sites, SizeIs(1));
+}
+
+TEST_F(PostgresStoreTest, BrokenConnectionIsRecoveredOnTheNextCall) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Site> site = store->AddSite(MakeSite("a.com", "a"));
+  ASSERT_TRUE(site.ok()) << site.status();
+  for (int round = 0; round < 2; ++round) {
+    // Kills every connection of the store (they sit idle in its pool).
+    EXPECT_NE(PgExec("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) "
+                     "FROM pg_stat_activity WHERE datname = "
+                     "current_database() AND pid <> pg_backend_pid() AND "
+                     "application_name = 'analytics') t"),
+              "0");
+    if (round == 0) {
+      absl::StatusOr<std::vector<Site>> sites = store->ListSites();
+      ASSERT_TRUE(sites.ok()) << sites.status();
+      EXPECT_THAT(*sites, SizeIs(1));
+    } else {
+      std::vector<Event> events = {MakeEvent(site->id, 10, 10)};
+      absl::Status st = store->AppendEvents(absl::MakeSpan(events));
+      ASSERT_TRUE(st.ok()) << st;
+      EXPECT_GT(events[0].seq, 0);
+    }
+  }
+}
+
+TEST_F(PostgresStoreTest, UnreachableServerIsUnavailableWithoutPassword) {
+  absl::StatusOr<std::unique_ptr<Store>> s =
+      OpenStore("postgres://someone:s3cretpw@127.0.0.1:1/nodb");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(s.status().message(), HasSubstr("127.0.0.1"));
+  EXPECT_THAT(std::string(s.status().message()),
+              ::testing::Not(HasSubstr("s3cretpw")));
+}
+
+TEST_F(PostgresStoreTest, ConcurrentSketchMergesAreNotLost) {
+  // Two stores (as two workers) merge into the same cell at once.
+  std::unique_ptr<Store> a = Open();
+  std::unique_ptr<Store> b = Open();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto run = [](Store* s, uint64_t base) {
+    for (int i = 0; i < 20; ++i) {
+      RollupRow r = Row(1, RollupLevel::kHour, 0, "", "", 1);
+      r.visitors = Sketch(base + i * 10, base + i * 10 + 10);
+      EXPECT_TRUE(s->ApplyRollups({r}, 1).ok());
+    }
+  };
+  std::thread ta(run, a.get(), 0);
+  std::thread tb(run, b.get(), 1000);
+  ta.join();
+  tb.join();
+  std::vector<RollupRow> got;
+  ASSERT_TRUE(a->ScanRollups(1, RollupLevel::kHour, 0, 1, {""},
+                             [&](const RollupRow& r) { got.push_back(r); })
+                  .ok());
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].m.pageviews, 40);
+  EXPECT_NEAR(static_cast<double>(Estimate(got[0].visitors)), 400.0, 8.0);
 }
 
 // ---------------------------------------------------------------------------
