@@ -45,7 +45,9 @@
 // Atomicity. Every multi-key write is one Lua script (AppendEvents: INCRBY seq
 // then XADD/ZADD for the whole batch, one round trip; AddSite, AddApiKey,
 // RemoveSite, ...), so it is all-or-nothing and unique constraints hold across
-// processes. ApplyRollups is optimistic: WATCH the touched cells and read their
+// processes. (Redis does not roll a script back when a command in it fails, so
+// the append script checks key types and stream tops before its first
+// write.) ApplyRollups is optimistic: WATCH the touched cells and read their
 // sketches (one pipelined round trip), merge in C++, then one MULTI/EXEC with
 // HINCRBY for metrics, HSET of the merged sketch, the index updates and the
 // checkpoint; retried when another writer touched a cell.
@@ -59,6 +61,10 @@
 // connection is dropped and the next call connects again; idle pooled
 // connections are checked (poll) before reuse, so a server-side CLIENT KILL or
 // timeout costs no failed call.
+//
+// Limits: a single Redis instance or a primary (scripts build key names, so
+// not Redis Cluster). ScanEvents first reads the (ts, seq) ids of all matching
+// events (about 30 bytes each), then the events in pipelined chunks of 512.
 //
 // Thread-safe: each call takes a connection from the pool (new ones are made
 // on demand; up to 8 idle ones are kept). Scan callbacks run while the scan
