@@ -25,17 +25,45 @@ int64_t HourBucket(int64_t ts_ms) {
 }
 }  // namespace
 
+namespace {
+// True when the zone's offset from UTC is a whole number of hours at every
+// transition from 1970 to 2100 (and at its start), so that no UTC hour
+// straddles a local midnight.
+bool WholeHourZone(const absl::TimeZone& tz) {
+  absl::Time t = absl::UnixEpoch();
+  const absl::Time end =
+      absl::FromCivil(absl::CivilYear(2100), absl::UTCTimeZone());
+  if (tz.At(t).offset % 3600 != 0) return false;
+  absl::TimeZone::CivilTransition tr;
+  while (t < end && tz.NextTransition(t, &tr)) {
+    // The transition's instant (for a repeated civil time, `trans`).
+    const absl::TimeZone::TimeInfo ti = tz.At(tr.to);
+    absl::Time next =
+        ti.kind == absl::TimeZone::TimeInfo::UNIQUE ? ti.pre : ti.trans;
+    if (next <= t) next = t + absl::Seconds(1);  // always make progress
+    t = next;
+    if (tz.At(t).offset % 3600 != 0) return false;
+  }
+  return true;
+}
+}  // namespace
+
 void RollupBuilder::SetSiteTimezone(int64_t site_id, const absl::TimeZone& tz) {
+  const bool whole = WholeHourZone(tz);
   absl::MutexLock l(&mu_);
-  zones_[site_id] = SiteZone{tz};
+  zones_[site_id] = SiteZone{tz, whole};
+}
+
+RollupBuilder::SiteZone& RollupBuilder::ZoneOf(int64_t site) {
+  auto it = zones_.find(site);
+  if (it == zones_.end()) {
+    it = zones_.emplace(site, SiteZone{absl::UTCTimeZone(), true}).first;
+  }
+  return it->second;
 }
 
 int64_t RollupBuilder::DayBucket(int64_t site, int64_t ts_ms) {
-  auto it = zones_.find(site);
-  if (it == zones_.end()) {
-    it = zones_.emplace(site, SiteZone{absl::UTCTimeZone()}).first;
-  }
-  SiteZone& z = it->second;
+  SiteZone& z = ZoneOf(site);
   if (ts_ms >= z.day_start_ms && ts_ms < z.day_end_ms) return z.day_bucket;
   absl::Time t = absl::FromUnixMillis(ts_ms);
   absl::CivilDay day = absl::ToCivilDay(t, z.tz);
@@ -101,6 +129,7 @@ void RollupBuilder::AddOne(const Event& e) {
   const int64_t hour_s = HourBucket(e.session_start_ms);
   const int64_t day_s = DayBucket(e.site_id, e.session_start_ms);
   const uint64_t vh = HyperLogLog::HashKey(e.visitor_id);
+  const int levels = ZoneOf(e.site_id).derive_days ? 1 : 2;
   const int64_t pv = e.is_pageview() ? 1 : 0;
 
   Bucket* be[2] = {BucketFor(e.site_id, kHour, hour_e),
@@ -121,7 +150,7 @@ void RollupBuilder::AddOne(const Event& e) {
       visits = e.first_in_session ? 1 : 0;
       session_part = true;
     }
-    for (int level = 0; level < 2; ++level) {
+    for (int level = 0; level < levels; ++level) {
       Cell& c = CellFor(be[level], static_cast<uint16_t>(i), v);
       c.m.pageviews += pv;
       c.m.events += 1;
@@ -140,7 +169,7 @@ void RollupBuilder::AddOne(const Event& e) {
   }
   for (const auto& [key, value] : e.props) {
     const uint16_t dim = PropDim(key);
-    for (int level = 0; level < 2; ++level) {
+    for (int level = 0; level < levels; ++level) {
       Cell& c = CellFor(be[level], dim, value);
       c.m.pageviews += pv;
       c.m.events += 1;
@@ -156,24 +185,66 @@ void RollupBuilder::Add(absl::Span<const Event> events) {
   for (const Event& e : events) AddOne(e);
 }
 
+namespace {
+struct DayKey {
+  int64_t site, bucket;
+  uint16_t dim;
+  std::string value;
+  bool operator==(const DayKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const DayKey& k) {
+    return H::combine(std::move(h), k.site, k.bucket, k.dim, k.value);
+  }
+};
+}  // namespace
+
+RollupRow RollupBuilder::ToRow(const Bucket& b, RollupLevel level,
+                               int64_t bucket, const std::string& dim,
+                               const std::string& value, Cell& c) {
+  RollupRow r;
+  r.site_id = b.site_id;
+  r.level = level;
+  r.bucket = bucket;
+  r.dim = dim;
+  r.value = value;
+  r.m = c.m;
+  c.FlushVisitors();
+  c.visitors.SerializeTo(&r.visitors);
+  return r;
+}
+
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   absl::MutexLock l(&mu_);
   std::vector<RollupRow> rows;
+  // Day cells derived from hour cells, for whole-hour zones.
+  absl::flat_hash_map<DayKey, Cell> days;
   for (auto& [k, b] : buckets_) {
+    const RollupLevel level = static_cast<RollupLevel>(b->level);
+    const bool derive =
+        level == RollupLevel::kHour && ZoneOf(b->site_id).derive_days;
+    const int64_t day =
+        derive ? LocalDayStart(b->bucket * 1000, ZoneOf(b->site_id).tz) : 0;
     for (size_t dim = 0; dim < b->dims.size(); ++dim) {
       for (auto& [value, c] : b->dims[dim]) {
-        RollupRow r;
-        r.site_id = b->site_id;
-        r.level = static_cast<RollupLevel>(b->level);
-        r.bucket = b->bucket;
-        r.dim = dim_names_[dim];
-        r.value = value;
-        r.m = c.m;
-        c.FlushVisitors();
-        c.visitors.SerializeTo(&r.visitors);
-        rows.push_back(std::move(r));
+        rows.push_back(ToRow(*b, level, b->bucket, dim_names_[dim], value, c));
+        if (!derive) continue;
+        Cell& d =
+            days[DayKey{b->site_id, day, static_cast<uint16_t>(dim), value}];
+        d.m.pageviews += c.m.pageviews;
+        d.m.events += c.m.events;
+        d.m.visits += c.m.visits;
+        d.m.bounces += c.m.bounces;
+        d.m.duration_ms += c.m.duration_ms;
+        d.m.session_pageviews += c.m.session_pageviews;
+        d.visitors.Merge(c.visitors);
       }
     }
+  }
+  Bucket proto;
+  for (auto& [k, c] : days) {
+    proto.site_id = k.site;
+    rows.push_back(ToRow(proto, RollupLevel::kDay, k.bucket, dim_names_[k.dim],
+                         k.value, c));
   }
   buckets_.clear();
   for (Bucket*& b : last_bucket_) b = nullptr;
@@ -185,6 +256,9 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
 void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
   absl::MutexLock l(&mu_);
   for (const RollupRow& r : rows) {
+    if (r.level == RollupLevel::kDay && ZoneOf(r.site_id).derive_days) {
+      continue;  // derived again from the hour rows put back
+    }
     auto it = dim_index_.find(r.dim);
     uint16_t dim;
     if (it != dim_index_.end()) {
@@ -216,12 +290,18 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
                          absl::Span<const std::string> dims,
                          const std::function<void(const RollupRow&)>& fn) {
   absl::MutexLock l(&mu_);
+  SiteZone& zone = ZoneOf(site_id);
+  // Day cells of whole-hour zones are the hour cells, relabelled with their
+  // local day; callers aggregate rows with equal keys.
+  const bool derived = level == RollupLevel::kDay && zone.derive_days;
+  const uint8_t want =
+      static_cast<uint8_t>(derived ? RollupLevel::kHour : level);
   RollupRow r;
   for (const auto& [k, b] : buckets_) {
-    if (k.site_id != site_id || k.level != static_cast<uint8_t>(level) ||
-        k.bucket < from_bucket || k.bucket >= to_bucket) {
-      continue;
-    }
+    if (k.site_id != site_id || k.level != want) continue;
+    const int64_t bucket =
+        derived ? LocalDayStart(k.bucket * 1000, zone.tz) : k.bucket;
+    if (bucket < from_bucket || bucket >= to_bucket) continue;
     for (size_t dim = 0; dim < b->dims.size(); ++dim) {
       const std::string& name = dim_names_[dim];
       if (b->dims[dim].empty() ||
@@ -232,7 +312,7 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
         c.FlushVisitors();
         r.site_id = k.site_id;
         r.level = level;
-        r.bucket = k.bucket;
+        r.bucket = bucket;
         r.dim = name;
         r.value = value;
         r.m = c.m;

@@ -99,6 +99,38 @@ TEST(RollupBuilderTest, DayBucketsFollowTheSiteZone) {
   EXPECT_EQ((rows[{1, local_midnight, "", ""}].m.pageviews), 1);
 }
 
+TEST(RollupBuilderTest, HalfHourZonesFoldDayCellsPerEvent) {
+  // Asia/Kolkata is UTC+5:30: UTC hours straddle local midnight, so day
+  // cells cannot come from hour cells.
+  absl::TimeZone kolkata;
+  ASSERT_TRUE(absl::LoadTimeZone("Asia/Kolkata", &kolkata));
+  for (const char* zone :
+       {"Asia/Kolkata", "Europe/Berlin", "Australia/Lord_Howe"}) {
+    absl::TimeZone tz;
+    ASSERT_TRUE(absl::LoadTimeZone(zone, &tz));
+    RollupBuilder b;
+    b.SetSiteTimezone(1, tz);
+    // 18:20 UTC and 18:40 UTC: in Kolkata, 23:50 and 00:10 of the next day.
+    const int64_t t0 = 1793600400000 + 20 * 60000;  // 2026-11-02 06:20 UTC
+    const int64_t base = t0 + 12 * 3600000;         // 18:20 UTC
+    Event a = Ev(base, base);
+    Event c = Ev(base + 20 * 60000, base + 20 * 60000);
+    c.visitor_id = 43;
+    b.Add({a, c});
+    int64_t seq;
+    std::map<int64_t, int64_t> day_pageviews;
+    for (const RollupRow& r : b.Take(&seq)) {
+      if (r.level == RollupLevel::kDay && r.dim.empty()) {
+        day_pageviews[r.bucket] += r.m.pageviews;
+      }
+    }
+    std::map<int64_t, int64_t> want;
+    want[LocalDayStart(base, tz)] += 1;
+    want[LocalDayStart(base + 20 * 60000, tz)] += 1;
+    EXPECT_EQ(day_pageviews, want) << zone;
+  }
+}
+
 TEST(RollupBuilderTest, PropsAndScanAndPutBack) {
   RollupBuilder b;
   Event e = Ev(kT, kT);
