@@ -181,7 +181,7 @@ def test_exception_hierarchy():
     assert E.Error.__module__ == "libanalytics"
 
 
-@pytest.mark.parametrize("url", ["postgres://localhost/analytics"])
+@pytest.mark.parametrize("url", ["mysql://localhost/analytics"])
 def test_unsupported_store(url):
     with pytest.raises(libanalytics.Error) as info:
         libanalytics.Engine(url)
@@ -194,6 +194,14 @@ def test_redis_store_without_server_is_unavailable():
     with pytest.raises(libanalytics.Error) as info:
         libanalytics.Engine("redis://127.0.0.1:1/0")
     assert "redis" in str(info.value)
+    assert info.value.code == "UNAVAILABLE"
+
+
+def test_postgres_store_without_server_is_unavailable():
+    # Nothing listens on loopback port 1.
+    with pytest.raises(libanalytics.Error) as info:
+        libanalytics.Engine("postgres://127.0.0.1:1/analytics")
+    assert "postgres" in str(info.value)
     assert info.value.code == "UNAVAILABLE"
 
 
