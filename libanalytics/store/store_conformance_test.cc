@@ -1481,6 +1481,42 @@ TEST_F(PostgresStoreTest, UnreachableServerIsUnavailableWithoutPassword) {
               ::testing::Not(HasSubstr("s3cretpw")));
 }
 
+// Not a benchmark (no speed is asserted): prints AppendEvents throughput in
+// batches of 1000 events (COPY group commit), and checks that nothing is lost.
+TEST_F(PostgresStoreTest, AppendThroughputIsPrinted) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Site> site = store->AddSite(MakeSite("a.com", "aaaa"));
+  ASSERT_TRUE(site.ok()) << site.status();
+  constexpr int kBatches = 20, kBatch = 1000;
+  absl::Time start = absl::Now();
+  int64_t last_seq = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<Event> batch;
+    for (int i = 0; i < kBatch; ++i) {
+      Event e = FullEvent(site->id);
+      e.ts_ms += b * kBatch + i;
+      if (i % 10 != 9) e.props.clear();
+      batch.push_back(std::move(e));
+    }
+    ASSERT_TRUE(store->AppendEvents(absl::MakeSpan(batch)).ok());
+    EXPECT_GT(batch.front().seq, last_seq);
+    last_seq = batch.back().seq;
+  }
+  double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  std::printf("postgres AppendEvents: %.0f events/s (%d batches of %d)\n",
+              kBatches * kBatch / secs, kBatches, kBatch);
+  int64_t n = 0;
+  ASSERT_TRUE(store
+                  ->ScanEventsAfter(0,
+                                    [&](const Event&) {
+                                      ++n;
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_EQ(n, kBatches * kBatch);
+}
+
 TEST_F(PostgresStoreTest, ConcurrentSketchMergesAreNotLost) {
   // Two stores (as two workers) merge into the same cell at once.
   std::unique_ptr<Store> a = Open();
