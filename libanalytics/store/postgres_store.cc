@@ -917,6 +917,9 @@ class PostgresStore : public Store {
                                        absl::UTCTimeZone()));
     }
     std::vector<int64_t> seqs;
+    // One append at a time per store: seqs are taken and committed in the
+    // same order, so within one process they increase in commit order.
+    absl::MutexLock append_lock(&append_mu_);
     absl::Status st = WithConn([&](Conn* c) -> absl::Status {
       for (const absl::CivilMonth& m : months) {
         absl::Status pst = EnsurePartition(c, m);
@@ -1481,6 +1484,7 @@ class PostgresStore : public Store {
   const std::string password_;
   absl::Mutex pool_mu_;
   std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(pool_mu_);
+  absl::Mutex append_mu_;
   absl::Mutex part_mu_;
   std::set<absl::CivilMonth> partitions_ ABSL_GUARDED_BY(part_mu_);
 };
