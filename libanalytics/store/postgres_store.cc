@@ -250,7 +250,25 @@ absl::Status DecodeProps(std::string_view json, Props* props) {
 // ---------------------------------------------------------------------------
 // Encoding helpers.
 
-// COPY text format: backslash, newline, carriage return and tab escaped.
+// PostgreSQL text cannot hold NUL bytes: they are stored as U+FFFD (a batch
+// must not fail because of one odd byte).
+constexpr char kReplacementChar[] = "\xEF\xBF\xBD";
+
+std::string WithoutNul(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\0') {
+      out.append(kReplacementChar);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// COPY text format: backslash, newline, carriage return and tab escaped; NUL
+// replaced.
 void AppendCopyText(std::string_view s, std::string* out) {
   for (char c : s) {
     switch (c) {
@@ -265,6 +283,9 @@ void AppendCopyText(std::string_view s, std::string* out) {
         break;
       case '\t':
         out->append("\\t");
+        break;
+      case '\0':  // PostgreSQL text cannot hold NUL
+        out->append(kReplacementChar);
         break;
       default:
         out->push_back(c);
@@ -355,7 +376,7 @@ std::string Text(const PGresult* r, int row, int col) {
 class Params {
  public:
   Params& Int(int64_t v) { return Add(absl::StrCat(v), 0); }
-  Params& Text(std::string_view v) { return Add(std::string(v), 0); }
+  Params& Text(std::string_view v) { return Add(WithoutNul(v), 0); }
   Params& Bytea(std::string_view v) { return Add(std::string(v), 1); }
   Params& Null() {
     values_.emplace_back(std::nullopt);

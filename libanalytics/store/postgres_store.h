@@ -61,7 +61,9 @@
 // into SQL but constant text. Errors are absl::Status: UnavailableError for
 // connection problems (the libpq message, password removed), AlreadyExists
 // for unique violations, InternalError otherwise. Text must be valid UTF-8
-// without NUL bytes (a PostgreSQL restriction), else the call fails.
+// (the ingest layer checks it), else the call fails; NUL bytes, which
+// PostgreSQL text cannot hold, are stored as U+FFFD. Binary values (salts,
+// meta values, sketches) are bytea and kept exactly.
 #ifndef ANALYTICS_STORE_POSTGRES_STORE_H_
 #define ANALYTICS_STORE_POSTGRES_STORE_H_
 

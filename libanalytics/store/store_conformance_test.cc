@@ -1517,6 +1517,51 @@ TEST_F(PostgresStoreTest, AppendThroughputIsPrinted) {
   EXPECT_EQ(n, kBatches * kBatch);
 }
 
+TEST_F(PostgresStoreTest, NulBytesInTextDoNotFailTheBatch) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Site> site = store->AddSite(MakeSite("a.com", "a"));
+  ASSERT_TRUE(site.ok()) << site.status();
+  std::vector<Event> events = {
+      MakeEvent(site->id, 1, 1, "/ok"),
+      MakeEvent(site->id, 2, 2, std::string("/a\0b", 4))};
+  events[1].visit.source = std::string("x\0", 2);
+  events[1].props = {{std::string("k\0", 2), std::string("\0v", 2)}};
+  ASSERT_TRUE(store->AppendEvents(absl::MakeSpan(events)).ok());
+  std::vector<Event> got;
+  ASSERT_TRUE(store
+                  ->ScanEventsAfter(0,
+                                    [&](const Event& e) {
+                                      got.push_back(e);
+                                      return true;
+                                    })
+                  .ok());
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_EQ(got[0].page, "/ok");
+  EXPECT_EQ(got[1].page,
+            "/a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(got[1].visit.source, "x\xEF\xBF\xBD");
+  // Props are JSON: NUL is escaped there and kept exactly.
+  EXPECT_EQ(got[1].props, events[1].props);
+  // Binary values are bytea and kept exactly.
+  std::string bin("\0\x01\xff", 3);
+  ASSERT_TRUE(store->PutMeta("bin", bin).ok());
+  EXPECT_EQ(store->GetMeta("bin")->value_or(""), bin);
+}
+
+TEST_F(PostgresStoreTest, BothUrlSchemesOpen) {
+  std::string url = PostgresTestUrl();
+  ASSERT_EQ(url.rfind("postgres://", 0), 0u) << url;
+  std::string alt =
+      "postgresql://" + url.substr(std::string("postgres://").size());
+  for (const std::string& u : {url, alt}) {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(u);
+    ASSERT_TRUE(s.ok()) << u << ": " << s.status();
+    EXPECT_TRUE((*s)->ListSites().ok());
+  }
+}
+
 TEST_F(PostgresStoreTest, ConcurrentSketchMergesAreNotLost) {
   // Two stores (as two workers) merge into the same cell at once.
   std::unique_ptr<Store> a = Open();
