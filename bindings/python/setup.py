@@ -1,7 +1,11 @@
 """Builds the libanalytics Python package by running CMake on the repository.
 
     python3 -m venv --system-site-packages .venv && . .venv/bin/activate
-    pip install --no-build-isolation ./bindings/python
+    pip install ./bindings/python
+
+There is deliberately no pyproject.toml: without one, pip builds with the
+installed setuptools instead of an isolated environment that would download
+it, so the command works offline.
 
 Everything comes from Debian 12 packages (python3-setuptools, pybind11-dev,
 python3-dev, cmake, ninja-build and the library's -dev packages): nothing is

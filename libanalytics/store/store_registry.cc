@@ -53,10 +53,8 @@ struct Backend {
 };
 
 constexpr Backend kBackends[] = {
-    {"memory://", &OpenMemory},
-    {"sqlite://", &OpenSqlite},
-    {"postgres://", &OpenPostgres},
-    {"postgresql://", &OpenPostgres},
+    {"memory://", &OpenMemory},     {"sqlite://", &OpenSqlite},
+    {"postgres://", &OpenPostgres}, {"postgresql://", &OpenPostgres},
     {"redis://", &OpenRedis},
 };
 
@@ -70,9 +68,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url_in) {
       return b.factory(std::string_view(rest.data(), rest.size()));
     }
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("store: unknown scheme in URL '", url,
-                   "'; expected memory:// or sqlite://"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "store: unknown scheme in URL '", url,
+      "'; expected memory://, sqlite://, postgres:// or redis://"));
 }
 
 }  // namespace analytics

@@ -719,9 +719,9 @@ An embedded analytics engine on one store.
     Engine(store="memory://", *, geoip="", auto_create_sites=False,
            session_timeout=1800.0, checkpoint_interval=1.0, max_batch=4096)
 
-store: "memory://", "sqlite:///abs/path.db" or "sqlite://rel/path.db".
-Other schemes (postgres://, redis://) raise InvalidArgumentError with the
-engine's message. geoip: optional MaxMind-format .mmdb country database.
+store: "memory://", "sqlite:///abs/path.db", "sqlite://rel/path.db",
+"postgres://user@host:port/db" or "redis://host:port/db" (Redis needs AOF).
+Unknown schemes raise InvalidArgumentError with the engine's message. geoip: optional MaxMind-format .mmdb country database.
 auto_create_sites: track() of an unknown site creates it (time zone UTC)
 instead of raising NotFoundError. Times are in seconds.
 

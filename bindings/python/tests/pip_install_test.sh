@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pip install --no-build-isolation --no-index ./bindings/python in a fresh
+# pip install --no-index ./bindings/python (the documented command) in a fresh
 # venv (--system-site-packages: Debian's setuptools and pybind11 are visible),
 # then import the installed package from outside the source tree.
 #
@@ -16,7 +16,7 @@ export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # The documented command, from the repository root (pip builds in place;
 # setuptools' build/ and *.egg-info there are git-ignored).
 cd "$REPO"
-"$WORK/venv/bin/pip" install --no-build-isolation --no-index ./bindings/python
+"$WORK/venv/bin/pip" install --no-index ./bindings/python
 cd "$WORK/run"
 "$WORK/venv/bin/python" - <<'PY'
 import os, libanalytics
