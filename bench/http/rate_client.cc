@@ -50,7 +50,8 @@ bool ReadResponse(int fd, std::string& buf) {
       std::string head = buf.substr(0, end);
       for (auto& c : head) c = static_cast<char>(std::tolower(c));
       size_t cl = head.find("content-length:");
-      if (cl != std::string::npos) len = std::strtoul(head.c_str() + cl + 15, nullptr, 10);
+      if (cl != std::string::npos)
+        len = std::strtoul(head.c_str() + cl + 15, nullptr, 10);
       if (buf.size() >= end + 4 + len) {
         bool ok = buf.compare(0, 10, "HTTP/1.1 2") == 0;
         buf.erase(0, end + 4 + len);
@@ -68,7 +69,8 @@ bool ReadResponse(int fd, std::string& buf) {
 
 int main(int argc, char** argv) {
   if (argc != 7) {
-    std::fprintf(stderr, "usage: %s HOST PORT PATH RATE SECONDS CONNECTIONS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s HOST PORT PATH RATE SECONDS CONNECTIONS\n",
+                 argv[0]);
     return 2;
   }
   const char* host = argv[1];
@@ -98,14 +100,19 @@ int main(int argc, char** argv) {
       for (long i = 0; next < stop; ++i, next += period) {
         std::this_thread::sleep_until(next);
         if (fd < 0) fd = Connect(host, port);
-        if (fd < 0) { ++errors; continue; }
+        if (fd < 0) {
+          ++errors;
+          continue;
+        }
         std::string body =
             "{\"n\":\"pageview\",\"u\":\"https://bench.test/blog/post-" +
             std::to_string((c * 7919 + i) % 500) +
             "?utm_source=newsletter\",\"d\":\"bench.test\",\"r\":"
             "\"https://www.google.com/\",\"w\":1440}";
-        std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + host +
-            "\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+        std::string req =
+            "POST " + path + " HTTP/1.1\r\nHost: " + host +
+            "\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
+            "AppleWebKit/537.36 "
             "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n"
             "Content-Type: text/plain\r\nContent-Length: " +
             std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -119,7 +126,8 @@ int main(int argc, char** argv) {
           continue;
         }
         lat[c].push_back(
-            std::chrono::duration<double, std::milli>(Clock::now() - next).count());
+            std::chrono::duration<double, std::milli>(Clock::now() - next)
+                .count());
       }
       if (fd >= 0) close(fd);
     });
@@ -129,10 +137,14 @@ int main(int argc, char** argv) {
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   std::sort(all.begin(), all.end());
   auto q = [&](double p) {
-    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))];
+    return all.empty() ? 0.0
+                       : all[std::min(all.size() - 1,
+                                      static_cast<size_t>(p * all.size()))];
   };
-  std::printf("sent=%zu errors=%ld achieved_rps=%.0f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-              all.size(), errors.load(), all.size() / seconds, q(0.50), q(0.90),
-              q(0.99), all.empty() ? 0.0 : all.back());
+  std::printf(
+      "sent=%zu errors=%ld achieved_rps=%.0f p50_ms=%.2f p90_ms=%.2f "
+      "p99_ms=%.2f max_ms=%.2f\n",
+      all.size(), errors.load(), all.size() / seconds, q(0.50), q(0.90),
+      q(0.99), all.empty() ? 0.0 : all.back());
   return errors.load() > 0 ? 1 : 0;
 }

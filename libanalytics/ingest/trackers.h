@@ -82,8 +82,8 @@ absl::StatusOr<std::vector<EventInput>> ParseSwetrixNoscript(
 // takes a JSON array of such objects; errors there are prefixed "[i].".
 absl::StatusOr<std::vector<EventInput>> ParseUmamiSend(std::string_view body,
                                                        const RequestInfo& req);
-absl::StatusOr<std::vector<EventInput>> ParseUmamiBatch(
-    std::string_view body, const RequestInfo& req);
+absl::StatusOr<std::vector<EventInput>> ParseUmamiBatch(std::string_view body,
+                                                        const RequestInfo& req);
 
 }  // namespace analytics
 
