@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -619,6 +620,11 @@ class EngineImpl : public Engine {
     } else {
       s = absl::UnavailableError(
           absl::StrCat("store: events not stored: ", s.message()));
+      // The sessions counted these events; start them afresh so that later
+      // events do not carry deltas built on events that were never stored.
+      absl::flat_hash_set<uint64_t> ids;
+      for (const Event& e : all) ids.insert(e.session_id);
+      sessions_.Forget(ids);
     }
     for (const auto& p : batch) {
       p->status = s;

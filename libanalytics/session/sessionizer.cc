@@ -190,6 +190,21 @@ int64_t Sessionizer::CountLive(int64_t site_id, int64_t since_ms) const {
   return static_cast<int64_t>(visitors.size());
 }
 
+size_t Sessionizer::Forget(const absl::flat_hash_set<uint64_t>& session_ids) {
+  size_t dropped = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock l(&shard.mu);
+    absl::erase_if(shard.sessions, [&](const auto& kv) {
+      if (session_ids.contains(kv.second->session_id)) {
+        ++dropped;
+        return true;
+      }
+      return false;
+    });
+  }
+  return dropped;
+}
+
 size_t Sessionizer::Sweep() {
   const int64_t cutoff = watermark_ms_.load() - timeout_ms_;
   size_t evicted = 0;

@@ -57,6 +57,11 @@ class Sessionizer {
   // Distinct visitors of the site whose last event or Touch is >= since_ms.
   int64_t CountLive(int64_t site_id, int64_t since_ms) const;
 
+  // Drops the given sessions (e.g. after their events failed to commit): the
+  // visitors' next events start new sessions instead of building on events
+  // that were never stored. Returns how many were dropped.
+  size_t Forget(const absl::flat_hash_set<uint64_t>& session_ids);
+
   // Restores a session from its latest stored event (after a restart).
   void Restore(const Event& last_event);
 

@@ -132,6 +132,17 @@ TEST(SessionizerTest, EngagementEventsDoNotChangeTheSession) {
   EXPECT_EQ(s.CountLive(1, 1400 * 1000), 1);  // but it keeps the visitor live
 }
 
+TEST(SessionizerTest, ForgetStartsNewSessions) {
+  Sessionizer s;
+  Event a = Make(1000);
+  s.Assign(&a, 0, true);
+  EXPECT_EQ(s.Forget({a.session_id}), 1u);
+  Event b = Make(1010);
+  s.Assign(&b, 0, true);
+  EXPECT_TRUE(b.first_in_session);
+  EXPECT_EQ(b.d_bounce, 1);  // no retraction of a bounce never stored
+}
+
 TEST(SessionizerTest, LiveVisitorsAndHeartbeats) {
   Sessionizer s;
   Event a = Make(1000, "pageview", "/", 1);
