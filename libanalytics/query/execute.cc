@@ -23,6 +23,10 @@ namespace {
 using EngagementMap = absl::flat_hash_map<std::pair<uint64_t, std::string>,
                                           std::pair<double, double>>;
 
+// Sparse entries above which a query accumulator turns dense (the dense
+// estimate's error there is about 0.6 %).
+constexpr size_t kPromoteEntries = 2048;
+
 struct Agg {
   std::unique_ptr<EngagementMap> engagement;  // only for engagement metrics
   RollupMetrics m;
@@ -249,6 +253,9 @@ absl::Status RunRollups(const QuerySpec& q, const Plan& plan, int64_t from_ms,
     if (!r.visitors.empty()) {
       absl::Status s = a.hll.MergeSerialized(r.visitors);
       if (!s.ok()) merge_status = s;
+      // A row that absorbs many large cells is cheaper to merge into in
+      // dense form; small rows stay sparse (nearly exact).
+      if (a.hll.entries() > kPromoteEntries) a.hll.PromoteToDense();
     }
   };
   const int64_t fb = from_ms / 1000, tb = to_ms / 1000;

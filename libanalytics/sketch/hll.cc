@@ -330,6 +330,18 @@ void HyperLogLog::ToSparse() {
   if (sparse_.size() > kSparseLimit) ToDense();
 }
 
+size_t HyperLogLog::entries() const {
+  switch (mode_) {
+    case Mode::kExact:
+      return exact_.size();
+    case Mode::kSparse:
+      return sparse_.size();
+    case Mode::kDense:
+      break;
+  }
+  return 0;
+}
+
 void HyperLogLog::ToDense() {
   dense_.assign(kRegisters, 0);
   if (mode_ == Mode::kSparse) {

@@ -510,3 +510,28 @@ TEST(HyperLogLogAddManyTest, SameAsAddingOneByOne) {
 
 }  // namespace
 }  // namespace analytics
+
+namespace analytics {
+namespace {
+
+TEST(HyperLogLogPromoteTest, PromoteKeepsRegisters) {
+  std::mt19937_64 rng(8);
+  HyperLogLog sparse, dense;
+  for (int i = 0; i < 3000; ++i) {
+    uint64_t h = HyperLogLog::HashKey(rng());
+    sparse.Add(h);
+    dense.Add(h);
+  }
+  EXPECT_GT(sparse.entries(), 2000u);
+  dense.PromoteToDense();
+  EXPECT_EQ(dense.entries(), 0u);
+  // Merging the same sparse sketch into both gives the same dense registers.
+  HyperLogLog a = dense, b;
+  b.PromoteToDense();
+  ASSERT_TRUE(b.MergeSerialized(sparse.Serialize()).ok());
+  EXPECT_EQ(a.Serialize(), b.Serialize());
+  EXPECT_NEAR(static_cast<double>(a.Estimate()), 3000.0, 3000 * 0.03);
+}
+
+}  // namespace
+}  // namespace analytics
