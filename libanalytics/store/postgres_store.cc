@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "libanalytics/core/strings.h"
 #include "libanalytics/sketch/hll.h"
+#include "libanalytics/store/props_codec.h"
 #include "rapidjson/document.h"
 
 namespace analytics {
@@ -171,81 +172,6 @@ constexpr int kFirstVisitColumn = 10;
 // Rows fetched per cursor FETCH, rollup rows per upsert statement.
 constexpr int kFetchRows = 2000;
 constexpr size_t kRollupChunk = 1000;
-
-// ---------------------------------------------------------------------------
-// Props encoding (same as SQLite): a JSON object, keys in order, duplicates
-// kept; NULL when there are no props.
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (u < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[u >> 4]);
-          out->push_back(kHex[u & 0xf]);
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
-  out->push_back('"');
-}
-
-void EncodeProps(const Props& props, std::string* out) {
-  out->clear();
-  out->push_back('{');
-  bool first = true;
-  for (const auto& [k, v] : props) {
-    if (!first) out->push_back(',');
-    first = false;
-    AppendJsonString(k, out);
-    out->push_back(':');
-    AppendJsonString(v, out);
-  }
-  out->push_back('}');
-}
-
-absl::Status DecodeProps(std::string_view json, Props* props) {
-  props->clear();
-  if (json.empty()) return absl::OkStatus();
-  rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return absl::DataLossError(
-        "store: postgres: events.props is not a JSON "
-        "object");
-  }
-  props->reserve(doc.MemberCount());
-  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-    if (!it->value.IsString()) {
-      return absl::DataLossError(
-          "store: postgres: events.props has a non-string value");
-    }
-    props->emplace_back(
-        std::string(it->name.GetString(), it->name.GetStringLength()),
-        std::string(it->value.GetString(), it->value.GetStringLength()));
-  }
-  return absl::OkStatus();
-}
 
 // ---------------------------------------------------------------------------
 // Encoding helpers.
@@ -607,7 +533,7 @@ absl::Status ReadEvent(const PGresult* r, int row, Event* e) {
   if (IsNull(r, row, 6)) {
     e->props.clear();
   } else {
-    absl::Status st = DecodeProps(Value(r, row, 6), &e->props);
+    absl::Status st = DecodeProps(Value(r, row, 6), &e->props, "postgres");
     if (!st.ok()) {
       return absl::DataLossError(
           absl::StrCat(st.message(), " (seq ", e->seq, ")"));
