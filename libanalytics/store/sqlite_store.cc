@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -801,35 +802,12 @@ class SqliteStore : public Store {
   absl::StatusOr<std::string> PutMetaIfAbsent(std::string_view key,
                                               std::string value) override {
     const std::string k = UserMetaKey(key);
-    absl::MutexLock lock(&write_mu_);
-    Txn txn(writer_.get());
-    absl::Status st = txn.Begin();
-    if (!st.ok()) return st;
-    {
-      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-          "INSERT INTO meta(key, value) VALUES(?1, ?2) "
-          "ON CONFLICT(key) DO NOTHING");
-      if (!s.ok()) return s.status();
-      ResetOnExit reset(*s);
-      BindText(*s, 1, k);
-      BindText(*s, 2, value);
-      st = writer_->Run(*s, "put meta");
-      if (!st.ok()) return st;
-    }
-    std::string stored;
-    {
-      absl::StatusOr<sqlite3_stmt*> s =
-          writer_->Prepare("SELECT value FROM meta WHERE key = ?1");
-      if (!s.ok()) return s.status();
-      ResetOnExit reset(*s);
-      BindText(*s, 1, k);
-      int rc = sqlite3_step(*s);
-      if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read meta");
-      stored = ColumnBlob(*s, 0);
-    }
-    st = txn.Commit();
-    if (!st.ok()) return st;
-    return stored;
+    return InsertIfAbsentAndRead(
+        "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+        "ON CONFLICT(key) DO NOTHING",
+        "SELECT value FROM meta WHERE key = ?1",
+        [&](sqlite3_stmt* st) { BindText(st, 1, k); },
+        [&](sqlite3_stmt* st) { BindText(st, 2, value); }, "meta");
   }
 
   absl::Status PutMeta(std::string_view key, std::string value) override {
@@ -863,31 +841,48 @@ class SqliteStore : public Store {
 
   absl::StatusOr<std::string> PutSaltIfAbsent(int64_t day,
                                               std::string salt) override {
+    return InsertIfAbsentAndRead(
+        "INSERT INTO salts(day, salt) VALUES(?1, ?2) "
+        "ON CONFLICT(day) DO NOTHING",
+        "SELECT salt FROM salts WHERE day = ?1",
+        [&](sqlite3_stmt* st) { sqlite3_bind_int64(st, 1, day); },
+        [&](sqlite3_stmt* st) {
+          sqlite3_bind_blob(st, 2, salt.data(), static_cast<int>(salt.size()),
+                            SQLITE_STATIC);
+        },
+        "salt");
+  }
+
+  // Put-if-absent for a keyed row: runs `insert_sql` (ON CONFLICT DO NOTHING)
+  // and reads back the stored value with `select_sql`, in one transaction.
+  // bind_key binds parameter 1 of both; bind_value parameter 2 of the insert.
+  absl::StatusOr<std::string> InsertIfAbsentAndRead(
+      const char* insert_sql, const char* select_sql,
+      const std::function<void(sqlite3_stmt*)>& bind_key,
+      const std::function<void(sqlite3_stmt*)>& bind_value, const char* what) {
     absl::MutexLock lock(&write_mu_);
     Txn txn(writer_.get());
     absl::Status st = txn.Begin();
     if (!st.ok()) return st;
     {
-      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-          "INSERT INTO salts(day, salt) VALUES(?1, ?2) "
-          "ON CONFLICT(day) DO NOTHING");
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(insert_sql);
       if (!s.ok()) return s.status();
       ResetOnExit reset(*s);
-      sqlite3_bind_int64(*s, 1, day);
-      sqlite3_bind_blob(*s, 2, salt.data(), static_cast<int>(salt.size()),
-                        SQLITE_STATIC);
-      st = writer_->Run(*s, "put salt");
+      bind_key(*s);
+      bind_value(*s);
+      st = writer_->Run(*s, absl::StrCat("put ", what));
       if (!st.ok()) return st;
     }
     std::string stored;
     {
-      absl::StatusOr<sqlite3_stmt*> s =
-          writer_->Prepare("SELECT salt FROM salts WHERE day = ?1");
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(select_sql);
       if (!s.ok()) return s.status();
       ResetOnExit reset(*s);
-      sqlite3_bind_int64(*s, 1, day);
+      bind_key(*s);
       int rc = sqlite3_step(*s);
-      if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read salt");
+      if (rc != SQLITE_ROW) {
+        return SqlError(writer_->db(), rc, absl::StrCat("read ", what));
+      }
       stored = ColumnBlob(*s, 0);
     }
     st = txn.Commit();
