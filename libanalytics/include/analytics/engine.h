@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "analytics/clock.h"
+#include "analytics/coordinator.h"
 #include "analytics/event.h"
 #include "analytics/store.h"
 
@@ -48,6 +49,16 @@ struct Options {
   int64_t checkpoint_events = 200000;
   // Maximum events per group commit.
   int max_batch = 4096;
+  // What workers sharing the store share besides it (analytics/coordinator.h):
+  // "local://" (one process), "redis://host:port", "postgres://…".
+  std::string coord_url = "local://";
+  // This worker's number, unique among the workers sharing the store (a
+  // coordinator lease "worker:N" enforces it). Events carry it; each worker
+  // folds its own events into rollups (per-worker checkpoints).
+  int32_t worker = 0;
+  // Leader lease: one worker at a time runs the scheduled jobs. The lease is
+  // renewed every leader_lease / 3.
+  absl::Duration leader_lease = absl::Seconds(15);
 };
 
 // Why an event was not stored although the request was well-formed.
@@ -163,6 +174,24 @@ class Engine {
 
   virtual EngineStats Stats() = 0;
   virtual Store* store() = 0;
+
+  // OK when the store and the coordinator answer (for /ready); Unavailable
+  // naming which one does not.
+  virtual absl::Status Ready() {
+    return absl::OkStatus();
+  }  // TRANSITION: pure once engine.cc implements it
+  // Whether this worker holds the leader lease (always true with a local
+  // coordinator). Scheduled jobs run only on the leader.
+  virtual bool IsLeader() {
+    return true;
+  }  // TRANSITION: pure once engine.cc implements it
+  // This worker's holder name in leases and the job ledger, e.g. "host:pid:3".
+  virtual std::string WorkerName() {
+    return "local";
+  }  // TRANSITION: pure once engine.cc implements it
+  virtual Coordinator* coordinator() {
+    return nullptr;
+  }  // TRANSITION: pure once engine.cc implements it
 };
 
 }  // namespace analytics

@@ -100,6 +100,9 @@ struct Event {
   int8_t d_bounce = 0;            // s_bounce minus its value before this event
   int64_t d_duration_ms = 0;      // s_duration_ms minus its value before
   bool imported = false;
+  // The worker (Options::worker) that ingested the event: each worker folds
+  // its own events into rollups (per-worker checkpoints).
+  int32_t worker = 0;
 
   bool is_pageview() const { return name == "pageview"; }
   // Plausible's engagement events (props "sd" scroll depth %, "e" engaged

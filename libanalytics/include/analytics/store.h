@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -39,6 +40,9 @@ struct Site {
   // Origins allowed to send events from browsers, comma-separated
   // ("https://example.com,https://www.example.com"); "" allows any.
   std::string allowed_origins;
+  // Raw events older than this many days are deleted by the retention job
+  // (rollups stay); 0 keeps them forever.
+  int32_t retention_days = 0;
 };
 
 // An API key as stored: only a hash of the secret is kept.
@@ -78,6 +82,27 @@ struct RollupRow {
   std::string visitors;  // serialized HyperLogLog
 };
 
+// A configuration document (see Store::AddConfigDoc).
+struct ConfigDoc {
+  int64_t id = 0;
+  std::string kind;     // "goal", "funnel", "report", "alert", "share", …
+  int64_t site_id = 0;  // 0: not tied to one site
+  std::string json;     // the document, a JSON object
+  int64_t updated_ms = 0;
+};
+
+// A row of the job ledger (see Store::ClaimJobRun).
+struct JobRun {
+  std::string job;  // e.g. "report:weekly", "alert:42", "retention"
+  int64_t site_id = 0;
+  std::string period;  // e.g. "2026-W48", "2026-11-28T14"
+  std::string state;   // "claimed", "sending", "done", "failed"
+  std::string holder;  // the worker that claimed it
+  int32_t attempts = 0;
+  int64_t updated_ms = 0;
+  std::string error;  // last delivery error, "" when none
+};
+
 struct EventScan {
   int64_t site_id = 0;
   int64_t from_ms = 0;  // inclusive
@@ -96,8 +121,8 @@ class Store {
   virtual absl::StatusOr<Site> AddSite(const Site& site) = 0;
   virtual absl::StatusOr<std::vector<Site>> ListSites() = 0;
   virtual absl::Status RemoveSite(int64_t site_id) = 0;
-  // Replaces timezone and allowed_origins of the site with site.id
-  // (NotFound if absent).
+  // Replaces timezone, allowed_origins and retention_days of the site with
+  // site.id (NotFound if absent).
   virtual absl::Status UpdateSite(const Site& site) = 0;
 
   // API keys. AddApiKey assigns id. RevokeApiKey sets revoked_ms (NotFound
@@ -130,24 +155,95 @@ class Store {
   // stop early.
   virtual absl::Status ScanEvents(
       const EventScan& scan, const std::function<bool(const Event&)>& fn) = 0;
-  // Calls fn for every event with seq > after_seq, in seq order.
+  // Calls fn for every event ingested by `worker` (Event::worker) with
+  // seq > after_seq, in seq order.
+  // TRANSITION (store helper): gains `int32_t worker` after after_seq.
   virtual absl::Status ScanEventsAfter(
       int64_t after_seq, const std::function<bool(const Event&)>& fn) = 0;
 
-  // Merges the deltas into stored rollups (metrics added, sketches merged) and
-  // sets the checkpoint, in one durable transaction.
+  // Rollup checkpoints are kept per worker: each worker folds the events it
+  // appended itself, so workers sharing one store never fold an event twice
+  // or skip one. ApplyRollups merges the deltas into stored rollups (metrics
+  // added, sketches merged) and sets `worker`'s checkpoint, in one durable
+  // transaction.
+  // TRANSITION (store helper): gains `int32_t worker` before checkpoint_seq.
   virtual absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
                                     int64_t checkpoint_seq) = 0;
-  // The seq up to which events are reflected in stored rollups (0: none).
+  // The seq up to which `worker`'s events are reflected in stored rollups
+  // (0: none).
+  // TRANSITION (store helper): gains `int32_t worker`.
   virtual absl::StatusOr<int64_t> RollupCheckpoint() = 0;
+  // Every worker that has a checkpoint, with it (for adopting the unfolded
+  // events of a worker that is gone).
+  virtual absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>>
+  ListRollupCheckpoints() {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
   // Calls fn for stored cells with the given site and level, bucket in
   // [from_bucket, to_bucket), and dim in dims.
   virtual absl::Status ScanRollups(
       int64_t site_id, RollupLevel level, int64_t from_bucket,
       int64_t to_bucket, absl::Span<const std::string> dims,
       const std::function<void(const RollupRow&)>& fn) = 0;
-  // Deletes all rollups and resets the checkpoint to 0 (for a rebuild).
+  // Deletes all rollups and resets every checkpoint to 0 (for a rebuild).
   virtual absl::Status ClearRollups() = 0;
+
+  // Retention: deletes the site's raw events with ts_ms < before_ms (rollups
+  // stay) and returns how many were deleted.
+  virtual absl::StatusOr<int64_t> DeleteEventsBefore(int64_t site_id,
+                                                     int64_t before_ms) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+  // Deletes every event and rollup of the site, keeping the site, its keys
+  // and its configuration documents.
+  virtual absl::Status EraseSiteData(int64_t site_id) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+
+  // Configuration documents: small JSON objects by kind ("goal", "funnel",
+  // "report", "alert", "share", …) and site, managed by the engine, the
+  // server and the jobs. AddConfigDoc assigns id and updated_ms (when 0).
+  // UpdateConfigDoc replaces json and updated_ms of the doc with doc.id
+  // (NotFound if absent). ListConfigDocs: site_id 0 lists every site's, in id
+  // order. RemoveSite also removes the site's documents.
+  virtual absl::StatusOr<ConfigDoc> AddConfigDoc(const ConfigDoc& doc) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+  virtual absl::StatusOr<std::vector<ConfigDoc>> ListConfigDocs(
+      std::string_view kind, int64_t site_id) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+  virtual absl::Status UpdateConfigDoc(const ConfigDoc& doc) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+  virtual absl::Status DeleteConfigDoc(int64_t id) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+
+  // Job ledger: one row per (job, site_id, period), so that a scheduled job
+  // runs exactly once per period across workers and leader changes.
+  // ClaimJobRun inserts `want` in state "claimed" (attempts 1) when no row
+  // exists, or takes the row over for want.holder (attempts + 1, state
+  // "claimed") when its state is "claimed" or "failed" and its updated_ms <
+  // stale_before_ms; it returns the row as stored after the call, so the
+  // caller holds the claim iff row.holder == want.holder && row.state ==
+  // "claimed" && the row was written by this call (updated_ms ==
+  // want.updated_ms). UpdateJobRun sets state, error, attempts and
+  // updated_ms when run.holder still holds the row (FailedPrecondition
+  // otherwise). Both are atomic across workers.
+  virtual absl::StatusOr<JobRun> ClaimJobRun(const JobRun& want,
+                                             int64_t stale_before_ms) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+  virtual absl::Status UpdateJobRun(const JobRun& run) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
+  // Rows of `job` ("" = every job) newest first (by updated_ms), at most
+  // `limit`.
+  virtual absl::StatusOr<std::vector<JobRun>> ListJobRuns(std::string_view job,
+                                                          int64_t limit) {
+    return absl::UnimplementedError("store: not yet implemented");
+  }  // TRANSITION: pure once every store implements it
 };
 
 // Opens a store by URL: "memory://", "sqlite:///abs/path.db",
