@@ -116,11 +116,11 @@ class EngineImpl : public Engine {
     absl::Status s = ReloadSites();
     if (!s.ok()) return s;
     // Rebuild rollups past the checkpoint from the durable raw events.
-    absl::StatusOr<int64_t> cp = store_->RollupCheckpoint();
+    absl::StatusOr<int64_t> cp = store_->RollupCheckpoint(opts_.worker);
     if (!cp.ok()) return cp.status();
     rollups_.set_last_seq(*cp);
     std::vector<Event> chunk;
-    s = store_->ScanEventsAfter(*cp, [&](const Event& e) {
+    s = store_->ScanEventsAfter(*cp, opts_.worker, [&](const Event& e) {
       chunk.push_back(e);
       if (chunk.size() >= 10000) {
         rollups_.Add(chunk);
@@ -693,7 +693,7 @@ class EngineImpl : public Engine {
     int64_t seq = 0;
     std::vector<RollupRow> rows = rollups_.Take(&seq);
     if (rows.empty()) return absl::OkStatus();
-    absl::Status s = store_->ApplyRollups(rows, seq);
+    absl::Status s = store_->ApplyRollups(rows, opts_.worker, seq);
     if (!s.ok()) rollups_.PutBack(rows);
     return s;
   }

@@ -1,6 +1,7 @@
 // In-memory Store (see memory_store.h). Owns: the in-memory representation of
-// sites, api keys, meta, salts, events (a vector ordered by seq) and rollups (a
-// hash map keyed by site, level, bucket, dim and value).
+// sites, api keys, meta, salts, events (a vector ordered by seq), rollups (a
+// hash map keyed by site, level, bucket, dim and value), per-worker
+// checkpoints, configuration documents and the job ledger.
 #include "libanalytics/store/memory_store.h"
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libanalytics/sketch/hll.h"
+#include "libanalytics/store/store_checks.h"
 
 namespace analytics {
 namespace {
@@ -114,6 +116,8 @@ class MemoryStore : public Store {
                    [&](const auto& kv) { return kv.first.site_id == site_id; });
     std::erase_if(api_keys_,
                   [&](const auto& kv) { return kv.second.site_id == site_id; });
+    std::erase_if(docs_,
+                  [&](const auto& kv) { return kv.second.site_id == site_id; });
     return absl::OkStatus();
   }
 
@@ -126,6 +130,7 @@ class MemoryStore : public Store {
     }
     it->second.timezone = site.timezone;
     it->second.allowed_origins = site.allowed_origins;
+    it->second.retention_days = site.retention_days;
     return absl::OkStatus();
   }
 
@@ -256,14 +261,17 @@ class MemoryStore : public Store {
   }
 
   absl::Status ScanEventsAfter(
-      int64_t after_seq, const std::function<bool(const Event&)>& fn) override {
+      int64_t after_seq, int32_t worker,
+      const std::function<bool(const Event&)>& fn) override {
     std::vector<Event> matches;
     {
       absl::MutexLock lock(&mu_);
       auto it = std::upper_bound(
           events_.begin(), events_.end(), after_seq,
           [](int64_t seq, const Event& e) { return seq < e.seq; });
-      matches.assign(it, events_.end());
+      for (; it != events_.end(); ++it) {
+        if (it->worker == worker) matches.push_back(*it);
+      }
     }
     for (const Event& e : matches) {
       if (!fn(e)) break;
@@ -271,7 +279,7 @@ class MemoryStore : public Store {
     return absl::OkStatus();
   }
 
-  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
+  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas, int32_t worker,
                             int64_t checkpoint_seq) override {
     absl::MutexLock lock(&mu_);
     // Compute every merged cell first so that a bad sketch leaves the store
@@ -298,13 +306,21 @@ class MemoryStore : public Store {
       AddMetrics(cell.m, d.m);
     }
     for (auto& [key, cell] : staged) rollups_[key] = std::move(cell);
-    checkpoint_ = checkpoint_seq;
+    checkpoints_[worker] = checkpoint_seq;
     return absl::OkStatus();
   }
 
-  absl::StatusOr<int64_t> RollupCheckpoint() override {
+  absl::StatusOr<int64_t> RollupCheckpoint(int32_t worker) override {
     absl::MutexLock lock(&mu_);
-    return checkpoint_;
+    auto it = checkpoints_.find(worker);
+    return it == checkpoints_.end() ? int64_t{0} : it->second;
+  }
+
+  absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>>
+  ListRollupCheckpoints() override {
+    absl::MutexLock lock(&mu_);
+    return std::vector<std::pair<int32_t, int64_t>>(checkpoints_.begin(),
+                                                    checkpoints_.end());
   }
 
   absl::Status ScanRollups(
@@ -345,8 +361,150 @@ class MemoryStore : public Store {
   absl::Status ClearRollups() override {
     absl::MutexLock lock(&mu_);
     rollups_.clear();
-    checkpoint_ = 0;
+    checkpoints_.clear();
     return absl::OkStatus();
+  }
+
+  // ---- Retention.
+
+  absl::StatusOr<int64_t> DeleteEventsBefore(int64_t site_id,
+                                             int64_t before_ms) override {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int64_t>(std::erase_if(events_, [&](const Event& e) {
+      return e.site_id == site_id && e.ts_ms < before_ms;
+    }));
+  }
+
+  absl::Status EraseSiteData(int64_t site_id) override {
+    absl::MutexLock lock(&mu_);
+    if (!sites_.contains(site_id)) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site_id));
+    }
+    std::erase_if(events_,
+                  [&](const Event& e) { return e.site_id == site_id; });
+    absl::erase_if(rollups_,
+                   [&](const auto& kv) { return kv.first.site_id == site_id; });
+    return absl::OkStatus();
+  }
+
+  // ---- Configuration documents.
+
+  absl::StatusOr<ConfigDoc> AddConfigDoc(const ConfigDoc& doc) override {
+    absl::Status st = CheckConfigDoc(doc);
+    if (!st.ok()) return st;
+    absl::MutexLock lock(&mu_);
+    if (doc.site_id != 0 && !sites_.contains(doc.site_id)) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", doc.site_id));
+    }
+    ConfigDoc out = doc;
+    out.id = next_doc_id_++;
+    if (out.updated_ms == 0) out.updated_ms = absl::ToUnixMillis(absl::Now());
+    docs_[out.id] = out;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ConfigDoc>> ListConfigDocs(
+      std::string_view kind, int64_t site_id) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<ConfigDoc> out;
+    for (const auto& [id, d] : docs_) {
+      if ((kind.empty() || d.kind == kind) &&
+          (site_id == 0 || d.site_id == site_id)) {
+        out.push_back(d);
+      }
+    }
+    return out;
+  }
+
+  absl::Status UpdateConfigDoc(const ConfigDoc& doc) override {
+    absl::Status st = CheckConfigDocJson(doc.json);
+    if (!st.ok()) return st;
+    absl::MutexLock lock(&mu_);
+    auto it = docs_.find(doc.id);
+    if (it == docs_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no config doc with id ", doc.id));
+    }
+    it->second.json = doc.json;
+    it->second.updated_ms =
+        doc.updated_ms != 0 ? doc.updated_ms : absl::ToUnixMillis(absl::Now());
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteConfigDoc(int64_t id) override {
+    absl::MutexLock lock(&mu_);
+    if (docs_.erase(id) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no config doc with id ", id));
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Job ledger.
+
+  absl::StatusOr<JobRun> ClaimJobRun(const JobRun& want,
+                                     int64_t stale_before_ms) override {
+    absl::Status st = CheckJobRun(want);
+    if (!st.ok()) return st;
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] =
+        job_runs_.try_emplace(JobKey{want.job, want.site_id, want.period});
+    JobRun& row = it->second;
+    if (inserted) {
+      row = want;
+      row.state = kJobClaimed;
+      row.attempts = 1;
+      row.error.clear();
+    } else if (JobRunTakeable(row, stale_before_ms)) {
+      row.state = kJobClaimed;
+      row.holder = want.holder;
+      row.attempts += 1;
+      row.updated_ms = want.updated_ms;
+    }
+    return row;
+  }
+
+  absl::Status UpdateJobRun(const JobRun& run) override {
+    absl::MutexLock lock(&mu_);
+    auto it = job_runs_.find(JobKey{run.job, run.site_id, run.period});
+    if (it == job_runs_.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("store: job run ", run.job, "/", run.site_id, "/",
+                       run.period, " was never claimed"));
+    }
+    JobRun& row = it->second;
+    if (row.holder != run.holder) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "store: job run ", run.job, "/", run.site_id, "/", run.period,
+          " is held by ", row.holder, ", not ", run.holder));
+    }
+    row.state = run.state;
+    row.error = run.error;
+    row.attempts = run.attempts;
+    row.updated_ms = run.updated_ms;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<JobRun>> ListJobRuns(std::string_view job,
+                                                  int64_t limit) override {
+    std::vector<JobRun> out;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [key, row] : job_runs_) {
+        if (job.empty() || row.job == job) out.push_back(row);
+      }
+    }
+    // Newest first; ties in key order.
+    std::stable_sort(out.begin(), out.end(),
+                     [](const JobRun& a, const JobRun& b) {
+                       return a.updated_ms > b.updated_ms;
+                     });
+    if (limit > 0 && out.size() > static_cast<size_t>(limit)) {
+      out.resize(static_cast<size_t>(limit));
+    }
+    return out;
   }
 
  private:
@@ -355,13 +513,17 @@ class MemoryStore : public Store {
   int64_t next_site_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, ApiKeyRecord> api_keys_ ABSL_GUARDED_BY(mu_);
   int64_t next_api_key_id_ ABSL_GUARDED_BY(mu_) = 1;
-  // User meta; the rollup checkpoint is a separate member, so no collision.
+  // User meta; rollup checkpoints are a separate member, so no collision.
   std::map<std::string, std::string> meta_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, std::string> salts_ ABSL_GUARDED_BY(mu_);
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);  // ascending seq
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<RollupKey, RollupCell> rollups_ ABSL_GUARDED_BY(mu_);
-  int64_t checkpoint_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<int32_t, int64_t> checkpoints_ ABSL_GUARDED_BY(mu_);  // by worker
+  std::map<int64_t, ConfigDoc> docs_ ABSL_GUARDED_BY(mu_);
+  int64_t next_doc_id_ ABSL_GUARDED_BY(mu_) = 1;
+  using JobKey = std::tuple<std::string, int64_t, std::string>;
+  std::map<JobKey, JobRun> job_runs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -7,12 +7,15 @@
 //   sites, api_keys      identity ids, UNIQUE domain/short_id/secret_hash
 //   salts(day, salt)     salt as bytea
 //   meta(key, value)     user keys stored as "user:<key>", value bytea
-//   rollup_checkpoints(worker, seq)   worker "" for now (see below)
+//   rollup_checkpoints(worker, seq)   one row per worker (see below)
+//   config_docs          identity ids, (kind, site_id) indexed, json as text
+//   job_runs             PRIMARY KEY (job, site_id, period)
 //   rollups              PRIMARY KEY (site_id, level, dim, bucket, value),
 //                        metrics bigint, visitors bytea (sketch/hll.h format)
 //   events               PARTITION BY RANGE (ts_ms), one partition per UTC
 //                        month named events_YYYYMM, indexes on seq,
-//                        (site_id, ts_ms) and (site_id, session_start_ms).
+//                        (worker, seq), (site_id, ts_ms) and
+//                        (site_id, session_start_ms).
 //   events_seq           the sequence that numbers events.
 //
 // Partitioning: before a batch is inserted, the partitions of the months it
@@ -32,9 +35,11 @@
 // commit order. With several appending processes they do NOT: a sequence
 // hands out values at nextval time, so a later-committed batch may hold
 // smaller seqs than an earlier one, and a single global checkpoint could skip
-// events. The multi-worker issue must therefore move to per-worker
-// checkpoints (rollup_checkpoints is keyed by worker for that reason).
-// ScanEventsAfter(after) returns rows with seq > after in seq order.
+// events. Checkpoints are therefore per worker: each worker (one process,
+// whose appends are serialized) folds only the events it appended itself, and
+// within one worker seqs do increase in commit order.
+// ScanEventsAfter(after, worker) returns that worker's rows with seq > after
+// in seq order.
 //
 // Rollups: ApplyRollups() merges deltas in one transaction. Metrics are added
 // by "INSERT ... ON CONFLICT DO UPDATE SET x = rollups.x + EXCLUDED.x".
@@ -82,6 +87,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(std::string_view url);
 
 // The schema version this build creates and understands.
 int PostgresStoreSchemaVersion();
+
+// The SQL of migration `version` (1..PostgresStoreSchemaVersion()), nullptr
+// otherwise; for tests that build an older database.
+const char* PostgresStoreMigrationSql(int version);
 
 }  // namespace analytics
 

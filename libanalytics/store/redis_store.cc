@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "libanalytics/core/strings.h"
 #include "libanalytics/sketch/hll.h"
+#include "libanalytics/store/store_checks.h"
 
 namespace analytics {
 namespace {
@@ -40,7 +41,7 @@ using Args = std::vector<std::string>;
 // ---------------------------------------------------------------------------
 // Lua scripts. Keys are built inside the scripts (single-instance Redis).
 
-// ARGV: n, then n x (site, ts_ms, session_start_ms, encoded event).
+// ARGV: n, then n x (site, ts_ms, session_start_ms, worker, encoded event).
 // Returns the first seq of the batch. A script is not rolled back when a
 // command in it fails, so everything that could fail (key types, a stream
 // whose last id is not below the new seqs) is checked before the first write:
@@ -55,11 +56,22 @@ local function check(key, want)
   end
   return nil
 end
-local err = check('evseq', 'zset')
+local function seq_key(w)
+  if w == '0' then return 'evseq' end
+  return 'evseq:' .. w
+end
+local err = check('evworkers', 'set')
 if err then return redis.error_reply(err) end
 local seen = {}
+local seen_w = {}
 for i = 0, n - 1 do
-  local site = ARGV[2 + i * 4]
+  local site = ARGV[2 + i * 5]
+  local w = ARGV[5 + i * 5]
+  if not seen_w[w] then
+    seen_w[w] = true
+    err = check(seq_key(w), 'zset')
+    if err then return redis.error_reply(err) end
+  end
   if not seen[site] then
     seen[site] = true
     err = check('ev:' .. site, 'stream') or check('evts:' .. site, 'zset') or
@@ -78,46 +90,85 @@ for i = 0, n - 1 do
   end
 end
 redis.call('INCRBY', 'seq', n)
+for w, _ in pairs(seen_w) do
+  if w ~= '0' then redis.call('SADD', 'evworkers', w) end
+end
 for i = 0, n - 1 do
-  local site = ARGV[2 + i * 4]
-  local ts = ARGV[3 + i * 4]
-  local ss = ARGV[4 + i * 4]
+  local site = ARGV[2 + i * 5]
+  local ts = ARGV[3 + i * 5]
+  local ss = ARGV[4 + i * 5]
+  local w = ARGV[5 + i * 5]
   local seq = first + i
   local m = string.format('%020d', seq)
   redis.call('XADD', 'ev:' .. site, string.format('%d-0', seq),
-             'ts', ts, 'e', ARGV[5 + i * 4])
+             'ts', ts, 'w', w, 'e', ARGV[6 + i * 5])
   redis.call('ZADD', 'evts:' .. site, ts, m)
   redis.call('ZADD', 'evss:' .. site, ss, m .. ':' .. ts)
-  redis.call('ZADD', 'evseq', seq, site .. ':' .. m)
+  redis.call('ZADD', seq_key(w), seq, site .. ':' .. m)
 end
 return first
 )lua";
 
-// ARGV: domain, short_id, timezone, created_ms, allowed_origins.
-// Returns the new id, -1 (domain taken) or -2 (short_id taken).
+// ARGV: domain, short_id, timezone, created_ms, allowed_origins,
+// retention_days. Returns the new id, -1 (domain taken) or -2 (short_id
+// taken).
 constexpr char kAddSiteLua[] = R"lua(
 if redis.call('HEXISTS', 'site_domain', ARGV[1]) == 1 then return -1 end
 if redis.call('HEXISTS', 'site_short', ARGV[2]) == 1 then return -2 end
 local id = redis.call('INCR', 'site_id')
 redis.call('HSET', 'site:' .. id, 'domain', ARGV[1], 'short_id', ARGV[2],
            'timezone', ARGV[3], 'created_ms', ARGV[4],
-           'allowed_origins', ARGV[5])
+           'allowed_origins', ARGV[5], 'retention_days', ARGV[6])
 redis.call('HSET', 'site_domain', ARGV[1], id)
 redis.call('HSET', 'site_short', ARGV[2], id)
 redis.call('ZADD', 'sites', id, id)
 return id
 )lua";
 
-// ARGV: id, timezone, allowed_origins. Returns 1, or 0 when absent.
+// ARGV: id, timezone, allowed_origins, retention_days. Returns 1, or 0 when
+// absent.
 constexpr char kUpdateSiteLua[] = R"lua(
 local k = 'site:' .. ARGV[1]
 if redis.call('EXISTS', k) == 0 then return 0 end
-redis.call('HSET', k, 'timezone', ARGV[2], 'allowed_origins', ARGV[3])
+redis.call('HSET', k, 'timezone', ARGV[2], 'allowed_origins', ARGV[3],
+           'retention_days', ARGV[4])
 return 1
 )lua";
 
-// ARGV: id. Deletes the site, its events, rollups and api keys. Returns 1, or
-// 0 when absent. The seq counter is untouched, so seqs are never reused.
+// Lua functions shared by scripts (prepended to their text).
+//   seq_keys(): the per-worker seq index keys (evseq, evseq:{w}).
+//   erase_site_data(id): deletes the site's events and rollups.
+constexpr char kSiteDataLuaFns[] = R"lua(
+local function seq_keys()
+  local keys = {'evseq'}
+  for _, w in ipairs(redis.call('SMEMBERS', 'evworkers')) do
+    table.insert(keys, 'evseq:' .. w)
+  end
+  return keys
+end
+local function erase_site_data(id)
+  local sks = seq_keys()
+  for _, m in ipairs(redis.call('ZRANGE', 'evts:' .. id, 0, -1)) do
+    for _, sk in ipairs(sks) do redis.call('ZREM', sk, id .. ':' .. m) end
+  end
+  redis.call('DEL', 'ev:' .. id, 'evts:' .. id, 'evss:' .. id)
+  local prefix = 'rui:' .. id .. ':'
+  for _, ik in ipairs(redis.call('SMEMBERS', 'ruidx')) do
+    if string.sub(ik, 1, #prefix) == prefix then
+      local cell = 'ru:' .. string.sub(ik, 5) .. ':'
+      for _, m in ipairs(redis.call('ZRANGE', ik, 0, -1)) do
+        redis.call('DEL', cell .. m)
+      end
+      redis.call('DEL', ik)
+      redis.call('SREM', 'ruidx', ik)
+    end
+  end
+end
+)lua";
+
+// ARGV: id. Deletes the site, its events, rollups, api keys and config docs.
+// Returns 1, or 0 when absent. The seq counter is untouched, so seqs are never
+// reused. (After kSiteDataLuaFns.)
 constexpr char kRemoveSiteLua[] = R"lua(
 local id = ARGV[1]
 local k = 'site:' .. id
@@ -126,20 +177,12 @@ redis.call('HDEL', 'site_domain', redis.call('HGET', k, 'domain'))
 redis.call('HDEL', 'site_short', redis.call('HGET', k, 'short_id'))
 redis.call('DEL', k)
 redis.call('ZREM', 'sites', id)
-local ms = redis.call('ZRANGE', 'evts:' .. id, 0, -1)
-for _, m in ipairs(ms) do redis.call('ZREM', 'evseq', id .. ':' .. m) end
-redis.call('DEL', 'ev:' .. id, 'evts:' .. id, 'evss:' .. id)
-local prefix = 'rui:' .. id .. ':'
-for _, ik in ipairs(redis.call('SMEMBERS', 'ruidx')) do
-  if string.sub(ik, 1, #prefix) == prefix then
-    local cell = 'ru:' .. string.sub(ik, 5) .. ':'
-    for _, m in ipairs(redis.call('ZRANGE', ik, 0, -1)) do
-      redis.call('DEL', cell .. m)
-    end
-    redis.call('DEL', ik)
-    redis.call('SREM', 'ruidx', ik)
-  end
+erase_site_data(id)
+for _, did in ipairs(redis.call('SMEMBERS', 'site_docs:' .. id)) do
+  redis.call('DEL', 'doc:' .. did)
+  redis.call('ZREM', 'docs', did)
 end
+redis.call('DEL', 'site_docs:' .. id)
 for _, kid in ipairs(redis.call('SMEMBERS', 'site_apikeys:' .. id)) do
   local h = redis.call('HGET', 'apikey:' .. kid, 'secret_hash')
   if h then redis.call('HDEL', 'apikey_hash', h) end
@@ -147,6 +190,113 @@ for _, kid in ipairs(redis.call('SMEMBERS', 'site_apikeys:' .. id)) do
   redis.call('ZREM', 'apikeys', kid)
 end
 redis.call('DEL', 'site_apikeys:' .. id)
+return 1
+)lua";
+
+// ARGV: id. Deletes the site's events and rollups. Returns 1, or 0 when the
+// site is absent. (After kSiteDataLuaFns.)
+constexpr char kEraseSiteDataLua[] = R"lua(
+if redis.call('EXISTS', 'site:' .. ARGV[1]) == 0 then return 0 end
+erase_site_data(ARGV[1])
+return 1
+)lua";
+
+// ARGV: site, before_ms, limit. Deletes up to `limit` of the site's events
+// with ts_ms < before_ms; returns how many. (After kSiteDataLuaFns.)
+constexpr char kDeleteEventsBeforeLua[] = R"lua(
+local id = ARGV[1]
+local items = redis.call('ZRANGEBYSCORE', 'evts:' .. id, '-inf',
+                         '(' .. ARGV[2], 'WITHSCORES', 'LIMIT', 0,
+                         tonumber(ARGV[3]))
+local sks = seq_keys()
+local n = 0
+for i = 1, #items, 2 do
+  local m = items[i]
+  local ts = string.format('%d', tonumber(items[i + 1]))
+  redis.call('XDEL', 'ev:' .. id, string.format('%d-0', tonumber(m)))
+  redis.call('ZREM', 'evts:' .. id, m)
+  redis.call('ZREM', 'evss:' .. id, m .. ':' .. ts)
+  for _, sk in ipairs(sks) do redis.call('ZREM', sk, id .. ':' .. m) end
+  n = n + 1
+end
+return n
+)lua";
+
+// ARGV: kind, site_id, json, updated_ms. Returns the new id, or -1 when
+// site_id is not 0 and names no site.
+constexpr char kAddDocLua[] = R"lua(
+local site = ARGV[2]
+if site ~= '0' and redis.call('EXISTS', 'site:' .. site) == 0 then
+  return -1
+end
+local id = redis.call('INCR', 'doc_id')
+redis.call('HSET', 'doc:' .. id, 'kind', ARGV[1], 'site_id', site,
+           'json', ARGV[3], 'updated_ms', ARGV[4])
+redis.call('ZADD', 'docs', id, id)
+if site ~= '0' then redis.call('SADD', 'site_docs:' .. site, id) end
+return id
+)lua";
+
+// ARGV: id, json, updated_ms. Returns 1, or 0 when absent.
+constexpr char kUpdateDocLua[] = R"lua(
+local k = 'doc:' .. ARGV[1]
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'json', ARGV[2], 'updated_ms', ARGV[3])
+return 1
+)lua";
+
+// ARGV: id. Returns 1, or 0 when absent.
+constexpr char kDeleteDocLua[] = R"lua(
+local k = 'doc:' .. ARGV[1]
+if redis.call('EXISTS', k) == 0 then return 0 end
+local site = redis.call('HGET', k, 'site_id')
+redis.call('DEL', k)
+redis.call('ZREM', 'docs', ARGV[1])
+if site and site ~= '0' then
+  redis.call('SREM', 'site_docs:' .. site, ARGV[1])
+end
+return 1
+)lua";
+
+// KEYS: the run's hash, the ledger index, the job's index. ARGV: job,
+// site_id, period, holder, updated_ms, stale_before_ms. Inserts or takes over
+// the run as ClaimJobRun says; returns the stored row (HGETALL).
+constexpr char kClaimJobLua[] = R"lua(
+local k = KEYS[1]
+local function index()
+  redis.call('ZADD', KEYS[2], ARGV[5], k)
+  redis.call('ZADD', KEYS[3], ARGV[5], k)
+end
+if redis.call('EXISTS', k) == 0 then
+  redis.call('HSET', k, 'job', ARGV[1], 'site_id', ARGV[2],
+             'period', ARGV[3], 'state', 'claimed', 'holder', ARGV[4],
+             'attempts', 1, 'updated_ms', ARGV[5], 'error', '')
+  index()
+else
+  local state = redis.call('HGET', k, 'state')
+  local updated = tonumber(redis.call('HGET', k, 'updated_ms'))
+  if (state == 'claimed' or state == 'failed') and
+     updated < tonumber(ARGV[6]) then
+    redis.call('HSET', k, 'state', 'claimed', 'holder', ARGV[4],
+               'updated_ms', ARGV[5])
+    redis.call('HINCRBY', k, 'attempts', 1)
+    index()
+  end
+end
+return redis.call('HGETALL', k)
+)lua";
+
+// KEYS as kClaimJobLua. ARGV: holder, state, error, attempts, updated_ms.
+// Returns 1 when updated, else the current holder ("" when no such run).
+constexpr char kUpdateJobLua[] = R"lua(
+local k = KEYS[1]
+local holder = redis.call('HGET', k, 'holder')
+if not holder then return '' end
+if holder ~= ARGV[1] then return holder end
+redis.call('HSET', k, 'state', ARGV[2], 'error', ARGV[3],
+           'attempts', ARGV[4], 'updated_ms', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], k)
+redis.call('ZADD', KEYS[3], ARGV[5], k)
 return 1
 )lua";
 
@@ -196,7 +346,7 @@ for _, ik in ipairs(redis.call('SMEMBERS', 'ruidx')) do
   end
   redis.call('DEL', ik)
 end
-redis.call('DEL', 'ruidx', 'rollup_checkpoint')
+redis.call('DEL', 'ruidx', 'rollup_checkpoint', 'rollup_checkpoints')
 return 1
 )lua";
 
@@ -619,6 +769,17 @@ class Lease {
 
 constexpr size_t kMaxIdle = 8;
 constexpr size_t kFetchChunk = 512;
+// Events deleted per DeleteEventsBefore script call.
+constexpr size_t kDeleteChunk = 5000;
+
+// The text of a script that uses kSiteDataLuaFns: the functions, then it.
+// Built once per script and kept for the life of the process.
+template <const char* kBody>
+const char* WithSiteDataFns() {
+  static const std::string* const text =
+      new std::string(absl::StrCat(kSiteDataLuaFns, kBody));
+  return text->c_str();
+}
 constexpr int kRollupRetries = 200;
 
 // Metric fields of a rollup cell hash.
@@ -643,6 +804,12 @@ absl::StatusOr<std::string> MergeSketches(const std::string& a,
   absl::Status s = h->MergeSerialized(b);
   if (!s.ok()) return s;
   return h->Serialize();
+}
+
+// The ZSET of a worker's events by seq ("evseq" for worker 0, the key of
+// databases written before per-worker checkpoints).
+std::string SeqIndexKey(int32_t worker) {
+  return worker == 0 ? std::string("evseq") : absl::StrCat("evseq:", worker);
 }
 
 std::string IndexKey(int64_t site, RollupLevel level, const std::string& dim) {
@@ -694,7 +861,8 @@ class RedisStore : public Store {
     if (out.created_ms == 0) out.created_ms = absl::ToUnixMillis(absl::Now());
     absl::StatusOr<int64_t> id =
         EvalInt(add_site_, {out.domain, out.short_id, out.timezone,
-                            absl::StrCat(out.created_ms), out.allowed_origins});
+                            absl::StrCat(out.created_ms), out.allowed_origins,
+                            absl::StrCat(out.retention_days)});
     if (!id.ok()) return id.status();
     if (*id == -1) {
       return absl::AlreadyExistsError(
@@ -727,6 +895,7 @@ class RedisStore : public Store {
       s.timezone = h["timezone"];
       s.created_ms = ParseIntOr0(h["created_ms"]);
       s.allowed_origins = h["allowed_origins"];
+      s.retention_days = static_cast<int32_t>(ParseIntOr0(h["retention_days"]));
       out.push_back(std::move(s));
     }
     return out;
@@ -745,7 +914,8 @@ class RedisStore : public Store {
   absl::Status UpdateSite(const Site& site) override {
     absl::StatusOr<int64_t> r =
         EvalInt(update_site_,
-                {absl::StrCat(site.id), site.timezone, site.allowed_origins});
+                {absl::StrCat(site.id), site.timezone, site.allowed_origins,
+                 absl::StrCat(site.retention_days)});
     if (!r.ok()) return r.status();
     if (*r == 0) {
       return absl::NotFoundError(
@@ -866,7 +1036,7 @@ class RedisStore : public Store {
   absl::Status AppendEvents(absl::Span<Event> events) override {
     if (events.empty()) return absl::OkStatus();
     Args args;
-    args.reserve(5 + events.size() * 4);
+    args.reserve(4 + events.size() * 5);
     args.push_back("EVALSHA");
     args.push_back(append_.sha);
     args.push_back("0");
@@ -876,6 +1046,7 @@ class RedisStore : public Store {
       args.push_back(absl::StrCat(e.site_id));
       args.push_back(absl::StrCat(e.ts_ms));
       args.push_back(absl::StrCat(e.session_start_ms));
+      args.push_back(absl::StrCat(e.worker));
       EncodeEvent(e, &buf);
       args.push_back(buf);
     }
@@ -940,14 +1111,16 @@ class RedisStore : public Store {
   }
 
   absl::Status ScanEventsAfter(
-      int64_t after_seq, const std::function<bool(const Event&)>& fn) override {
+      int64_t after_seq, int32_t worker,
+      const std::function<bool(const Event&)>& fn) override {
     absl::StatusOr<Lease> c = Acquire();
     if (!c.ok()) return c.status();
+    const std::string key = SeqIndexKey(worker);
     int64_t after = after_seq;
     while (true) {
       absl::StatusOr<ReplyPtr> r =
-          (*c)->Command({"ZRANGEBYSCORE", "evseq", absl::StrCat("(", after),
-                         "+inf", "LIMIT", "0", absl::StrCat(kFetchChunk)});
+          (*c)->Command({"ZRANGEBYSCORE", key, absl::StrCat("(", after), "+inf",
+                         "LIMIT", "0", absl::StrCat(kFetchChunk)});
       if (!r.ok()) return r.status();
       if ((*r)->type != REDIS_REPLY_ARRAY) return ReplyError(r->get(), "scan");
       std::vector<std::pair<std::string, int64_t>> refs;
@@ -969,7 +1142,7 @@ class RedisStore : public Store {
 
   // ---- Rollups.
 
-  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
+  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas, int32_t worker,
                             int64_t checkpoint_seq) override {
     struct Staged {
       std::string index_key;
@@ -1063,7 +1236,10 @@ class RedisStore : public Store {
         sadd.insert(sadd.end(), indexes.begin(), indexes.end());
         conn.Append(sadd);
       }
-      conn.Append({"SET", "rollup_checkpoint", cp});
+      conn.Append({"HSET", "rollup_checkpoints", absl::StrCat(worker), cp});
+      // The checkpoint of a database written before per-worker checkpoints
+      // was worker 0's.
+      if (worker == 0) conn.Append({"DEL", "rollup_checkpoint"});
       conn.Append({"EXEC"});
       absl::StatusOr<std::vector<ReplyPtr>> rs = conn.Flush();
       if (!rs.ok()) return rs.status();
@@ -1088,15 +1264,44 @@ class RedisStore : public Store {
         "store: redis: apply rollups: too many concurrent conflicts");
   }
 
-  absl::StatusOr<int64_t> RollupCheckpoint() override {
+  absl::StatusOr<int64_t> RollupCheckpoint(int32_t worker) override {
+    absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>> all =
+        ListRollupCheckpoints();
+    if (!all.ok()) return all.status();
+    for (const auto& [w, seq] : *all) {
+      if (w == worker) return seq;
+    }
+    return 0;
+  }
+
+  // HGETALL rollup_checkpoints, plus the pre-per-worker "rollup_checkpoint"
+  // string as worker 0's when the hash has no 0 yet.
+  absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>>
+  ListRollupCheckpoints() override {
     absl::StatusOr<Lease> c = Acquire();
     if (!c.ok()) return c.status();
-    absl::StatusOr<ReplyPtr> r = (*c)->Command({"GET", "rollup_checkpoint"});
-    if (!r.ok()) return r.status();
-    if ((*r)->type == REDIS_REPLY_NIL) return 0;
-    int64_t v = 0;
-    if (!ReplyInt(r->get(), &v)) return ReplyError(r->get(), "checkpoint");
-    return v;
+    (*c)->Append({"HGETALL", "rollup_checkpoints"});
+    (*c)->Append({"GET", "rollup_checkpoint"});
+    absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
+    if (!rs.ok()) return rs.status();
+    const redisReply* h = (*rs)[0].get();
+    const redisReply* legacy = (*rs)[1].get();
+    if (h->type != REDIS_REPLY_ARRAY) return ReplyError(h, "checkpoints");
+    std::map<int32_t, int64_t> by_worker;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+      int64_t w = 0, seq = 0;
+      if (!ReplyInt(h->element[i], &w) || !ReplyInt(h->element[i + 1], &seq)) {
+        return ReplyError(h, "checkpoints");
+      }
+      by_worker[static_cast<int32_t>(w)] = seq;
+    }
+    if (legacy->type != REDIS_REPLY_NIL && !by_worker.contains(0)) {
+      int64_t seq = 0;
+      if (!ReplyInt(legacy, &seq)) return ReplyError(legacy, "checkpoint");
+      by_worker[0] = seq;
+    }
+    return std::vector<std::pair<int32_t, int64_t>>(by_worker.begin(),
+                                                    by_worker.end());
   }
 
   absl::Status ScanRollups(
@@ -1168,6 +1373,193 @@ class RedisStore : public Store {
     return EvalInt(clear_rollups_, {}).status();
   }
 
+  // ---- Retention.
+
+  absl::StatusOr<int64_t> DeleteEventsBefore(int64_t site_id,
+                                             int64_t before_ms) override {
+    // Chunks of kDeleteChunk events, each one script call (atomic), so that
+    // Redis is never blocked for long.
+    int64_t total = 0;
+    while (true) {
+      absl::StatusOr<int64_t> n =
+          EvalInt(delete_events_before_,
+                  {absl::StrCat(site_id), absl::StrCat(before_ms),
+                   absl::StrCat(kDeleteChunk)});
+      if (!n.ok()) return n.status();
+      total += *n;
+      if (*n < static_cast<int64_t>(kDeleteChunk)) return total;
+    }
+  }
+
+  absl::Status EraseSiteData(int64_t site_id) override {
+    absl::StatusOr<int64_t> r =
+        EvalInt(erase_site_data_, {absl::StrCat(site_id)});
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site_id));
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Configuration documents.
+
+  absl::StatusOr<ConfigDoc> AddConfigDoc(const ConfigDoc& doc) override {
+    absl::Status st = CheckConfigDoc(doc);
+    if (!st.ok()) return st;
+    ConfigDoc out = doc;
+    if (out.updated_ms == 0) out.updated_ms = absl::ToUnixMillis(absl::Now());
+    absl::StatusOr<int64_t> id =
+        EvalInt(add_doc_, {out.kind, absl::StrCat(out.site_id), out.json,
+                           absl::StrCat(out.updated_ms)});
+    if (!id.ok()) return id.status();
+    if (*id == -1) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", out.site_id));
+    }
+    out.id = *id;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ConfigDoc>> ListConfigDocs(
+      std::string_view kind, int64_t site_id) override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    std::vector<int64_t> ids;
+    if (site_id == 0) {
+      absl::StatusOr<std::vector<std::string>> all = ZRangeAll(**c, "docs");
+      if (!all.ok()) return all.status();
+      for (const std::string& id : *all) ids.push_back(ParseIntOr0(id));
+    } else {
+      absl::StatusOr<ReplyPtr> r =
+          (*c)->Command({"SMEMBERS", absl::StrCat("site_docs:", site_id)});
+      if (!r.ok()) return r.status();
+      if ((*r)->type != REDIS_REPLY_ARRAY) {
+        return ReplyError(r->get(), "SMEMBERS");
+      }
+      for (size_t i = 0; i < (*r)->elements; ++i) {
+        ids.push_back(ParseIntOr0(Str((*r)->element[i])));
+      }
+      std::sort(ids.begin(), ids.end());
+    }
+    for (int64_t id : ids) (*c)->Append({"HGETALL", absl::StrCat("doc:", id)});
+    absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
+    if (!rs.ok()) return rs.status();
+    std::vector<ConfigDoc> out;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      std::map<std::string, std::string> h = HashMap((*rs)[i].get());
+      if (h.empty()) continue;  // removed meanwhile
+      if (!kind.empty() && h["kind"] != kind) continue;
+      ConfigDoc d;
+      d.id = ids[i];
+      d.kind = h["kind"];
+      d.site_id = ParseIntOr0(h["site_id"]);
+      d.json = h["json"];
+      d.updated_ms = ParseIntOr0(h["updated_ms"]);
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+
+  absl::Status UpdateConfigDoc(const ConfigDoc& doc) override {
+    absl::Status st = CheckConfigDocJson(doc.json);
+    if (!st.ok()) return st;
+    const int64_t updated_ms =
+        doc.updated_ms != 0 ? doc.updated_ms : absl::ToUnixMillis(absl::Now());
+    absl::StatusOr<int64_t> r =
+        EvalInt(update_doc_,
+                {absl::StrCat(doc.id), doc.json, absl::StrCat(updated_ms)});
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no config doc with id ", doc.id));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteConfigDoc(int64_t id) override {
+    absl::StatusOr<int64_t> r = EvalInt(delete_doc_, {absl::StrCat(id)});
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no config doc with id ", id));
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Job ledger (one script call each: atomic across workers).
+
+  absl::StatusOr<JobRun> ClaimJobRun(const JobRun& want,
+                                     int64_t stale_before_ms) override {
+    absl::Status st = CheckJobRun(want);
+    if (!st.ok()) return st;
+    Args args = {"EVALSHA", claim_job_.sha, "3"};
+    AppendJobKeys(want, &args);
+    for (std::string a :
+         {want.job, absl::StrCat(want.site_id), want.period, want.holder,
+          absl::StrCat(want.updated_ms), absl::StrCat(stale_before_ms)}) {
+      args.push_back(std::move(a));
+    }
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r = EvalArgs(**c, claim_job_, args);
+    if (!r.ok()) return r.status();
+    std::optional<JobRun> run = JobRunFromHash(r->get());
+    if (!run.has_value()) return ReplyError(r->get(), "claim job run");
+    return *std::move(run);
+  }
+
+  absl::Status UpdateJobRun(const JobRun& run) override {
+    Args args = {"EVALSHA", update_job_.sha, "3"};
+    AppendJobKeys(run, &args);
+    for (std::string a :
+         {run.holder, run.state, run.error, absl::StrCat(run.attempts),
+          absl::StrCat(run.updated_ms)}) {
+      args.push_back(std::move(a));
+    }
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    absl::StatusOr<ReplyPtr> r = EvalArgs(**c, update_job_, args);
+    if (!r.ok()) return r.status();
+    if ((*r)->type == REDIS_REPLY_INTEGER && (*r)->integer == 1) {
+      return absl::OkStatus();
+    }
+    if ((*r)->type != REDIS_REPLY_STRING) {
+      return ReplyError(r->get(), "update job run");
+    }
+    const std::string holder = Str(r->get());
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store: job run ", run.job, "/", run.site_id, "/", run.period,
+        holder.empty()
+            ? std::string(" was never claimed")
+            : absl::StrCat(" is held by ", holder, ", not ", run.holder)));
+  }
+
+  absl::StatusOr<std::vector<JobRun>> ListJobRuns(std::string_view job,
+                                                  int64_t limit) override {
+    absl::StatusOr<Lease> c = Acquire();
+    if (!c.ok()) return c.status();
+    const std::string index =
+        job.empty() ? std::string("jrz") : absl::StrCat("jrz:", AV(job));
+    absl::StatusOr<ReplyPtr> r = (*c)->Command(
+        {"ZREVRANGE", index, "0", absl::StrCat(limit > 0 ? limit - 1 : -1)});
+    if (!r.ok()) return r.status();
+    if ((*r)->type != REDIS_REPLY_ARRAY) return ReplyError(r->get(), "ZRANGE");
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < (*r)->elements; ++i) {
+      keys.push_back(Str((*r)->element[i]));
+    }
+    for (const std::string& k : keys) (*c)->Append({"HGETALL", k});
+    absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
+    if (!rs.ok()) return rs.status();
+    std::vector<JobRun> out;
+    for (const ReplyPtr& h : *rs) {
+      std::optional<JobRun> run = JobRunFromHash(h.get());
+      if (run.has_value()) out.push_back(*std::move(run));
+    }
+    return out;
+  }
+
   // Used by Lease.
   absl::StatusOr<Lease> Acquire() {
     {
@@ -1185,9 +1577,46 @@ class RedisStore : public Store {
   explicit RedisStore(Config cfg) : cfg_(std::move(cfg)) {}
 
   std::vector<Script*> scripts() {
-    return {&append_,        &add_site_,     &update_site_,
-            &remove_site_,   &add_api_key_,  &revoke_api_key_,
-            &put_if_absent_, &delete_salts_, &clear_rollups_};
+    return {&append_,
+            &add_site_,
+            &update_site_,
+            &remove_site_,
+            &add_api_key_,
+            &revoke_api_key_,
+            &put_if_absent_,
+            &delete_salts_,
+            &clear_rollups_,
+            &erase_site_data_,
+            &delete_events_before_,
+            &add_doc_,
+            &update_doc_,
+            &delete_doc_,
+            &claim_job_,
+            &update_job_};
+  }
+
+  // KEYS of the job scripts: the run's hash "jr:{len(job)}:{job}:{site}:
+  // {period}", the ledger index "jrz" and the job's index "jrz:{job}".
+  static void AppendJobKeys(const JobRun& run, Args* args) {
+    args->push_back(absl::StrCat("jr:", run.job.size(), ":", run.job, ":",
+                                 run.site_id, ":", run.period));
+    args->push_back("jrz");
+    args->push_back(absl::StrCat("jrz:", run.job));
+  }
+
+  static std::optional<JobRun> JobRunFromHash(const redisReply* r) {
+    std::map<std::string, std::string> h = HashMap(r);
+    if (h.empty()) return std::nullopt;
+    JobRun run;
+    run.job = h["job"];
+    run.site_id = ParseIntOr0(h["site_id"]);
+    run.period = h["period"];
+    run.state = h["state"];
+    run.holder = h["holder"];
+    run.attempts = static_cast<int32_t>(ParseIntOr0(h["attempts"]));
+    run.updated_ms = ParseIntOr0(h["updated_ms"]);
+    run.error = h["error"];
+    return run;
   }
 
   absl::StatusOr<Lease> Connect() {
@@ -1379,8 +1808,11 @@ class RedisStore : public Store {
         if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
         const redisReply* fields = entry->element[1];
         const redisReply* blob = nullptr;
+        int64_t worker = 0;  // absent in entries written before workers
         for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-          if (Str(fields->element[f]) == "e") blob = fields->element[f + 1];
+          const std::string name = Str(fields->element[f]);
+          if (name == "e") blob = fields->element[f + 1];
+          if (name == "w") worker = ParseIntOr0(Str(fields->element[f + 1]));
         }
         if (blob == nullptr) continue;
         Event e;
@@ -1388,6 +1820,7 @@ class RedisStore : public Store {
             DecodeEvent(std::string_view(blob->str, blob->len), &e);
         if (!st.ok()) return st;
         e.seq = refs[i].second;
+        e.worker = static_cast<int32_t>(worker);
         events.push_back(std::move(e));
       }
       for (const Event& e : events) {
@@ -1406,12 +1839,19 @@ class RedisStore : public Store {
   Script append_{kAppendLua, ""};
   Script add_site_{kAddSiteLua, ""};
   Script update_site_{kUpdateSiteLua, ""};
-  Script remove_site_{kRemoveSiteLua, ""};
+  Script remove_site_{WithSiteDataFns<kRemoveSiteLua>(), ""};
   Script add_api_key_{kAddApiKeyLua, ""};
   Script revoke_api_key_{kRevokeApiKeyLua, ""};
   Script put_if_absent_{kHashPutIfAbsentLua, ""};
   Script delete_salts_{kDeleteSaltsLua, ""};
   Script clear_rollups_{kClearRollupsLua, ""};
+  Script erase_site_data_{WithSiteDataFns<kEraseSiteDataLua>(), ""};
+  Script delete_events_before_{WithSiteDataFns<kDeleteEventsBeforeLua>(), ""};
+  Script add_doc_{kAddDocLua, ""};
+  Script update_doc_{kUpdateDocLua, ""};
+  Script delete_doc_{kDeleteDocLua, ""};
+  Script claim_job_{kClaimJobLua, ""};
+  Script update_job_{kUpdateJobLua, ""};
 };
 
 Lease::~Lease() {

@@ -18,14 +18,17 @@
 // Key layout (one logical database, selected by /db):
 //   seq                    counter: last event seq (INCRBY; never reused)
 //   ev:{site}              STREAM, the primary record of raw events: entry id
-//                          "<seq>-0", fields "ts" (ts_ms) and "e" (the event,
-//                          binary encoded, see redis_store.cc)
+//                          "<seq>-0", fields "ts" (ts_ms), "w" (Event::worker;
+//                          absent = 0) and "e" (the event, binary encoded, see
+//                          redis_store.cc)
 //   evts:{site}            ZSET score ts_ms, member seq as 20 zero-padded
 //                          digits: ZRANGEBYSCORE yields (ts_ms, seq) order
 //   evss:{site}            ZSET score session_start_ms, member "<seq20>:<ts>"
 //                          (for EventScan::include_session_starts)
-//   evseq                  ZSET score seq, member "<site>:<seq20>" (for
-//                          ScanEventsAfter across sites, in seq order)
+//   evseq, evseq:{worker}  ZSET score seq, member "<site>:<seq20>": the events
+//                          of worker 0 (evseq) or of another worker, for
+//                          ScanEventsAfter(after, worker) across sites;
+//                          evworkers: SET of the workers other than 0
 //   site_id, apikey_id     counters for ids
 //   site:{id}              HASH domain short_id timezone created_ms
 //                          allowed_origins;  sites: ZSET of ids (score id)
@@ -40,17 +43,27 @@
 //   ru:{same suffix}:{member}
 //                          HASH of one rollup cell: pv ev vi bo du sp (metrics)
 //                          and v (the serialized sketch/hll.h sketch)
-//   rollup_checkpoint      STRING
+//   doc:{id}               HASH kind site_id json updated_ms of a config doc;
+//                          docs: ZSET of ids; site_docs:{site}: SET of ids;
+//                          doc_id: counter
+//   jr:{len(job)}:{job}:{site}:{period}
+//                          HASH of a job ledger row (JobRun fields); jrz and
+//                          jrz:{job}: ZSET score updated_ms, member the row key
+//   rollup_checkpoints     HASH worker -> seq (per-worker checkpoints); the
+//                          STRING rollup_checkpoint of older databases is read
+//                          as worker 0's until worker 0 writes its own
 //
 // Atomicity. Every multi-key write is one Lua script (AppendEvents: INCRBY seq
 // then XADD/ZADD for the whole batch, one round trip; AddSite, AddApiKey,
-// RemoveSite, ...), so it is all-or-nothing and unique constraints hold across
-// processes. (Redis does not roll a script back when a command in it fails, so
-// the append script checks key types and stream tops before its first
-// write.) ApplyRollups is optimistic: WATCH the touched cells and read their
-// sketches (one pipelined round trip), merge in C++, then one MULTI/EXEC with
-// HINCRBY for metrics, HSET of the merged sketch, the index updates and the
-// checkpoint; retried when another writer touched a cell.
+// RemoveSite, EraseSiteData, config docs, ClaimJobRun, UpdateJobRun, ...), so
+// it is all-or-nothing and unique constraints and claims hold across
+// processes. DeleteEventsBefore deletes in scripts of 5000 events each. (Redis
+// does not roll a script back when a command in it fails, so the append script
+// checks key types and stream tops before its first write.) ApplyRollups is
+// optimistic: WATCH the touched cells and read their sketches (one pipelined
+// round trip), merge in C++, then one MULTI/EXEC with HINCRBY for metrics, HSET
+// of the merged sketch, the index updates and the checkpoint; retried when
+// another writer touched a cell.
 //
 // Deviation from the issue: unique visitors are kept in our own sketch format
 // (sketch/hll.h), not in Redis's HyperLogLog (PFADD/PFMERGE): RollupRow carries

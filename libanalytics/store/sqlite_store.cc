@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/props_codec.h"
+#include "libanalytics/store/store_checks.h"
 #include "rapidjson/document.h"
 
 namespace analytics {
@@ -122,11 +123,41 @@ CREATE TABLE api_keys(
   revoked_ms INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX api_keys_site ON api_keys(site_id);
 )sql",
+    // Version 3: per-worker rollup checkpoints (the old single checkpoint
+    // becomes worker 0's), retention, configuration documents, job ledger.
+    R"sql(
+ALTER TABLE events ADD COLUMN worker INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE rollup_checkpoints(
+  worker INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL);
+INSERT INTO rollup_checkpoints(worker, seq)
+  SELECT 0, CAST(value AS INTEGER) FROM meta WHERE key = 'rollup_checkpoint';
+DELETE FROM meta WHERE key = 'rollup_checkpoint';
+ALTER TABLE sites ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE config_docs(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  site_id INTEGER NOT NULL,
+  json TEXT NOT NULL,
+  updated_ms INTEGER NOT NULL);
+CREATE INDEX config_docs_kind_site ON config_docs(kind, site_id);
+CREATE INDEX config_docs_site ON config_docs(site_id);
+CREATE TABLE job_runs(
+  job TEXT NOT NULL,
+  site_id INTEGER NOT NULL,
+  period TEXT NOT NULL,
+  state TEXT NOT NULL,
+  holder TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(job, site_id, period));
+CREATE INDEX job_runs_updated ON job_runs(updated_ms);
+)sql",
 };
 constexpr int kSchemaVersion =
     static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
-constexpr char kCheckpointKey[] = "rollup_checkpoint";
 // The highest seq ever deleted (RemoveSite): new events get larger seqs even
 // when the newest rows were deleted, so a seq is never reused and rollup
 // checkpoints stay valid. (Cheaper than AUTOINCREMENT, which costs ~15% of
@@ -136,16 +167,16 @@ constexpr char kSeqFloorKey[] = "seq_floor";
 // collide with the internal keys above.
 constexpr char kUserMetaPrefix[] = "user:";
 
-// Event columns after seq, in bind order (?1..?36); SELECTs prepend seq.
+// Event columns after seq, in bind order (?1..?37); SELECTs prepend seq.
 #define ANALYTICS_EVENT_COLUMNS                                              \
   "site_id, ts_ms, name, hostname, page, props, visitor_id, session_id, "    \
   "session_start_ms, entry_page, source, referrer, utm_source, utm_medium, " \
   "utm_campaign, utm_term, utm_content, country, browser, browser_version, " \
   "os, os_version, device, screen, locale, first_in_session, first_page, "   \
   "first_name, s_pageviews, s_events, s_bounce, s_duration_ms, "             \
-  "s_exit_page, d_bounce, d_duration_ms, imported"
+  "s_exit_page, d_bounce, d_duration_ms, imported, worker"
 
-constexpr int kEventParams = 37;  // 36 columns + seq (NULL: the next rowid)
+constexpr int kEventParams = 38;  // 37 columns + seq (NULL: the next rowid)
 // Rows per multi-row INSERT: one statement execution per kInsertRows events
 // amortizes statement start-up and cursor opening (about 1/3 of the cost of
 // single-row inserts); the remainder of a batch uses single-row inserts.
@@ -404,7 +435,7 @@ class Txn {
 
 // ---------------------------------------------------------------------------
 
-// Binds e to parameters base+1 .. base+36 (base+37, seq, is left alone).
+// Binds e to parameters base+1 .. base+37 (base+38, seq, is left alone).
 void BindEvent(sqlite3_stmt* s, int base, const Event& e,
                std::string* props_buf) {
   sqlite3_bind_int64(s, base + 1, e.site_id);
@@ -434,6 +465,7 @@ void BindEvent(sqlite3_stmt* s, int base, const Event& e,
   sqlite3_bind_int(s, base + 34, e.d_bounce);
   sqlite3_bind_int64(s, base + 35, e.d_duration_ms);
   sqlite3_bind_int(s, base + 36, e.imported ? 1 : 0);
+  sqlite3_bind_int(s, base + 37, e.worker);
 }
 
 // Reads a row of kSelectEvents into e (reusing e's buffers).
@@ -474,6 +506,7 @@ absl::Status ReadEvent(sqlite3_stmt* s, Event* e) {
   e->d_bounce = static_cast<int8_t>(sqlite3_column_int(s, 34));
   e->d_duration_ms = sqlite3_column_int64(s, 35);
   e->imported = sqlite3_column_int(s, 36) != 0;
+  e->worker = sqlite3_column_int(s, 37);
   return absl::OkStatus();
 }
 
@@ -510,6 +543,40 @@ std::string UserMetaKey(std::string_view key) {
   k.append(key);
   return k;
 }
+
+constexpr char kSelectConfigDocs[] =
+    "SELECT id, kind, site_id, json, updated_ms FROM config_docs ";
+
+ConfigDoc ReadConfigDoc(sqlite3_stmt* s) {
+  ConfigDoc d;
+  d.id = sqlite3_column_int64(s, 0);
+  ColumnString(s, 1, &d.kind);
+  d.site_id = sqlite3_column_int64(s, 2);
+  ColumnString(s, 3, &d.json);
+  d.updated_ms = sqlite3_column_int64(s, 4);
+  return d;
+}
+
+constexpr char kSelectJobRuns[] =
+    "SELECT job, site_id, period, state, holder, attempts, updated_ms, error "
+    "FROM job_runs ";
+
+JobRun ReadJobRun(sqlite3_stmt* s) {
+  JobRun r;
+  ColumnString(s, 0, &r.job);
+  r.site_id = sqlite3_column_int64(s, 1);
+  ColumnString(s, 2, &r.period);
+  ColumnString(s, 3, &r.state);
+  ColumnString(s, 4, &r.holder);
+  r.attempts = sqlite3_column_int(s, 5);
+  r.updated_ms = sqlite3_column_int64(s, 6);
+  ColumnString(s, 7, &r.error);
+  return r;
+}
+
+// Rows deleted per transaction by DeleteEventsBefore, so that the writer is
+// not held for long.
+constexpr int kDeleteChunk = 20000;
 
 // ---------------------------------------------------------------------------
 
@@ -579,7 +646,7 @@ class SqliteStore : public Store {
     absl::MutexLock lock(&write_mu_);
     absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
         "INSERT INTO sites(domain, short_id, timezone, created_ms, "
-        "allowed_origins) VALUES(?1, ?2, ?3, ?4, ?5)");
+        "allowed_origins, retention_days) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     BindText(*s, 1, out.domain);
@@ -587,6 +654,7 @@ class SqliteStore : public Store {
     BindText(*s, 3, out.timezone);
     sqlite3_bind_int64(*s, 4, out.created_ms);
     BindText(*s, 5, out.allowed_origins);
+    sqlite3_bind_int(*s, 6, out.retention_days);
     int rc = sqlite3_step(*s);
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -602,8 +670,8 @@ class SqliteStore : public Store {
     absl::StatusOr<Reader> r = AcquireReader();
     if (!r.ok()) return r.status();
     absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
-        "SELECT id, domain, short_id, timezone, created_ms, allowed_origins "
-        "FROM sites ORDER BY id");
+        "SELECT id, domain, short_id, timezone, created_ms, allowed_origins, "
+        "retention_days FROM sites ORDER BY id");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     std::vector<Site> out;
@@ -618,6 +686,7 @@ class SqliteStore : public Store {
       site.timezone = ColumnString(*s, 3);
       site.created_ms = sqlite3_column_int64(*s, 4);
       site.allowed_origins = ColumnString(*s, 5);
+      site.retention_days = sqlite3_column_int(*s, 6);
       out.push_back(std::move(site));
     }
     return out;
@@ -628,23 +697,14 @@ class SqliteStore : public Store {
     Txn txn(writer_.get());
     absl::Status st = txn.Begin();
     if (!st.ok()) return st;
-    {
-      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-          "INSERT INTO meta(key, value) "
-          "SELECT ?1, seq FROM (SELECT seq FROM events ORDER BY seq DESC "
-          "LIMIT 1) WHERE true "
-          "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)");
-      if (!s.ok()) return s.status();
-      ResetOnExit reset(*s);
-      BindText(*s, 1, kSeqFloorKey);
-      st = writer_->Run(*s, "remove site");
-      if (!st.ok()) return st;
-    }
+    st = RaiseSeqFloorLocked();
+    if (!st.ok()) return st;
     int64_t removed = 0;
     for (const char* sql : {"DELETE FROM sites WHERE id = ?1",
                             "DELETE FROM events WHERE site_id = ?1",
                             "DELETE FROM rollups WHERE site_id = ?1",
-                            "DELETE FROM api_keys WHERE site_id = ?1"}) {
+                            "DELETE FROM api_keys WHERE site_id = ?1",
+                            "DELETE FROM config_docs WHERE site_id = ?1"}) {
       absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
       if (!s.ok()) return s.status();
       ResetOnExit reset(*s);
@@ -663,12 +723,14 @@ class SqliteStore : public Store {
   absl::Status UpdateSite(const Site& site) override {
     absl::MutexLock lock(&write_mu_);
     absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-        "UPDATE sites SET timezone = ?2, allowed_origins = ?3 WHERE id = ?1");
+        "UPDATE sites SET timezone = ?2, allowed_origins = ?3, "
+        "retention_days = ?4 WHERE id = ?1");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     sqlite3_bind_int64(*s, 1, site.id);
     BindText(*s, 2, site.timezone);
     BindText(*s, 3, site.allowed_origins);
+    sqlite3_bind_int(*s, 4, site.retention_days);
     absl::Status st = writer_->Run(*s, "update site");
     if (!st.ok()) return st;
     if (sqlite3_changes64(writer_->db()) == 0) {
@@ -981,20 +1043,26 @@ class SqliteStore : public Store {
   }
 
   absl::Status ScanEventsAfter(
-      int64_t after_seq, const std::function<bool(const Event&)>& fn) override {
+      int64_t after_seq, int32_t worker,
+      const std::function<bool(const Event&)>& fn) override {
     absl::StatusOr<Reader> r = AcquireReader();
     if (!r.ok()) return r.status();
-    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
-        std::string(kSelectEvents) + "WHERE seq > ?1 ORDER BY seq");
+    // A rowid range scan filtered by worker, without an index on worker
+    // (which would cost every append a few percent): the events after a
+    // worker's checkpoint are mostly recent ones, of any worker.
+    absl::StatusOr<sqlite3_stmt*> s =
+        r->conn->Prepare(std::string(kSelectEvents) +
+                         "WHERE seq > ?1 AND worker = ?2 ORDER BY seq");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     sqlite3_bind_int64(*s, 1, after_seq);
+    sqlite3_bind_int(*s, 2, worker);
     return StepEvents(r->conn.get(), *s, fn);
   }
 
   // ---- Rollups.
 
-  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
+  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas, int32_t worker,
                             int64_t checkpoint_seq) override {
     absl::MutexLock lock(&write_mu_);
     Txn txn(writer_.get());
@@ -1035,25 +1103,53 @@ class SqliteStore : public Store {
         sqlite3_reset(*s);
       }
     }
-    st = SetCheckpointLocked(checkpoint_seq);
-    if (!st.ok()) return st;
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "INSERT INTO rollup_checkpoints(worker, seq) VALUES(?1, ?2) "
+          "ON CONFLICT(worker) DO UPDATE SET seq = excluded.seq");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      sqlite3_bind_int(*s, 1, worker);
+      sqlite3_bind_int64(*s, 2, checkpoint_seq);
+      st = writer_->Run(*s, "write rollup checkpoint");
+      if (!st.ok()) return st;
+    }
     return txn.Commit();
   }
 
-  absl::StatusOr<int64_t> RollupCheckpoint() override {
+  absl::StatusOr<int64_t> RollupCheckpoint(int32_t worker) override {
     absl::StatusOr<Reader> r = AcquireReader();
     if (!r.ok()) return r.status();
-    absl::StatusOr<sqlite3_stmt*> s =
-        r->conn->Prepare("SELECT value FROM meta WHERE key = ?1");
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        "SELECT seq FROM rollup_checkpoints WHERE worker = ?1");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
-    BindText(*s, 1, kCheckpointKey);
+    sqlite3_bind_int(*s, 1, worker);
     int rc = sqlite3_step(*s);
     if (rc == SQLITE_DONE) return int64_t{0};
     if (rc != SQLITE_ROW) {
       return SqlError(r->conn->db(), rc, "read rollup checkpoint");
     }
     return static_cast<int64_t>(sqlite3_column_int64(*s, 0));
+  }
+
+  absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>>
+  ListRollupCheckpoints() override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        "SELECT worker, seq FROM rollup_checkpoints ORDER BY worker");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    std::vector<std::pair<int32_t, int64_t>> out;
+    while (true) {
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) return out;
+      if (rc != SQLITE_ROW) {
+        return SqlError(r->conn->db(), rc, "list rollup checkpoints");
+      }
+      out.emplace_back(sqlite3_column_int(*s, 0), sqlite3_column_int64(*s, 1));
+    }
   }
 
   absl::Status ScanRollups(
@@ -1111,16 +1207,269 @@ class SqliteStore : public Store {
     Txn txn(writer_.get());
     absl::Status st = txn.Begin();
     if (!st.ok()) return st;
-    {
-      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare("DELETE FROM rollups");
+    for (const char* sql :
+         {"DELETE FROM rollups", "DELETE FROM rollup_checkpoints"}) {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
       if (!s.ok()) return s.status();
       ResetOnExit reset(*s);
       st = writer_->Run(*s, "clear rollups");
       if (!st.ok()) return st;
     }
-    st = SetCheckpointLocked(0);
-    if (!st.ok()) return st;
     return txn.Commit();
+  }
+
+  // ---- Retention.
+
+  absl::StatusOr<int64_t> DeleteEventsBefore(int64_t site_id,
+                                             int64_t before_ms) override {
+    int64_t total = 0;
+    while (true) {
+      absl::MutexLock lock(&write_mu_);
+      Txn txn(writer_.get());
+      absl::Status st = txn.Begin();
+      if (!st.ok()) return st;
+      st = RaiseSeqFloorLocked();
+      if (!st.ok()) return st;
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "DELETE FROM events WHERE seq IN (SELECT seq FROM events "
+          "WHERE site_id = ?1 AND ts_ms < ?2 LIMIT ?3)");
+      if (!s.ok()) return s.status();
+      int64_t n = 0;
+      {
+        ResetOnExit reset(*s);
+        sqlite3_bind_int64(*s, 1, site_id);
+        sqlite3_bind_int64(*s, 2, before_ms);
+        sqlite3_bind_int(*s, 3, kDeleteChunk);
+        st = writer_->Run(*s, "delete events");
+        if (!st.ok()) return st;
+        n = sqlite3_changes64(writer_->db());
+      }
+      st = txn.Commit();
+      if (!st.ok()) return st;
+      total += n;
+      if (n < kDeleteChunk) return total;
+    }
+  }
+
+  absl::Status EraseSiteData(int64_t site_id) override {
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    st = CheckSiteLocked(site_id);
+    if (!st.ok()) return st;
+    st = RaiseSeqFloorLocked();
+    if (!st.ok()) return st;
+    for (const char* sql : {"DELETE FROM events WHERE site_id = ?1",
+                            "DELETE FROM rollups WHERE site_id = ?1"}) {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      sqlite3_bind_int64(*s, 1, site_id);
+      st = writer_->Run(*s, "erase site data");
+      if (!st.ok()) return st;
+    }
+    return txn.Commit();
+  }
+
+  // ---- Configuration documents.
+
+  absl::StatusOr<ConfigDoc> AddConfigDoc(const ConfigDoc& doc) override {
+    absl::Status st = CheckConfigDoc(doc);
+    if (!st.ok()) return st;
+    ConfigDoc out = doc;
+    if (out.updated_ms == 0) out.updated_ms = absl::ToUnixMillis(absl::Now());
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    st = txn.Begin();
+    if (!st.ok()) return st;
+    if (out.site_id != 0) {
+      st = CheckSiteLocked(out.site_id);
+      if (!st.ok()) return st;
+    }
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "INSERT INTO config_docs(kind, site_id, json, updated_ms) "
+          "VALUES(?1, ?2, ?3, ?4)");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      BindText(*s, 1, out.kind);
+      sqlite3_bind_int64(*s, 2, out.site_id);
+      BindText(*s, 3, out.json);
+      sqlite3_bind_int64(*s, 4, out.updated_ms);
+      st = writer_->Run(*s, "add config doc");
+      if (!st.ok()) return st;
+      out.id = sqlite3_last_insert_rowid(writer_->db());
+    }
+    st = txn.Commit();
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<ConfigDoc>> ListConfigDocs(
+      std::string_view kind, int64_t site_id) override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s =
+        r->conn->Prepare(std::string(kSelectConfigDocs) +
+                         "WHERE (?1 = '' OR kind = ?1) AND "
+                         "(?2 = 0 OR site_id = ?2) ORDER BY id");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, kind);
+    sqlite3_bind_int64(*s, 2, site_id);
+    std::vector<ConfigDoc> out;
+    while (true) {
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) return out;
+      if (rc != SQLITE_ROW) {
+        return SqlError(r->conn->db(), rc, "list config docs");
+      }
+      out.push_back(ReadConfigDoc(*s));
+    }
+  }
+
+  absl::Status UpdateConfigDoc(const ConfigDoc& doc) override {
+    absl::Status st = CheckConfigDocJson(doc.json);
+    if (!st.ok()) return st;
+    const int64_t updated_ms =
+        doc.updated_ms != 0 ? doc.updated_ms : absl::ToUnixMillis(absl::Now());
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+        "UPDATE config_docs SET json = ?2, updated_ms = ?3 WHERE id = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, doc.id);
+    BindText(*s, 2, doc.json);
+    sqlite3_bind_int64(*s, 3, updated_ms);
+    st = writer_->Run(*s, "update config doc");
+    if (!st.ok()) return st;
+    if (sqlite3_changes64(writer_->db()) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no config doc with id ", doc.id));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteConfigDoc(int64_t id) override {
+    absl::MutexLock lock(&write_mu_);
+    absl::StatusOr<sqlite3_stmt*> s =
+        writer_->Prepare("DELETE FROM config_docs WHERE id = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, id);
+    absl::Status st = writer_->Run(*s, "delete config doc");
+    if (!st.ok()) return st;
+    if (sqlite3_changes64(writer_->db()) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no config doc with id ", id));
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Job ledger. BEGIN IMMEDIATE takes the database's write lock, so a
+  // claim is atomic across processes sharing the file too.
+
+  absl::StatusOr<JobRun> ClaimJobRun(const JobRun& want,
+                                     int64_t stale_before_ms) override {
+    absl::Status st = CheckJobRun(want);
+    if (!st.ok()) return st;
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    st = txn.Begin();
+    if (!st.ok()) return st;
+    absl::StatusOr<std::optional<JobRun>> row = ReadJobRunLocked(want);
+    if (!row.ok()) return row.status();
+    const char* sql = nullptr;
+    if (!row->has_value()) {
+      sql =
+          "INSERT INTO job_runs(job, site_id, period, state, holder, "
+          "attempts, updated_ms, error) VALUES(?1, ?2, ?3, 'claimed', ?4, 1, "
+          "?5, '')";
+    } else if (JobRunTakeable(**row, stale_before_ms)) {
+      sql =
+          "UPDATE job_runs SET state = 'claimed', holder = ?4, "
+          "attempts = attempts + 1, updated_ms = ?5 "
+          "WHERE job = ?1 AND site_id = ?2 AND period = ?3";
+    } else {
+      st = txn.Commit();
+      if (!st.ok()) return st;
+      return **row;
+    }
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      BindText(*s, 1, want.job);
+      sqlite3_bind_int64(*s, 2, want.site_id);
+      BindText(*s, 3, want.period);
+      BindText(*s, 4, want.holder);
+      sqlite3_bind_int64(*s, 5, want.updated_ms);
+      st = writer_->Run(*s, "claim job run");
+      if (!st.ok()) return st;
+    }
+    row = ReadJobRunLocked(want);
+    if (!row.ok()) return row.status();
+    if (!row->has_value()) {
+      return absl::InternalError("store: sqlite: claimed job run vanished");
+    }
+    st = txn.Commit();
+    if (!st.ok()) return st;
+    return **row;
+  }
+
+  absl::Status UpdateJobRun(const JobRun& run) override {
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    absl::StatusOr<std::optional<JobRun>> row = ReadJobRunLocked(run);
+    if (!row.ok()) return row.status();
+    if (!row->has_value() || (*row)->holder != run.holder) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "store: job run ", run.job, "/", run.site_id, "/", run.period,
+          row->has_value() ? absl::StrCat(" is held by ", (*row)->holder,
+                                          ", not ", run.holder)
+                           : std::string(" was never claimed")));
+    }
+    {
+      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+          "UPDATE job_runs SET state = ?4, error = ?5, attempts = ?6, "
+          "updated_ms = ?7 WHERE job = ?1 AND site_id = ?2 AND period = ?3");
+      if (!s.ok()) return s.status();
+      ResetOnExit reset(*s);
+      BindText(*s, 1, run.job);
+      sqlite3_bind_int64(*s, 2, run.site_id);
+      BindText(*s, 3, run.period);
+      BindText(*s, 4, run.state);
+      BindText(*s, 5, run.error);
+      sqlite3_bind_int(*s, 6, run.attempts);
+      sqlite3_bind_int64(*s, 7, run.updated_ms);
+      st = writer_->Run(*s, "update job run");
+      if (!st.ok()) return st;
+    }
+    return txn.Commit();
+  }
+
+  absl::StatusOr<std::vector<JobRun>> ListJobRuns(std::string_view job,
+                                                  int64_t limit) override {
+    absl::StatusOr<Reader> r = AcquireReader();
+    if (!r.ok()) return r.status();
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        std::string(kSelectJobRuns) +
+        "WHERE (?1 = '' OR job = ?1) "
+        "ORDER BY updated_ms DESC, job, site_id, period LIMIT ?2");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, job);
+    sqlite3_bind_int64(*s, 2, limit > 0 ? limit : -1);
+    std::vector<JobRun> out;
+    while (true) {
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) return out;
+      if (rc != SQLITE_ROW) return SqlError(r->conn->db(), rc, "list job runs");
+      out.push_back(ReadJobRun(*s));
+    }
   }
 
  private:
@@ -1164,6 +1513,54 @@ class SqliteStore : public Store {
     if (readers_.size() < kMaxIdleReaders) readers_.push_back(std::move(c));
   }
 
+  // Records the newest seq as the seq floor before events are deleted, so
+  // that deleting the newest events never makes their seqs reusable.
+  absl::Status RaiseSeqFloorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+        "INSERT INTO meta(key, value) "
+        "SELECT ?1, seq FROM (SELECT seq FROM events ORDER BY seq DESC "
+        "LIMIT 1) WHERE true "
+        "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, kSeqFloorKey);
+    return writer_->Run(*s, "raise seq floor");
+  }
+
+  // NotFound unless the site exists.
+  absl::Status CheckSiteLocked(int64_t site_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    absl::StatusOr<sqlite3_stmt*> s =
+        writer_->Prepare("SELECT 1 FROM sites WHERE id = ?1");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    sqlite3_bind_int64(*s, 1, site_id);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) {
+      return absl::NotFoundError(
+          absl::StrCat("store: no site with id ", site_id));
+    }
+    if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "find site");
+    return absl::OkStatus();
+  }
+
+  // The job ledger row of (run.job, run.site_id, run.period), if any.
+  absl::StatusOr<std::optional<JobRun>> ReadJobRunLocked(const JobRun& run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    absl::StatusOr<sqlite3_stmt*> s =
+        writer_->Prepare(std::string(kSelectJobRuns) +
+                         "WHERE job = ?1 AND site_id = ?2 AND period = ?3");
+    if (!s.ok()) return s.status();
+    ResetOnExit reset(*s);
+    BindText(*s, 1, run.job);
+    sqlite3_bind_int64(*s, 2, run.site_id);
+    BindText(*s, 3, run.period);
+    int rc = sqlite3_step(*s);
+    if (rc == SQLITE_DONE) return std::optional<JobRun>();
+    if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read job run");
+    return std::optional<JobRun>(ReadJobRun(*s));
+  }
+
   // The seq the next event must get at least, when the newest events were
   // deleted by RemoveSite; else 0 (the next rowid is right).
   absl::StatusOr<int64_t> MinNextSeqLocked()
@@ -1178,18 +1575,6 @@ class SqliteStore : public Store {
     if (rc == SQLITE_DONE) return int64_t{0};
     if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read seq floor");
     return static_cast<int64_t>(sqlite3_column_int64(*s, 0)) + 1;
-  }
-
-  absl::Status SetCheckpointLocked(int64_t seq)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
-    absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-        "INSERT INTO meta(key, value) VALUES(?1, ?2) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-    if (!s.ok()) return s.status();
-    ResetOnExit reset(*s);
-    BindText(*s, 1, kCheckpointKey);
-    sqlite3_bind_int64(*s, 2, seq);
-    return writer_->Run(*s, "write rollup checkpoint");
   }
 
   // Applies the migrations this database lacks, one transaction each.

@@ -1,8 +1,10 @@
 // SQLite Store: the default durable implementation of store.h.
 //
 // Owns: the SQLite schema of analytics data (sites, api keys, salts, events,
-// rollups, meta) and its versioned migrations, and the mapping of Store calls
-// to SQL.
+// rollups, per-worker rollup checkpoints, meta, configuration documents, job
+// ledger) and its versioned migrations, and the mapping of Store calls to SQL.
+// ClaimJobRun runs in one BEGIN IMMEDIATE transaction, which holds the
+// database's write lock, so it is atomic across processes sharing the file.
 //
 // Durability: the database runs in WAL mode with synchronous=NORMAL. A commit
 // appends to the WAL file through write() before COMMIT returns, so whatever a

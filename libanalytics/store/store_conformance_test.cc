@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "analytics/event.h"
@@ -158,6 +159,7 @@ void ExpectSameEvent(const Event& a, const Event& b) {
   EXPECT_EQ(a.d_bounce, b.d_bounce);
   EXPECT_EQ(a.d_duration_ms, b.d_duration_ms);
   EXPECT_EQ(a.imported, b.imported);
+  EXPECT_EQ(a.worker, b.worker);
 }
 
 std::string Sketch(uint64_t from, uint64_t to) {
@@ -469,7 +471,7 @@ TEST_P(StoreTest, EveryEventFieldRoundTrips) {
 
   std::vector<Event> after;
   ASSERT_TRUE(store_
-                  ->ScanEventsAfter(0,
+                  ->ScanEventsAfter(0, 0,
                                     [&](const Event& e) {
                                       after.push_back(e);
                                       return true;
@@ -532,7 +534,7 @@ TEST_P(StoreTest, ScanEventsStopsEarly) {
   EXPECT_EQ(calls, 3);
   calls = 0;
   ASSERT_TRUE(
-      store_->ScanEventsAfter(0, [&](const Event&) { return ++calls < 4; })
+      store_->ScanEventsAfter(0, 0, [&](const Event&) { return ++calls < 4; })
           .ok());
   EXPECT_EQ(calls, 4);
 }
@@ -546,7 +548,7 @@ TEST_P(StoreTest, ScanEventsAfterSeqInSeqOrder) {
   std::vector<int64_t> seqs;
   std::vector<int64_t> ts;
   ASSERT_TRUE(store_
-                  ->ScanEventsAfter(events[0].seq,
+                  ->ScanEventsAfter(events[0].seq, 0,
                                     [&](const Event& e) {
                                       seqs.push_back(e.seq);
                                       ts.push_back(e.ts_ms);
@@ -557,7 +559,7 @@ TEST_P(StoreTest, ScanEventsAfterSeqInSeqOrder) {
   EXPECT_THAT(ts, ElementsAre(100, 200));
   int calls = 0;
   ASSERT_TRUE(store_
-                  ->ScanEventsAfter(events[2].seq,
+                  ->ScanEventsAfter(events[2].seq, 0,
                                     [&](const Event&) {
                                       ++calls;
                                       return true;
@@ -566,20 +568,115 @@ TEST_P(StoreTest, ScanEventsAfterSeqInSeqOrder) {
   EXPECT_EQ(calls, 0);
 }
 
+// Two workers append interleaved batches to one store: each scans only its
+// own events, and their checkpoints are independent.
+TEST_P(StoreTest, WorkersScanOwnEventsWithIndependentCheckpoints) {
+  int64_t site = AddSite("a.com");
+  int64_t other = AddSite("b.com");
+  auto batch = [&](int32_t worker, std::vector<int64_t> ts, int64_t s) {
+    std::vector<Event> events;
+    for (int64_t t : ts) {
+      events.push_back(MakeEvent(s, t, t, absl::StrCat("/w", worker)));
+      events.back().worker = worker;
+    }
+    Append(events);
+    std::vector<int64_t> seqs;
+    for (const Event& e : events) seqs.push_back(e.seq);
+    return seqs;
+  };
+  std::vector<int64_t> w1a = batch(1, {100, 101}, site);
+  std::vector<int64_t> w2a = batch(2, {200}, site);
+  std::vector<int64_t> w1b = batch(1, {102}, other);
+  std::vector<int64_t> w2b = batch(2, {201, 202}, other);
+  std::vector<int64_t> w1c = batch(1, {103}, site);
+  // One batch with both workers' events.
+  std::vector<Event> mixed = {MakeEvent(site, 104, 104, "/w1"),
+                              MakeEvent(site, 203, 203, "/w2")};
+  mixed[0].worker = 1;
+  mixed[1].worker = 2;
+  Append(mixed);
+
+  auto scan = [&](int64_t after, int32_t worker) {
+    std::vector<int64_t> seqs;
+    absl::Status st =
+        store_->ScanEventsAfter(after, worker, [&](const Event& e) {
+          EXPECT_EQ(e.worker, worker);
+          EXPECT_EQ(e.page, absl::StrCat("/w", worker));
+          seqs.push_back(e.seq);
+          return true;
+        });
+    EXPECT_TRUE(st.ok()) << st;
+    return seqs;
+  };
+  EXPECT_THAT(scan(0, 1),
+              ElementsAre(w1a[0], w1a[1], w1b[0], w1c[0], mixed[0].seq));
+  EXPECT_THAT(scan(0, 2), ElementsAre(w2a[0], w2b[0], w2b[1], mixed[1].seq));
+  EXPECT_THAT(scan(0, 3), IsEmpty());
+  EXPECT_THAT(scan(0, 0), IsEmpty());
+  // ScanEvents (by site and time) sees every worker's events, with worker.
+  std::vector<Event> all = Scan({site, 0, 1000, false});
+  ASSERT_THAT(all, SizeIs(6));
+  EXPECT_EQ(all[0].worker, 1);
+  EXPECT_EQ(all[5].worker, 2);
+
+  // Independent checkpoints.
+  EXPECT_EQ(*store_->RollupCheckpoint(1), 0);
+  ASSERT_TRUE(store_
+                  ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 2)},
+                                 1, w1b[0])
+                  .ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(1), w1b[0]);
+  EXPECT_EQ(*store_->RollupCheckpoint(2), 0);
+  ASSERT_TRUE(store_
+                  ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)},
+                                 2, w2a[0])
+                  .ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(1), w1b[0]);
+  EXPECT_EQ(*store_->RollupCheckpoint(2), w2a[0]);
+  EXPECT_EQ(*store_->RollupCheckpoint(0), 0);
+  absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>> cps =
+      store_->ListRollupCheckpoints();
+  ASSERT_TRUE(cps.ok()) << cps.status();
+  EXPECT_THAT(*cps, ElementsAre(std::pair<int32_t, int64_t>(1, w1b[0]),
+                                std::pair<int32_t, int64_t>(2, w2a[0])));
+  // Both deltas landed in the one shared cell.
+  std::vector<RollupRow> got = Rollups(site, RollupLevel::kHour, 0, 1, {""});
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].m.pageviews, 3);
+  // Resuming from each checkpoint yields exactly the unfolded events.
+  EXPECT_THAT(scan(*store_->RollupCheckpoint(1), 1),
+              ElementsAre(w1c[0], mixed[0].seq));
+  EXPECT_THAT(scan(*store_->RollupCheckpoint(2), 2),
+              ElementsAre(w2b[0], w2b[1], mixed[1].seq));
+
+  // RemoveSite removes the site's events from every worker's scan.
+  ASSERT_TRUE(store_->RemoveSite(other).ok());
+  EXPECT_THAT(scan(0, 1), ElementsAre(w1a[0], w1a[1], w1c[0], mixed[0].seq));
+  EXPECT_THAT(scan(0, 2), ElementsAre(w2a[0], mixed[1].seq));
+
+  // ClearRollups resets every worker's checkpoint.
+  ASSERT_TRUE(store_->ClearRollups().ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(1), 0);
+  EXPECT_EQ(*store_->RollupCheckpoint(2), 0);
+  cps = store_->ListRollupCheckpoints();
+  ASSERT_TRUE(cps.ok()) << cps.status();
+  EXPECT_THAT(*cps, IsEmpty());
+}
+
 TEST_P(StoreTest, ApplyRollupsAddsMetricsAndMergesSketches) {
   int64_t site = AddSite("a.com");
-  EXPECT_EQ(*store_->RollupCheckpoint(), 0);
+  EXPECT_EQ(*store_->RollupCheckpoint(0), 0);
 
   RollupRow a = Row(site, RollupLevel::kHour, 3600, "", "", 10);
   a.visitors = Sketch(0, 30);
   RollupRow page = Row(site, RollupLevel::kHour, 3600, "event:page", "/x", 4);
-  ASSERT_TRUE(store_->ApplyRollups({a, page}, 17).ok());
-  EXPECT_EQ(*store_->RollupCheckpoint(), 17);
+  ASSERT_TRUE(store_->ApplyRollups({a, page}, 0, 17).ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(0), 17);
 
   RollupRow b = Row(site, RollupLevel::kHour, 3600, "", "", 5);
   b.visitors = Sketch(20, 50);
-  ASSERT_TRUE(store_->ApplyRollups({b}, 25).ok());
-  EXPECT_EQ(*store_->RollupCheckpoint(), 25);
+  ASSERT_TRUE(store_->ApplyRollups({b}, 0, 25).ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(0), 25);
 
   std::vector<RollupRow> got =
       Rollups(site, RollupLevel::kHour, 0, 7200, {"", "event:page"});
@@ -600,7 +697,7 @@ TEST_P(StoreTest, ApplyRollupsAddsMetricsAndMergesSketches) {
   // A sketch merged into a cell that had none.
   RollupRow c = Row(site, RollupLevel::kHour, 3600, "event:page", "/x", 1);
   c.visitors = Sketch(0, 3);
-  ASSERT_TRUE(store_->ApplyRollups({c}, 30).ok());
+  ASSERT_TRUE(store_->ApplyRollups({c}, 0, 30).ok());
   got = Rollups(site, RollupLevel::kHour, 0, 7200, {"event:page"});
   ASSERT_THAT(got, SizeIs(1));
   EXPECT_EQ(Estimate(got[0].visitors), 3u);
@@ -613,8 +710,8 @@ TEST_P(StoreTest, LargeSketchMergeEqualsUnion) {
   a.visitors = Sketch(0, 6000);
   RollupRow b = Row(site, RollupLevel::kDay, 86400, "", "", 1);
   b.visitors = Sketch(3000, 9000);
-  ASSERT_TRUE(store_->ApplyRollups({a}, 1).ok());
-  ASSERT_TRUE(store_->ApplyRollups({b}, 2).ok());
+  ASSERT_TRUE(store_->ApplyRollups({a}, 0, 1).ok());
+  ASSERT_TRUE(store_->ApplyRollups({b}, 0, 2).ok());
   std::vector<RollupRow> got =
       Rollups(site, RollupLevel::kDay, 86400, 86401, {""});
   ASSERT_THAT(got, SizeIs(1));
@@ -634,7 +731,7 @@ TEST_P(StoreTest, ScanRollupsFilters) {
       Row(site, RollupLevel::kDay, 0, "", "", 7),
       Row(other, RollupLevel::kHour, 3600, "", "", 8),
   };
-  ASSERT_TRUE(store_->ApplyRollups(rows, 1).ok());
+  ASSERT_TRUE(store_->ApplyRollups(rows, 0, 1).ok());
 
   auto pageviews = [](const std::vector<RollupRow>& got) {
     std::vector<int64_t> out;
@@ -666,19 +763,19 @@ TEST_P(StoreTest, ScanRollupsFilters) {
 TEST_P(StoreTest, ClearRollups) {
   int64_t site = AddSite("a.com");
   ASSERT_TRUE(
-      store_->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)}, 9)
+      store_->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)}, 0, 9)
           .ok());
   ASSERT_TRUE(store_->ClearRollups().ok());
-  EXPECT_EQ(*store_->RollupCheckpoint(), 0);
+  EXPECT_EQ(*store_->RollupCheckpoint(0), 0);
   EXPECT_THAT(Rollups(site, RollupLevel::kHour, 0, 86400, {""}), IsEmpty());
   // Rebuilding after a clear starts from zero.
   ASSERT_TRUE(
-      store_->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)}, 3)
+      store_->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)}, 0, 3)
           .ok());
   std::vector<RollupRow> got = Rollups(site, RollupLevel::kHour, 0, 1, {""});
   ASSERT_THAT(got, SizeIs(1));
   EXPECT_EQ(got[0].m.pageviews, 1);
-  EXPECT_EQ(*store_->RollupCheckpoint(), 3);
+  EXPECT_EQ(*store_->RollupCheckpoint(0), 3);
 }
 
 TEST_P(StoreTest, RemoveSiteRemovesItsData) {
@@ -691,7 +788,7 @@ TEST_P(StoreTest, RemoveSiteRemovesItsData) {
   ASSERT_TRUE(store_
                   ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1),
                                   Row(other, RollupLevel::kHour, 0, "", "", 2)},
-                                 3)
+                                 0, 3)
                   .ok());
   ASSERT_TRUE(store_->RemoveSite(site).ok());
 
@@ -699,7 +796,7 @@ TEST_P(StoreTest, RemoveSiteRemovesItsData) {
   EXPECT_THAT(ScanTs({other, 0, 100, true}), ElementsAre(20));
   std::vector<int64_t> after;
   ASSERT_TRUE(store_
-                  ->ScanEventsAfter(0,
+                  ->ScanEventsAfter(0, 0,
                                     [&](const Event& e) {
                                       after.push_back(e.site_id);
                                       return true;
@@ -733,7 +830,7 @@ TEST_P(StoreTest, LargeBatchesKeepOrderAndSeqs) {
   }
   std::vector<Event> got;
   ASSERT_TRUE(store_
-                  ->ScanEventsAfter(0,
+                  ->ScanEventsAfter(0, 0,
                                     [&](const Event& e) {
                                       got.push_back(e);
                                       return true;
@@ -768,7 +865,7 @@ TEST_P(StoreTest, CallbacksMayCallTheStore) {
                                  EXPECT_TRUE(store_->ListSites().ok());
                                  EXPECT_TRUE(
                                      store_
-                                         ->ScanEventsAfter(0,
+                                         ->ScanEventsAfter(0, 0,
                                                            [&](const Event&) {
                                                              ++inner;
                                                              return true;
@@ -789,13 +886,13 @@ TEST_P(StoreTest, ConcurrentReadersAndWriter) {
     readers.emplace_back([&] {
       while (!done.load()) {
         int64_t last = 0;
-        absl::Status st = store_->ScanEventsAfter(0, [&](const Event& e) {
+        absl::Status st = store_->ScanEventsAfter(0, 0, [&](const Event& e) {
           if (e.seq <= last) read_errors++;  // seq order
           last = e.seq;
           return true;
         });
         if (!st.ok() || !store_->ListSites().ok() ||
-            !store_->RollupCheckpoint().ok()) {
+            !store_->RollupCheckpoint(0).ok()) {
           read_errors++;
         }
       }
@@ -808,7 +905,7 @@ TEST_P(StoreTest, ConcurrentReadersAndWriter) {
     ASSERT_TRUE(store_->AppendEvents(absl::MakeSpan(batch)).ok());
     ASSERT_TRUE(
         store_
-            ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)},
+            ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1)}, 0,
                            batch.back().seq)
             .ok());
   }
@@ -1018,7 +1115,7 @@ TEST_P(StoreTest, UserMetaKeysDoNotCollideWithInternalKeys) {
   std::vector<Event> events = {MakeEvent(site, 10, 10),
                                MakeEvent(site, 20, 20)};
   Append(events);
-  ASSERT_TRUE(store_->ApplyRollups({}, events[0].seq).ok());
+  ASSERT_TRUE(store_->ApplyRollups({}, 0, events[0].seq).ok());
 
   // Internal keys are not visible as user meta.
   EXPECT_FALSE(store_->GetMeta("rollup_checkpoint")->has_value());
@@ -1027,14 +1124,14 @@ TEST_P(StoreTest, UserMetaKeysDoNotCollideWithInternalKeys) {
   ASSERT_TRUE(store_->PutMeta("rollup_checkpoint", "999999").ok());
   ASSERT_TRUE(store_->PutMeta("seq_floor", "999999").ok());
   EXPECT_EQ(*store_->PutMetaIfAbsent("user:rollup_checkpoint", "x"), "x");
-  EXPECT_EQ(*store_->RollupCheckpoint(), events[0].seq);
+  EXPECT_EQ(*store_->RollupCheckpoint(0), events[0].seq);
   EXPECT_EQ(store_->GetMeta("rollup_checkpoint")->value_or(""), "999999");
 
-  ASSERT_TRUE(store_->ApplyRollups({}, events[1].seq).ok());
-  EXPECT_EQ(*store_->RollupCheckpoint(), events[1].seq);
+  ASSERT_TRUE(store_->ApplyRollups({}, 0, events[1].seq).ok());
+  EXPECT_EQ(*store_->RollupCheckpoint(0), events[1].seq);
   EXPECT_EQ(store_->GetMeta("rollup_checkpoint")->value_or(""), "999999");
   ASSERT_TRUE(store_->ClearRollups().ok());
-  EXPECT_EQ(*store_->RollupCheckpoint(), 0);
+  EXPECT_EQ(*store_->RollupCheckpoint(0), 0);
   EXPECT_EQ(store_->GetMeta("rollup_checkpoint")->value_or(""), "999999");
   EXPECT_EQ(store_->GetMeta("user:rollup_checkpoint")->value_or(""), "x");
 
@@ -1042,6 +1139,481 @@ TEST_P(StoreTest, UserMetaKeysDoNotCollideWithInternalKeys) {
   std::vector<Event> more = {MakeEvent(site, 30, 30)};
   Append(more);
   EXPECT_EQ(more[0].seq, events[1].seq + 1);
+}
+
+// ---- Configuration documents.
+
+ConfigDoc MakeDoc(const std::string& kind, int64_t site_id,
+                  const std::string& json, int64_t updated_ms = 0) {
+  ConfigDoc d;
+  d.kind = kind;
+  d.site_id = site_id;
+  d.json = json;
+  d.updated_ms = updated_ms;
+  return d;
+}
+
+std::vector<int64_t> DocIds(const absl::StatusOr<std::vector<ConfigDoc>>& d) {
+  EXPECT_TRUE(d.ok()) << d.status();
+  std::vector<int64_t> ids;
+  if (d.ok()) {
+    for (const ConfigDoc& doc : *d) ids.push_back(doc.id);
+  }
+  return ids;
+}
+
+TEST_P(StoreTest, ConfigDocsAddListUpdateDelete) {
+  int64_t a = AddSite("a.com");
+  int64_t b = AddSite("b.com");
+  const std::string tricky =
+      R"({"name":"Signup \"quoted\" ✓","steps":["/a","/b"],"n":1})";
+  absl::StatusOr<ConfigDoc> g1 =
+      store_->AddConfigDoc(MakeDoc("goal", a, tricky));
+  ASSERT_TRUE(g1.ok()) << g1.status();
+  EXPECT_GT(g1->id, 0);
+  EXPECT_GT(g1->updated_ms, 1700000000000);  // set to now when 0
+  absl::StatusOr<ConfigDoc> f1 =
+      store_->AddConfigDoc(MakeDoc("funnel", a, R"({"steps":[]})", 1234));
+  ASSERT_TRUE(f1.ok()) << f1.status();
+  EXPECT_EQ(f1->updated_ms, 1234);  // kept when given
+  absl::StatusOr<ConfigDoc> g2 = store_->AddConfigDoc(MakeDoc("goal", b, "{}"));
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  absl::StatusOr<ConfigDoc> g3 =
+      store_->AddConfigDoc(MakeDoc("goal", a, R"({"event":"x"})"));
+  ASSERT_TRUE(g3.ok()) << g3.status();
+  absl::StatusOr<ConfigDoc> r0 =
+      store_->AddConfigDoc(MakeDoc("report", 0, R"({"to":"a@b.c"})"));
+  ASSERT_TRUE(r0.ok()) << r0.status();
+  EXPECT_LT(g1->id, f1->id);
+  EXPECT_LT(f1->id, g2->id);
+  EXPECT_LT(g2->id, g3->id);
+
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("goal", a)),
+              ElementsAre(g1->id, g3->id));
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("goal", 0)),
+              ElementsAre(g1->id, g2->id, g3->id));
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("", a)),
+              ElementsAre(g1->id, f1->id, g3->id));
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("", 0)),
+              ElementsAre(g1->id, f1->id, g2->id, g3->id, r0->id));
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("share", 0)), IsEmpty());
+  absl::StatusOr<std::vector<ConfigDoc>> got =
+      store_->ListConfigDocs("goal", a);
+  ASSERT_TRUE(got.ok());
+  ASSERT_THAT(*got, SizeIs(2));
+  EXPECT_EQ((*got)[0].kind, "goal");
+  EXPECT_EQ((*got)[0].site_id, a);
+  EXPECT_EQ((*got)[0].json, tricky);
+  EXPECT_EQ((*got)[0].updated_ms, g1->updated_ms);
+  got = store_->ListConfigDocs("report", 0);
+  ASSERT_TRUE(got.ok());
+  ASSERT_THAT(*got, SizeIs(1));
+  EXPECT_EQ((*got)[0].site_id, 0);
+
+  // Update replaces json and updated_ms only.
+  ConfigDoc upd = *g1;
+  upd.kind = "funnel";  // ignored
+  upd.site_id = b;      // ignored
+  upd.json = R"({"name":"renamed"})";
+  upd.updated_ms = 99;
+  ASSERT_TRUE(store_->UpdateConfigDoc(upd).ok());
+  got = store_->ListConfigDocs("goal", a);
+  ASSERT_TRUE(got.ok());
+  ASSERT_THAT(*got, SizeIs(2));
+  EXPECT_EQ((*got)[0].id, g1->id);
+  EXPECT_EQ((*got)[0].json, R"({"name":"renamed"})");
+  EXPECT_EQ((*got)[0].updated_ms, 99);
+  EXPECT_EQ((*got)[0].site_id, a);
+  upd.id = r0->id + 100;
+  EXPECT_EQ(store_->UpdateConfigDoc(upd).code(), absl::StatusCode::kNotFound);
+  upd.id = g1->id;
+  upd.json = "not json";
+  EXPECT_EQ(store_->UpdateConfigDoc(upd).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Delete.
+  ASSERT_TRUE(store_->DeleteConfigDoc(g3->id).ok());
+  EXPECT_EQ(store_->DeleteConfigDoc(g3->id).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("goal", a)), ElementsAre(g1->id));
+
+  // Bad input.
+  EXPECT_EQ(store_->AddConfigDoc(MakeDoc("goal", a, "[1]")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->AddConfigDoc(MakeDoc("goal", a, "{")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->AddConfigDoc(MakeDoc("", a, "{}")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->AddConfigDoc(MakeDoc("goal", a + b + 100, "{}")).status().code(),
+      absl::StatusCode::kNotFound);
+  // A new id is never a reused one.
+  absl::StatusOr<ConfigDoc> g4 = store_->AddConfigDoc(MakeDoc("goal", a, "{}"));
+  ASSERT_TRUE(g4.ok()) << g4.status();
+  EXPECT_GT(g4->id, r0->id);
+}
+
+TEST_P(StoreTest, RemoveSiteRemovesItsConfigDocs) {
+  int64_t a = AddSite("a.com");
+  int64_t b = AddSite("b.com");
+  ASSERT_TRUE(store_->AddConfigDoc(MakeDoc("goal", a, "{}")).ok());
+  ASSERT_TRUE(store_->AddConfigDoc(MakeDoc("share", a, "{}")).ok());
+  absl::StatusOr<ConfigDoc> kept_b =
+      store_->AddConfigDoc(MakeDoc("goal", b, "{}"));
+  absl::StatusOr<ConfigDoc> kept_0 =
+      store_->AddConfigDoc(MakeDoc("alert", 0, "{}"));
+  ASSERT_TRUE(kept_b.ok() && kept_0.ok());
+  ASSERT_TRUE(store_->RemoveSite(a).ok());
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("", 0)),
+              ElementsAre(kept_b->id, kept_0->id));
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("", a)), IsEmpty());
+}
+
+// ---- Job ledger.
+
+JobRun Want(const std::string& job, int64_t site_id, const std::string& period,
+            const std::string& holder, int64_t updated_ms) {
+  JobRun r;
+  r.job = job;
+  r.site_id = site_id;
+  r.period = period;
+  r.holder = holder;
+  r.updated_ms = updated_ms;
+  return r;
+}
+
+bool Holds(const absl::StatusOr<JobRun>& got, const JobRun& want) {
+  EXPECT_TRUE(got.ok()) << got.status();
+  return got.ok() && got->holder == want.holder && got->state == "claimed" &&
+         got->updated_ms == want.updated_ms;
+}
+
+TEST_P(StoreTest, JobLedgerClaimUpdateList) {
+  const JobRun w1 = Want("report:weekly", 1, "2026-W48", "w1", 1000);
+  absl::StatusOr<JobRun> got = store_->ClaimJobRun(w1, 500);
+  ASSERT_TRUE(Holds(got, w1));
+  EXPECT_EQ(got->job, "report:weekly");
+  EXPECT_EQ(got->site_id, 1);
+  EXPECT_EQ(got->period, "2026-W48");
+  EXPECT_EQ(got->attempts, 1);
+  EXPECT_EQ(got->error, "");
+
+  // A fresh claim is not taken over (updated_ms 1000 is not < 1000).
+  JobRun w2 = Want("report:weekly", 1, "2026-W48", "w2", 2000);
+  got = store_->ClaimJobRun(w2, 1000);
+  EXPECT_FALSE(Holds(got, w2));
+  EXPECT_EQ(got->holder, "w1");
+  EXPECT_EQ(got->attempts, 1);
+  // A stale one is.
+  got = store_->ClaimJobRun(w2, 1001);
+  ASSERT_TRUE(Holds(got, w2));
+  EXPECT_EQ(got->attempts, 2);
+
+  // Only the holder may update.
+  JobRun upd = *got;
+  upd.holder = "w1";
+  upd.state = "sending";
+  EXPECT_EQ(store_->UpdateJobRun(upd).code(),
+            absl::StatusCode::kFailedPrecondition);
+  upd.holder = "w2";
+  upd.updated_ms = 2500;
+  ASSERT_TRUE(store_->UpdateJobRun(upd).ok());
+  // "sending" is never taken over.
+  JobRun w3 = Want("report:weekly", 1, "2026-W48", "w3", 3000);
+  got = store_->ClaimJobRun(w3, INT64_MAX);
+  EXPECT_FALSE(Holds(got, w3));
+  EXPECT_EQ(got->state, "sending");
+  EXPECT_EQ(got->updated_ms, 2500);
+
+  // "failed" is, when stale; the error stays until the next update.
+  upd.state = "failed";
+  upd.error = "smtp: connection refused";
+  upd.updated_ms = 2600;
+  ASSERT_TRUE(store_->UpdateJobRun(upd).ok());
+  got = store_->ClaimJobRun(w3, 2600);
+  EXPECT_FALSE(Holds(got, w3));
+  EXPECT_EQ(got->state, "failed");
+  got = store_->ClaimJobRun(w3, 2601);
+  ASSERT_TRUE(Holds(got, w3));
+  EXPECT_EQ(got->attempts, 3);
+  EXPECT_EQ(got->error, "smtp: connection refused");
+
+  // "done" never is.
+  JobRun done = *got;
+  done.state = "done";
+  done.error = "";
+  done.updated_ms = 3100;
+  ASSERT_TRUE(store_->UpdateJobRun(done).ok());
+  JobRun w4 = Want("report:weekly", 1, "2026-W48", "w4", 4000);
+  got = store_->ClaimJobRun(w4, INT64_MAX);
+  EXPECT_FALSE(Holds(got, w4));
+  EXPECT_EQ(got->state, "done");
+  EXPECT_EQ(got->holder, "w3");
+  EXPECT_EQ(got->attempts, 3);
+  EXPECT_EQ(got->updated_ms, 3100);
+
+  // Unclaimed runs cannot be updated; other keys are other rows.
+  JobRun never = Want("report:weekly", 1, "2026-W49", "w1", 1);
+  never.state = "done";
+  EXPECT_EQ(store_->UpdateJobRun(never).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Holds(
+      store_->ClaimJobRun(Want("report:weekly", 2, "2026-W48", "w1", 1500), 0),
+      Want("report:weekly", 2, "2026-W48", "w1", 1500)));
+  ASSERT_TRUE(Holds(
+      store_->ClaimJobRun(Want("alert:7", 1, "2026-11-28T14", "w1", 1200), 0),
+      Want("alert:7", 1, "2026-11-28T14", "w1", 1200)));
+  ASSERT_TRUE(Holds(
+      store_->ClaimJobRun(Want("report:weekly", 1, "2026-W49", "w1", 3500), 0),
+      Want("report:weekly", 1, "2026-W49", "w1", 3500)));
+  EXPECT_EQ(store_->ClaimJobRun(Want("", 1, "p", "w1", 1), 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ClaimJobRun(Want("j", 1, "p", "", 1), 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Newest first, at most limit.
+  auto list = [&](std::string_view job, int64_t limit) {
+    std::vector<std::string> out;
+    absl::StatusOr<std::vector<JobRun>> runs = store_->ListJobRuns(job, limit);
+    EXPECT_TRUE(runs.ok()) << runs.status();
+    if (runs.ok()) {
+      for (const JobRun& r : *runs) {
+        out.push_back(absl::StrCat(r.job, "/", r.site_id, "/", r.period, "@",
+                                   r.updated_ms));
+      }
+    }
+    return out;
+  };
+  EXPECT_THAT(list("", 0), ElementsAre("report:weekly/1/2026-W49@3500",
+                                       "report:weekly/1/2026-W48@3100",
+                                       "report:weekly/2/2026-W48@1500",
+                                       "alert:7/1/2026-11-28T14@1200"));
+  EXPECT_THAT(list("report:weekly", 2),
+              ElementsAre("report:weekly/1/2026-W49@3500",
+                          "report:weekly/1/2026-W48@3100"));
+  EXPECT_THAT(list("alert:7", 10), ElementsAre("alert:7/1/2026-11-28T14@1200"));
+  EXPECT_THAT(list("nope", 10), IsEmpty());
+  absl::StatusOr<std::vector<JobRun>> runs = store_->ListJobRuns("", 1);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_THAT(*runs, SizeIs(1));
+  EXPECT_EQ(runs->front().state, "claimed");
+  EXPECT_EQ(runs->front().holder, "w1");
+  EXPECT_EQ(runs->front().attempts, 1);
+}
+
+// Two Store instances on one database (one instance for memory://) and
+// several threads each claim the same runs at once: exactly one wins each
+// time; a stale claim is taken over exactly once; a fresh one and a done one
+// never.
+TEST_P(StoreTest, JobLedgerClaimRaceHasOneWinner) {
+  std::unique_ptr<Store> second;
+  if (GetParam() == "sqlite") {
+    absl::StatusOr<std::unique_ptr<Store>> s =
+        OpenSqliteStore(dir_.path() + "/sub/dir/analytics.db");
+    ASSERT_TRUE(s.ok()) << s.status();
+    second = *std::move(s);
+  } else if (GetParam() == "postgres") {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(PostgresTestUrl());
+    ASSERT_TRUE(s.ok()) << s.status();
+    second = *std::move(s);
+  } else if (GetParam() == "redis") {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+    ASSERT_TRUE(s.ok()) << s.status();
+    second = *std::move(s);
+  }
+  Store* stores[2] = {store_.get(), second ? second.get() : store_.get()};
+  constexpr int kThreadsPerStore = 4;
+  constexpr int kRounds = 10;
+  // Every thread claims (job, 1, period) with its own holder; returns the
+  // holders that got the claim and the row as one thread saw it last.
+  auto race = [&](const std::string& period, int64_t updated_ms,
+                  int64_t stale_before) {
+    std::atomic<int> ready{0};
+    std::vector<std::string> winners;
+    absl::Mutex mu;
+    std::vector<std::thread> threads;
+    for (int st = 0; st < 2; ++st) {
+      for (int t = 0; t < kThreadsPerStore; ++t) {
+        threads.emplace_back([&, st, t] {
+          JobRun want = Want("retention", 1, period,
+                             absl::StrCat("s", st, "t", t), updated_ms);
+          ready.fetch_add(1);
+          while (ready.load() < 2 * kThreadsPerStore) {
+          }
+          absl::StatusOr<JobRun> got =
+              stores[st]->ClaimJobRun(want, stale_before);
+          if (Holds(got, want)) {
+            absl::MutexLock l(&mu);
+            winners.push_back(want.holder);
+          }
+        });
+      }
+    }
+    for (std::thread& t : threads) t.join();
+    return winners;
+  };
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string period = absl::StrCat("p", round);
+    // New row: one winner.
+    std::vector<std::string> won = race(period, 5000, 0);
+    ASSERT_THAT(won, SizeIs(1)) << period;
+    // Fresh claim (5000 is not < 5000): nobody takes it over.
+    EXPECT_THAT(race(period, 6000, 5000), IsEmpty()) << period;
+    // Stale claim: exactly one takes it over.
+    std::vector<std::string> took = race(period, 9000, 5001);
+    ASSERT_THAT(took, SizeIs(1)) << period;
+    absl::StatusOr<std::vector<JobRun>> runs =
+        stores[1]->ListJobRuns("retention", 0);
+    ASSERT_TRUE(runs.ok()) << runs.status();
+    const JobRun* row = nullptr;
+    for (const JobRun& r : *runs) {
+      if (r.period == period) row = &r;
+    }
+    ASSERT_NE(row, nullptr);
+    EXPECT_EQ(row->holder, took[0]);
+    EXPECT_EQ(row->attempts, 2);
+    // Done: never taken over.
+    JobRun done = *row;
+    done.state = "done";
+    done.updated_ms = 9100;
+    ASSERT_TRUE(stores[0]->UpdateJobRun(done).ok());
+    EXPECT_THAT(race(period, 20000, INT64_MAX), IsEmpty()) << period;
+  }
+}
+
+// ---- Retention.
+
+TEST_P(StoreTest, RetentionDaysRoundTrip) {
+  Site s = MakeSite("a.com", "aaaa");
+  s.retention_days = 30;
+  absl::StatusOr<Site> added = store_->AddSite(s);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->retention_days, 30);
+  int64_t other = AddSite("b.com");
+  absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok());
+  ASSERT_THAT(*sites, SizeIs(2));
+  EXPECT_EQ((*sites)[0].retention_days, 30);
+  EXPECT_EQ((*sites)[1].retention_days, 0);
+  Site upd = (*sites)[0];
+  upd.retention_days = 7;
+  ASSERT_TRUE(store_->UpdateSite(upd).ok());
+  sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok());
+  EXPECT_EQ((*sites)[0].retention_days, 7);
+  EXPECT_EQ((*sites)[0].timezone, upd.timezone);
+  EXPECT_EQ((*sites)[1].id, other);
+  EXPECT_EQ((*sites)[1].retention_days, 0);
+}
+
+TEST_P(StoreTest, DeleteEventsBeforeDeletesOnlyThatSitesOldEvents) {
+  int64_t site = AddSite("a.com");
+  int64_t other = AddSite("b.com");
+  std::vector<Event> events = {
+      MakeEvent(site, 10, 10),  MakeEvent(other, 10, 10),
+      MakeEvent(site, 20, 5),   MakeEvent(site, 30, 20),
+      MakeEvent(other, 20, 20), MakeEvent(site, 40, 40)};
+  events[2].worker = 1;
+  events[3].worker = 1;
+  Append(events);
+  ASSERT_TRUE(store_
+                  ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 4)},
+                                 0, events.back().seq)
+                  .ok());
+
+  absl::StatusOr<int64_t> n = store_->DeleteEventsBefore(site, 30);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 2);
+  EXPECT_THAT(ScanTs({site, 0, 100, false}), ElementsAre(30, 40));
+  // The session start index forgets them too.
+  EXPECT_THAT(ScanTs({site, 0, 20, true}), IsEmpty());
+  EXPECT_THAT(ScanTs({other, 0, 100, true}), ElementsAre(10, 20));
+  auto after = [&](int32_t worker) {
+    std::vector<int64_t> ts;
+    EXPECT_TRUE(store_
+                    ->ScanEventsAfter(0, worker,
+                                      [&](const Event& e) {
+                                        ts.push_back(e.ts_ms);
+                                        return true;
+                                      })
+                    .ok());
+    return ts;
+  };
+  EXPECT_THAT(after(0), ElementsAre(10, 20, 40));  // other's 10 and 20
+  EXPECT_THAT(after(1), ElementsAre(30));
+  // Rollups stay.
+  EXPECT_THAT(Rollups(site, RollupLevel::kHour, 0, 1, {""}), SizeIs(1));
+  EXPECT_EQ(*store_->DeleteEventsBefore(site, 30), 0);
+  EXPECT_EQ(*store_->DeleteEventsBefore(site + other + 100, 1000), 0);
+
+  // Deleting the newest events never makes their seqs reusable.
+  EXPECT_EQ(*store_->DeleteEventsBefore(site, 1000), 2);
+  EXPECT_THAT(ScanTs({site, 0, 1000, true}), IsEmpty());
+  std::vector<Event> more = {MakeEvent(other, 50, 50)};
+  Append(more);
+  EXPECT_GT(more[0].seq, events.back().seq);
+}
+
+TEST_P(StoreTest, DeleteEventsBeforeManyEvents) {
+  // More than one internal chunk.
+  int64_t site = AddSite("a.com");
+  std::vector<Event> events;
+  for (int i = 0; i < 6000; ++i) events.push_back(MakeEvent(site, i, i));
+  Append(events);
+  absl::StatusOr<int64_t> n = store_->DeleteEventsBefore(site, 5500);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 5500);
+  EXPECT_THAT(ScanTs({site, 0, 10000, false}), SizeIs(500));
+}
+
+TEST_P(StoreTest, EraseSiteDataKeepsSiteKeysAndDocs) {
+  int64_t site = AddSite("a.com");
+  int64_t other = AddSite("b.com");
+  std::vector<Event> events = {MakeEvent(site, 10, 10),
+                               MakeEvent(other, 20, 20),
+                               MakeEvent(site, 30, 30)};
+  events[2].worker = 2;
+  Append(events);
+  ASSERT_TRUE(store_
+                  ->ApplyRollups({Row(site, RollupLevel::kHour, 0, "", "", 1),
+                                  Row(site, RollupLevel::kDay, 0, "", "", 1),
+                                  Row(other, RollupLevel::kHour, 0, "", "", 2)},
+                                 0, events[1].seq)
+                  .ok());
+  ASSERT_TRUE(store_->AddApiKey(MakeKey(site, "k", "hash-a")).ok());
+  absl::StatusOr<ConfigDoc> doc =
+      store_->AddConfigDoc(MakeDoc("goal", site, "{}"));
+  ASSERT_TRUE(doc.ok());
+
+  ASSERT_TRUE(store_->EraseSiteData(site).ok());
+  EXPECT_THAT(ScanTs({site, 0, 100, true}), IsEmpty());
+  EXPECT_THAT(ScanTs({other, 0, 100, true}), ElementsAre(20));
+  int calls = 0;
+  ASSERT_TRUE(store_
+                  ->ScanEventsAfter(0, 2,
+                                    [&](const Event&) {
+                                      ++calls;
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_EQ(calls, 0);
+  EXPECT_THAT(Rollups(site, RollupLevel::kHour, 0, 1, {""}), IsEmpty());
+  EXPECT_THAT(Rollups(site, RollupLevel::kDay, 0, 1, {""}), IsEmpty());
+  EXPECT_THAT(Rollups(other, RollupLevel::kHour, 0, 1, {""}), SizeIs(1));
+  absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+  ASSERT_TRUE(sites.ok());
+  EXPECT_THAT(*sites, SizeIs(2));
+  EXPECT_TRUE(store_->FindApiKeyByHash("hash-a").ok());
+  EXPECT_THAT(DocIds(store_->ListConfigDocs("goal", site)),
+              ElementsAre(doc->id));
+  EXPECT_EQ(*store_->RollupCheckpoint(0), events[1].seq);  // untouched
+  EXPECT_EQ(store_->EraseSiteData(site + other + 100).code(),
+            absl::StatusCode::kNotFound);
+  // New events of the site get new seqs.
+  std::vector<Event> more = {MakeEvent(site, 40, 40)};
+  Append(more);
+  EXPECT_GT(more[0].seq, events[2].seq);
+  EXPECT_THAT(ScanTs({site, 0, 100, false}), ElementsAre(40));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(Backends()),
@@ -1211,7 +1783,7 @@ TEST_F(RedisStoreTest, UnavailableWhileRedisIsDownThenRecoversWithData) {
   std::vector<Event> more = {MakeEvent(site->id, 20, 20)};
   EXPECT_EQ((*s)->AppendEvents(absl::MakeSpan(more)).code(),
             absl::StatusCode::kUnavailable);
-  EXPECT_EQ((*s)->RollupCheckpoint().status().code(),
+  EXPECT_EQ((*s)->RollupCheckpoint(0).status().code(),
             absl::StatusCode::kUnavailable);
 
   ASSERT_TRUE(redis.Start()) << "could not restart redis-server";
@@ -1219,7 +1791,7 @@ TEST_F(RedisStoreTest, UnavailableWhileRedisIsDownThenRecoversWithData) {
   ASSERT_TRUE(sites.ok()) << sites.status();
   EXPECT_THAT(*sites, SizeIs(1));
   int n = 0;
-  ASSERT_TRUE((*s)->ScanEventsAfter(0,
+  ASSERT_TRUE((*s)->ScanEventsAfter(0, 0,
                                     [&](const Event& e) {
                                       EXPECT_EQ(e.seq, events[n].seq);
                                       ++n;
@@ -1229,6 +1801,54 @@ TEST_F(RedisStoreTest, UnavailableWhileRedisIsDownThenRecoversWithData) {
   EXPECT_EQ(n, 10);
   ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(more)).ok());
   EXPECT_EQ(more[0].seq, events.back().seq + 1);
+}
+
+// A database written before per-worker checkpoints: its single checkpoint
+// string is worker 0's until worker 0 writes its own.
+TEST_F(RedisStoreTest, LegacyCheckpointIsWorkerZeros) {
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(RedisCommand({"SET", "rollup_checkpoint", "17"}), "OK");
+  EXPECT_EQ(*(*s)->RollupCheckpoint(0), 17);
+  EXPECT_EQ(*(*s)->RollupCheckpoint(1), 0);
+  EXPECT_THAT(*(*s)->ListRollupCheckpoints(),
+              ElementsAre(std::pair<int32_t, int64_t>(0, 17)));
+  ASSERT_TRUE((*s)->ApplyRollups({}, 0, 20).ok());
+  EXPECT_EQ(*(*s)->RollupCheckpoint(0), 20);
+  EXPECT_EQ(RedisCommand({"EXISTS", "rollup_checkpoint"}), "0");
+}
+
+// DeleteEventsBefore and EraseSiteData leave no index entry behind (scans
+// skip missing stream entries, so only the key sizes show it).
+TEST_F(RedisStoreTest, RetentionLeavesNoIndexEntries) {
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenStore(RedisTestUrl());
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<Site> a = (*s)->AddSite(MakeSite("a.com", "aaaa"));
+  absl::StatusOr<Site> b = (*s)->AddSite(MakeSite("b.com", "bbbb"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<Event> events;
+  for (int i = 0; i < 40; ++i) {
+    events.push_back(MakeEvent(i % 2 == 0 ? a->id : b->id, 1790812800000 + i,
+                               1790812800000 + i / 4));
+    events.back().worker = i % 3;
+  }
+  ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(events)).ok());
+  const std::string sa = absl::StrCat(a->id), sb = absl::StrCat(b->id);
+  auto total_seq_index = [&] {
+    return std::atoi(RedisCommand({"ZCARD", "evseq"}).c_str()) +
+           std::atoi(RedisCommand({"ZCARD", "evseq:1"}).c_str()) +
+           std::atoi(RedisCommand({"ZCARD", "evseq:2"}).c_str());
+  };
+  EXPECT_EQ(total_seq_index(), 40);
+  EXPECT_EQ(*(*s)->DeleteEventsBefore(a->id, INT64_MAX), 20);
+  EXPECT_EQ(RedisCommand({"XLEN", "ev:" + sa}), "0");
+  EXPECT_EQ(RedisCommand({"ZCARD", "evts:" + sa}), "0");
+  EXPECT_EQ(RedisCommand({"ZCARD", "evss:" + sa}), "0");
+  EXPECT_EQ(total_seq_index(), 20);
+  ASSERT_TRUE((*s)->EraseSiteData(b->id).ok());
+  EXPECT_EQ(RedisCommand({"EXISTS", "ev:" + sb, "evts:" + sb, "evss:" + sb}),
+            "0");
+  EXPECT_EQ(total_seq_index(), 0);
 }
 
 TEST_F(RedisStoreTest, ReconnectsAfterClientKill) {
@@ -1287,7 +1907,7 @@ TEST_F(RedisStoreTest, ConcurrentApplyRollupsOnOneCellLoseNothing) {
         RollupRow r = Row(1, RollupLevel::kHour, 3600, "", "", 1);
         uint64_t k = static_cast<uint64_t>(t * kRounds + i);
         r.visitors = Sketch(k, k + 1);
-        absl::Status st = stores[t]->ApplyRollups({r}, i);
+        absl::Status st = stores[t]->ApplyRollups({r}, 0, i);
         if (!st.ok()) {
           ADD_FAILURE() << st;
           errors++;
@@ -1332,7 +1952,7 @@ TEST_F(RedisStoreTest, AppendThroughputIsPrinted) {
   std::printf("redis AppendEvents: %.0f events/s (%d batches of %d)\n",
               kBatches * kBatch / secs, kBatches, kBatch);
   int64_t n = 0;
-  ASSERT_TRUE((*s)->ScanEventsAfter(0,
+  ASSERT_TRUE((*s)->ScanEventsAfter(0, 0,
                                     [&](const Event&) {
                                       ++n;
                                       return true;
@@ -1380,6 +2000,66 @@ class PostgresStoreTest : public ::testing::Test {
     return s.ok() ? *std::move(s) : nullptr;
   }
 };
+
+// A database as a build with schema version 1 left it (one checkpoint row
+// for worker "", events without a worker column) is migrated: the checkpoint
+// becomes worker 0's and the old events worker 0's.
+TEST_F(PostgresStoreTest, Version1DatabaseIsMigrated) {
+  ASSERT_GE(PostgresStoreSchemaVersion(), 2);
+  ASSERT_EQ(PgExec("CREATE TABLE schema_version(version INTEGER PRIMARY KEY, "
+                   "applied_ms BIGINT NOT NULL)"),
+            "");
+  ASSERT_EQ(PgExec(PostgresStoreMigrationSql(1)), "");
+  ASSERT_EQ(
+      PgExec("INSERT INTO schema_version VALUES(1, 5); "
+             "INSERT INTO sites(domain, short_id, timezone, created_ms) "
+             "VALUES('a.com', 'aaaa', 'UTC', 1111); "
+             "INSERT INTO rollup_checkpoints(worker, seq) VALUES('', 17); "
+             "CREATE TABLE events_197001 PARTITION OF events "
+             "FOR VALUES FROM (0) TO (2678400000); "
+             "INSERT INTO events(seq, site_id, ts_ms, name, hostname, page, "
+             "visitor_id, session_id, session_start_ms, first_in_session, "
+             "first_page, first_name, s_pageviews, s_events, s_bounce, "
+             "s_duration_ms, s_exit_page, d_bounce, d_duration_ms, imported) "
+             "SELECT nextval('events_seq'), id, 1000, 'pageview', 'a.com', "
+             "'/', 1, 1, 1000, 1, 1, 1, 1, 1, 1, 0, '/', 0, 0, 0 FROM sites"),
+      "");
+  std::unique_ptr<Store> s = Open();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(PgExec("SELECT MAX(version) FROM schema_version"),
+            absl::StrCat(PostgresStoreSchemaVersion()));
+  EXPECT_EQ(*s->RollupCheckpoint(0), 17);
+  EXPECT_THAT(*s->ListRollupCheckpoints(),
+              ElementsAre(std::pair<int32_t, int64_t>(0, 17)));
+  absl::StatusOr<std::vector<Site>> sites = s->ListSites();
+  ASSERT_TRUE(sites.ok()) << sites.status();
+  ASSERT_THAT(*sites, SizeIs(1));
+  EXPECT_EQ(sites->front().retention_days, 0);
+  std::vector<Event> old;
+  ASSERT_TRUE(s->ScanEventsAfter(0, 0, [&](const Event& e) {
+                 old.push_back(e);
+                 return true;
+               }).ok());
+  ASSERT_THAT(old, SizeIs(1));
+  EXPECT_EQ(old[0].worker, 0);
+  EXPECT_EQ(old[0].ts_ms, 1000);
+  // New events, checkpoints, documents and runs work; reopening does not
+  // migrate again.
+  std::vector<Event> events = {MakeEvent(sites->front().id, 2000, 2000)};
+  events[0].worker = 3;
+  ASSERT_TRUE(s->AppendEvents(absl::MakeSpan(events)).ok());
+  EXPECT_GT(events[0].seq, old[0].seq);
+  ASSERT_TRUE(s->ApplyRollups({}, 3, events[0].seq).ok());
+  ASSERT_TRUE(s->AddConfigDoc(MakeDoc("goal", sites->front().id, "{}")).ok());
+  ASSERT_TRUE(s->ClaimJobRun(Want("j", 0, "p", "h", 1), 0).ok());
+  s = Open();
+  ASSERT_NE(s, nullptr);
+  EXPECT_THAT(*s->ListRollupCheckpoints(),
+              ElementsAre(std::pair<int32_t, int64_t>(0, 17),
+                          std::pair<int32_t, int64_t>(3, events[0].seq)));
+  EXPECT_EQ(PgExec("SELECT COUNT(*) FROM schema_version"),
+            absl::StrCat(PostgresStoreSchemaVersion()));
+}
 
 TEST_F(PostgresStoreTest, PartitionsAreCreatedPerMonth) {
   std::unique_ptr<Store> store = Open();
@@ -1508,7 +2188,7 @@ TEST_F(PostgresStoreTest, AppendThroughputIsPrinted) {
               kBatches * kBatch / secs, kBatches, kBatch);
   int64_t n = 0;
   ASSERT_TRUE(store
-                  ->ScanEventsAfter(0,
+                  ->ScanEventsAfter(0, 0,
                                     [&](const Event&) {
                                       ++n;
                                       return true;
@@ -1530,7 +2210,7 @@ TEST_F(PostgresStoreTest, NulBytesInTextDoNotFailTheBatch) {
   ASSERT_TRUE(store->AppendEvents(absl::MakeSpan(events)).ok());
   std::vector<Event> got;
   ASSERT_TRUE(store
-                  ->ScanEventsAfter(0,
+                  ->ScanEventsAfter(0, 0,
                                     [&](const Event& e) {
                                       got.push_back(e);
                                       return true;
@@ -1572,7 +2252,7 @@ TEST_F(PostgresStoreTest, ConcurrentSketchMergesAreNotLost) {
     for (int i = 0; i < 20; ++i) {
       RollupRow r = Row(1, RollupLevel::kHour, 0, "", "", 1);
       r.visitors = Sketch(base + i * 10, base + i * 10 + 10);
-      EXPECT_TRUE(s->ApplyRollups({r}, 1).ok());
+      EXPECT_TRUE(s->ApplyRollups({r}, 0, 1).ok());
     }
   };
   std::thread ta(run, a.get(), 0);
@@ -1610,7 +2290,7 @@ TEST(SqliteStoreTest, DataSurvivesReopen) {
     full = events[0];
     RollupRow r = Row(site->id, RollupLevel::kDay, 0, "", "", 3);
     r.visitors = Sketch(0, 10);
-    ASSERT_TRUE((*s)->ApplyRollups({r}, full.seq).ok());
+    ASSERT_TRUE((*s)->ApplyRollups({r}, 0, full.seq).ok());
   }
   absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -1620,7 +2300,7 @@ TEST(SqliteStoreTest, DataSurvivesReopen) {
   EXPECT_EQ((*sites)[0].domain, "a.com");
   EXPECT_EQ((*s)->GetSalt(5)->value_or(""), "salt");
   std::vector<Event> got;
-  ASSERT_TRUE((*s)->ScanEventsAfter(0,
+  ASSERT_TRUE((*s)->ScanEventsAfter(0, 0,
                                     [&](const Event& e) {
                                       got.push_back(e);
                                       return true;
@@ -1628,7 +2308,7 @@ TEST(SqliteStoreTest, DataSurvivesReopen) {
                   .ok());
   ASSERT_THAT(got, SizeIs(1));
   ExpectSameEvent(got[0], full);
-  EXPECT_EQ(*(*s)->RollupCheckpoint(), full.seq);
+  EXPECT_EQ(*(*s)->RollupCheckpoint(0), full.seq);
   int rows = 0;
   ASSERT_TRUE((*s)->ScanRollups((*sites)[0].id, RollupLevel::kDay, 0, 1, {""},
                                 [&](const RollupRow& r) {
@@ -1667,6 +2347,13 @@ TEST(SqliteStoreTest, Version1DatabaseIsMigrated) {
         "('a.com', 'aaaaaaaaaaaa', 'Europe/Berlin', 1111), "
         "('b.com', 'bbbbbbbbbbbb', 'UTC', 2222)");
     exec("INSERT INTO meta(key, value) VALUES('rollup_checkpoint', 17)");
+    exec(
+        "INSERT INTO events(seq, site_id, ts_ms, name, hostname, page, "
+        "visitor_id, session_id, session_start_ms, first_in_session, "
+        "first_page, first_name, s_pageviews, s_events, s_bounce, "
+        "s_duration_ms, s_exit_page, d_bounce, d_duration_ms, imported) "
+        "VALUES(5, 1, 1000, 'pageview', 'a.com', '/', 1, 1, 1000, 1, 1, 1, 1, "
+        "1, 1, 0, '/', 0, 0, 0)");
     sqlite3_close(db);
   }
   {
@@ -1682,7 +2369,21 @@ TEST(SqliteStoreTest, Version1DatabaseIsMigrated) {
     EXPECT_EQ((*sites)[0].allowed_origins, "");
     EXPECT_EQ((*sites)[1].domain, "b.com");
     EXPECT_EQ((*sites)[1].created_ms, 2222);
-    EXPECT_EQ(*(*s)->RollupCheckpoint(), 17);
+    EXPECT_EQ(*(*s)->RollupCheckpoint(0), 17);
+    EXPECT_THAT(*(*s)->ListRollupCheckpoints(),
+                ElementsAre(std::pair<int32_t, int64_t>(0, 17)));
+    EXPECT_EQ((*sites)[0].retention_days, 0);
+    // The old event is worker 0's.
+    std::vector<Event> old;
+    ASSERT_TRUE((*s)->ScanEventsAfter(0, 0,
+                                      [&](const Event& e) {
+                                        old.push_back(e);
+                                        return true;
+                                      })
+                    .ok());
+    ASSERT_THAT(old, SizeIs(1));
+    EXPECT_EQ(old[0].seq, 5);
+    EXPECT_EQ(old[0].worker, 0);
 
     // The new columns and tables work.
     Site upd = (*sites)[1];

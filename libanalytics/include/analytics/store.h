@@ -1,9 +1,11 @@
 // Store: the seam for durable analytics data.
 //
-// A Store keeps sites, daily salts, raw events, rollups and their checkpoint.
-// Implementations: SQLite (default, WAL), in-memory (tests and embedding), and
-// later PostgreSQL and Redis. The engine chooses one by URL through OpenStore()
-// and never includes a backend's header.
+// A Store keeps sites, API keys, daily salts, raw events, rollups and their
+// per-worker checkpoints, configuration documents and the job ledger.
+// Implementations: SQLite (default, WAL), in-memory (tests and embedding),
+// PostgreSQL and Redis. The engine chooses one by URL through OpenStore() and
+// never includes a backend's header. Several workers (processes) may share
+// one SQLite file, PostgreSQL database or Redis database.
 //
 // Thread-safety: every method may be called from any thread; implementations
 // serialize internally as they need. AppendEvents() is called from the
@@ -156,29 +158,25 @@ class Store {
   virtual absl::Status ScanEvents(
       const EventScan& scan, const std::function<bool(const Event&)>& fn) = 0;
   // Calls fn for every event ingested by `worker` (Event::worker) with
-  // seq > after_seq, in seq order.
-  // TRANSITION (store helper): gains `int32_t worker` after after_seq.
+  // seq > after_seq, in seq order; fn returns false to stop early.
   virtual absl::Status ScanEventsAfter(
-      int64_t after_seq, const std::function<bool(const Event&)>& fn) = 0;
+      int64_t after_seq, int32_t worker,
+      const std::function<bool(const Event&)>& fn) = 0;
 
   // Rollup checkpoints are kept per worker: each worker folds the events it
   // appended itself, so workers sharing one store never fold an event twice
   // or skip one. ApplyRollups merges the deltas into stored rollups (metrics
   // added, sketches merged) and sets `worker`'s checkpoint, in one durable
-  // transaction.
-  // TRANSITION (store helper): gains `int32_t worker` before checkpoint_seq.
+  // transaction. Other workers' checkpoints are left alone.
   virtual absl::Status ApplyRollups(absl::Span<const RollupRow> deltas,
-                                    int64_t checkpoint_seq) = 0;
+                                    int32_t worker, int64_t checkpoint_seq) = 0;
   // The seq up to which `worker`'s events are reflected in stored rollups
   // (0: none).
-  // TRANSITION (store helper): gains `int32_t worker`.
-  virtual absl::StatusOr<int64_t> RollupCheckpoint() = 0;
-  // Every worker that has a checkpoint, with it (for adopting the unfolded
-  // events of a worker that is gone).
+  virtual absl::StatusOr<int64_t> RollupCheckpoint(int32_t worker) = 0;
+  // Every worker that has a checkpoint, with it, in worker order (for
+  // adopting the unfolded events of a worker that is gone).
   virtual absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>>
-  ListRollupCheckpoints() {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
+  ListRollupCheckpoints() = 0;
   // Calls fn for stored cells with the given site and level, bucket in
   // [from_bucket, to_bucket), and dim in dims.
   virtual absl::Status ScanRollups(
@@ -191,34 +189,27 @@ class Store {
   // Retention: deletes the site's raw events with ts_ms < before_ms (rollups
   // stay) and returns how many were deleted.
   virtual absl::StatusOr<int64_t> DeleteEventsBefore(int64_t site_id,
-                                                     int64_t before_ms) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
-  // Deletes every event and rollup of the site, keeping the site, its keys
-  // and its configuration documents.
-  virtual absl::Status EraseSiteData(int64_t site_id) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
+                                                     int64_t before_ms) = 0;
+  // Deletes every event and rollup of the site, keeping the site, its keys,
+  // its configuration documents and the rollup checkpoints. NotFound if there
+  // is no such site.
+  virtual absl::Status EraseSiteData(int64_t site_id) = 0;
 
   // Configuration documents: small JSON objects by kind ("goal", "funnel",
   // "report", "alert", "share", …) and site, managed by the engine, the
-  // server and the jobs. AddConfigDoc assigns id and updated_ms (when 0).
-  // UpdateConfigDoc replaces json and updated_ms of the doc with doc.id
-  // (NotFound if absent). ListConfigDocs: site_id 0 lists every site's, in id
-  // order. RemoveSite also removes the site's documents.
-  virtual absl::StatusOr<ConfigDoc> AddConfigDoc(const ConfigDoc& doc) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
+  // server and the jobs. AddConfigDoc assigns id and updated_ms (when 0);
+  // InvalidArgument unless kind is 1..64 bytes and json a JSON object,
+  // NotFound when site_id is not 0 and names no site. UpdateConfigDoc
+  // replaces json and updated_ms (now when 0) of the doc with doc.id
+  // (NotFound if absent); kind and site_id stay. ListConfigDocs: kind ""
+  // lists every kind, site_id 0 every site's (and those of no site), in id
+  // order. DeleteConfigDoc: NotFound if absent. RemoveSite also removes the
+  // site's documents.
+  virtual absl::StatusOr<ConfigDoc> AddConfigDoc(const ConfigDoc& doc) = 0;
   virtual absl::StatusOr<std::vector<ConfigDoc>> ListConfigDocs(
-      std::string_view kind, int64_t site_id) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
-  virtual absl::Status UpdateConfigDoc(const ConfigDoc& doc) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
-  virtual absl::Status DeleteConfigDoc(int64_t id) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
+      std::string_view kind, int64_t site_id) = 0;
+  virtual absl::Status UpdateConfigDoc(const ConfigDoc& doc) = 0;
+  virtual absl::Status DeleteConfigDoc(int64_t id) = 0;
 
   // Job ledger: one row per (job, site_id, period), so that a scheduled job
   // runs exactly once per period across workers and leader changes.
@@ -230,24 +221,21 @@ class Store {
   // "claimed" && the row was written by this call (updated_ms ==
   // want.updated_ms). UpdateJobRun sets state, error, attempts and
   // updated_ms when run.holder still holds the row (FailedPrecondition
-  // otherwise). Both are atomic across workers.
+  // otherwise, also when the row does not exist). Both are atomic across
+  // workers and processes sharing the store. A takeover keeps the row's
+  // error. InvalidArgument when want.job or want.holder is empty.
   virtual absl::StatusOr<JobRun> ClaimJobRun(const JobRun& want,
-                                             int64_t stale_before_ms) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
-  virtual absl::Status UpdateJobRun(const JobRun& run) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
+                                             int64_t stale_before_ms) = 0;
+  virtual absl::Status UpdateJobRun(const JobRun& run) = 0;
   // Rows of `job` ("" = every job) newest first (by updated_ms), at most
-  // `limit`.
+  // `limit` (<= 0: all).
   virtual absl::StatusOr<std::vector<JobRun>> ListJobRuns(std::string_view job,
-                                                          int64_t limit) {
-    return absl::UnimplementedError("store: not yet implemented");
-  }  // TRANSITION: pure once every store implements it
+                                                          int64_t limit) = 0;
 };
 
 // Opens a store by URL: "memory://", "sqlite:///abs/path.db",
-// "sqlite://relative/path.db". InvalidArgument for an unknown scheme.
+// "sqlite://relative/path.db", "postgres://…" (or "postgresql://…"),
+// "redis://…". InvalidArgument for an unknown scheme.
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url);
 
 }  // namespace analytics
