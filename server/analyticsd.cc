@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,9 +49,11 @@
 #include "analytics/engine.h"
 #include "analytics/event.h"
 #include "libanalytics/ingest/trackers.h"
+#include "libanalytics/jobs/jobs.h"
 #include "libanalytics/query/v1.h"
 #include "rapidjson/document.h"
 #include "server/common.h"
+#include "server/dashboard/dashboard.h"
 #include "server/http_support.h"
 #include "server/static/script.js.h"  // generated: kScriptJs
 
@@ -100,6 +103,27 @@ ABSL_FLAG(std::string, public_url,
           analytics::server::EnvOr("ANALYTICS_PUBLIC_URL", ""),
           "public base URL for printed URLs, e.g. https://stats.example.com "
           "($ANALYTICS_PUBLIC_URL)");
+// Scheduled jobs (libanalytics/jobs, docs/JOBS.md). The SMTP password is read
+// from $ANALYTICS_SMTP_PASSWORD only, never from a flag.
+ABSL_FLAG(bool, jobs, EnvInt("ANALYTICS_JOBS", 1) != 0,
+          "run the scheduled jobs (reports, alerts, retention, salt rotation) "
+          "while this worker is the leader ($ANALYTICS_JOBS=0 turns off)");
+ABSL_FLAG(int64_t, jobs_tick_seconds, EnvInt("ANALYTICS_JOBS_TICK", 30),
+          "how often the leader looks for due jobs ($ANALYTICS_JOBS_TICK)");
+ABSL_FLAG(int64_t, jobs_retry_seconds, EnvInt("ANALYTICS_JOBS_RETRY", 60),
+          "first retry delay of a failed delivery, doubled per attempt "
+          "($ANALYTICS_JOBS_RETRY)");
+ABSL_FLAG(std::string, smtp_url, analytics::server::EnvOr("ANALYTICS_SMTP_URL", ""),
+          "SMTP server for email reports and alerts, smtp://HOST:PORT or "
+          "smtps://HOST:PORT ($ANALYTICS_SMTP_URL); empty: no email");
+ABSL_FLAG(bool, smtp_starttls, EnvInt("ANALYTICS_SMTP_STARTTLS", 0) != 0,
+          "require STARTTLS on an smtp:// URL ($ANALYTICS_SMTP_STARTTLS=1)");
+ABSL_FLAG(std::string, smtp_user, analytics::server::EnvOr("ANALYTICS_SMTP_USER", ""),
+          "SMTP user; the password comes from $ANALYTICS_SMTP_PASSWORD "
+          "($ANALYTICS_SMTP_USER)");
+ABSL_FLAG(std::string, smtp_from,
+          analytics::server::EnvOr("ANALYTICS_SMTP_FROM", "analytics@localhost"),
+          "sender address of reports and alerts ($ANALYTICS_SMTP_FROM)");
 
 namespace analytics::server {
 namespace {
@@ -213,7 +237,7 @@ std::string UrlHost(const std::string& host) {
 constexpr char kIndexHtml[] = R"(<!doctype html>
 <meta charset="utf-8"><title>analyticsd</title>
 <h1>analyticsd</h1>
-<p>The dashboard is not built into this server yet. API:</p>
+<p><a href="/dashboard">Dashboard</a>. API:</p>
 <ul>
 <li><code>POST /api/event</code> Plausible tracker events</li>
 <li><code>POST /log</code>, <code>/log/custom</code>, <code>/log/hb</code>,
@@ -224,6 +248,8 @@ constexpr char kIndexHtml[] = R"(<!doctype html>
 <li><code>POST /api/v2/query</code> Stats API v2 (<code>?format=csv</code>)</li>
 <li><code>GET /api/v1/stats/{realtime/visitors,aggregate,timeseries,breakdown}</code></li>
 <li><code>/api/v1/sites</code>, <code>/api/v1/keys</code> (admin token)</li>
+<li><code>/api/v1/reports</code>, <code>/api/v1/alerts</code>,
+<code>/api/v1/jobs</code> scheduled jobs (admin token)</li>
 <li><code>GET /health</code>, <code>/ready</code>, <code>/metrics</code></li>
 </ul>
 )";
@@ -261,6 +287,15 @@ const std::map<std::string, std::string, std::less<>>& KnownRoutes() {
           {"/ready", "GET"},
           {"/metrics", "GET"},
           {"/", "GET"},
+          {"/dashboard", "GET"},
+          {"/dashboard/login", "GET POST"},
+          {"/dashboard/logout", "POST"},
+          {"/dashboard/api/session", "GET"},
+          {"/api/v1/shares", "GET POST"},
+          {"/api/v1/reports", "GET POST"},
+          {"/api/v1/reports/unsubscribe", "GET POST"},
+          {"/api/v1/alerts", "GET POST"},
+          {"/api/v1/jobs", "GET"},
       };
   return *routes;
 }
@@ -273,6 +308,9 @@ std::string RouteLabel(absl::string_view path) {
   if (KnownRoutes().count(path)) return std::string(path);
   if (absl::StartsWith(path, "/api/v1/sites/")) return "/api/v1/sites/:domain";
   if (absl::StartsWith(path, "/api/v1/keys/")) return "/api/v1/keys/:id";
+  if (absl::StartsWith(path, "/api/v1/reports/")) return "/api/v1/reports/:id";
+  if (absl::StartsWith(path, "/api/v1/alerts/")) return "/api/v1/alerts/:id";
+  if (absl::StartsWith(path, "/api/v1/jobs/")) return "/api/v1/jobs/:name/run";
   return "other";
 }
 
@@ -372,6 +410,12 @@ struct Config {
   ProxyList trusted;
   int64_t rate_limit = 600;
   int64_t site_rate_limit = 60000;
+  // Requests without an Authorization header: the dashboard's session
+  // cookie or shared link (server/dashboard/), when set.
+  std::function<absl::StatusOr<Principal>(const httplib::Request&)>
+      session_auth;
+  // Scheduled jobs and their management routes; null when off.
+  jobs::Jobs* jobs = nullptr;
 };
 
 class Server {
@@ -561,6 +605,7 @@ class Server {
     std::string h = req.get_header_value("Authorization");
     absl::string_view v = absl::StripAsciiWhitespace(h);
     if (v.empty()) {
+      if (config_.session_auth) return config_.session_auth(req);
       return absl::UnauthenticatedError("authorization: missing bearer token");
     }
     if (v.size() < 7 || !absl::EqualsIgnoreCase(v.substr(0, 7), "Bearer ")) {
@@ -606,6 +651,7 @@ class Server {
   void AddStats(httplib::Server& svr);
   void AddManagement(httplib::Server& svr);
   void AddOperations(httplib::Server& svr);
+  void AddJobs(httplib::Server& svr);
 
   Engine& engine_;
   const Config config_;
@@ -942,8 +988,30 @@ void Server::AddManagement(httplib::Server& svr) {
     absl::StatusOr<std::optional<std::string>> origins = OriginsMember(doc);
     if (!origins.ok()) return ReplyError(req, res, origins.status());
     if (origins->has_value()) update.allowed_origins = **origins;
+    // retention_days: raw events older than this are deleted by the
+    // retention job (docs/JOBS.md); 0 keeps them.
+    std::optional<int32_t> retention;
+    if (auto it = doc.FindMember("retention_days");
+        it != doc.MemberEnd() && !it->value.IsNull()) {
+      if (!it->value.IsInt() || it->value.GetInt() < 0 ||
+          it->value.GetInt() > 36500) {
+        return ReplyError(req, res,
+                          absl::InvalidArgumentError(
+                              "retention_days: want an integer from 0 to "
+                              "36500 (0 keeps raw events forever)"));
+      }
+      retention = it->value.GetInt();
+      update.retention_days = *retention;
+    }
     absl::StatusOr<Site> updated = engine_.UpdateSite(update);
     if (!updated.ok()) return ReplyError(req, res, updated.status());
+    if (retention.has_value() && updated->retention_days != *retention) {
+      // TRANSITION: Engine::UpdateSite does not carry retention_days yet;
+      // write it through the store until it does.
+      updated->retention_days = *retention;
+      absl::Status s = engine_.store()->UpdateSite(*updated);
+      if (!s.ok()) return ReplyError(req, res, s);
+    }
     LogLine("info", "site updated", {{"domain", updated->domain}});
     ReplyJson(res, 200, SiteJson(*updated));
   });
@@ -1029,11 +1097,105 @@ void Server::AddOperations(httplib::Server& svr) {
     ReplyJson(res, 200, R"({"status":"ready"})");
   });
   svr.Get("/metrics", [this](Req, Res res) {
-    res.set_content(metrics_.Render(engine_),
+    std::string text = metrics_.Render(engine_);
+    if (config_.jobs != nullptr) text += config_.jobs->RenderMetrics();
+    res.set_content(std::move(text),
                     "text/plain; version=0.0.4; charset=utf-8");
   });
   svr.Get("/", [](Req, Res res) {
     res.set_content(kIndexHtml, "text/html; charset=utf-8");
+  });
+}
+
+// Report subscriptions, alert rules, the job ledger and manual runs (admin
+// token), and the public unsubscribe link. The logic is libanalytics/jobs'.
+void Server::AddJobs(httplib::Server& svr) {
+  if (config_.jobs == nullptr) return;
+  jobs::Jobs& jobs = *config_.jobs;
+  auto admin = [this](Req req, Res res) {
+    absl::Status s = RequireAdmin(req);
+    if (!s.ok()) ReplyError(req, res, s);
+    return s.ok();
+  };
+  auto reply = [](Req req, Res res, int code,
+                  const absl::StatusOr<std::string>& out) {
+    if (!out.ok()) return ReplyError(req, res, out.status());
+    ReplyJson(res, code, *out);
+  };
+  auto id_of = [](Req req) {
+    int64_t id = 0;
+    (void)absl::SimpleAtoi(req.matches[1].str(), &id);
+    return id;
+  };
+  for (const bool reports : {true, false}) {
+    const std::string base = reports ? "/api/v1/reports" : "/api/v1/alerts";
+    svr.Post(base, [=, &jobs](Req req, Res res) {
+      if (!admin(req, res)) return;
+      reply(req, res, 201,
+            reports ? jobs.CreateReport(req.body) : jobs.CreateAlert(req.body));
+    });
+    svr.Get(base, [=, &jobs](Req req, Res res) {
+      if (!admin(req, res)) return;
+      std::string site = req.get_param_value("site");
+      reply(req, res, 200,
+            reports ? jobs.ListReports(site) : jobs.ListAlerts(site));
+    });
+    svr.Put(base + R"(/(\d+))", [=, &jobs](Req req, Res res) {
+      if (!admin(req, res)) return;
+      reply(req, res, 200,
+            reports ? jobs.UpdateReport(id_of(req), req.body)
+                    : jobs.UpdateAlert(id_of(req), req.body));
+    });
+    svr.Delete(base + R"(/(\d+))", [=, &jobs](Req req, Res res) {
+      if (!admin(req, res)) return;
+      absl::Status s = reports ? jobs.DeleteReport(id_of(req))
+                               : jobs.DeleteAlert(id_of(req));
+      if (!s.ok()) return ReplyError(req, res, s);
+      ReplyJson(res, 200, R"({"deleted":true})");
+    });
+  }
+  svr.Get("/api/v1/jobs", [=, &jobs](Req req, Res res) {
+    if (!admin(req, res)) return;
+    int64_t limit = 100;
+    if (req.has_param("limit") &&
+        !absl::SimpleAtoi(req.get_param_value("limit"), &limit)) {
+      return ReplyError(req, res,
+                        absl::InvalidArgumentError("limit: want an integer"));
+    }
+    reply(req, res, 200, jobs.ListRuns(req.get_param_value("job"), limit));
+  });
+  svr.Post(R"(/api/v1/jobs/([^/]+)/run)", [=, &jobs](Req req, Res res) {
+    if (!admin(req, res)) return;
+    reply(req, res, 200, jobs.RunNow(req.matches[1].str(), req.body));
+  });
+  // Public: the token is the credential. GET shows a confirmation form (link
+  // scanners must not unsubscribe anyone); POST unsubscribes (also the
+  // RFC 8058 one-click POST of mail clients).
+  svr.Get("/api/v1/reports/unsubscribe", [](Req req, Res res) {
+    std::string token = req.get_param_value("token");
+    bool ok = !token.empty() && token.size() <= 128 &&
+              std::all_of(token.begin(), token.end(), absl::ascii_isxdigit);
+    res.status = ok ? 200 : 400;
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(
+        ok ? absl::StrCat("<!doctype html><meta charset=\"utf-8\"><title>"
+                          "Unsubscribe</title><form method=\"post\" "
+                          "action=\"?token=",
+                          token,
+                          "\"><p>Stop these email reports?</p><button>"
+                          "Unsubscribe</button></form>\n")
+           : std::string("<!doctype html><p>This unsubscribe link is not "
+                         "valid.</p>\n"),
+        "text/html; charset=utf-8");
+  });
+  svr.Post("/api/v1/reports/unsubscribe", [&jobs](Req req, Res res) {
+    absl::Status s = jobs.Unsubscribe(req.get_param_value("token"));
+    if (!s.ok() && !absl::IsNotFound(s)) return ReplyError(req, res, s);
+    res.status = s.ok() ? 200 : 404;
+    res.set_content(s.ok() ? "<!doctype html><p>You are unsubscribed.</p>\n"
+                           : "<!doctype html><p>This unsubscribe link is not "
+                             "valid or was already used.</p>\n",
+                    "text/html; charset=utf-8");
   });
 }
 
@@ -1049,6 +1211,7 @@ void Server::AddRoutes(httplib::Server& svr) {
   AddStats(svr);
   AddManagement(svr);
   AddOperations(svr);
+  AddJobs(svr);
 
   // Errors produced by httplib itself (unknown route 404, body too large 413,
   // bad request 400) get a JSON body too; a known route with the wrong
@@ -1181,8 +1344,54 @@ int Main(int argc, char** argv) {
   svr.new_task_queue = [threads] {
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
+  Dashboard::Options dashboard_options;
+  dashboard_options.public_url = absl::GetFlag(FLAGS_public_url);
+  dashboard_options.reply_error = ReplyError;
+  dashboard_options.trusted = config.trusted;
+  dashboard_options.login_rate_limit =
+      std::max<int64_t>(0, EnvInt("ANALYTICS_LOGIN_RATE_LIMIT", 20));
+  absl::StatusOr<std::unique_ptr<Dashboard>> dashboard =
+      Dashboard::Create(**engine, std::move(dashboard_options));
+  if (!dashboard.ok()) {
+    LogLine("error", "cannot start the dashboard",
+            {{"error", dashboard.status().ToString()}});
+    (*engine)->Close().IgnoreError();
+    return 1;
+  }
+  config.session_auth = [d = dashboard->get()](const httplib::Request& req) {
+    return d->Authenticate(req);
+  };
+  jobs::JobsOptions jobs_options;
+  jobs_options.smtp.url = absl::GetFlag(FLAGS_smtp_url);
+  jobs_options.smtp.starttls = absl::GetFlag(FLAGS_smtp_starttls);
+  jobs_options.smtp.user = absl::GetFlag(FLAGS_smtp_user);
+  jobs_options.smtp.password = EnvOr("ANALYTICS_SMTP_PASSWORD", "");
+  jobs_options.smtp.from = absl::GetFlag(FLAGS_smtp_from);
+  jobs_options.public_url = absl::GetFlag(FLAGS_public_url);
+  if (jobs_options.public_url.empty()) {
+    jobs_options.public_url =
+        absl::StrCat("http://", UrlHost(listen->host), ":", listen->port);
+  }
+  jobs_options.tick =
+      absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_jobs_tick_seconds)));
+  jobs_options.retry_base = absl::Seconds(
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_jobs_retry_seconds)));
+  jobs_options.stale_after = options.leader_lease;
+  // Tests only: a pause between claiming a ledger row and sending, to kill
+  // the worker in between (tests/jobs/).
+  jobs_options.pause_after_claim =
+      absl::Milliseconds(EnvInt("ANALYTICS_JOBS_TEST_PAUSE_MS", 0));
+  absl::StatusOr<std::unique_ptr<jobs::Jobs>> scheduled =
+      jobs::Jobs::Create(**engine, std::move(jobs_options));
+  if (!scheduled.ok()) {
+    LogLine("error", "cannot set up the jobs",
+            {{"error", scheduled.status().ToString()}});
+    return 1;
+  }
+  config.jobs = scheduled->get();
   Server server(**engine, std::move(config));
   server.AddRoutes(svr);
+  (*dashboard)->AddRoutes(svr);
 
   int port = listen->port;
   bool bound;
@@ -1227,8 +1436,10 @@ int Main(int argc, char** argv) {
 
   // Returns after stop(), once in-flight requests have finished (the task
   // queue is shut down and joined).
+  if (absl::GetFlag(FLAGS_jobs)) (*scheduled)->Start();
   svr.listen_after_bind();
   done = true;
+  (*scheduled)->Stop();
   absl::Status flushed = (*engine)->Flush();
   if (!flushed.ok())
     LogLine("error", "flush failed", {{"error", flushed.ToString()}});

@@ -2,14 +2,18 @@
 #include "libanalytics/session/sessionizer.h"
 
 #include <algorithm>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 
 #include "absl/hash/hash.h"
 #include "libanalytics/sketch/hll.h"
 
 namespace analytics {
 
-Sessionizer::Sessionizer(absl::Duration timeout)
-    : timeout_ms_(absl::ToInt64Milliseconds(timeout)) {}
+Sessionizer::Sessionizer(absl::Duration timeout, Coordinator* shared)
+    : timeout_ms_(absl::ToInt64Milliseconds(timeout)), shared_(shared) {}
 
 uint64_t Sessionizer::Key(int64_t site_id, uint64_t visitor_id) {
   return HyperLogLog::HashKey(
@@ -31,7 +35,6 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     Sweep();
   }
 
-  const bool pageview = e->is_pageview();
   uint64_t key = Key(e->site_id, e->visitor_id);
   Shard* shard = &ShardFor(key);
   shard->mu.Lock();
@@ -63,43 +66,61 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     }
   }
 
-  int32_t prev_bounce = 0;
-  int64_t prev_duration = 0;
   if (e->is_engagement()) {
     if (s == nullptr) {
       shard->mu.Unlock();
       return false;
     }
     s->live_ms = std::max(s->live_ms, e->ts_ms);
-    e->visit = s->visit;
-    e->first_in_session = e->first_page = e->first_name = false;
-    e->session_id = s->session_id;
-    e->session_start_ms = s->start_ms;
-    e->s_pageviews = s->pageviews;
-    e->s_events = s->events;
-    e->s_bounce = s->pageviews == 1 && s->interactive_custom == 0;
-    e->s_duration_ms = s->last_ms - s->start_ms;
-    e->s_exit_page = s->exit_page;
-    e->d_bounce = 0;
-    e->d_duration_ms = 0;
+    StampEngagement(*s, e);
     shard->mu.Unlock();
     return true;
   }
-  if (s == nullptr) {
-    auto fresh = std::make_unique<State>();
-    s = fresh.get();
-    s->visitor_id = e->visitor_id;
-    s->start_ms = e->ts_ms;
-    s->last_ms = e->ts_ms;
-    s->site_id = e->site_id;
-    s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e->ts_ms));
+  const bool fresh = s == nullptr;
+  if (fresh) {
+    auto state = std::make_unique<State>(NewState(key, *e));
+    s = state.get();
+    if (it != shard->sessions.end()) {
+      it->second = std::move(state);
+    } else {
+      shard->sessions.emplace(key, std::move(state));
+    }
+  }
+  Apply(s, fresh, e, interactive);
+  shard->mu.Unlock();
+  return true;
+}
+
+Sessionizer::State Sessionizer::NewState(uint64_t key, const Event& e) {
+  State s;
+  s.visitor_id = e.visitor_id;
+  s.start_ms = e.ts_ms;
+  s.last_ms = e.ts_ms;
+  s.site_id = e.site_id;
+  s.session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e.ts_ms));
+  return s;
+}
+
+void Sessionizer::StampEngagement(const State& s, Event* e) {
+  e->visit = s.visit;
+  e->first_in_session = e->first_page = e->first_name = false;
+  e->session_id = s.session_id;
+  e->session_start_ms = s.start_ms;
+  e->s_pageviews = s.pageviews;
+  e->s_events = s.events;
+  e->s_bounce = s.pageviews == 1 && s.interactive_custom == 0;
+  e->s_duration_ms = s.last_ms - s.start_ms;
+  e->s_exit_page = s.exit_page;
+  e->d_bounce = 0;
+  e->d_duration_ms = 0;
+}
+
+void Sessionizer::Apply(State* s, bool fresh, Event* e, bool interactive) {
+  int32_t prev_bounce = 0;
+  int64_t prev_duration = 0;
+  if (fresh) {
     e->visit.entry_page = e->page;
     s->visit = e->visit;
-    if (it != shard->sessions.end()) {
-      it->second = std::move(fresh);
-    } else {
-      shard->sessions.emplace(key, std::move(fresh));
-    }
     e->first_in_session = true;
   } else {
     prev_bounce = (s->pageviews == 1 && s->interactive_custom == 0) ? 1 : 0;
@@ -107,9 +128,8 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     e->first_in_session = false;
     e->visit = s->visit;
   }
-
   s->events++;
-  if (pageview) {
+  if (e->is_pageview()) {
     s->pageviews++;
     s->exit_page = e->page;
   } else if (interactive) {
@@ -130,8 +150,6 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   e->s_exit_page = s->exit_page;
   e->d_bounce = static_cast<int8_t>(bounce - prev_bounce);
   e->d_duration_ms = e->s_duration_ms - prev_duration;
-  shard->mu.Unlock();
-  return true;
 }
 
 void Sessionizer::Restore(const Event& last) {
@@ -228,6 +246,346 @@ size_t Sessionizer::size() const {
     n += shard.sessions.size();
   }
   return n;
+}
+
+// ---- Shared state (a Coordinator) ----
+
+namespace {
+
+constexpr char kStateFormat = 1;
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+void PutSigned(std::string* out, int64_t v) {
+  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^
+                     static_cast<uint64_t>(v >> 63));  // zigzag
+}
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutString(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+
+struct Reader {
+  std::string_view in;
+  bool ok = true;
+  uint64_t Varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (in.empty()) break;
+      const uint8_t b = static_cast<uint8_t>(in[0]);
+      in.remove_prefix(1);
+      v |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    ok = false;
+    return 0;
+  }
+  int64_t Signed() {
+    const uint64_t v = Varint();
+    return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+  }
+  uint64_t Fixed64() {
+    if (in.size() < 8) {
+      ok = false;
+      return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) {
+      v |= static_cast<uint64_t>(static_cast<uint8_t>(in[i])) << (8 * i);
+    }
+    in.remove_prefix(8);
+    return v;
+  }
+  std::string String() {
+    const uint64_t n = Varint();
+    if (!ok || n > in.size()) {
+      ok = false;
+      return "";
+    }
+    std::string s(in.substr(0, n));
+    in.remove_prefix(n);
+    return s;
+  }
+};
+
+template <typename F>
+void ForEachVisitField(F&& f, VisitAttrs& v) {
+  for (std::string* s :
+       {&v.entry_page, &v.source, &v.referrer, &v.utm_source, &v.utm_medium,
+        &v.utm_campaign, &v.utm_term, &v.utm_content, &v.country, &v.browser,
+        &v.browser_version, &v.os, &v.os_version, &v.device, &v.screen,
+        &v.locale}) {
+    f(s);
+  }
+}
+
+}  // namespace
+
+std::string EncodeSessionState(const SessionState& s) {
+  std::string out;
+  out.reserve(64 + s.exit_page.size() + 8 * s.seen.size());
+  out.push_back(kStateFormat);
+  PutFixed64(&out, s.session_id);
+  PutFixed64(&out, s.visitor_id);
+  PutSigned(&out, s.site_id);
+  PutSigned(&out, s.start_ms);
+  PutSigned(&out, s.last_ms - s.start_ms);
+  PutSigned(&out, s.live_ms - s.start_ms);
+  PutVarint(&out, static_cast<uint32_t>(s.pageviews));
+  PutVarint(&out, static_cast<uint32_t>(s.events));
+  PutVarint(&out, static_cast<uint32_t>(s.interactive_custom));
+  PutString(&out, s.exit_page);
+  VisitAttrs visit = s.visit;
+  ForEachVisitField([&](std::string* f) { PutString(&out, *f); }, visit);
+  PutVarint(&out, s.seen.size());
+  for (uint64_t h : s.seen) PutFixed64(&out, h);
+  return out;
+}
+
+absl::StatusOr<SessionState> DecodeSessionState(std::string_view bytes) {
+  if (bytes.empty() || bytes[0] != kStateFormat) {
+    return absl::InvalidArgumentError("session state: unknown format");
+  }
+  Reader r{bytes.substr(1)};
+  SessionState s;
+  s.session_id = r.Fixed64();
+  s.visitor_id = r.Fixed64();
+  s.site_id = r.Signed();
+  s.start_ms = r.Signed();
+  s.last_ms = s.start_ms + r.Signed();
+  s.live_ms = s.start_ms + r.Signed();
+  s.pageviews = static_cast<int32_t>(r.Varint());
+  s.events = static_cast<int32_t>(r.Varint());
+  s.interactive_custom = static_cast<int32_t>(r.Varint());
+  s.exit_page = r.String();
+  ForEachVisitField([&](std::string* f) { *f = r.String(); }, s.visit);
+  const uint64_t n = r.Varint();
+  if (!r.ok || n > r.in.size() / 8) {
+    return absl::InvalidArgumentError("session state: truncated");
+  }
+  s.seen.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) s.seen.insert(r.Fixed64());
+  if (!r.ok || !r.in.empty()) {
+    return absl::InvalidArgumentError("session state: malformed");
+  }
+  return s;
+}
+
+absl::StatusOr<std::vector<bool>> Sessionizer::AssignBatch(
+    absl::Span<Event> events, absl::Span<const uint64_t> prev_visitor_ids,
+    const std::vector<bool>& interactive) {
+  if (shared_ != nullptr) {
+    return AssignShared(events, prev_visitor_ids, interactive);
+  }
+  std::vector<bool> kept(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    kept[i] = Assign(&events[i], prev_visitor_ids[i], interactive[i]);
+  }
+  return kept;
+}
+
+absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
+    absl::Span<Event> events, absl::Span<const uint64_t> prev_visitor_ids,
+    const std::vector<bool>& interactive) {
+  const size_t n = events.size();
+  std::vector<bool> kept(n, false);
+  if (n == 0) return kept;
+  // What Apply() overwrites, to redo an event after a lost race.
+  std::vector<uint64_t> orig_visitor(n);
+  std::vector<VisitAttrs> orig_visit(n);
+  for (size_t i = 0; i < n; ++i) {
+    orig_visitor[i] = events[i].visitor_id;
+    orig_visit[i] = events[i].visit;
+  }
+  std::vector<uint64_t> applied_key(n, 0);  // 0: not applied to a state
+
+  struct Slot {
+    SessionKey key;
+    int64_t version = 0;
+    std::optional<State> state;
+    bool dirty = false;
+  };
+  const absl::Duration ttl =
+      absl::Milliseconds(timeout_ms_) + kSharedTtlMargin;
+
+  std::vector<size_t> todo(n);
+  for (size_t i = 0; i < n; ++i) todo[i] = i;
+  for (int attempt = 0; attempt < kMaxCasAttempts && !todo.empty();
+       ++attempt) {
+    // One load for every distinct key of the events still to do.
+    absl::flat_hash_map<uint64_t, Slot> slots;
+    std::vector<SessionKey> keys;
+    auto want = [&](int64_t site, uint64_t visitor) {
+      if (visitor == 0) return;
+      auto [it, added] = slots.try_emplace(Key(site, visitor));
+      if (added) {
+        it->second.key = SessionKey{site, visitor};
+        keys.push_back(it->second.key);
+      }
+    };
+    for (size_t i : todo) {
+      want(events[i].site_id, orig_visitor[i]);
+      want(events[i].site_id, prev_visitor_ids[i]);
+    }
+    absl::StatusOr<std::vector<SessionRecord>> loaded =
+        shared_->LoadSessions(keys);
+    if (!loaded.ok()) return loaded.status();
+    if (loaded->size() != keys.size()) {
+      return absl::InternalError("sessions: coordinator answered short");
+    }
+    for (const SessionRecord& rec : *loaded) {
+      Slot& slot = slots[Key(rec.key.site_id, rec.key.visitor_id)];
+      slot.version = rec.version;
+      if (rec.version != 0 && !rec.value.empty()) {
+        absl::StatusOr<State> st = DecodeSessionState(rec.value);
+        // An undecodable record is treated as absent (and overwritten).
+        if (st.ok()) slot.state = *std::move(st);
+      }
+    }
+    // Apply in order, with the rules of Assign().
+    for (size_t i : todo) {
+      Event* e = &events[i];
+      e->visitor_id = orig_visitor[i];
+      e->visit = orig_visit[i];
+      applied_key[i] = 0;
+      kept[i] = false;
+      uint64_t key = Key(e->site_id, e->visitor_id);
+      Slot* slot = &slots[key];
+      State* s = nullptr;
+      if (slot->state && e->ts_ms - slot->state->last_ms <= timeout_ms_) {
+        s = &*slot->state;
+      } else if (prev_visitor_ids[i] != 0) {
+        const uint64_t pkey = Key(e->site_id, prev_visitor_ids[i]);
+        Slot* pslot = &slots[pkey];
+        if (pslot->state && e->ts_ms - pslot->state->last_ms <= timeout_ms_) {
+          slot = pslot;
+          key = pkey;
+          s = &*pslot->state;
+          e->visitor_id = prev_visitor_ids[i];
+        }
+      }
+      if (e->is_engagement()) {
+        if (s == nullptr) continue;  // dropped; liveness comes from MarkLive
+        StampEngagement(*s, e);
+        kept[i] = true;
+        continue;  // applied_key stays 0: nothing to write for it
+      }
+      const bool fresh = s == nullptr;
+      if (fresh) {
+        slot->state = NewState(key, *e);
+        s = &*slot->state;
+      }
+      Apply(s, fresh, e, interactive[i]);
+      slot->dirty = true;
+      applied_key[i] = key;
+      kept[i] = true;
+    }
+    if (before_store_for_test_) before_store_for_test_();
+    std::vector<SessionWrite> writes;
+    std::vector<uint64_t> write_keys;
+    for (auto& [key, slot] : slots) {
+      if (!slot.dirty) continue;
+      writes.push_back(SessionWrite{.key = slot.key,
+                                    .expected_version = slot.version,
+                                    .value = EncodeSessionState(*slot.state),
+                                    .ttl = ttl});
+      write_keys.push_back(key);
+    }
+    absl::flat_hash_set<uint64_t> lost;
+    if (!writes.empty()) {
+      absl::StatusOr<std::vector<bool>> stored =
+          shared_->StoreSessions(writes);
+      if (!stored.ok()) return stored.status();
+      for (size_t w = 0; w < writes.size(); ++w) {
+        if (w >= stored->size() || !(*stored)[w]) lost.insert(write_keys[w]);
+      }
+    }
+    // Redo the events whose session lost a race (and engagement events that
+    // read one, so that they carry the winner's state).
+    std::vector<size_t> redo;
+    for (size_t i : todo) {
+      if (applied_key[i] != 0 && lost.contains(applied_key[i])) {
+        redo.push_back(i);
+      }
+    }
+    todo = std::move(redo);
+  }
+  if (!todo.empty()) {
+    return absl::AbortedError(absl::StrCat(
+        "sessions: ", todo.size(),
+        " events lost the compare-and-set race ", kMaxCasAttempts,
+        " times (too many concurrent updates of one visitor)"));
+  }
+  std::vector<LiveMark> marks;
+  marks.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (kept[i]) {
+      marks.push_back({events[i].site_id, events[i].visitor_id,
+                       events[i].ts_ms});
+    }
+  }
+  if (!marks.empty()) {
+    absl::Status s = shared_->MarkLive(marks);
+    if (!s.ok()) return s;
+  }
+  return kept;
+}
+
+absl::Status Sessionizer::ForgetEvents(absl::Span<const Event> events) {
+  if (shared_ == nullptr) {
+    absl::flat_hash_set<uint64_t> ids;
+    for (const Event& e : events) ids.insert(e.session_id);
+    Forget(ids);
+    return absl::OkStatus();
+  }
+  absl::flat_hash_set<uint64_t> seen;
+  std::vector<SessionKey> keys;
+  for (const Event& e : events) {
+    if (seen.insert(Key(e.site_id, e.visitor_id)).second) {
+      keys.push_back({e.site_id, e.visitor_id});
+    }
+  }
+  return shared_->DeleteSessions(keys);
+}
+
+absl::StatusOr<bool> Sessionizer::TouchShared(int64_t site_id,
+                                              uint64_t visitor_id,
+                                              uint64_t prev_visitor_id,
+                                              int64_t ts_ms) {
+  if (shared_ == nullptr) {
+    return Touch(site_id, visitor_id, prev_visitor_id, ts_ms);
+  }
+  std::vector<SessionKey> keys;
+  for (uint64_t id : {visitor_id, prev_visitor_id}) {
+    if (id != 0) keys.push_back({site_id, id});
+  }
+  absl::StatusOr<std::vector<SessionRecord>> loaded =
+      shared_->LoadSessions(keys);
+  if (!loaded.ok()) return loaded.status();
+  for (const SessionRecord& rec : *loaded) {
+    if (rec.version == 0) continue;
+    absl::StatusOr<State> st = DecodeSessionState(rec.value);
+    if (!st.ok() || ts_ms - st->last_ms > timeout_ms_) continue;
+    LiveMark mark{site_id, rec.key.visitor_id, ts_ms};
+    absl::Status s = shared_->MarkLive(absl::MakeConstSpan(&mark, 1));
+    if (!s.ok()) return s;
+    return true;
+  }
+  return false;
+}
+
+absl::StatusOr<int64_t> Sessionizer::CountLiveShared(int64_t site_id,
+                                                     int64_t since_ms) {
+  if (shared_ == nullptr) return CountLive(site_id, since_ms);
+  return shared_->CountLive(site_id, since_ms);
 }
 
 }  // namespace analytics

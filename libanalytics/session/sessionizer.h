@@ -9,6 +9,16 @@
 // Memory is bounded: sessions idle longer than `timeout` behind the newest
 // event time seen are evicted by Sweep(), which Assign() calls periodically.
 //
+// Shared state (several workers): constructed with a Coordinator, the
+// sessionizer keeps no session in memory between calls. AssignBatch() loads
+// the batch's sessions (one LoadSessions for every distinct key, previous-day
+// ids included), applies the events in order with the same rules as the
+// local path, and writes them back with compare-and-set (one StoreSessions);
+// the events of keys whose write lost a race are redone on reloaded state
+// (bounded retries, then Aborted). Live visitors go through MarkLive /
+// CountLive. States are serialized with EncodeSessionState (compact binary).
+// Without a coordinator (one process) nothing is serialized.
+//
 // Thread-safety: Assign() may be called from many threads; state is sharded
 // by visitor with a mutex per shard.
 #ifndef ANALYTICS_SESSION_SESSIONIZER_H_
@@ -17,11 +27,17 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "analytics/coordinator.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
@@ -30,9 +46,58 @@
 
 namespace analytics {
 
+// One visitor's live session (what a shared coordinator stores, encoded).
+struct SessionState {
+  uint64_t session_id = 0;
+  uint64_t visitor_id = 0;
+  int64_t start_ms = 0;
+  int64_t last_ms = 0;
+  int64_t live_ms = 0;  // last event or heartbeat
+  int64_t site_id = 0;
+  int32_t pageviews = 0;
+  int32_t events = 0;
+  int32_t interactive_custom = 0;
+  std::string exit_page;
+  VisitAttrs visit;
+  absl::flat_hash_set<uint64_t> seen;  // hashes of pages and names
+};
+
+// Compact binary form (varints, length-prefixed strings, format byte first).
+std::string EncodeSessionState(const SessionState& s);
+// InvalidArgument for bytes EncodeSessionState did not produce.
+absl::StatusOr<SessionState> DecodeSessionState(std::string_view bytes);
+
 class Sessionizer {
  public:
-  explicit Sessionizer(absl::Duration timeout = absl::Minutes(30));
+  // `shared` (not owned, may be null): keep session state in this
+  // coordinator instead of in memory (see the header comment).
+  explicit Sessionizer(absl::Duration timeout = absl::Minutes(30),
+                       Coordinator* shared = nullptr);
+
+  // Assigns a batch in order, like Assign() on each event. Returns, per
+  // event, whether it was kept (false: engagement without a session). With a
+  // shared coordinator: Unavailable when it cannot be reached, Aborted when
+  // the compare-and-set kept failing; the events then are not stamped.
+  absl::StatusOr<std::vector<bool>> AssignBatch(
+      absl::Span<Event> events, absl::Span<const uint64_t> prev_visitor_ids,
+      const std::vector<bool>& interactive);
+
+  // Drops the sessions of these events (after their commit failed), by
+  // session id locally, by key in a shared coordinator.
+  absl::Status ForgetEvents(absl::Span<const Event> events);
+
+  // Shared mode: Touch and CountLive through the coordinator (errors are
+  // returned instead of false / 0).
+  absl::StatusOr<bool> TouchShared(int64_t site_id, uint64_t visitor_id,
+                                   uint64_t prev_visitor_id, int64_t ts_ms);
+  absl::StatusOr<int64_t> CountLiveShared(int64_t site_id, int64_t since_ms);
+
+  bool shared() const { return shared_ != nullptr; }
+  // Test-only: runs between the loads and the compare-and-set writes of
+  // AssignBatch (to provoke conflicts). Not thread-safe to set.
+  void set_before_store_for_test(std::function<void()> fn) {
+    before_store_for_test_ = std::move(fn);
+  }
 
   // `e` has site_id, ts_ms, name, page, visit (the attributes this event
   // would give a new session) and visitor_id set. `prev_visitor_id` is the
@@ -68,20 +133,10 @@ class Sessionizer {
   size_t size() const;
 
  private:
-  struct State {
-    uint64_t session_id = 0;
-    uint64_t visitor_id = 0;
-    int64_t start_ms = 0;
-    int64_t last_ms = 0;
-    int64_t live_ms = 0;  // last event or heartbeat
-    int64_t site_id = 0;
-    int32_t pageviews = 0;
-    int32_t events = 0;
-    int32_t interactive_custom = 0;
-    std::string exit_page;
-    VisitAttrs visit;
-    absl::flat_hash_set<uint64_t> seen;  // hashes of pages and names
-  };
+  using State = SessionState;
+  // How long a shared record outlives its session timeout.
+  static constexpr absl::Duration kSharedTtlMargin = absl::Minutes(5);
+  static constexpr int kMaxCasAttempts = 8;
   static constexpr int kShards = 64;
   struct Shard {
     mutable absl::Mutex mu;
@@ -91,7 +146,17 @@ class Sessionizer {
   static uint64_t Key(int64_t site_id, uint64_t visitor_id);
   Shard& ShardFor(uint64_t key) { return shards_[key % kShards]; }
 
+  // The stamping rules shared by both paths.
+  static State NewState(uint64_t key, const Event& e);
+  static void StampEngagement(const State& s, Event* e);
+  static void Apply(State* s, bool fresh, Event* e, bool interactive);
+  absl::StatusOr<std::vector<bool>> AssignShared(
+      absl::Span<Event> events, absl::Span<const uint64_t> prev_visitor_ids,
+      const std::vector<bool>& interactive);
+
   const int64_t timeout_ms_;
+  Coordinator* const shared_;
+  std::function<void()> before_store_for_test_;
   std::array<Shard, kShards> shards_;
   std::atomic<int64_t> watermark_ms_{0};
   std::atomic<uint64_t> assigns_{0};

@@ -88,7 +88,8 @@ class Coordinator {
   // Sessions. LoadSessions returns one record per key, in order (version 0
   // and empty value when absent or expired). StoreSessions applies the
   // compare-and-set writes and returns, per write in order, whether it
-  // succeeded. A batch may hold several keys but at most one write per key.
+  // succeeded. A batch may hold several keys but at most one write per key
+  // (else InvalidArgument).
   virtual absl::StatusOr<std::vector<SessionRecord>> LoadSessions(
       absl::Span<const SessionKey> keys) = 0;
   virtual absl::StatusOr<std::vector<bool>> StoreSessions(
@@ -97,8 +98,11 @@ class Coordinator {
   virtual absl::Status DeleteSessions(absl::Span<const SessionKey> keys) = 0;
 
   // Live visitors: marks keep the latest ts per (site, visitor); CountLive
-  // counts the site's visitors marked at or after since_ms. Marks older than
-  // `keep` behind the newest may be discarded.
+  // counts the site's visitors marked at or after since_ms. A site's marks
+  // may be discarded once they are more than an hour behind its newest mark,
+  // or once the site has had no mark for an hour (so since_ms should lie
+  // within the last hour). Several marks of one visitor in a batch
+  // are fine (the latest counts).
   virtual absl::Status MarkLive(absl::Span<const LiveMark> marks) = 0;
   virtual absl::StatusOr<int64_t> CountLive(int64_t site_id,
                                             int64_t since_ms) = 0;
@@ -107,7 +111,8 @@ class Coordinator {
   // lease `name` for `holder` when it is free or expired, or renews it when
   // `holder` already holds it (token-checked: another holder's lease is never
   // extended or stolen before it expires). Returns whether `holder` holds it
-  // after the call. ReleaseLease frees it only if `holder` holds it.
+  // after the call. ReleaseLease frees it only if `holder` holds it. Names
+  // and holders must be non-empty (else InvalidArgument).
   virtual absl::StatusOr<bool> TryLease(std::string_view name,
                                         std::string_view holder,
                                         absl::Duration ttl) = 0;
@@ -118,7 +123,10 @@ class Coordinator {
 
   // Rate limits: fixed windows of `window` aligned to the epoch. Adds
   // costs[i] to keys[i]'s counter in the window containing now_ms and
-  // returns the counters after the additions, in order.
+  // returns the counters after the additions, in order (a key given twice is
+  // added to in order: its first result excludes its second cost). Counters
+  // of different window lengths are independent. keys and costs must have
+  // the same length (else InvalidArgument).
   virtual absl::StatusOr<std::vector<int64_t>> AddToCounters(
       absl::Span<const std::string> keys, absl::Span<const int64_t> costs,
       absl::Duration window, int64_t now_ms) = 0;
