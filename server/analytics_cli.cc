@@ -34,7 +34,10 @@
 #include "absl/strings/str_replace.h"
 #include "analytics/engine.h"
 #include "analytics/event.h"
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
 #include "libanalytics/ingest/logs.h"
+#include "libanalytics/query/goals.h"
 #include "server/common.h"
 
 namespace analytics::server {
@@ -53,6 +56,8 @@ commands:
   import   import web-server access logs (Apache, nginx, Caddy) as pageviews
   query    answer a Stats API v2 query (JSON)
   sites    add, list or remove sites
+  goals    add, list or remove a site's goals
+  funnels  add, list, remove or evaluate a site's funnels
 
 Every command takes --store URL (default: $ANALYTICS_STORE, then
 sqlite://./data/analytics.db). `analytics COMMAND --help` for details.
@@ -127,6 +132,22 @@ constexpr char kSitesHelp[] = R"(usage:
 
 add prints the new site as JSON (id, domain, short_id, timezone); list prints
 a JSON array of sites. --timezone is an IANA zone (default UTC).
+)";
+
+constexpr char kGoalsHelp[] = R"(usage:
+  analytics goals   add    [--store URL] SITE JSON
+  analytics goals   list   [--store URL] SITE
+  analytics goals   remove [--store URL] SITE ID
+  analytics funnels add    [--store URL] SITE JSON
+  analytics funnels list   [--store URL] SITE
+  analytics funnels remove [--store URL] SITE ID
+  analytics funnels query  [--store URL] JSON
+
+A goal is {"event_name":"Signup","props":{"plan":"pro"}} or
+{"page_path":"/blog/*"} (optional "display_name"); a funnel is
+{"name":"Checkout","steps":[{"goal":"Signup"},{"page":"/pricing"},…],
+"window_seconds":86400} (2 to 8 steps; no window: within one session).
+funnels query takes the /api/v2/funnel body (see docs/API.md).
 )";
 
 // Command-line arguments after the subcommand: known options and positionals.
@@ -682,6 +703,89 @@ int Sites(int argc, char** argv) {
   return CloseEngine(e, kExitOk);
 }
 
+// `analytics goals …` and `analytics funnels …`.
+int GoalsCmd(int argc, char** argv, bool goals) {
+  if (argc < 3) return Usage("needs add, list, remove or query", kGoalsHelp);
+  std::string_view verb = argv[2];
+  if (verb == "-h" || verb == "--help" || verb == "help") {
+    std::fputs(kGoalsHelp, stdout);
+    return kExitOk;
+  }
+  const size_t want = verb == "add"      ? 2
+                      : verb == "list"   ? 1
+                      : verb == "remove" ? 2
+                      : verb == "query" && !goals ? 1
+                                                  : 0;
+  if (want == 0) {
+    return Usage(absl::StrFormat("unknown command %s", verb), kGoalsHelp);
+  }
+  absl::StatusOr<Args> args = ParseArgs(argc, argv, 3, {});
+  if (!args.ok()) return Usage(args.status().message(), kGoalsHelp);
+  if (args->help) {
+    std::fputs(kGoalsHelp, stdout);
+    return kExitOk;
+  }
+  if (args->positional.size() != want) {
+    return Usage(absl::StrFormat("%s takes %d argument(s)", verb, want),
+                 kGoalsHelp);
+  }
+  absl::StatusOr<std::unique_ptr<Engine>> engine = OpenEngine(*args);
+  if (!engine.ok()) return Fail(engine.status());
+  Engine& e = **engine;
+  absl::Status status;
+  std::string out;
+  if (verb == "query") {
+    absl::StatusOr<std::string> r = QueryFunnel(
+        args->positional[0],
+        [&e](std::string_view id) { return e.FindSite(id); }, absl::Now(),
+        QuerySources{e.store(), nullptr});
+    if (r.ok()) out = *r;
+    status = r.status();
+  } else {
+    absl::StatusOr<Site> site = e.FindSite(args->positional[0]);
+    if (!site.ok()) {
+      status = site.status();
+    } else if (verb == "add") {
+      if (goals) {
+        absl::StatusOr<Goal> g = AddGoal(e.store(), site->id, args->positional[1]);
+        if (g.ok()) out = g->ToJson();
+        status = g.status();
+      } else {
+        absl::StatusOr<Funnel> f =
+            AddFunnel(e.store(), site->id, args->positional[1]);
+        if (f.ok()) out = f->ToJson();
+        status = f.status();
+      }
+    } else if (verb == "list") {
+      if (goals) {
+        absl::StatusOr<std::vector<Goal>> g = ListGoals(e.store(), site->id);
+        if (g.ok()) out = GoalsJson(*g);
+        status = g.status();
+      } else {
+        absl::StatusOr<std::vector<Funnel>> f = ListFunnels(e.store(), site->id);
+        if (f.ok()) out = FunnelsJson(*f);
+        status = f.status();
+      }
+    } else {
+      int64_t id = 0;
+      if (!absl::SimpleAtoi(args->positional[1], &id) || id <= 0) {
+        status = absl::InvalidArgumentError("ID: want a positive integer");
+      } else {
+        status = goals ? DeleteGoal(e.store(), site->id, id)
+                       : DeleteFunnel(e.store(), site->id, id);
+      }
+    }
+  }
+  if (!out.empty()) std::printf("%s\n", out.c_str());
+  std::fflush(stdout);
+  if (!status.ok()) {
+    Fail(status);
+    e.Close().IgnoreError();
+    return kExitError;
+  }
+  return CloseEngine(e, kExitOk);
+}
+
 int Main(int argc, char** argv) {
   if (argc < 2) return Usage("missing command", kMainHelp);
   std::string_view cmd = argv[1];
@@ -693,6 +797,8 @@ int Main(int argc, char** argv) {
   if (cmd == "import") return Import(argc, argv);
   if (cmd == "query") return Query(argc, argv);
   if (cmd == "sites") return Sites(argc, argv);
+  if (cmd == "goals") return GoalsCmd(argc, argv, true);
+  if (cmd == "funnels") return GoalsCmd(argc, argv, false);
   return Usage(absl::StrFormat("unknown command %s", cmd), kMainHelp);
 }
 

@@ -50,6 +50,7 @@
 #include "analytics/event.h"
 #include "libanalytics/ingest/trackers.h"
 #include "libanalytics/jobs/jobs.h"
+#include "libanalytics/query/goals.h"
 #include "libanalytics/query/v1.h"
 #include "rapidjson/document.h"
 #include "server/common.h"
@@ -81,6 +82,14 @@ ABSL_FLAG(std::string, store,
           analytics::server::EnvOr("ANALYTICS_STORE",
                                    analytics::server::kDefaultStore),
           "store URL ($ANALYTICS_STORE): sqlite://PATH or memory://");
+ABSL_FLAG(std::string, coord,
+          analytics::server::EnvOr("ANALYTICS_COORD", "local://"),
+          "coordinator URL ($ANALYTICS_COORD): local:// for one process, or "
+          "redis://HOST:PORT[/DB] or postgres://… shared by every worker of "
+          "the store (sessions, salts, leases, rate limits)");
+ABSL_FLAG(int, worker_id, static_cast<int>(EnvInt("ANALYTICS_WORKER_ID", 0)),
+          "--worker-id: this worker's number, unique among the workers "
+          "sharing the store ($ANALYTICS_WORKER_ID)");
 ABSL_FLAG(std::string, geoip, analytics::server::EnvOr("ANALYTICS_GEOIP", ""),
           "MaxMind-format country database, .mmdb ($ANALYTICS_GEOIP)");
 ABSL_FLAG(int, threads,
@@ -121,6 +130,10 @@ ABSL_FLAG(bool, smtp_starttls, EnvInt("ANALYTICS_SMTP_STARTTLS", 0) != 0,
 ABSL_FLAG(std::string, smtp_user, analytics::server::EnvOr("ANALYTICS_SMTP_USER", ""),
           "SMTP user; the password comes from $ANALYTICS_SMTP_PASSWORD "
           "($ANALYTICS_SMTP_USER)");
+ABSL_FLAG(std::string, smtp_ca_file,
+          analytics::server::EnvOr("ANALYTICS_SMTP_CA_FILE", ""),
+          "PEM CA bundle for the SMTP server's certificate; default: the "
+          "system's CAs ($ANALYTICS_SMTP_CA_FILE)");
 ABSL_FLAG(std::string, smtp_from,
           analytics::server::EnvOr("ANALYTICS_SMTP_FROM", "analytics@localhost"),
           "sender address of reports and alerts ($ANALYTICS_SMTP_FROM)");
@@ -423,12 +436,19 @@ class Server {
   Server(Engine& engine, Config config)
       : engine_(engine),
         config_(std::move(config)),
-        ip_limiter_(config_.rate_limit),
-        site_limiter_(config_.site_rate_limit) {}
+        ip_limiter_(config_.rate_limit, SharedCoordinator(engine), "rl:ip:"),
+        site_limiter_(config_.site_rate_limit, SharedCoordinator(engine),
+                      "rl:site:") {}
 
   void AddRoutes(httplib::Server& svr);
 
  private:
+  // The coordinator when workers share it (rate limits across workers).
+  static Coordinator* SharedCoordinator(Engine& engine) {
+    Coordinator* c = engine.coordinator();
+    return c != nullptr && c->kind() != "local" ? c : nullptr;
+  }
+
   // ------------------------------------------------------------ helpers --
   std::string ClientIpOf(const httplib::Request& req) const {
     std::vector<std::string> xff, fwd;
@@ -893,6 +913,26 @@ void Server::AddStats(httplib::Server& svr) {
     res.set_content(*std::move(table), "text/csv; charset=utf-8");
   });
 
+  // Funnel evaluation (query form in docs/API.md).
+  svr.Post("/api/v2/funnel", [this](Req req, Res res) {
+    absl::StatusOr<Principal> p = Auth(req);
+    if (!p.ok()) return ReplyError(req, res, p.status());
+    rapidjson::Document doc;
+    if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
+      return ReplyError(req, res, s);
+    }
+    absl::StatusOr<std::optional<std::string>> site_id =
+        StringMember(doc, "site_id");
+    if (!site_id.ok()) return ReplyError(req, res, site_id.status());
+    absl::StatusOr<Site> site = Readable(*p, site_id->value_or(""));
+    if (!site.ok()) return ReplyError(req, res, site.status());
+    absl::StatusOr<std::string> result = QueryFunnel(
+        req.body, [this](std::string_view id) { return engine_.FindSite(id); },
+        absl::Now(), QuerySources{engine_.store(), nullptr});
+    if (!result.ok()) return ReplyError(req, res, result.status());
+    ReplyJson(res, 200, *std::move(result));
+  });
+
   svr.Get("/api/v1/stats/realtime/visitors", [this](Req req, Res res) {
     absl::StatusOr<Principal> p = Auth(req);
     if (!p.ok()) return ReplyError(req, res, p.status());
@@ -1005,13 +1045,6 @@ void Server::AddManagement(httplib::Server& svr) {
     }
     absl::StatusOr<Site> updated = engine_.UpdateSite(update);
     if (!updated.ok()) return ReplyError(req, res, updated.status());
-    if (retention.has_value() && updated->retention_days != *retention) {
-      // TRANSITION: Engine::UpdateSite does not carry retention_days yet;
-      // write it through the store until it does.
-      updated->retention_days = *retention;
-      absl::Status s = engine_.store()->UpdateSite(*updated);
-      if (!s.ok()) return ReplyError(req, res, s);
-    }
     LogLine("info", "site updated", {{"domain", updated->domain}});
     ReplyJson(res, 200, SiteJson(*updated));
   });
@@ -1082,17 +1115,95 @@ void Server::AddManagement(httplib::Server& svr) {
     LogLine("info", "api key revoked", {{"id", absl::StrCat(id)}});
     ReplyJson(res, 200, R"({"revoked":true})");
   });
+
+  // Goals and funnels (libanalytics/query/goals.h), per site, admin token:
+  // POST {"site_id":…, …document} -> 201, GET ?site_id=…, DELETE /<id>?site_id=…
+  auto config_routes = [this, &svr](const std::string& base, bool goal) {
+    svr.Post(base, [this, goal](Req req, Res res) {
+      if (absl::Status s = RequireAdmin(req); !s.ok()) {
+        return ReplyError(req, res, s);
+      }
+      rapidjson::Document doc;
+      if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
+        return ReplyError(req, res, s);
+      }
+      absl::StatusOr<std::optional<std::string>> id =
+          StringMember(doc, "site_id");
+      if (!id.ok()) return ReplyError(req, res, id.status());
+      if (!id->has_value() || (*id)->empty()) {
+        return ReplyError(
+            req, res, absl::InvalidArgumentError("site_id: want a string"));
+      }
+      absl::StatusOr<Site> site = engine_.FindSite(**id);
+      if (!site.ok()) return ReplyError(req, res, site.status());
+      if (goal) {
+        absl::StatusOr<Goal> g = AddGoal(engine_.store(), site->id, req.body);
+        if (!g.ok()) return ReplyError(req, res, g.status());
+        ReplyJson(res, 201, g->ToJson());
+      } else {
+        absl::StatusOr<Funnel> f =
+            AddFunnel(engine_.store(), site->id, req.body);
+        if (!f.ok()) return ReplyError(req, res, f.status());
+        ReplyJson(res, 201, f->ToJson());
+      }
+    });
+    svr.Get(base, [this, goal](Req req, Res res) {
+      if (absl::Status s = RequireAdmin(req); !s.ok()) {
+        return ReplyError(req, res, s);
+      }
+      absl::StatusOr<Site> site =
+          engine_.FindSite(req.get_param_value("site_id"));
+      if (!site.ok()) return ReplyError(req, res, site.status());
+      if (goal) {
+        absl::StatusOr<std::vector<Goal>> g =
+            ListGoals(engine_.store(), site->id);
+        if (!g.ok()) return ReplyError(req, res, g.status());
+        ReplyJson(res, 200, GoalsJson(*g));
+      } else {
+        absl::StatusOr<std::vector<Funnel>> f =
+            ListFunnels(engine_.store(), site->id);
+        if (!f.ok()) return ReplyError(req, res, f.status());
+        ReplyJson(res, 200, FunnelsJson(*f));
+      }
+    });
+    svr.Delete(base + R"(/([^/]+))", [this, goal](Req req, Res res) {
+      if (absl::Status s = RequireAdmin(req); !s.ok()) {
+        return ReplyError(req, res, s);
+      }
+      int64_t id = 0;
+      if (!absl::SimpleAtoi(req.matches[1].str(), &id) || id <= 0) {
+        return ReplyError(
+            req, res, absl::InvalidArgumentError("id: want a positive integer"));
+      }
+      absl::StatusOr<Site> site =
+          engine_.FindSite(req.get_param_value("site_id"));
+      if (!site.ok()) return ReplyError(req, res, site.status());
+      absl::Status s = goal ? DeleteGoal(engine_.store(), site->id, id)
+                            : DeleteFunnel(engine_.store(), site->id, id);
+      if (!s.ok()) return ReplyError(req, res, s);
+      ReplyJson(res, 200, R"({"deleted":true})");
+    });
+  };
+  config_routes("/api/v1/goals", true);
+  config_routes("/api/v1/funnels", false);
 }
 
 void Server::AddOperations(httplib::Server& svr) {
   svr.Get("/health",
           [](Req, Res res) { ReplyJson(res, 200, R"({"status":"ok"})"); });
   svr.Get("/ready", [this](Req, Res res) {
-    absl::StatusOr<std::optional<std::string>> probe =
-        engine_.store()->GetMeta("ready_probe");
-    if (!probe.ok()) {
-      return ReplyJson(
-          res, 503, R"({"status":"unavailable","error":"store: unreachable"})");
+    absl::Status ready = engine_.Ready();
+    if (!ready.ok()) {
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      w.StartObject();
+      w.Key("status");
+      w.String("unavailable");
+      w.Key("error");
+      w.String(ready.message().data(),
+               static_cast<rapidjson::SizeType>(ready.message().size()));
+      w.EndObject();
+      return ReplyJson(res, 503, buf.GetString());
     }
     ReplyJson(res, 200, R"({"status":"ready"})");
   });
@@ -1154,6 +1265,14 @@ void Server::AddJobs(httplib::Server& svr) {
       ReplyJson(res, 200, R"({"deleted":true})");
     });
   }
+  svr.Post(R"(/api/v1/sites/([^/]+)/erase)", [=, &jobs](Req req, Res res) {
+    if (!admin(req, res)) return;
+    absl::StatusOr<std::string> out = jobs.EraseSite(req.matches[1].str());
+    if (out.ok()) {
+      LogLine("info", "site data erased", {{"domain", req.matches[1].str()}});
+    }
+    reply(req, res, 200, out);
+  });
   svr.Get("/api/v1/jobs", [=, &jobs](Req req, Res res) {
     if (!admin(req, res)) return;
     int64_t limit = 100;
@@ -1258,6 +1377,14 @@ int Main(int argc, char** argv) {
       "analyticsd [--listen HOST:PORT] [--store URL] [flags]\n"
       "A thin HTTP server around libanalytics. Every flag can also be set by\n"
       "the environment variable named in its help ($ANALYTICS_…).");
+  // --worker-id is the documented spelling of the flag worker_id.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--") break;
+    if (a == "--worker-id" || a.rfind("--worker-id=", 0) == 0) {
+      argv[i][8] = '_';
+    }
+  }
   absl::ParseCommandLine(argc, argv);
 
   absl::StatusOr<HostPort> listen = ParseListen(absl::GetFlag(FLAGS_listen));
@@ -1304,10 +1431,17 @@ int Main(int argc, char** argv) {
   Options options;
   options.store_url = store_url;
   options.geoip_path = absl::GetFlag(FLAGS_geoip);
+  options.coord_url = absl::GetFlag(FLAGS_coord);
+  options.worker = absl::GetFlag(FLAGS_worker_id);
+  if (options.worker < 0) {
+    LogLine("error", "bad flag", {{"error", "--worker-id must be >= 0"}});
+    return 2;
+  }
   absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Open(options);
   if (!engine.ok()) {
     LogLine("error", "cannot open store",
             {{"store", RedactUrl(store_url)},
+             {"coord", RedactUrl(options.coord_url)},
              {"error", engine.status().ToString()}});
     return 1;
   }
@@ -1367,6 +1501,7 @@ int Main(int argc, char** argv) {
   jobs_options.smtp.user = absl::GetFlag(FLAGS_smtp_user);
   jobs_options.smtp.password = EnvOr("ANALYTICS_SMTP_PASSWORD", "");
   jobs_options.smtp.from = absl::GetFlag(FLAGS_smtp_from);
+  jobs_options.smtp.ca_file = absl::GetFlag(FLAGS_smtp_ca_file);
   jobs_options.public_url = absl::GetFlag(FLAGS_public_url);
   if (jobs_options.public_url.empty()) {
     jobs_options.public_url =
@@ -1432,6 +1567,8 @@ int Main(int argc, char** argv) {
   LogLine("info", "listening",
           {{"addr", base},
            {"store", RedactUrl(store_url)},
+           {"coord", RedactUrl(absl::GetFlag(FLAGS_coord))},
+           {"worker", (*engine)->WorkerName()},
            {"threads", absl::StrCat(threads)}});
 
   // Returns after stop(), once in-flight requests have finished (the task

@@ -69,6 +69,8 @@ void WriteSite(Writer& w, const Site& s) {
   w.String(s.short_id.data(), s.short_id.size());
   w.Key("timezone");
   w.String(s.timezone.data(), s.timezone.size());
+  w.Key("retention_days");
+  w.Int(s.retention_days);
   w.Key("allowed_origins");
   w.StartArray();
   for (absl::string_view o :

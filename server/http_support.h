@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "analytics/coordinator.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -244,7 +245,13 @@ inline std::string ClientIp(const ProxyList& trusted, const std::string& peer,
 // cleared when the window turns, so memory is bounded by one minute's keys.
 class RateLimiter {
  public:
-  explicit RateLimiter(int64_t per_minute) : limit_(per_minute) {}
+  // `shared` (not owned, may be null): count in the coordinator's counters,
+  // so that the limit holds across workers; keys are `prefix` plus a hash of
+  // the key (no raw IP leaves the process). Null: in this process.
+  explicit RateLimiter(int64_t per_minute,
+                       analytics::Coordinator* shared = nullptr,
+                       std::string prefix = "")
+      : limit_(per_minute), shared_(shared), prefix_(std::move(prefix)) {}
 
   bool enabled() const { return limit_ > 0; }
 
@@ -255,6 +262,7 @@ class RateLimiter {
     const int64_t now = absl::ToUnixSeconds(absl::Now());
     const int64_t window = now / 60;
     const int retry = static_cast<int>(60 - now % 60);
+    if (shared_ != nullptr) return TakeShared(key, n, now, retry);
     Shard& shard = shards_[std::hash<std::string_view>{}(
                                std::string_view(key.data(), key.size())) %
                            kShards];
@@ -270,6 +278,23 @@ class RateLimiter {
   }
 
  private:
+  // One round trip; a denied take is given back (like the local path, which
+  // does not count it). An unreachable coordinator lets events through: the
+  // engine then refuses them itself (503).
+  int TakeShared(absl::string_view key, int64_t n, int64_t now_s, int retry) {
+    uint64_t h = 1469598103934665603ULL;  // FNV-1a: a stable key hash
+    for (char c : key) {
+      h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ULL;
+    }
+    const std::string k = absl::StrCat(prefix_, absl::Hex(h));
+    absl::StatusOr<std::vector<int64_t>> after = shared_->AddToCounters(
+        {k}, {n}, absl::Minutes(1), now_s * 1000);
+    if (!after.ok() || after->empty()) return 0;
+    if ((*after)[0] <= limit_) return 0;
+    (void)shared_->AddToCounters({k}, {-n}, absl::Minutes(1), now_s * 1000);
+    return retry;
+  }
+
   static constexpr size_t kShards = 16;
   struct Shard {
     absl::Mutex mu;
@@ -277,6 +302,8 @@ class RateLimiter {
     absl::flat_hash_map<std::string, int64_t> counts;
   };
   const int64_t limit_;
+  analytics::Coordinator* const shared_;
+  const std::string prefix_;
   std::array<Shard, kShards> shards_;
 };
 

@@ -2,14 +2,20 @@
 //
 // Owns: the order of the stages (validate -> drop bots -> enrich -> visitor
 // id -> session -> group commit -> rollup fold -> checkpoint), the site and
-// salt caches, and the committer thread. No backend header is included here;
-// the store comes from OpenStore().
+// salt caches, the committer and folder threads, and, when workers share the
+// dataset through a remote coordinator, the worker and leader leases (renewed
+// by a lease thread) and orphan adoption (the leader folds the events of a
+// worker that is gone). No backend header is included here; the store comes
+// from OpenStore(), the coordinator from OpenCoordinator().
 #include "analytics/engine.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <deque>
 #include <thread>
 
@@ -17,10 +23,12 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "libanalytics/core/dimensions.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/engine/engine_testing.h"
 #include "libanalytics/enrich/bots.h"
 #include "libanalytics/enrich/country.h"
 #include "libanalytics/enrich/enricher.h"
@@ -94,18 +102,66 @@ std::string NewShortId() {
   return id;
 }
 
+std::atomic<int64_t> next_instance{1};
+
 class EngineImpl : public Engine {
  public:
   explicit EngineImpl(const Options& o)
       : opts_(o),
         clock_(o.clock ? o.clock : RealClock()),
-        sessions_(o.session_timeout) {}
+        worker_name_(MakeWorkerName(o.worker)),
+        holder_(absl::StrCat(worker_name_, "#", next_instance.fetch_add(1))) {}
 
   ~EngineImpl() override { (void)Close(); }
 
   absl::Status Init() {
+    if (opts_.worker < 0) {
+      return absl::InvalidArgumentError("worker: must be >= 0");
+    }
+    if (opts_.leader_lease < absl::Seconds(1)) {
+      return absl::InvalidArgumentError("leader_lease: must be >= 1s");
+    }
+    absl::StatusOr<std::unique_ptr<Coordinator>> coord =
+        OpenCoordinator(opts_.coord_url);
+    if (!coord.ok()) {
+      return absl::Status(
+          coord.status().code(),
+          absl::StrCat("coordinator: ", coord.status().message()));
+    }
+    coord_ = *std::move(coord);
+    remote_ = coord_->kind() != "local";
+    sessions_ = std::make_unique<Sessionizer>(opts_.session_timeout,
+                                              remote_ ? coord_.get() : nullptr);
+    if (remote_) {
+      // The worker number is this process's while it renews the lease.
+      const std::string lease = WorkerLease(opts_.worker);
+      absl::StatusOr<bool> got =
+          coord_->TryLease(lease, holder_, opts_.leader_lease);
+      if (!got.ok()) return got.status();
+      if (!*got) {
+        // A process of this host that died (kill -9) keeps the lease until
+        // it expires: take it over at once (restarts need not wait).
+        absl::StatusOr<std::string> holder = coord_->LeaseHolder(lease);
+        if (holder.ok() && IsDeadLocalHolder(*holder)) {
+          (void)coord_->ReleaseLease(lease, *holder);
+          got = coord_->TryLease(lease, holder_, opts_.leader_lease);
+          if (!got.ok()) return got.status();
+        }
+      }
+      if (!*got) {
+        absl::StatusOr<std::string> holder = coord_->LeaseHolder(lease);
+        return absl::FailedPreconditionError(absl::StrCat(
+            "worker: worker id ", opts_.worker, " is in use by ",
+            holder.ok() ? *holder : std::string("another worker"),
+            " (each worker sharing a store needs its own --worker-id)"));
+      }
+      holds_worker_lease_.store(true);
+    }
     absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(opts_.store_url);
-    if (!store.ok()) return store.status();
+    if (!store.ok()) {
+      ReleaseLeases();
+      return store.status();
+    }
     store_ = *std::move(store);
     absl::StatusOr<std::unique_ptr<CountryResolver>> geo =
         CountryResolver::Create(opts_.geoip_path);
@@ -118,6 +174,12 @@ class EngineImpl : public Engine {
     // Rebuild rollups past the checkpoint from the durable raw events.
     absl::StatusOr<int64_t> cp = store_->RollupCheckpoint(opts_.worker);
     if (!cp.ok()) return cp.status();
+    if (*cp == 0) {
+      // Register the worker's checkpoint, so that the leader can adopt its
+      // events even if it dies before its first checkpoint.
+      s = store_->ApplyRollups({}, opts_.worker, 0);
+      if (!s.ok()) return s;
+    }
     rollups_.set_last_seq(*cp);
     std::vector<Event> chunk;
     s = store_->ScanEventsAfter(*cp, opts_.worker, [&](const Event& e) {
@@ -132,11 +194,51 @@ class EngineImpl : public Engine {
     rollups_.Add(chunk);
     s = Checkpoint();
     if (!s.ok()) return s;
-    s = RestoreSessions();
-    if (!s.ok()) return s;
+    if (!remote_) {
+      // Shared session state lives in the coordinator instead.
+      s = RestoreSessions();
+      if (!s.ok()) return s;
+    }
     committer_ = std::thread([this] { CommitLoop(); });
     folder_ = std::thread([this] { FoldLoop(); });
+    if (remote_) {
+      RenewLeases();
+      lease_thread_ = std::thread([this] { LeaseLoop(); });
+      adopter_ = std::thread([this] { AdoptLoop(); });
+    }
     return absl::OkStatus();
+  }
+
+  absl::Status Ready() override {
+    if (closed_.load()) return absl::UnavailableError("engine: closed");
+    absl::StatusOr<int64_t> cp = store_->RollupCheckpoint(opts_.worker);
+    if (!cp.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("store: not answering: ", cp.status().message()));
+    }
+    absl::Status s = coord_->Ping();
+    if (!s.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("coordinator (", AV(coord_->kind()),
+                       "): not answering: ", s.message()));
+    }
+    if (remote_ && !holds_worker_lease_.load()) {
+      return absl::UnavailableError(
+          absl::StrCat("coordinator: worker lease '", WorkerLease(opts_.worker),
+                       "' is not held by this process"));
+    }
+    return absl::OkStatus();
+  }
+
+  bool IsLeader() override { return !remote_ || is_leader_.load(); }
+  std::string WorkerName() override { return worker_name_; }
+  Coordinator* coordinator() override { return coord_.get(); }
+
+  // Test-only (engine_testing.h): stops like a crash, without folding or
+  // checkpointing what is pending and without releasing the leases.
+  void Abandon() {
+    crashed_.store(true);
+    (void)Close();
   }
 
   absl::StatusOr<TrackResult> Track(const EventInput& in) override {
@@ -182,15 +284,29 @@ class EngineImpl : public Engine {
         result.dropped[absl::StrCat("bot:", bot)]++;
         continue;
       }
+      e.worker = opts_.worker;
       pending->prev_ids.push_back(prev_id);
       pending->interactive.push_back(in.interactive);
       pending->events.push_back(std::move(e));
     }
     // Sessionize in input order (stamps depend on the session's history).
+    if (remote_ && !pending->events.empty() && !holds_worker_lease_.load()) {
+      return absl::UnavailableError(absl::StrCat(
+          "coordinator: this process does not hold the lease '",
+          WorkerLease(opts_.worker), "' (events refused until it is renewed)"));
+    }
+    absl::StatusOr<std::vector<bool>> assigned =
+        sessions_->AssignBatch(absl::MakeSpan(pending->events),
+                               pending->prev_ids, pending->interactive);
+    if (!assigned.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("coordinator: session state not shared, events not "
+                       "stored: ",
+                       assigned.status().message()));
+    }
     size_t kept = 0;
     for (size_t i = 0; i < pending->events.size(); ++i) {
-      if (!sessions_.Assign(&pending->events[i], pending->prev_ids[i],
-                            pending->interactive[i])) {
+      if (!(*assigned)[i]) {
         result.dropped["engagement_without_session"]++;
         continue;
       }
@@ -269,19 +385,38 @@ class EngineImpl : public Engine {
       auto sit = by_short_.find(AV(id));
       if (sit != by_short_.end()) return sit->second;
     }
-    // Another worker may have added it: reload, but at most once a second,
-    // so that requests for unknown sites cannot hammer the store.
+    // Another worker may have added it: reload, but at most once a second
+    // per unknown id and at most kReloadsPerSecond (bursts of kReloadBurst)
+    // in all, so that requests for unknown sites cannot hammer the store.
+    // One reload at a time; concurrent callers wait for it and then look
+    // again (so a burst of a new site's first events is not answered
+    // NotFound).
     {
-      absl::MutexLock l(&sites_mu_);
+      absl::MutexLock r(&reload_mu_);
+      {
+        absl::MutexLock l(&sites_mu_);
+        auto it = by_domain_.find(absl::AsciiStrToLower(AV(id)));
+        if (it != by_domain_.end()) return it->second;
+        auto sit = by_short_.find(AV(id));
+        if (sit != by_short_.end()) return sit->second;
+      }
       const absl::Time now = absl::Now();
-      if (now - last_site_reload_ < absl::Seconds(1)) {
+      reload_tokens_ = std::min(
+          kReloadBurst,
+          reload_tokens_ + kReloadsPerSecond *
+                               absl::ToDoubleSeconds(now - last_site_reload_));
+      last_site_reload_ = now;
+      if (missed_sites_.size() > 4096) missed_sites_.clear();
+      absl::Time& missed = missed_sites_[absl::AsciiStrToLower(AV(id))];
+      if (now - missed < absl::Seconds(1) || reload_tokens_ < 1) {
         return absl::NotFoundError(
             absl::StrCat("site_id: unknown site '", AV(id), "'"));
       }
-      last_site_reload_ = now;
+      missed = now;
+      reload_tokens_ -= 1;
+      absl::Status s = ReloadSites();
+      if (!s.ok()) return s;
     }
-    absl::Status s = ReloadSites();
-    if (!s.ok()) return s;
     absl::MutexLock l(&sites_mu_);
     auto it = by_domain_.find(absl::AsciiStrToLower(AV(id)));
     if (it != by_domain_.end()) return it->second;
@@ -321,6 +456,11 @@ class EngineImpl : public Engine {
       }
     }
     updated.allowed_origins = in.allowed_origins;
+    if (in.retention_days < 0) {
+      return absl::InvalidArgumentError(
+          "retention_days: want 0 (keep forever) or a number of days");
+    }
+    updated.retention_days = in.retention_days;
     absl::Status s = store_->UpdateSite(updated);
     if (!s.ok()) return s;
     CacheSite(updated);
@@ -337,8 +477,13 @@ class EngineImpl : public Engine {
     if (!salt.ok()) return salt.status();
     absl::StatusOr<std::string> prev = SaltFor(day - 1);
     if (!prev.ok()) return prev.status();
-    sessions_.Touch(site->id, VisitorId(*salt, site->id, in.ip, in.user_agent),
-                    VisitorId(*prev, site->id, in.ip, in.user_agent), ts);
+    absl::StatusOr<bool> touched = sessions_->TouchShared(
+        site->id, VisitorId(*salt, site->id, in.ip, in.user_agent),
+        VisitorId(*prev, site->id, in.ip, in.user_agent), ts);
+    if (!touched.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "coordinator: heartbeat not recorded: ", touched.status().message()));
+    }
     return absl::OkStatus();
   }
 
@@ -346,8 +491,13 @@ class EngineImpl : public Engine {
                                        absl::Duration window) override {
     absl::StatusOr<Site> site = FindSite(domain);
     if (!site.ok()) return site.status();
-    return sessions_.CountLive(site->id,
-                               absl::ToUnixMillis(clock_->Now() - window));
+    absl::StatusOr<int64_t> n = sessions_->CountLiveShared(
+        site->id, absl::ToUnixMillis(clock_->Now() - window));
+    if (!n.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "coordinator: live visitors unknown: ", n.status().message()));
+    }
+    return n;
   }
 
   absl::StatusOr<std::optional<std::string>> EnsureAdminToken() override {
@@ -446,8 +596,17 @@ class EngineImpl : public Engine {
     }
     if (committer_.joinable()) committer_.join();
     if (folder_.joinable()) folder_.join();
+    {
+      absl::MutexLock l(&lease_mu_);
+      lease_stopping_ = true;
+    }
+    if (lease_thread_.joinable()) lease_thread_.join();
+    if (adopter_.joinable()) adopter_.join();
     if (!store_) return absl::OkStatus();
-    return Checkpoint();
+    absl::Status s = Checkpoint();
+    // A crash keeps its leases until they expire (as a dead process would).
+    if (!crashed_.load()) ReleaseLeases();
+    return s;
   }
 
   EngineStats Stats() override {
@@ -462,7 +621,7 @@ class EngineImpl : public Engine {
                                      std::end(latency_counts_));
       s.commit_latency_sum_ms = latency_sum_ms_;
     }
-    s.live_sessions = static_cast<int64_t>(sessions_.size());
+    s.live_sessions = sessions_ ? static_cast<int64_t>(sessions_->size()) : 0;
     s.pending_rollup_events = rollups_.pending_events();
     s.commits = commits_.load();
     absl::MutexLock l(&queue_mu_);
@@ -540,7 +699,16 @@ class EngineImpl : public Engine {
     }
     const int64_t today = FloorDiv(absl::ToUnixMillis(clock_->Now()), kDayMs);
     std::string salt;
-    if (day == today || day == today - 1) {
+    if (remote_ && (day == today || day == today - 1)) {
+      // Shared through the coordinator (first writer wins; expires).
+      absl::StatusOr<std::string> got =
+          coord_->SaltIfAbsent(day, NewSalt(), kSaltTtl);
+      if (!got.ok()) {
+        return absl::UnavailableError(absl::StrCat(
+            "coordinator: daily salt unavailable: ", got.status().message()));
+      }
+      salt = *std::move(got);
+    } else if (day == today || day == today - 1) {
       absl::StatusOr<std::optional<std::string>> got = store_->GetSalt(day);
       if (!got.ok()) return got.status();
       if (got->has_value()) {
@@ -622,9 +790,7 @@ class EngineImpl : public Engine {
           absl::StrCat("store: events not stored: ", s.message()));
       // The sessions counted these events; start them afresh so that later
       // events do not carry deltas built on events that were never stored.
-      absl::flat_hash_set<uint64_t> ids;
-      for (const Event& e : all) ids.insert(e.session_id);
-      sessions_.Forget(ids);
+      (void)sessions_->ForgetEvents(all);
     }
     for (const auto& p : batch) {
       p->status = s;
@@ -689,6 +855,7 @@ class EngineImpl : public Engine {
   // Moves pending rollups into the store. Holds checkpoint_mu_ exclusively so
   // that no query sees the rows neither pending nor stored.
   absl::Status Checkpoint() {
+    if (crashed_.load()) return absl::OkStatus();
     absl::MutexLock l(&checkpoint_mu_);
     int64_t seq = 0;
     std::vector<RollupRow> rows = rollups_.Take(&seq);
@@ -696,6 +863,167 @@ class EngineImpl : public Engine {
     absl::Status s = store_->ApplyRollups(rows, opts_.worker, seq);
     if (!s.ok()) rollups_.PutBack(rows);
     return s;
+  }
+
+  static std::string MakeWorkerName(int32_t worker) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+      std::snprintf(host, sizeof(host), "unknown");
+    }
+    return absl::StrCat(host, ":", getpid(), ":", worker);
+  }
+  // Whether `holder` ("host:pid:N#k") names a process of this host that no
+  // longer exists.
+  bool IsDeadLocalHolder(std::string_view holder) const {
+    const size_t host_end = worker_name_.find(':');
+    if (host_end == std::string::npos ||
+        holder.substr(0, host_end + 1) !=
+            std::string_view(worker_name_).substr(0, host_end + 1)) {
+      return false;
+    }
+    std::string_view rest = holder.substr(host_end + 1);
+    int64_t pid = 0;
+    if (!absl::SimpleAtoi(AV(rest.substr(0, rest.find(':'))), &pid) ||
+        pid <= 1 || pid == getpid()) {
+      return false;
+    }
+    return kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH;
+  }
+
+  static std::string WorkerLease(int32_t worker) {
+    return absl::StrCat("worker:", worker);
+  }
+
+  // Renews this worker's lease and tries for the leader lease (lease thread,
+  // every leader_lease / 3). A coordinator error keeps the worker lease
+  // believed held until it would have expired, and gives up leadership at
+  // once (never two leaders).
+  void RenewLeases() {
+    const absl::Time now = absl::Now();
+    absl::StatusOr<bool> w = coord_->TryLease(WorkerLease(opts_.worker),
+                                              holder_, opts_.leader_lease);
+    if (w.ok()) {
+      holds_worker_lease_.store(*w);
+      if (*w) last_worker_renewal_ = now;
+    } else if (now - last_worker_renewal_ >= opts_.leader_lease) {
+      holds_worker_lease_.store(false);
+    }
+    bool leader = false;
+    if (holds_worker_lease_.load()) {
+      absl::StatusOr<bool> l =
+          coord_->TryLease(kLeaderLease, holder_, opts_.leader_lease);
+      leader = l.ok() && *l;
+    }
+    if (leader && !is_leader_.exchange(true)) {
+      absl::MutexLock l(&lease_mu_);
+      adopt_now_ = true;  // adopt orphans once at becoming leader
+    } else if (!leader) {
+      is_leader_.store(false);
+    }
+  }
+
+  void ReleaseLeases() {
+    if (!remote_ || !coord_) return;
+    if (is_leader_.exchange(false)) {
+      (void)coord_->ReleaseLease(kLeaderLease, holder_);
+    }
+    if (holds_worker_lease_.exchange(false)) {
+      (void)coord_->ReleaseLease(WorkerLease(opts_.worker), holder_);
+    }
+  }
+
+  void LeaseLoop() {
+    for (;;) {
+      {
+        absl::MutexLock l(&lease_mu_);
+        lease_mu_.AwaitWithTimeout(absl::Condition(&lease_stopping_),
+                                   opts_.leader_lease / 3);
+        if (lease_stopping_) return;
+      }
+      RenewLeases();
+    }
+  }
+
+  // The leader adopts orphans every kAdoptInterval and at becoming leader.
+  void AdoptLoop() {
+    for (;;) {
+      {
+        absl::MutexLock l(&lease_mu_);
+        auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lease_mu_) {
+          return lease_stopping_ || adopt_now_;
+        };
+        lease_mu_.AwaitWithTimeout(absl::Condition(&wake), kAdoptInterval);
+        if (lease_stopping_) return;
+        adopt_now_ = false;
+      }
+      if (IsLeader()) (void)AdoptOrphans();
+    }
+  }
+
+ public:
+  // For every other worker whose lease is free and whose events go beyond
+  // its checkpoint: takes its lease, folds those events with a builder of
+  // its own and checkpoints them as that worker's. Returns how many workers
+  // were adopted.
+  absl::StatusOr<int> AdoptOrphans() {
+    if (!remote_) return 0;
+    absl::MutexLock adopting(&adopt_mu_);
+    absl::StatusOr<std::vector<std::pair<int32_t, int64_t>>> cps =
+        store_->ListRollupCheckpoints();
+    if (!cps.ok()) return cps.status();
+    int adopted = 0;
+    for (const auto& [w, cp] : *cps) {
+      if (w == opts_.worker) continue;
+      absl::StatusOr<std::string> holder = coord_->LeaseHolder(WorkerLease(w));
+      if (!holder.ok()) return holder.status();
+      if (!holder->empty()) continue;  // alive: it folds its own events
+      bool unfolded = false;
+      absl::Status s = store_->ScanEventsAfter(cp, w, [&](const Event&) {
+        unfolded = true;
+        return false;
+      });
+      if (!s.ok()) return s;
+      if (!unfolded) continue;
+      absl::StatusOr<bool> got =
+          coord_->TryLease(WorkerLease(w), holder_, kAdoptLease);
+      if (!got.ok()) return got.status();
+      if (!*got) continue;
+      s = AdoptWorker(w);
+      (void)coord_->ReleaseLease(WorkerLease(w), holder_);
+      if (!s.ok()) return s;
+      ++adopted;
+    }
+    return adopted;
+  }
+
+ private:
+  absl::Status AdoptWorker(int32_t w) {
+    absl::StatusOr<int64_t> cp = store_->RollupCheckpoint(w);  // under lease
+    if (!cp.ok()) return cp.status();
+    absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+    if (!sites.ok()) return sites.status();
+    RollupBuilder orphan;
+    for (const Site& site : *sites) {
+      absl::TimeZone tz;
+      if (!absl::LoadTimeZone(site.timezone, &tz)) tz = absl::UTCTimeZone();
+      orphan.SetSiteTimezone(site.id, tz);
+    }
+    orphan.set_last_seq(*cp);
+    std::vector<Event> chunk;
+    absl::Status s = store_->ScanEventsAfter(*cp, w, [&](const Event& e) {
+      chunk.push_back(e);
+      if (chunk.size() >= 10000) {
+        orphan.Add(chunk);
+        chunk.clear();
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    orphan.Add(chunk);
+    int64_t seq = 0;
+    std::vector<RollupRow> rows = orphan.Take(&seq);
+    if (rows.empty()) return absl::OkStatus();
+    return store_->ApplyRollups(rows, w, seq);
   }
 
   // Rebuilds live sessions from the last `session_timeout` of stored events.
@@ -713,24 +1041,52 @@ class EngineImpl : public Engine {
         return true;
       });
       if (!s.ok()) return s;
-      for (const auto& [id, e] : last) sessions_.Restore(e);
+      for (const auto& [id, e] : last) sessions_->Restore(e);
     }
     return absl::OkStatus();
   }
 
+  static constexpr char kLeaderLease[] = "leader";
+  static constexpr absl::Duration kSaltTtl = absl::Hours(48);
+  static constexpr absl::Duration kAdoptInterval = absl::Seconds(30);
+  // Held while adopting a worker; a restarting worker is refused meanwhile.
+  static constexpr absl::Duration kAdoptLease = absl::Minutes(10);
+
   const Options opts_;
   Clock* const clock_;
+  const std::string worker_name_;
+  // Lease holder token: the worker name plus this instance's number in the
+  // process (two engines of one process never share a token).
+  const std::string holder_;
+  std::unique_ptr<Coordinator> coord_;
+  bool remote_ = false;  // set once in Init()
   std::unique_ptr<Store> store_;
   std::unique_ptr<CountryResolver> geo_;
   std::unique_ptr<Enricher> enricher_;
-  Sessionizer sessions_;
+  std::unique_ptr<Sessionizer> sessions_;
   RollupBuilder rollups_;
+
+  std::atomic<bool> holds_worker_lease_{false};
+  std::atomic<bool> is_leader_{false};
+  absl::Time last_worker_renewal_ = absl::Now();  // lease thread only
+  absl::Mutex lease_mu_;
+  bool lease_stopping_ ABSL_GUARDED_BY(lease_mu_) = false;
+  bool adopt_now_ ABSL_GUARDED_BY(lease_mu_) = false;
+  std::thread lease_thread_;
+  std::thread adopter_;
+  absl::Mutex adopt_mu_;
+  std::atomic<bool> crashed_{false};
 
   absl::Mutex sites_mu_;
   absl::flat_hash_map<std::string, Site> by_domain_ ABSL_GUARDED_BY(sites_mu_);
   absl::flat_hash_map<std::string, Site> by_short_ ABSL_GUARDED_BY(sites_mu_);
-  absl::Time last_site_reload_ ABSL_GUARDED_BY(sites_mu_) =
-      absl::InfinitePast();
+  absl::Mutex reload_mu_ ABSL_ACQUIRED_BEFORE(sites_mu_);
+  static constexpr double kReloadsPerSecond = 20;
+  static constexpr double kReloadBurst = 10;
+  absl::Time last_site_reload_ ABSL_GUARDED_BY(reload_mu_) = absl::Now();
+  double reload_tokens_ ABSL_GUARDED_BY(reload_mu_) = kReloadBurst;
+  absl::flat_hash_map<std::string, absl::Time> missed_sites_
+      ABSL_GUARDED_BY(reload_mu_);
 
   absl::Mutex salt_mu_;
   absl::flat_hash_map<int64_t, std::string> salts_ ABSL_GUARDED_BY(salt_mu_);
@@ -764,6 +1120,14 @@ class EngineImpl : public Engine {
 };
 
 }  // namespace
+
+void AbandonEngineForTest(Engine* engine) {
+  dynamic_cast<EngineImpl&>(*engine).Abandon();
+}
+
+absl::StatusOr<int> AdoptOrphansForTest(Engine* engine) {
+  return dynamic_cast<EngineImpl&>(*engine).AdoptOrphans();
+}
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const Options& options) {
   auto engine = std::make_unique<EngineImpl>(options);

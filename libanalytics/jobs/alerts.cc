@@ -81,8 +81,7 @@ std::string What(const AlertRule& rule) {
 }  // namespace
 
 absl::StatusOr<AlertEval> EvaluateAlert(Engine& engine, const Site& site,
-                                        const AlertRule& rule,
-                                        absl::Time now) {
+                                        const AlertRule& rule, absl::Time now) {
   const absl::Time to = absl::FromUnixSeconds(absl::ToUnixSeconds(now));
   const absl::Time from = to - absl::Hours(1);
   absl::StatusOr<int64_t> value = Value(engine, site, rule, from, to);
@@ -95,23 +94,23 @@ absl::StatusOr<AlertEval> EvaluateAlert(Engine& engine, const Site& site,
   switch (rule.condition) {
     case AlertCondition::kAbove:
       e.fire = e.value > rule.threshold;
-      e.message = absl::StrFormat("%s: %s had %d %s in the last hour (above %g)",
-                                  label, site.domain, e.value, what,
-                                  rule.threshold);
+      e.message =
+          absl::StrFormat("%s: %s had %d %s in the last hour (above %g)", label,
+                          site.domain, e.value, what, rule.threshold);
       break;
     case AlertCondition::kBelow:
       e.fire = e.value < rule.threshold;
-      e.message = absl::StrFormat("%s: %s had %d %s in the last hour (below %g)",
-                                  label, site.domain, e.value, what,
-                                  rule.threshold);
+      e.message =
+          absl::StrFormat("%s: %s had %d %s in the last hour (below %g)", label,
+                          site.domain, e.value, what, rule.threshold);
       break;
     case AlertCondition::kSpike:
     case AlertCondition::kDrop: {
       double sum = 0;
       for (int64_t d = 1; d <= rule.baseline_days; ++d) {
-        absl::StatusOr<int64_t> past = Value(engine, site, rule,
-                                             from - absl::Hours(24 * d),
-                                             to - absl::Hours(24 * d));
+        absl::StatusOr<int64_t> past =
+            Value(engine, site, rule, from - absl::Hours(24 * d),
+                  to - absl::Hours(24 * d));
         if (!past.ok()) return past.status();
         sum += static_cast<double>(*past);
       }

@@ -15,9 +15,9 @@ namespace analytics::jobs {
 
 struct AlertEval {
   bool fire = false;
-  int64_t value = 0;      // over [now - 1h, now)
-  double baseline = 0;    // spike/drop: mean of the same hour on past days
-  std::string message;    // one line, for humans
+  int64_t value = 0;    // over [now - 1h, now)
+  double baseline = 0;  // spike/drop: mean of the same hour on past days
+  std::string message;  // one line, for humans
 };
 
 absl::StatusOr<AlertEval> EvaluateAlert(Engine& engine, const Site& site,

@@ -6,8 +6,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "libanalytics/core/strings.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -144,8 +144,8 @@ bool ValidEmail(std::string_view s) {
     }
   }
   std::string_view domain = s.substr(at + 1);
-  return domain.find('@') == std::string_view::npos &&
-         domain.front() != '.' && domain.back() != '.';
+  return domain.find('@') == std::string_view::npos && domain.front() != '.' &&
+         domain.back() != '.';
 }
 
 std::string_view AlertMetricName(AlertMetric m) {
@@ -178,7 +178,8 @@ absl::StatusOr<ReportSub> ReportFromApi(std::string_view body,
                                         const ReportSub& base) {
   absl::StatusOr<rapidjson::Document> doc = ParseObject(body);
   if (!doc.ok()) return doc.status();
-  if (absl::Status s = OnlyKeys(*doc, {"site", "email", "frequency", "enabled"});
+  if (absl::Status s =
+          OnlyKeys(*doc, {"site", "email", "frequency", "enabled"});
       !s.ok()) {
     return s;
   }
@@ -204,10 +205,10 @@ absl::StatusOr<AlertRule> AlertFromApi(std::string_view body,
                                        const AlertRule& base) {
   absl::StatusOr<rapidjson::Document> doc = ParseObject(body);
   if (!doc.ok()) return doc.status();
-  if (absl::Status s = OnlyKeys(
-          *doc, {"site", "name", "metric", "event", "condition", "threshold",
-                 "webhook_url", "email", "cooldown_minutes", "baseline_days",
-                 "enabled"});
+  if (absl::Status s =
+          OnlyKeys(*doc, {"site", "name", "metric", "event", "condition",
+                          "threshold", "webhook_url", "email",
+                          "cooldown_minutes", "baseline_days", "enabled"});
       !s.ok()) {
     return s;
   }
@@ -247,8 +248,7 @@ absl::StatusOr<AlertRule> AlertFromApi(std::string_view body,
   } else if (cond == "drop") {
     a.condition = AlertCondition::kDrop;
   } else {
-    return Bad("condition",
-               "want \"above\", \"below\", \"spike\" or \"drop\"");
+    return Bad("condition", "want \"above\", \"below\", \"spike\" or \"drop\"");
   }
   if (const Value* t = Member(*doc, "threshold"); t != nullptr) {
     if (!t->IsNumber() || !std::isfinite(t->GetDouble()) ||

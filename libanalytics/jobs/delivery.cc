@@ -84,17 +84,16 @@ std::string BuildMime(const Mail& mail, absl::Time date) {
   absl::StrAppend(&out, "To: ", OneLine(mail.to), "\r\n");
   absl::StrAppend(&out, "Subject: ", EncodeHeader(OneLine(mail.subject)),
                   "\r\n");
-  absl::StrAppend(
-      &out, "Date: ",
-      absl::FormatTime("%a, %d %b %Y %H:%M:%S +0000", date,
-                       absl::UTCTimeZone()),
-      "\r\n");
+  absl::StrAppend(&out, "Date: ",
+                  absl::FormatTime("%a, %d %b %Y %H:%M:%S +0000", date,
+                                   absl::UTCTimeZone()),
+                  "\r\n");
   if (!mail.message_id.empty()) {
     absl::StrAppend(&out, "Message-ID: <", OneLine(mail.message_id), ">\r\n");
   }
   if (!mail.list_unsubscribe.empty()) {
-    absl::StrAppend(&out, "List-Unsubscribe: <",
-                    OneLine(mail.list_unsubscribe), ">\r\n",
+    absl::StrAppend(&out, "List-Unsubscribe: <", OneLine(mail.list_unsubscribe),
+                    ">\r\n",
                     "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
   }
   absl::StrAppend(&out, "MIME-Version: 1.0\r\n",
@@ -122,7 +121,8 @@ absl::Status SendMail(const SmtpOptions& options, std::string_view to,
   CurlHandle c;
   if (c.h == nullptr) return absl::InternalError("smtp: curl_easy_init failed");
   std::string from = absl::StrCat("<", OneLine(options.from), ">");
-  c.list = curl_slist_append(nullptr, absl::StrCat("<", OneLine(to), ">").c_str());
+  c.list =
+      curl_slist_append(nullptr, absl::StrCat("<", OneLine(to), ">").c_str());
   Upload up{&mime};
   char err[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(c.h, CURLOPT_URL, options.url.c_str());
@@ -135,18 +135,22 @@ absl::Status SendMail(const SmtpOptions& options, std::string_view to,
                    static_cast<curl_off_t>(mime.size()));
   curl_easy_setopt(c.h, CURLOPT_ERRORBUFFER, err);
   curl_easy_setopt(c.h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.h, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(options.timeout)));
+  curl_easy_setopt(
+      c.h, CURLOPT_TIMEOUT_MS,
+      static_cast<long>(absl::ToInt64Milliseconds(options.timeout)));
   curl_easy_setopt(c.h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   if (options.starttls) curl_easy_setopt(c.h, CURLOPT_USE_SSL, CURLUSESSL_ALL);
+  if (!options.ca_file.empty()) {
+    curl_easy_setopt(c.h, CURLOPT_CAINFO, options.ca_file.c_str());
+  }
   if (!options.user.empty()) {
     curl_easy_setopt(c.h, CURLOPT_USERNAME, options.user.c_str());
     curl_easy_setopt(c.h, CURLOPT_PASSWORD, options.password.c_str());
   }
   CURLcode rc = curl_easy_perform(c.h);
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat(
-        "smtp: ", err[0] ? err : curl_easy_strerror(rc)));
+    return absl::UnavailableError(
+        absl::StrCat("smtp: ", err[0] ? err : curl_easy_strerror(rc)));
   }
   return absl::OkStatus();
 }

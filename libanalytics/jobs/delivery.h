@@ -22,6 +22,9 @@ struct SmtpOptions {
   std::string user;
   std::string password;  // from the environment only; never logged
   std::string from = "analytics@localhost";
+  // PEM CA bundle to verify the server's certificate with ("": the system's
+  // CAs). The certificate is always verified on smtps:// and STARTTLS.
+  std::string ca_file;
   absl::Duration timeout = absl::Seconds(30);
 };
 

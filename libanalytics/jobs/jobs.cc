@@ -2,12 +2,9 @@
 #include "libanalytics/jobs/jobs.h"
 
 #include <algorithm>
-#include <atomic>
 #include <functional>
 #include <map>
-#include <set>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -21,6 +18,7 @@
 #include "libanalytics/enrich/visitor_id.h"
 #include "libanalytics/jobs/alerts.h"
 #include "libanalytics/jobs/config.h"
+#include "libanalytics/jobs/ledger.h"
 #include "libanalytics/jobs/periods.h"
 #include "libanalytics/jobs/report.h"
 #include "rapidjson/document.h"
@@ -32,21 +30,7 @@ namespace {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-constexpr char kClaimed[] = "claimed";
-constexpr char kSending[] = "sending";
-constexpr char kDone[] = "done";
-constexpr char kFailed[] = "failed";
-
-// What one unit of work did.
-struct Outcome {
-  JobRun row;
-  bool ran = false;  // this call held the claim and did the work
-  std::string note;  // e.g. alert evaluation, retention count
-};
-
-std::string JobKind(std::string_view job) {
-  return std::string(job.substr(0, job.find(':')));
-}
+using Outcome = RunOutcome;
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -91,7 +75,8 @@ void WriteRun(Writer& w, const Outcome& o, std::string_view site) {
   w.EndObject();
 }
 
-absl::StatusOr<int64_t> IdAfter(std::string_view name, std::string_view prefix) {
+absl::StatusOr<int64_t> IdAfter(std::string_view name,
+                                std::string_view prefix) {
   int64_t id = 0;
   if (!absl::SimpleAtoi(AV(name.substr(prefix.size())), &id) || id <= 0) {
     return absl::InvalidArgumentError(
@@ -106,7 +91,12 @@ class JobsImpl : public Jobs {
       : engine_(engine),
         store_(*engine.store()),
         options_(std::move(options)),
-        clock_(options_.clock ? options_.clock : RealClock()) {
+        clock_(options_.clock ? options_.clock : RealClock()),
+        ledger_(
+            store_, clock_, [&engine] { return engine.WorkerName(); },
+            LedgerOptions{options_.stale_after, options_.retry_base,
+                          options_.max_attempts, options_.pause_after_claim},
+            &metrics_) {
     while (!options_.public_url.empty() && options_.public_url.back() == '/') {
       options_.public_url.pop_back();
     }
@@ -131,7 +121,7 @@ class JobsImpl : public Jobs {
 
   absl::Status Tick() override {
     const bool leader = engine_.IsLeader();
-    leader_.store(leader);
+    metrics_.SetLeader(leader);
     if (!leader) return absl::OkStatus();
     absl::StatusOr<std::map<int64_t, Site>> sites = Sites();
     if (!sites.ok()) return sites.status();
@@ -204,13 +194,14 @@ class JobsImpl : public Jobs {
   }
 
   absl::StatusOr<std::string> ListReports(std::string_view site) override {
-    return ListDocs(kReportKind, site, [](const ConfigDoc& d,
-                                          const std::string& domain)
-                                           -> absl::StatusOr<std::string> {
-      absl::StatusOr<ReportSub> r = ReportFromDoc(d);
-      if (!r.ok()) return r.status();
-      return ReportToApiJson(*r, domain);
-    });
+    return ListDocs(
+        kReportKind, site,
+        [](const ConfigDoc& d,
+           const std::string& domain) -> absl::StatusOr<std::string> {
+          absl::StatusOr<ReportSub> r = ReportFromDoc(d);
+          if (!r.ok()) return r.status();
+          return ReportToApiJson(*r, domain);
+        });
   }
 
   absl::StatusOr<std::string> UpdateReport(int64_t id,
@@ -251,13 +242,14 @@ class JobsImpl : public Jobs {
   }
 
   absl::StatusOr<std::string> ListAlerts(std::string_view site) override {
-    return ListDocs(kAlertKind, site, [](const ConfigDoc& d,
-                                         const std::string& domain)
-                                          -> absl::StatusOr<std::string> {
-      absl::StatusOr<AlertRule> a = AlertFromDoc(d);
-      if (!a.ok()) return a.status();
-      return AlertToApiJson(*a, domain);
-    });
+    return ListDocs(
+        kAlertKind, site,
+        [](const ConfigDoc& d,
+           const std::string& domain) -> absl::StatusOr<std::string> {
+          absl::StatusOr<AlertRule> a = AlertFromDoc(d);
+          if (!a.ok()) return a.status();
+          return AlertToApiJson(*a, domain);
+        });
   }
 
   absl::StatusOr<std::string> UpdateAlert(int64_t id,
@@ -335,9 +327,10 @@ class JobsImpl : public Jobs {
           return absl::OkStatus();  // "reports": other frequency
         }
         if (parsed->to > now) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "period: ", period, " has not ended yet (a report is sent "
-              "once per period, after it ends)"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("period: ", period,
+                           " has not ended yet (a report is sent "
+                           "once per period, after it ends)"));
         }
         p = *parsed;
       }
@@ -394,8 +387,7 @@ class JobsImpl : public Jobs {
       if (name == "salts") {
         absl::CivilDay d;
         (void)absl::ParseCivilTime(AV(day), &d);
-        outcomes.push_back(
-            RunSalts(absl::FromCivil(d, absl::UTCTimeZone())));
+        outcomes.push_back(RunSalts(absl::FromCivil(d, absl::UTCTimeZone())));
       } else {
         for (const auto& [id, site] : *sites) {
           if (site.retention_days > 0) {
@@ -423,6 +415,23 @@ class JobsImpl : public Jobs {
     return std::string(buf.GetString());
   }
 
+  absl::StatusOr<std::string> EraseSite(std::string_view domain) override {
+    absl::StatusOr<Site> site = engine_.FindSite(domain);
+    if (!site.ok()) return site.status();
+    // Pending deltas first, or they would re-add counts after the erase.
+    if (absl::Status s = engine_.Flush(); !s.ok()) return s;
+    if (absl::Status s = store_.EraseSiteData(site->id); !s.ok()) return s;
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("erased");
+    w.Bool(true);
+    w.Key("site");
+    w.String(site->domain.c_str());
+    w.EndObject();
+    return std::string(buf.GetString());
+  }
+
   absl::Status Unsubscribe(std::string_view token) override {
     if (token.size() < 32 || token.size() > 128) {
       return absl::NotFoundError("token: unknown or already used");
@@ -439,182 +448,38 @@ class JobsImpl : public Jobs {
     return absl::NotFoundError("token: unknown or already used");
   }
 
-  std::string RenderMetrics() override {
-    std::string out;
-    absl::MutexLock l(&metrics_mu_);
-    absl::StrAppend(
-        &out,
-        "# HELP analytics_job_runs_total Job ledger runs by job kind and "
-        "outcome (done, failed, skipped: held or finished elsewhere).\n"
-        "# TYPE analytics_job_runs_total counter\n");
-    for (const auto& [k, n] : runs_) {
-      absl::StrAppend(&out, "analytics_job_runs_total{job=\"", k.first,
-                      "\",outcome=\"", k.second, "\"} ", n, "\n");
-    }
-    absl::StrAppend(
-        &out,
-        "# HELP analytics_job_deliveries_total Deliveries by channel and "
-        "outcome.\n# TYPE analytics_job_deliveries_total counter\n");
-    for (const auto& [k, n] : deliveries_) {
-      absl::StrAppend(&out, "analytics_job_deliveries_total{channel=\"",
-                      k.first, "\",outcome=\"", k.second, "\"} ", n, "\n");
-    }
-    absl::StrAppend(
-        &out,
-        "# HELP analytics_job_retries_total Runs that took over a failed or "
-        "stale ledger row.\n# TYPE analytics_job_retries_total counter\n");
-    for (const auto& [k, n] : retries_) {
-      absl::StrAppend(&out, "analytics_job_retries_total{job=\"", k, "\"} ",
-                      n, "\n");
-    }
-    absl::StrAppend(
-        &out,
-        "# HELP analytics_retention_deleted_events_total Raw events deleted "
-        "by retention.\n# TYPE analytics_retention_deleted_events_total "
-        "counter\nanalytics_retention_deleted_events_total ",
-        retention_deleted_,
-        "\n# HELP analytics_jobs_leader Whether this worker ran the scheduled "
-        "jobs at its last tick.\n# TYPE analytics_jobs_leader gauge\n"
-        "analytics_jobs_leader ",
-        leader_.load() ? 1 : 0, "\n");
-    return out;
-  }
+  std::string RenderMetrics() override { return metrics_.Render(); }
 
  private:
-  // ------------------------------------------------------ the ledger --
-  // Claims (job, site, period), runs `work` while holding it, and records
-  // the outcome. `work` returns the error of a failed delivery.
-  absl::StatusOr<Outcome> Execute(
-      const std::string& job, int64_t site_id, const std::string& period,
-      const std::function<absl::Status(std::string* note)>& work) {
-    const std::string kind = JobKind(job);
-    const auto key = std::make_tuple(job, site_id, period);
-    {
-      // Two threads of this worker (the scheduler and a manual run) share
-      // one holder name: only one may try the row at a time.
-      absl::MutexLock l(&inflight_mu_);
-      if (!inflight_.insert(key).second) {
-        Outcome o;
-        o.row = JobRun{job, site_id, period, "running", engine_.WorkerName()};
-        o.note = "already running on this worker";
-        Count(kind, "skipped");
-        return o;
-      }
-    }
-    struct Release {
-      JobsImpl* self;
-      std::tuple<std::string, int64_t, std::string> key;
-      ~Release() {
-        absl::MutexLock l(&self->inflight_mu_);
-        self->inflight_.erase(key);
-      }
-    } release{this, key};
-
-    const int64_t now_ms = absl::ToUnixMillis(clock_->Now());
-    absl::StatusOr<std::optional<JobRun>> existing =
-        FindRun(job, site_id, period);
-    if (!existing.ok()) return existing.status();
-    int64_t stale_before = now_ms - absl::ToInt64Milliseconds(
-                                        options_.stale_after);
-    if (existing->has_value()) {
-      const JobRun& r = **existing;
-      const bool finished = r.state == kDone || r.state == kSending ||
-                            (r.state == kFailed &&
-                             r.attempts >= options_.max_attempts);
-      if (finished) {
-        Count(kind, "skipped");
-        return Outcome{r, false, ""};
-      }
-      if (r.state == kFailed) stale_before = now_ms - BackoffMs(r.attempts);
-    }
-    JobRun want;
-    want.job = job;
-    want.site_id = site_id;
-    want.period = period;
-    want.state = kClaimed;
-    want.holder = engine_.WorkerName();
-    want.updated_ms = now_ms;
-    absl::StatusOr<JobRun> row = store_.ClaimJobRun(want, stale_before);
-    if (!row.ok()) return row.status();
-    const bool held = row->holder == want.holder && row->state == kClaimed &&
-                      row->updated_ms == want.updated_ms;
-    if (!held) {
-      Count(kind, "skipped");
-      return Outcome{*row, false, ""};
-    }
-    if (row->attempts > 1) {
-      absl::MutexLock l(&metrics_mu_);
-      ++retries_[kind];
-    }
-    if (options_.pause_after_claim > absl::ZeroDuration()) {
-      absl::SleepFor(options_.pause_after_claim);
-    }
-    // Fence: "sending" is written only while we still hold the row; a
-    // worker that lost it to a takeover stops here.
-    JobRun run = *row;
-    run.state = kSending;
-    run.updated_ms = absl::ToUnixMillis(clock_->Now());
-    if (absl::Status s = store_.UpdateJobRun(run); !s.ok()) {
-      Count(kind, "skipped");
-      absl::StatusOr<std::optional<JobRun>> now_row =
-          FindRun(job, site_id, period);
-      Outcome o{run, false, std::string(s.message())};
-      if (now_row.ok() && now_row->has_value()) o.row = **now_row;
-      return o;
-    }
-    std::string note;
-    absl::Status result = work(&note);
-    run.state = result.ok() ? kDone : kFailed;
-    run.error = result.ok() ? "" : std::string(result.message());
-    run.updated_ms = absl::ToUnixMillis(clock_->Now());
-    absl::Status recorded = store_.UpdateJobRun(run);
-    Count(kind, result.ok() ? "done" : "failed");
-    if (!recorded.ok()) return recorded;
-    return Outcome{run, true, note};
-  }
-
-  absl::StatusOr<std::optional<JobRun>> FindRun(const std::string& job,
-                                                int64_t site_id,
-                                                const std::string& period) {
-    absl::StatusOr<std::vector<JobRun>> rows = store_.ListJobRuns(job, 0);
-    if (!rows.ok()) return rows.status();
-    for (const JobRun& r : *rows) {
-      if (r.site_id == site_id && r.period == period) return r;
-    }
-    return std::nullopt;
-  }
-
-  int64_t BackoffMs(int32_t attempts) const {
-    int64_t ms = absl::ToInt64Milliseconds(options_.retry_base);
-    for (int i = 1; i < attempts && ms < 3600000; ++i) ms *= 2;
-    return std::min<int64_t>(ms, 3600000);
-  }
-
   // ------------------------------------------------------------ jobs --
   absl::StatusOr<Outcome> RunReport(const ReportSub& sub, const Site& site,
                                     const Period& p) {
-    return Execute(
-        absl::StrCat("report:", sub.id), site.id, p.label,
-        [&](std::string* note) -> absl::Status {
-          absl::StatusOr<ReportData> data =
-              ComputeReport(engine_, site, sub.frequency, p);
-          if (!data.ok()) return data.status();
-          const std::string unsub = UnsubscribeUrl(sub.token);
-          Mail mail;
-          mail.from = options_.smtp.from;
-          mail.to = sub.email;
-          mail.subject = ReportSubject(*data);
-          mail.text = RenderReportText(*data, unsub);
-          mail.html = RenderReportHtml(*data, unsub);
-          mail.list_unsubscribe = unsub;
-          mail.message_id = absl::StrCat("report-", sub.id, "-", p.label,
-                                         "@analytics");
-          absl::Status sent =
-              Deliver("email", SendMail(options_.smtp, sub.email,
-                                        BuildMime(mail, clock_->Now())));
-          if (sent.ok()) *note = absl::StrCat("sent to ", sub.email);
-          return sent;
-        });
+    std::string mime;
+    auto prepare = [&]() -> absl::Status {
+      absl::StatusOr<ReportData> data =
+          ComputeReport(engine_, site, sub.frequency, p);
+      if (!data.ok()) return data.status();
+      const std::string unsub = UnsubscribeUrl(sub.token);
+      Mail mail;
+      mail.from = options_.smtp.from;
+      mail.to = sub.email;
+      mail.subject = ReportSubject(*data);
+      mail.text = RenderReportText(*data, unsub);
+      mail.html = RenderReportHtml(*data, unsub);
+      mail.list_unsubscribe = unsub;
+      mail.message_id =
+          absl::StrCat("report-", sub.id, "-", p.label, "@analytics");
+      mime = BuildMime(mail, clock_->Now());
+      return absl::OkStatus();
+    };
+    auto send = [&](std::string* note) -> absl::Status {
+      absl::Status sent =
+          Deliver("email", SendMail(options_.smtp, sub.email, mime));
+      if (sent.ok()) *note = absl::StrCat("sent to ", sub.email);
+      return sent;
+    };
+    return ledger_.Execute(absl::StrCat("report:", sub.id), site.id, p.label,
+                           send, prepare);
   }
 
   // Evaluates the rule; when it fires and its cool-down has passed, claims
@@ -627,7 +492,8 @@ class JobsImpl : public Jobs {
     absl::StatusOr<std::vector<JobRun>> last = store_.ListJobRuns(job, 1);
     if (!last.ok()) return last.status();
     const int64_t now_ms = absl::ToUnixMillis(now);
-    if (!last->empty() && (*last)[0].state != kFailed &&
+    // Any recent row counts, a failed one too (RetryStale retries it).
+    if (!last->empty() &&
         (*last)[0].updated_ms > now_ms - rule.cooldown_minutes * 60000) {
       quiet.row = (*last)[0];
       quiet.note = "cool-down";
@@ -645,7 +511,7 @@ class JobsImpl : public Jobs {
   absl::StatusOr<Outcome> SendAlert(const AlertRule& rule, const Site& site,
                                     const std::string& period,
                                     const std::string& message) {
-    return Execute(
+    return ledger_.Execute(
         absl::StrCat("alert:", rule.id), site.id, period,
         [&](std::string* note) -> absl::Status {
           *note = message;
@@ -662,11 +528,11 @@ class JobsImpl : public Jobs {
             mail.subject = message;
             mail.text = absl::StrCat(message, "\n");
             mail.html = absl::StrCat("<p>", HtmlEscape(message), "</p>\n");
-            mail.message_id = absl::StrCat("alert-", rule.id, "-", period,
-                                           "@analytics");
-            result.Update(Deliver(
-                "email", SendMail(options_.smtp, rule.email,
-                                  BuildMime(mail, clock_->Now()))));
+            mail.message_id =
+                absl::StrCat("alert-", rule.id, "-", period, "@analytics");
+            result.Update(
+                Deliver("email", SendMail(options_.smtp, rule.email,
+                                          BuildMime(mail, clock_->Now()))));
           }
           return result;
         });
@@ -674,32 +540,29 @@ class JobsImpl : public Jobs {
 
   absl::StatusOr<Outcome> RunRetention(const Site& site,
                                        const std::string& day) {
-    return Execute("retention", site.id, day,
-                   [&](std::string* note) -> absl::Status {
-                     const int64_t before =
-                         absl::ToUnixMillis(clock_->Now()) -
-                         int64_t{site.retention_days} * 86400000;
-                     absl::StatusOr<int64_t> n =
-                         store_.DeleteEventsBefore(site.id, before);
-                     if (!n.ok()) return n.status();
-                     {
-                       absl::MutexLock l(&metrics_mu_);
-                       retention_deleted_ += *n;
-                     }
-                     *note = absl::StrCat("deleted ", *n, " raw events");
-                     return absl::OkStatus();
-                   });
+    return ledger_.Execute(
+        "retention", site.id, day, [&](std::string* note) -> absl::Status {
+          const int64_t before = absl::ToUnixMillis(clock_->Now()) -
+                                 int64_t{site.retention_days} * 86400000;
+          absl::StatusOr<int64_t> n =
+              store_.DeleteEventsBefore(site.id, before);
+          if (!n.ok()) return n.status();
+          metrics_.RetentionDeleted(*n);
+          *note = absl::StrCat("deleted ", *n, " raw events");
+          return absl::OkStatus();
+        });
   }
 
   // At UTC midnight of day D: D's salt exists, D+1's is pre-created (so the
   // next midnight needs no write on the hot path), salts before D-1 (which
   // the engine still needs for visitors that straddle midnight) are dropped.
   absl::StatusOr<Outcome> RunSalts(absl::Time now) {
-    return Execute(
+    return ledger_.Execute(
         "salts", 0, DayLabel(now), [&](std::string* note) -> absl::Status {
           const int64_t day = UtcDayNumber(now);
           for (int64_t d : {day, day + 1}) {
-            absl::StatusOr<std::string> s = store_.PutSaltIfAbsent(d, NewSalt());
+            absl::StatusOr<std::string> s =
+                store_.PutSaltIfAbsent(d, NewSalt());
             if (!s.ok()) return s.status();
             if (Coordinator* c = engine_.coordinator(); c != nullptr) {
               absl::StatusOr<std::string> cs =
@@ -724,20 +587,14 @@ class JobsImpl : public Jobs {
     const int64_t now_ms = absl::ToUnixMillis(now);
     absl::Status first = absl::OkStatus();
     for (const JobRun& r : *rows) {
-      if (r.state != kClaimed && r.state != kFailed) continue;
-      if (r.attempts >= options_.max_attempts && r.state == kFailed) continue;
-      const int64_t wait = r.state == kFailed
-                               ? BackoffMs(r.attempts)
-                               : absl::ToInt64Milliseconds(options_.stale_after);
-      if (r.updated_ms >= now_ms - wait) continue;
+      if (!ledger_.DueForRetry(r, now_ms)) continue;
       auto site = sites.find(r.site_id);
       absl::Status s = absl::OkStatus();
       if (absl::StartsWith(r.job, "report:")) {
         absl::StatusOr<int64_t> id = IdAfter(r.job, "report:");
         absl::StatusOr<ConfigDoc> d =
             id.ok() ? FindDoc(kReportKind, *id) : id.status();
-        absl::StatusOr<ReportSub> sub =
-            d.ok() ? ReportFromDoc(*d) : d.status();
+        absl::StatusOr<ReportSub> sub = d.ok() ? ReportFromDoc(*d) : d.status();
         if (!sub.ok() || site == sites.end()) continue;  // deleted since
         absl::StatusOr<Period> p =
             ParsePeriod(sub->frequency, r.period, Tz(site->second));
@@ -747,8 +604,7 @@ class JobsImpl : public Jobs {
         absl::StatusOr<int64_t> id = IdAfter(r.job, "alert:");
         absl::StatusOr<ConfigDoc> d =
             id.ok() ? FindDoc(kAlertKind, *id) : id.status();
-        absl::StatusOr<AlertRule> rule =
-            d.ok() ? AlertFromDoc(*d) : d.status();
+        absl::StatusOr<AlertRule> rule = d.ok() ? AlertFromDoc(*d) : d.status();
         if (!rule.ok() || site == sites.end()) continue;
         // Re-evaluated now: a condition that cleared meanwhile is not sent.
         absl::StatusOr<AlertEval> eval =
@@ -773,14 +629,7 @@ class JobsImpl : public Jobs {
 
   // --------------------------------------------------------- helpers --
   absl::Status Deliver(const char* channel, absl::Status s) {
-    absl::MutexLock l(&metrics_mu_);
-    ++deliveries_[{channel, s.ok() ? "ok" : "error"}];
-    return s;
-  }
-
-  void Count(const std::string& kind, const char* outcome) {
-    absl::MutexLock l(&metrics_mu_);
-    ++runs_[{kind, outcome}];
+    return metrics_.Delivery(channel, std::move(s));
   }
 
   std::string UnsubscribeUrl(const std::string& token) const {
@@ -828,7 +677,8 @@ class JobsImpl : public Jobs {
   }
 
   absl::StatusOr<ConfigDoc> FindDoc(const char* kind, int64_t id) {
-    absl::StatusOr<std::vector<ConfigDoc>> docs = store_.ListConfigDocs(kind, 0);
+    absl::StatusOr<std::vector<ConfigDoc>> docs =
+        store_.ListConfigDocs(kind, 0);
     if (!docs.ok()) return docs.status();
     for (ConfigDoc& d : *docs) {
       if (d.id == id) return std::move(d);
@@ -887,18 +737,8 @@ class JobsImpl : public Jobs {
   bool stop_ ABSL_GUARDED_BY(thread_mu_) = false;
   std::thread thread_;
 
-  absl::Mutex inflight_mu_;
-  std::set<std::tuple<std::string, int64_t, std::string>> inflight_
-      ABSL_GUARDED_BY(inflight_mu_);
-
-  absl::Mutex metrics_mu_;
-  std::map<std::pair<std::string, std::string>, int64_t> runs_
-      ABSL_GUARDED_BY(metrics_mu_);
-  std::map<std::pair<std::string, std::string>, int64_t> deliveries_
-      ABSL_GUARDED_BY(metrics_mu_);
-  std::map<std::string, int64_t> retries_ ABSL_GUARDED_BY(metrics_mu_);
-  int64_t retention_deleted_ ABSL_GUARDED_BY(metrics_mu_) = 0;
-  std::atomic<bool> leader_{false};
+  JobMetrics metrics_;
+  Ledger ledger_;
 };
 
 }  // namespace
@@ -908,8 +748,19 @@ absl::StatusOr<std::unique_ptr<Jobs>> Jobs::Create(Engine& engine,
   if (engine.store() == nullptr) {
     return absl::FailedPreconditionError("jobs: the engine has no store");
   }
+  if (!options.smtp.password.empty() && !options.smtp.starttls &&
+      !absl::StartsWith(options.smtp.url, "smtps://")) {
+    return absl::InvalidArgumentError(
+        "smtp: a password is only sent over TLS: use smtps:// or STARTTLS");
+  }
+  if (!options.smtp.url.empty() &&
+      !absl::StartsWith(options.smtp.url, "smtp://") &&
+      !absl::StartsWith(options.smtp.url, "smtps://")) {
+    return absl::InvalidArgumentError("smtp: want an smtp:// or smtps:// URL");
+  }
   if (options.tick <= absl::ZeroDuration() || options.max_attempts < 1) {
-    return absl::InvalidArgumentError("jobs: tick and max_attempts must be > 0");
+    return absl::InvalidArgumentError(
+        "jobs: tick and max_attempts must be > 0");
   }
   return std::make_unique<JobsImpl>(engine, std::move(options));
 }

@@ -91,6 +91,10 @@ class Jobs {
   // Returns {"runs":[…]}, each row with "ran": whether this call did it.
   virtual absl::StatusOr<std::string> RunNow(std::string_view name,
                                              std::string_view body) = 0;
+  // "Erase all data of this site": flushes pending rollups, then deletes
+  // every raw event and rollup of the site (the site, its keys and its
+  // configuration stay). Returns {"erased":true,"site":DOMAIN}.
+  virtual absl::StatusOr<std::string> EraseSite(std::string_view domain) = 0;
   // Deletes the subscription with this unsubscribe token (NotFound if none).
   virtual absl::Status Unsubscribe(std::string_view token) = 0;
 

@@ -8,8 +8,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libanalytics/jobs/alerts.h"
 #include "libanalytics/jobs/config.h"
 #include "libanalytics/jobs/delivery.h"
 #include "libanalytics/jobs/periods.h"
@@ -26,12 +30,12 @@ absl::Time Utc(int y, int m, int d, int h = 0, int min = 0) {
                          absl::UTCTimeZone());
 }
 
-TEST(PeriodsTest, IsoWeeksAndMonths) {
+TEST(JobsPeriodsTest, IsoWeeksAndMonths) {
   absl::TimeZone berlin;
   ASSERT_TRUE(absl::LoadTimeZone("Europe/Berlin", &berlin));
   // Saturday 2026-11-28: the last complete week is 2026-W47 (Nov 16-22).
-  Period w = LastCompletePeriod(Frequency::kWeekly, Utc(2026, 11, 28, 12),
-                                berlin);
+  Period w =
+      LastCompletePeriod(Frequency::kWeekly, Utc(2026, 11, 28, 12), berlin);
   EXPECT_EQ(w.label, "2026-W47");
   EXPECT_EQ(w.first_day, "2026-11-16");
   EXPECT_EQ(w.last_day, "2026-11-22");
@@ -50,8 +54,8 @@ TEST(PeriodsTest, IsoWeeksAndMonths) {
   EXPECT_FALSE(ParsePeriod(Frequency::kWeekly, "2021-W53", berlin).ok());
   EXPECT_FALSE(ParsePeriod(Frequency::kWeekly, "2026-11", berlin).ok());
 
-  Period m = LastCompletePeriod(Frequency::kMonthly, Utc(2026, 3, 1, 12),
-                                berlin);
+  Period m =
+      LastCompletePeriod(Frequency::kMonthly, Utc(2026, 3, 1, 12), berlin);
   EXPECT_EQ(m.label, "2026-02");
   EXPECT_EQ(m.last_day, "2026-02-28");
   EXPECT_EQ(PreviousPeriod(Frequency::kMonthly, m, berlin).label, "2026-01");
@@ -64,7 +68,7 @@ TEST(PeriodsTest, IsoWeeksAndMonths) {
   EXPECT_EQ(UtcDayNumber(Utc(1970, 1, 2)), 1);
 }
 
-TEST(ConfigTest, ValidationNamesTheField) {
+TEST(JobsConfigTest, ValidationNamesTheField) {
   auto report = [](const char* body) {
     return ReportFromApi(body, ReportSub()).status();
   };
@@ -80,16 +84,15 @@ TEST(ConfigTest, ValidationNamesTheField) {
   auto alert = [](const char* body) {
     return AlertFromApi(body, AlertRule()).status();
   };
-  EXPECT_TRUE(
-      alert(R"({"metric":"visitors","condition":"above","threshold":5,)"
-            R"("webhook_url":"http://127.0.0.1:9/hook"})")
-          .ok());
-  EXPECT_THAT(alert(R"({"metric":"bananas","threshold":1,"email":"a@b.c"})")
-                  .message(),
-              HasSubstr("metric:"));
-  EXPECT_THAT(alert(R"({"metric":"events","threshold":1,"email":"a@b.c"})")
-                  .message(),
-              HasSubstr("event:"));
+  EXPECT_TRUE(alert(R"({"metric":"visitors","condition":"above","threshold":5,)"
+                    R"("webhook_url":"http://127.0.0.1:9/hook"})")
+                  .ok());
+  EXPECT_THAT(
+      alert(R"({"metric":"bananas","threshold":1,"email":"a@b.c"})").message(),
+      HasSubstr("metric:"));
+  EXPECT_THAT(
+      alert(R"({"metric":"events","threshold":1,"email":"a@b.c"})").message(),
+      HasSubstr("event:"));
   EXPECT_THAT(alert(R"({"threshold":1,"webhook_url":"ftp://x"})").message(),
               HasSubstr("webhook_url:"));
   EXPECT_THAT(alert(R"({"threshold":1})").message(), HasSubstr("webhook_url:"));
@@ -113,7 +116,7 @@ TEST(ConfigTest, ValidationNamesTheField) {
   EXPECT_EQ(back->id, 7);
 }
 
-TEST(RenderTest, TextHtmlAndMime) {
+TEST(JobsRenderTest, TextHtmlAndMime) {
   ReportData r;
   r.site = "example.com";
   r.period.label = "2026-W47";
@@ -132,7 +135,7 @@ TEST(RenderTest, TextHtmlAndMime) {
   EXPECT_THAT(html, HasSubstr("/&lt;script&gt;"));
   EXPECT_FALSE(absl::StrContains(html, "<script>"));
 
-  Mail mail{"from@x.y", "to@x.y", "Weekly \xc3\xa9", "text", "<p>html</p>",
+  Mail mail{"from@x.y",    "to@x.y", "Weekly \xc3\xa9", "text", "<p>html</p>",
             "https://s/u", "id@x"};
   std::string mime = BuildMime(mail, Utc(2026, 11, 23));
   EXPECT_THAT(mime, HasSubstr("Subject: =?UTF-8?B?"));
@@ -140,8 +143,8 @@ TEST(RenderTest, TextHtmlAndMime) {
   EXPECT_THAT(mime, HasSubstr("Content-Type: text/plain; charset=utf-8"));
   EXPECT_THAT(mime, HasSubstr("Content-Type: text/html; charset=utf-8"));
   mail.to = "to@x.y\r\nBcc: evil@x.y";
-  EXPECT_FALSE(absl::StrContains(BuildMime(mail, Utc(2026, 11, 23)),
-                                 "\r\nBcc:"));
+  EXPECT_FALSE(
+      absl::StrContains(BuildMime(mail, Utc(2026, 11, 23)), "\r\nBcc:"));
 }
 
 // An engine on a memory store with a fake clock, and Jobs around it.
@@ -227,7 +230,8 @@ TEST_F(JobsTest, FailedDeliveryIsRecordedRetriedWithBackoffAndBounded) {
   std::string metrics = jobs_->RenderMetrics();
   EXPECT_THAT(metrics, HasSubstr("analytics_job_deliveries_total{channel="
                                  "\"email\",outcome=\"error\"}"));
-  EXPECT_THAT(metrics, HasSubstr("analytics_job_retries_total{job=\"report\"}"));
+  EXPECT_THAT(metrics,
+              HasSubstr("analytics_job_retries_total{job=\"report\"}"));
 
   // A period that has not ended is refused; so is a malformed one.
   absl::StatusOr<std::string> early =
@@ -264,6 +268,16 @@ TEST_F(JobsTest, ScheduledReportOnlyForPeriodsAfterSubscribing) {
     }
   }
   EXPECT_EQ(reports, 1);
+  // Three weeks without a leader: only the most recent period is caught up.
+  clock_.Set(Utc(2026, 12, 23, 9));
+  (void)jobs_->Tick();
+  rows = engine_->store()->ListJobRuns("", 0);
+  ASSERT_TRUE(rows.ok());
+  std::vector<std::string> periods;
+  for (const JobRun& r : *rows) {
+    if (absl::StartsWith(r.job, "report:")) periods.push_back(r.period);
+  }
+  EXPECT_THAT(periods, ::testing::UnorderedElementsAre("2026-W48", "2026-W51"));
 }
 
 TEST_F(JobsTest, RetentionDeletesOldRawEventsAndRotationKeepsTwoSalts) {
@@ -294,9 +308,9 @@ TEST_F(JobsTest, RetentionDeletesOldRawEventsAndRotationKeepsTwoSalts) {
                   .ok());
   EXPECT_EQ(left, 1);
   // Rollups stay: the pageviews of 60 days ago are still counted.
-  absl::StatusOr<std::string> q = engine_->Query(
-      R"({"site_id":"example.com","metrics":["pageviews"],)"
-      R"("date_range":["2026-09-01","2026-11-27"]})");
+  absl::StatusOr<std::string> q =
+      engine_->Query(R"({"site_id":"example.com","metrics":["pageviews"],)"
+                     R"("date_range":["2026-09-01","2026-11-27"]})");
   ASSERT_TRUE(q.ok()) << q.status();
   EXPECT_EQ(Json(*q)["results"][0]["metrics"][0].GetInt(), 3);
 
@@ -327,6 +341,192 @@ TEST_F(JobsTest, UnsubscribeNeedsTheToken) {
   EXPECT_EQ(sub->token.size(), 64u);
   EXPECT_TRUE(jobs_->Unsubscribe(sub->token).ok());
   EXPECT_EQ(*jobs_->ListReports(""), "[]");
+}
+
+TEST_F(JobsTest, AlertConditionsThroughTheStatsApi) {
+  Site site = *engine_->FindSite("example.com");
+  EventInput e;
+  e.site = "example.com";
+  e.url = "https://example.com/";
+  e.user_agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0";
+  int ip = 1;
+  auto visit = [&](absl::Time ts, const char* name = "pageview") {
+    e.ip = absl::StrCat("198.51.100.", ip++);
+    e.ts = ts;
+    e.name = name;
+    ASSERT_TRUE(engine_->Track(e).ok());
+  };
+  const absl::Time now = clock_.Now();
+  // Baseline: 2 visitors in the same hour on each of the last 7 days.
+  for (int d = 1; d <= 7; ++d) {
+    visit(now - absl::Hours(24 * d) - absl::Minutes(10));
+    visit(now - absl::Hours(24 * d) - absl::Minutes(20));
+  }
+  auto rule = [](const char* json) { return *AlertFromApi(json, AlertRule()); };
+  AlertRule spike =
+      rule(R"({"condition":"spike","threshold":50,"email":"a@b.c"})");
+  AlertRule drop =
+      rule(R"({"condition":"drop","threshold":50,"email":"a@b.c"})");
+  absl::StatusOr<AlertEval> ev = EvaluateAlert(*engine_, site, drop, now);
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  EXPECT_EQ(ev->value, 0);
+  EXPECT_DOUBLE_EQ(ev->baseline, 2.0);
+  EXPECT_TRUE(ev->fire);  // 0 < 2 x 50%
+  EXPECT_FALSE(EvaluateAlert(*engine_, site, spike, now)->fire);
+  for (int i = 0; i < 4; ++i) visit(now - absl::Minutes(5 + i));
+  ev = EvaluateAlert(*engine_, site, spike, now);
+  EXPECT_EQ(ev->value, 4);
+  EXPECT_TRUE(ev->fire);  // 4 > 2 x 150%
+  EXPECT_THAT(ev->message, HasSubstr("traffic spike"));
+  EXPECT_FALSE(EvaluateAlert(*engine_, site, drop, now)->fire);
+  // An event older than an hour does not count; errors are "error" events.
+  visit(now - absl::Minutes(61), "error");
+  visit(now - absl::Minutes(1), "error");
+  AlertRule errors = rule(
+      R"({"metric":"errors","condition":"above","threshold":0,"email":"a@b.c"})");
+  ev = EvaluateAlert(*engine_, site, errors, now);
+  EXPECT_EQ(ev->value, 1);
+  EXPECT_TRUE(ev->fire);
+  AlertRule below =
+      rule(R"({"condition":"below","threshold":3,"email":"a@b.c"})");
+  EXPECT_FALSE(EvaluateAlert(*engine_, site, below, now)->fire);  // 5 visitors
+  EXPECT_EQ(WebhookBody("a \"b\""),
+            R"({"text":"a \"b\"","content":"a \"b\""})");
+}
+
+// One "worker" of several sharing an engine and its store: its own holder
+// name and leadership, everything else delegated. (The real multi-process
+// case, with kill -9, is tests/jobs/cluster_jobs_test.py.)
+class Worker : public Engine {
+ public:
+  Worker(Engine& e, std::string name, bool leader)
+      : e_(e), name_(std::move(name)), leader_(leader) {}
+  absl::StatusOr<TrackResult> Track(const EventInput& in) override {
+    return e_.Track(in);
+  }
+  absl::StatusOr<BatchResult> TrackBatch(
+      absl::Span<const EventInput> in) override {
+    return e_.TrackBatch(in);
+  }
+  absl::StatusOr<std::string> Query(std::string_view q) override {
+    return e_.Query(q);
+  }
+  absl::StatusOr<Site> AddSite(const Site& s) override { return e_.AddSite(s); }
+  absl::StatusOr<std::vector<Site>> ListSites() override {
+    return e_.ListSites();
+  }
+  absl::StatusOr<Site> FindSite(std::string_view d) override {
+    return e_.FindSite(d);
+  }
+  absl::Status RemoveSite(std::string_view d) override {
+    return e_.RemoveSite(d);
+  }
+  absl::StatusOr<Site> UpdateSite(const Site& s) override {
+    return e_.UpdateSite(s);
+  }
+  absl::Status Heartbeat(const EventInput& in) override {
+    return e_.Heartbeat(in);
+  }
+  absl::StatusOr<int64_t> LiveVisitors(std::string_view s,
+                                       absl::Duration w) override {
+    return e_.LiveVisitors(s, w);
+  }
+  absl::StatusOr<std::optional<std::string>> EnsureAdminToken() override {
+    return e_.EnsureAdminToken();
+  }
+  absl::Status SetAdminToken(std::string_view t) override {
+    return e_.SetAdminToken(t);
+  }
+  absl::StatusOr<std::pair<ApiKey, std::string>> CreateApiKey(
+      std::string_view s, std::string_view n) override {
+    return e_.CreateApiKey(s, n);
+  }
+  absl::StatusOr<std::vector<ApiKey>> ListApiKeys() override {
+    return e_.ListApiKeys();
+  }
+  absl::Status RevokeApiKey(int64_t id) override { return e_.RevokeApiKey(id); }
+  absl::StatusOr<Principal> Authenticate(std::string_view t) override {
+    return e_.Authenticate(t);
+  }
+  absl::Status Flush() override { return e_.Flush(); }
+  absl::Status Close() override { return absl::OkStatus(); }
+  EngineStats Stats() override { return e_.Stats(); }
+  Store* store() override { return e_.store(); }
+  absl::Status Ready() override { return e_.Ready(); }
+  bool IsLeader() override { return leader_; }
+  std::string WorkerName() override { return name_; }
+  Coordinator* coordinator() override { return nullptr; }
+
+ private:
+  Engine& e_;
+  std::string name_;
+  bool leader_;
+};
+
+TEST_F(JobsTest, ThreeWorkersOneRunAndTakeoverOfAStaleClaim) {
+  absl::StatusOr<std::string> created = jobs_->CreateReport(
+      R"({"site":"example.com","email":"owner@example.com"})");
+  ASSERT_TRUE(created.ok());
+  const int64_t id = Json(*created)["id"].GetInt64();
+  const std::string job = absl::StrCat("report:", id);
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::unique_ptr<Jobs>> jobs;
+  for (int i = 1; i <= 3; ++i) {
+    workers.push_back(std::make_unique<Worker>(*engine_, absl::StrCat("w", i),
+                                               /*leader=*/i == 2));
+    JobsOptions o;
+    o.clock = &clock_;
+    o.smtp.url = "smtp://127.0.0.1:9";
+    o.stale_after = absl::Seconds(15);
+    o.pause_after_claim = absl::Milliseconds(50);
+    jobs.push_back(*Jobs::Create(*workers.back(), o));
+  }
+  // The same (job, site, period) on three workers at once: one runs it.
+  std::vector<std::string> out(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<std::string> r =
+          jobs[i]->RunNow(job, R"({"period":"2026-W46"})");
+      out[i] = r.ok() ? *r : r.status().ToString();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int ran = 0;
+  for (const std::string& o : out) {
+    rapidjson::Document d = Json(o);
+    ASSERT_TRUE(d.IsObject() && d.HasMember("runs")) << o;
+    ran += d["runs"][0]["ran"].GetBool();
+  }
+  EXPECT_EQ(ran, 1);
+
+  // A claim left by a dead worker: not taken while fresh, taken over by the
+  // leader's tick once older than the lease; non-leaders never tick.
+  JobRun dead;
+  dead.job = job;
+  dead.site_id = engine_->FindSite("example.com")->id;
+  dead.period = "2026-W45";
+  dead.holder = "dead-worker";
+  dead.updated_ms = absl::ToUnixMillis(clock_.Now());
+  ASSERT_TRUE(engine_->store()->ClaimJobRun(dead, 0).ok());
+  ASSERT_TRUE(jobs[1]->Tick().ok() || true);
+  auto row = [&]() -> JobRun {
+    absl::StatusOr<std::vector<JobRun>> rows =
+        engine_->store()->ListJobRuns(job, 0);
+    EXPECT_TRUE(rows.ok());
+    for (const JobRun& r : *rows) {
+      if (r.period == "2026-W45") return r;
+    }
+    return {};
+  };
+  EXPECT_EQ(row().holder, "dead-worker");
+  clock_.Advance(absl::Seconds(16));
+  (void)jobs[0]->Tick();  // not the leader: does nothing
+  EXPECT_EQ(row().holder, "dead-worker");
+  (void)jobs[1]->Tick();
+  EXPECT_EQ(row().holder, "w2");
+  EXPECT_EQ(row().attempts, 2);
+  EXPECT_EQ(row().state, "failed");  // nothing listens on port 9
 }
 
 }  // namespace

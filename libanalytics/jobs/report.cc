@@ -74,11 +74,11 @@ int64_t AsInt(const rapidjson::Value& v) {
 
 absl::StatusOr<Figures> Aggregate(Engine& engine, const std::string& site,
                                   const Period& p) {
-  absl::StatusOr<rapidjson::Document> doc = RunQuery(
-      engine, QueryJson(site, p,
-                        {"visitors", "visits", "pageviews", "bounce_rate",
-                         "visit_duration"},
-                        "", 0));
+  absl::StatusOr<rapidjson::Document> doc =
+      RunQuery(engine, QueryJson(site, p,
+                                 {"visitors", "visits", "pageviews",
+                                  "bounce_rate", "visit_duration"},
+                                 "", 0));
   if (!doc.ok()) return doc.status();
   Figures f;
   const auto& results = (*doc)["results"];
@@ -181,10 +181,9 @@ absl::StatusOr<ReportData> ComputeReport(Engine& engine, const Site& site,
   r.change.pageviews = Change(now->pageviews, before->pageviews);
   r.change.bounce_rate = now->bounce_rate - before->bounce_rate;
   r.change.visit_duration = Change(now->visit_duration, before->visit_duration);
-  for (auto [dim, out] :
-       {std::pair{"event:page", &r.top_pages},
-        std::pair{"visit:source", &r.top_sources},
-        std::pair{"visit:country", &r.top_countries}}) {
+  for (auto [dim, out] : {std::pair{"event:page", &r.top_pages},
+                          std::pair{"visit:source", &r.top_sources},
+                          std::pair{"visit:country", &r.top_countries}}) {
     auto top = Top(engine, site.domain, r.period, dim);
     if (!top.ok()) return top.status();
     *out = *std::move(top);
@@ -238,9 +237,9 @@ std::string ReportSubject(const ReportData& r) {
 std::string RenderReportText(const ReportData& r,
                              const std::string& unsubscribe_url) {
   std::string out = absl::StrCat(
-      Title(r), "\n", "Period: ", r.period.first_day, " to ",
-      r.period.last_day, " (", r.period.label, ")\n", "Compared with: ",
-      r.previous.first_day, " to ", r.previous.last_day, "\n\n");
+      Title(r), "\n", "Period: ", r.period.first_day, " to ", r.period.last_day,
+      " (", r.period.label, ")\n", "Compared with: ", r.previous.first_day,
+      " to ", r.previous.last_day, "\n\n");
   for (const Row& row : Rows(r)) {
     absl::StrAppend(&out, row.label, ": ", row.value, " (", row.change, ")\n");
   }
@@ -264,8 +263,8 @@ std::string RenderReportHtml(const ReportData& r,
       HtmlEscape(ReportSubject(r)),
       "</title></head>\n<body style=\"font-family:sans-serif\">\n<h1>",
       HtmlEscape(Title(r)), "</h1>\n<p>", r.period.first_day, " to ",
-      r.period.last_day, " (", HtmlEscape(r.period.label),
-      "), compared with ", r.previous.first_day, " to ", r.previous.last_day,
+      r.period.last_day, " (", HtmlEscape(r.period.label), "), compared with ",
+      r.previous.first_day, " to ", r.previous.last_day,
       "</p>\n<table id=\"figures\">\n");
   for (const Row& row : Rows(r)) {
     absl::StrAppend(&out, "<tr><th>", row.label, "</th><td class=\"value\">",

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/query/goals.h"
 #include "libanalytics/query/query.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -160,6 +161,8 @@ Plan MakePlan(const QuerySpec& q, int64_t from_ms, int64_t to_ms) {
   if (q.filter) q.filter->CollectDims(&used);
   for (const Dimension& d : used) {
     if (d.name != used[0].name) return p;
+    // Behavioural filters (per visitor) and unresolved goals need events.
+    if (d.name == kVisitorDimName || d.name == kGoalDimName) return p;
   }
   if (!used.empty()) {
     const Dimension& d = used[0];
@@ -310,6 +313,7 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
   absl::Status s = src.store->ScanEvents(scan, [&](const Event& e) {
     if (!q.include_imports && e.imported) return true;
     auto get = [&](const Dimension& d) -> std::optional<std::string_view> {
+      if (d.name == kVisitorDimName) return EventDimValue(e, d);
       if (d.kind == DimKind::kExit) {
         auto it = exits.find(e.session_id);
         return it == exits.end() ? std::string_view(e.s_exit_page)
@@ -408,8 +412,9 @@ struct OutRow {
 std::optional<Filter> WithoutGoal(const std::optional<Filter>& f) {
   if (!f) return std::nullopt;
   auto is_goal = [](const Filter& x) {
+    if (x.goal) return true;
     return x.op != Filter::Op::kAnd && x.op != Filter::Op::kOr &&
-           x.op != Filter::Op::kNot &&
+           x.op != Filter::Op::kNot && x.op != Filter::Op::kInSet &&
            (x.dim.id == DimId::kName || x.dim.id == DimId::kProp);
   };
   if (is_goal(*f)) return std::nullopt;
@@ -423,18 +428,83 @@ std::optional<Filter> WithoutGoal(const std::optional<Filter>& f) {
   return out;
 }
 
-absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
-                                            int64_t to_ms,
+// `f` AND `g`, flattened so that g stays a top-level clause.
+Filter AndWith(const std::optional<Filter>& f, Filter g) {
+  Filter out;
+  out.op = Filter::Op::kAnd;
+  if (f) {
+    if (f->op == Filter::Op::kAnd) {
+      out.children = f->children;
+    } else {
+      out.children.push_back(*f);
+    }
+  }
+  out.children.push_back(std::move(g));
+  return out;
+}
+
+absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
+                                                    int64_t from_ms,
+                                                    int64_t to_ms,
+                                                    const QuerySources& src,
+                                                    std::string* path);
+
+// Resolves goals and behavioural filters, and answers an event:goal
+// breakdown as one query per goal (its Filter added to the filters).
+absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q_in,
+                                            int64_t from_ms, int64_t to_ms,
                                             const QuerySources& src,
                                             std::string* path) {
+  QuerySpec q = q_in;
+  if (!q.goals && UsesGoals(q)) {
+    absl::StatusOr<std::vector<Goal>> goals = ListGoals(src.store, q.site.id);
+    if (!goals.ok()) return goals.status();
+    q.goals = std::make_shared<const std::vector<Goal>>(*std::move(goals));
+  }
+  absl::StatusOr<std::optional<Filter>> f =
+      ResolveQueryFilter(q, from_ms, to_ms, src);
+  if (!f.ok()) return f.status();
+  q.filter = *std::move(f);
+  int gi = -1;
+  for (size_t i = 0; i < q.dims.size(); ++i) {
+    if (q.dims[i].name == kGoalDimName) gi = static_cast<int>(i);
+  }
+  if (gi < 0) return ComputeResolved(q, from_ms, to_ms, src, path);
+  std::vector<OutRow> out;
+  if (path) *path = "events";
+  for (const Goal& g : *q.goals) {
+    QuerySpec sub = q;
+    sub.dims.erase(sub.dims.begin() + gi);
+    sub.filter = AndWith(q.filter, g.ToFilter());
+    std::string sub_path;
+    absl::StatusOr<std::vector<OutRow>> rows =
+        ComputeResolved(sub, from_ms, to_ms, src, &sub_path);
+    if (!rows.ok()) return rows.status();
+    if (path && sub_path == "rollups" && out.empty()) *path = sub_path;
+    for (OutRow& r : *rows) {
+      r.dims.insert(r.dims.begin() + gi, g.display_name);
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
+                                                    int64_t from_ms,
+                                                    int64_t to_ms,
+                                                    const QuerySources& src,
+                                                    std::string* path) {
   RowSet rows;
   absl::Status s = Run(q, from_ms, to_ms, src, &rows, path);
   if (!s.ok()) return s;
 
   const bool want_pct = std::find(q.metrics.begin(), q.metrics.end(),
                                   Metric::kPercentage) != q.metrics.end();
-  const bool want_cr = std::find(q.metrics.begin(), q.metrics.end(),
-                                 Metric::kConversionRate) != q.metrics.end();
+  const bool want_cr =
+      std::find(q.metrics.begin(), q.metrics.end(), Metric::kConversionRate) !=
+          q.metrics.end() ||
+      std::find(q.metrics.begin(), q.metrics.end(),
+                Metric::kGroupConversionRate) != q.metrics.end();
   int64_t total_visitors = 0;
   if (want_pct) {
     QuerySpec t = q;
@@ -446,8 +516,22 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
     if (tr.size() > 0) total_visitors = tr.agg(0).visitors();
   }
   // conversion_rate denominators keyed by the non-goal dimension values.
-  RowSet denom;
-  std::vector<size_t> denom_dims;
+  RowSet denom, tdenom;
+  std::vector<size_t> denom_dims, tdenom_dims;
+  if (want_cr) {
+    // conversion_rate: per time bucket only (Plausible v2's global rate).
+    QuerySpec t = q;
+    t.filter = WithoutGoal(q.filter);
+    t.dims.clear();
+    for (size_t i = 0; i < q.dims.size(); ++i) {
+      if (q.dims[i].grain == TimeGrain::kNone) continue;
+      t.dims.push_back(q.dims[i]);
+      tdenom_dims.push_back(i);
+    }
+    t.metrics = {Metric::kVisitors};
+    s = Run(t, from_ms, to_ms, src, &tdenom);
+    if (!s.ok()) return s;
+  }
   if (want_cr) {
     QuerySpec t = q;
     t.filter = WithoutGoal(q.filter);
@@ -513,15 +597,18 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q, int64_t from_ms,
           v = n > 0 ? std::round(sum / n) : 0;
           break;
         }
-        case Metric::kConversionRate: {
-          std::vector<std::string_view> parts;
+        case Metric::kConversionRate:
+        case Metric::kGroupConversionRate: {
+          const bool group = m == Metric::kGroupConversionRate;
+          const std::vector<size_t>& dd = group ? denom_dims : tdenom_dims;
+          const RowSet& ds = group ? denom : tdenom;
           std::string key;
-          for (size_t k = 0; k < denom_dims.size(); ++k) {
+          for (size_t k = 0; k < dd.size(); ++k) {
             if (k) key.push_back('\x1f');
-            key.append(r.dims[denom_dims[k]]);
+            key.append(r.dims[dd[k]]);
           }
-          std::optional<size_t> d = denom.Find(key);
-          int64_t base = d ? denom.agg(*d).visitors() : 0;
+          std::optional<size_t> d = ds.Find(key);
+          int64_t base = d ? ds.agg(*d).visitors() : 0;
           v = Ratio2(100.0 * visitors, static_cast<double>(base));
           break;
         }
@@ -587,7 +674,7 @@ void Sort(const QuerySpec& q, std::vector<OutRow>* rows) {
 
 bool IsIntegerMetric(Metric m) {
   return m != Metric::kViewsPerVisit && m != Metric::kPercentage &&
-         m != Metric::kConversionRate;
+         m != Metric::kConversionRate && m != Metric::kGroupConversionRate;
 }
 
 template <typename W>

@@ -38,6 +38,7 @@ absl::StatusOr<Metric> ParseMetric(std::string_view m) {
   if (m == "events") return Metric::kEvents;
   if (m == "percentage") return Metric::kPercentage;
   if (m == "conversion_rate") return Metric::kConversionRate;
+  if (m == "group_conversion_rate") return Metric::kGroupConversionRate;
   if (m == "scroll_depth") return Metric::kScrollDepth;
   if (m == "time_on_page") return Metric::kTimeOnPage;
   return Bad("metrics", absl::StrCat("unknown metric '", AV(m), "'"));
@@ -57,6 +58,10 @@ absl::StatusOr<DimSpec> ParseDimSpec(std::string_view name,
   if (name == "time:week") d.grain = TimeGrain::kWeek;
   if (name == "time:month") d.grain = TimeGrain::kMonth;
   if (d.grain != TimeGrain::kNone) return d;
+  if (name == kGoalDimName) {
+    d.dim.name = std::string(kGoalDimName);
+    return d;
+  }
   std::optional<Dimension> dim = ParseDimension(name);
   if (!dim || dim->id == DimId::kTotal) {
     return Bad(field, absl::StrCat("unknown dimension '", AV(name), "'"));
@@ -86,6 +91,23 @@ absl::StatusOr<Filter> ParseFilter(const Value& v, int depth) {
     }
     return f;
   }
+  if (op == "has_done" || op == "has_not_done") {
+    f.op = op == "has_done" ? Filter::Op::kHasDone : Filter::Op::kHasNotDone;
+    absl::StatusOr<Filter> child = ParseFilter(v[1], depth + 1);
+    if (!child.ok()) return child.status();
+    std::vector<Dimension> dims;
+    child->CollectDims(&dims);
+    for (const Dimension& d : dims) {
+      if (d.name != kGoalDimName && d.kind != DimKind::kEvent &&
+          d.kind != DimKind::kProp) {
+        return Bad("filters", absl::StrCat("'", AV(op),
+                                           "' takes event:goal, event:name, "
+                                           "event:page or event:props filters"));
+      }
+    }
+    f.children.push_back(*std::move(child));
+    return f;
+  }
   if (op == "not") {
     f.op = Filter::Op::kNot;
     absl::StatusOr<Filter> child = ParseFilter(v[1], depth + 1);
@@ -112,11 +134,16 @@ absl::StatusOr<Filter> ParseFilter(const Value& v, int depth) {
                                        "\", dimension, [values]]"));
   }
   std::string_view dname(v[1].GetString(), v[1].GetStringLength());
-  std::optional<Dimension> dim = ParseDimension(dname);
-  if (!dim || dim->id == DimId::kTotal) {
-    return Bad("filters", absl::StrCat("unknown dimension '", AV(dname), "'"));
+  if (dname == kGoalDimName) {
+    f.dim.name = std::string(kGoalDimName);
+  } else {
+    std::optional<Dimension> dim = ParseDimension(dname);
+    if (!dim || dim->id == DimId::kTotal) {
+      return Bad("filters",
+                 absl::StrCat("unknown dimension '", AV(dname), "'"));
+    }
+    f.dim = *dim;
   }
-  f.dim = *dim;
   if (v[2].Empty()) return Bad("filters", "empty list of values");
   for (const Value& x : v[2].GetArray()) {
     if (!x.IsString()) return Bad("filters", "values must be strings");
@@ -401,20 +428,26 @@ absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
         return Bad("metrics", "percentage requires a non-time dimension");
       }
     }
-    if (m == Metric::kConversionRate) {
+    if (m == Metric::kConversionRate || m == Metric::kGroupConversionRate) {
       bool goal = false;
       for (const DimSpec& d : q.dims) {
-        goal |= d.dim.id == DimId::kName || d.dim.id == DimId::kProp;
+        goal |= d.dim.id == DimId::kName || d.dim.id == DimId::kProp ||
+                d.name == kGoalDimName;
       }
       if (q.filter) {
         std::vector<Dimension> fd;
         q.filter->CollectDims(&fd);
-        for (const Dimension& d : fd) goal |= d.id == DimId::kName;
+        for (const Dimension& d : fd) {
+          goal |= d.id == DimId::kName || d.name == kGoalDimName;
+        }
       }
       if (!goal) {
-        return Bad(
-            "metrics",
-            "conversion_rate requires an event:name filter or dimension");
+        return Bad("metrics",
+                   absl::StrCat(m == Metric::kConversionRate
+                                    ? "conversion_rate"
+                                    : "group_conversion_rate",
+                                " requires an event:goal (or event:name) "
+                                "filter or dimension"));
       }
     }
   }
@@ -435,6 +468,13 @@ bool Filter::Eval(const ValueGetter& get) const {
       return false;
     case Op::kNot:
       return !children[0].Eval(get);
+    case Op::kHasDone:
+    case Op::kHasNotDone:
+      return false;  // resolved into kInSet before execution
+    case Op::kInSet: {
+      std::optional<std::string_view> v = get(dim);
+      return v && set && set->contains(AV(*v));
+    }
     default:
       break;
   }
@@ -473,6 +513,13 @@ bool Filter::Eval(const ValueGetter& get) const {
 void Filter::CollectDims(std::vector<Dimension>* out) const {
   if (op == Op::kAnd || op == Op::kOr || op == Op::kNot) {
     for (const Filter& c : children) c.CollectDims(out);
+    return;
+  }
+  if (op == Op::kHasDone || op == Op::kHasNotDone) {
+    // Reads the visitor's other events: never a rollup dimension.
+    Dimension v;
+    v.name = std::string(kVisitorDimName);
+    out->push_back(v);
     return;
   }
   out->push_back(dim);

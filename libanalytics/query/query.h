@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "analytics/store.h"
@@ -48,7 +49,8 @@ enum class Metric {
   kVisitDuration,
   kEvents,
   kPercentage,
-  kConversionRate,
+  kConversionRate,       // goal visitors / visitors (per time bucket)
+  kGroupConversionRate,  // goal visitors / visitors of the same group
   kScrollDepth,  // avg of max scroll depth % per (session, page)
   kTimeOnPage,   // avg engaged seconds per (session, page)
 };
@@ -76,7 +78,13 @@ struct Filter {
     kMatchesNot,
     kAnd,
     kOr,
-    kNot
+    kNot,
+    // Behavioural: visitors who did / did not do children[0] in the range.
+    // Resolved before execution into kInSet (see goals.h).
+    kHasDone,
+    kHasNotDone,
+    // The event's visitor (dimension "visitor:id", 8 raw bytes) is in `set`.
+    kInSet,
   };
   Op op = Op::kIs;
   Dimension dim;
@@ -84,11 +92,22 @@ struct Filter {
   bool case_sensitive = true;
   std::vector<std::shared_ptr<RE2>> regexes;
   std::vector<Filter> children;
+  // Derived from a goal (event:goal): left out of conversion_rate's
+  // denominator like event:name clauses.
+  bool goal = false;
+  std::shared_ptr<const absl::flat_hash_set<std::string>> set;  // kInSet
 
   bool Eval(const ValueGetter& get) const;
   // Appends every dimension the filter reads.
   void CollectDims(std::vector<Dimension>* out) const;
 };
+
+struct Goal;  // goals.h
+
+// The `event:goal` pseudo-dimension (resolved through the site's goals) and
+// the visitor pseudo-dimension of resolved behavioural filters.
+inline constexpr std::string_view kGoalDimName = "event:goal";
+inline constexpr std::string_view kVisitorDimName = "visitor:id";
 
 struct QuerySpec {
   Site site;
@@ -112,6 +131,9 @@ struct QuerySpec {
   // (Event::imported). Rollups mix imported and live events, so false forces
   // the raw-event path (see MakePlan).
   bool include_imports = true;
+  // The site's goals; loaded from the store at execution when the query
+  // uses event:goal and this is null.
+  std::shared_ptr<const std::vector<Goal>> goals;
 };
 
 using SiteResolver =

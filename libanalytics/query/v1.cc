@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "libanalytics/core/dimensions.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/query/query.h"
 
 namespace analytics {
 namespace {
@@ -165,6 +166,7 @@ absl::StatusOr<std::vector<std::string>> Metrics(const V1Params& params) {
 }
 
 absl::Status CheckProperty(std::string_view name, std::string_view param) {
+  if (name == kGoalDimName) return absl::OkStatus();  // goals.h
   if (name == "event:props:" || !ParseDimension(name).has_value()) {
     return Bad(param, absl::StrCat("unknown property '", AV(name), "'"));
   }

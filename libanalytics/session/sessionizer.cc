@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <optional>
+#include <random>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/str_cat.h"
-
 #include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "libanalytics/sketch/hll.h"
 
 namespace analytics {
@@ -413,13 +415,38 @@ absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
     std::optional<State> state;
     bool dirty = false;
   };
-  const absl::Duration ttl =
-      absl::Milliseconds(timeout_ms_) + kSharedTtlMargin;
+  const absl::Duration ttl = absl::Milliseconds(timeout_ms_) + kSharedTtlMargin;
+
+  // Writers of one process take turns per key stripe (locked in order), so
+  // compare-and-set races are only between workers.
+  std::vector<size_t> stripes;
+  for (size_t i = 0; i < n; ++i) {
+    stripes.push_back(Key(events[i].site_id, events[i].visitor_id) % kStripes);
+    if (prev_visitor_ids[i] != 0) {
+      stripes.push_back(Key(events[i].site_id, prev_visitor_ids[i]) % kStripes);
+    }
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (size_t st : stripes) stripes_[st].Lock();
+  struct Unlock {
+    std::array<absl::Mutex, kStripes>& mu;
+    const std::vector<size_t>& held;
+    ~Unlock() {
+      for (auto it = held.rbegin(); it != held.rend(); ++it) mu[*it].Unlock();
+    }
+  } unlock{stripes_, stripes};
 
   std::vector<size_t> todo(n);
   for (size_t i = 0; i < n; ++i) todo[i] = i;
-  for (int attempt = 0; attempt < kMaxCasAttempts && !todo.empty();
-       ++attempt) {
+  for (int attempt = 0; attempt < kMaxCasAttempts && !todo.empty(); ++attempt) {
+    if (attempt > 0) {
+      // Jittered, growing backoff: writers racing on one visitor spread out.
+      thread_local std::minstd_rand rng(static_cast<uint32_t>(
+          absl::HashOf(std::this_thread::get_id(), absl::Now())));
+      absl::SleepFor(
+          absl::Microseconds(rng() % (200u << std::min(attempt, 6))));
+    }
     // One load for every distinct key of the events still to do.
     absl::flat_hash_map<uint64_t, Slot> slots;
     std::vector<SessionKey> keys;
@@ -488,6 +515,22 @@ absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
       applied_key[i] = key;
       kept[i] = true;
     }
+    if (attempt == 0) {
+      // Live marks before the session writes: should they fail, no session
+      // has moved past events that will not be stored.
+      std::vector<LiveMark> marks;
+      marks.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        if (kept[i]) {
+          marks.push_back(
+              {events[i].site_id, events[i].visitor_id, events[i].ts_ms});
+        }
+      }
+      if (!marks.empty()) {
+        absl::Status s = shared_->MarkLive(marks);
+        if (!s.ok()) return s;
+      }
+    }
     if (before_store_for_test_) before_store_for_test_();
     std::vector<SessionWrite> writes;
     std::vector<uint64_t> write_keys;
@@ -501,8 +544,7 @@ absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
     }
     absl::flat_hash_set<uint64_t> lost;
     if (!writes.empty()) {
-      absl::StatusOr<std::vector<bool>> stored =
-          shared_->StoreSessions(writes);
+      absl::StatusOr<std::vector<bool>> stored = shared_->StoreSessions(writes);
       if (!stored.ok()) return stored.status();
       for (size_t w = 0; w < writes.size(); ++w) {
         if (w >= stored->size() || !(*stored)[w]) lost.insert(write_keys[w]);
@@ -519,22 +561,10 @@ absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
     todo = std::move(redo);
   }
   if (!todo.empty()) {
-    return absl::AbortedError(absl::StrCat(
-        "sessions: ", todo.size(),
-        " events lost the compare-and-set race ", kMaxCasAttempts,
-        " times (too many concurrent updates of one visitor)"));
-  }
-  std::vector<LiveMark> marks;
-  marks.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (kept[i]) {
-      marks.push_back({events[i].site_id, events[i].visitor_id,
-                       events[i].ts_ms});
-    }
-  }
-  if (!marks.empty()) {
-    absl::Status s = shared_->MarkLive(marks);
-    if (!s.ok()) return s;
+    return absl::AbortedError(
+        absl::StrCat("sessions: ", todo.size(),
+                     " events lost the compare-and-set race ", kMaxCasAttempts,
+                     " times (too many concurrent updates of one visitor)"));
   }
   return kept;
 }

@@ -1,6 +1,7 @@
 // Sessionizer: groups a visitor's events into sessions without cookies.
 //
-// Owns: live session state (in this process) and the rules that stamp each
+// Owns: live session state (in this process, or in a shared Coordinator)
+// and the rules that stamp each
 // Event with its session id, start, and the session's state after the event
 // (see Event in analytics/event.h). A visitor's next event starts a new
 // session after `timeout` of inactivity. Bounce: exactly one pageview and no
@@ -13,14 +14,18 @@
 // sessionizer keeps no session in memory between calls. AssignBatch() loads
 // the batch's sessions (one LoadSessions for every distinct key, previous-day
 // ids included), applies the events in order with the same rules as the
-// local path, and writes them back with compare-and-set (one StoreSessions);
-// the events of keys whose write lost a race are redone on reloaded state
-// (bounded retries, then Aborted). Live visitors go through MarkLive /
-// CountLive. States are serialized with EncodeSessionState (compact binary).
-// Without a coordinator (one process) nothing is serialized.
+// local path, marks the visitors live (one MarkLive), and writes the
+// sessions back with compare-and-set (one StoreSessions); the events of keys
+// whose write lost a race are redone on reloaded state (jittered backoff,
+// bounded retries, then Aborted). Heartbeats and live visitors go through
+// MarkLive / CountLive (TouchShared, CountLiveShared). States are serialized
+// with EncodeSessionState (compact binary). Without a coordinator (one
+// process) nothing is serialized and AssignBatch is Assign() per event.
 //
-// Thread-safety: Assign() may be called from many threads; state is sharded
-// by visitor with a mutex per shard.
+// Thread-safety: every method may be called from many threads. Local state
+// is sharded by visitor with a mutex per shard; in shared mode the callers
+// of one process take turns per key stripe, so compare-and-set races are
+// only between workers.
 #ifndef ANALYTICS_SESSION_SESSIONIZER_H_
 #define ANALYTICS_SESSION_SESSIONIZER_H_
 
@@ -34,14 +39,14 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
-#include "absl/types/span.h"
-#include "analytics/coordinator.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "analytics/coordinator.h"
 #include "analytics/event.h"
 
 namespace analytics {
@@ -136,7 +141,8 @@ class Sessionizer {
   using State = SessionState;
   // How long a shared record outlives its session timeout.
   static constexpr absl::Duration kSharedTtlMargin = absl::Minutes(5);
-  static constexpr int kMaxCasAttempts = 8;
+  static constexpr int kMaxCasAttempts = 12;
+  static constexpr size_t kStripes = 1024;  // shared mode: per-key turns
   static constexpr int kShards = 64;
   struct Shard {
     mutable absl::Mutex mu;
@@ -157,6 +163,7 @@ class Sessionizer {
   const int64_t timeout_ms_;
   Coordinator* const shared_;
   std::function<void()> before_store_for_test_;
+  std::array<absl::Mutex, kStripes> stripes_;
   std::array<Shard, kShards> shards_;
   std::atomic<int64_t> watermark_ms_{0};
   std::atomic<uint64_t> assigns_{0};

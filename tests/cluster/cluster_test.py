@@ -13,11 +13,17 @@ with a generated certificate) in a temporary state directory, then checks:
      from 127.0.0.2 and the workers trust only 127.0.0.1 (the balancer): the
      events sent through the balancer count as the same visitor only if the
      balancer passes the client address in X-Forwarded-For.
-  2. kill -9 of a worker under load: every event acknowledged with a 2xx is
+  2. a site created through the balancer takes events on every worker at
+     once.
+  3. kill -9 of a worker under load: every event acknowledged with a 2xx is
      stored exactly once (unique page per event), no page twice, and the
      balancer routed around the dead worker (only 2xx answers between the
      health checks' reaction time and the restart).
-  3. PostgreSQL stopped, then Redis stopped: every worker's /ready answers
+  4. mixed traffic (pageviews and custom events of 25 visitors, several
+     sessions each, referrers, UTM tags, props) sent through the balancer
+     gives the same Stats API answers, through the balancer and on every
+     worker, as a single-process SQLite analyticsd fed the same events.
+  5. PostgreSQL stopped, then Redis stopped: every worker's /ready answers
      503, POST /api/event answers 503 (never a 2xx) on every worker and
      through the balancer; once the service is back the workers recover by
      themselves (/ready 200, events accepted and counted).
@@ -71,6 +77,7 @@ class Cluster:
             "ANALYTICS_THREADS": "48",
         })
         self.state = {}
+        self.bin_dir = bin_dir
 
     def run(self, *args, timeout=120):
         r = subprocess.run([LOCAL_CLUSTER, *args], env=self.env,
@@ -119,7 +126,9 @@ class Cluster:
             self.run("down", timeout=90)
             alive = {n: p for n, p in pids.items() if pid_alive(p)}
             assert not alive, f"still running after down: {alive}"
-            assert len(pids) >= 6, f"expected 6+ pids, had {pids}"
+            if self.state:  # `up` had succeeded: all of them were there
+                assert {"lb", "redis", "postgres"} <= set(pids), (
+                    f"pid files missing: {pids}")
         finally:
             if os.environ.get("KEEP_CLUSTER_DIR"):
                 log(f"state kept in {self.dir}")
@@ -287,6 +296,29 @@ def scenario_one_visitor(c):
     eventually("one visitor across three workers", check)
 
 
+def known_everywhere(c, site, page):
+    """Waits until every worker accepts an event for `site` (sent directly)."""
+    for w in (1, 2, 3):
+        def known(w=w):
+            status, body = c.pageview(site, page, worker=w)
+            assert status == 202, f"worker{w}: {status} {body[:200]!r}"
+        eventually(f"worker{w} knows {site}", known, timeout=10)
+
+
+def scenario_new_site(c):
+    """A site created through the balancer takes events on every worker at
+    once (two sites in a row: a worker that reloaded its sites for the first
+    must not answer 404 for the second)."""
+    for n in (1, 2):
+        site = f"new{n}.example"
+        c.add_site(site)
+        for w in (1, 2, 3):
+            status, body = c.pageview(site, "/", worker=w)
+            assert status == 202, (
+                f"{site} created through {c.lb}, then POST /api/event to "
+                f"worker{w} -> {status} {body[:200]!r}")
+
+
 class Load:
     """Client threads posting one pageview per unique page through the
     balancer; records what was acknowledged and when."""
@@ -333,6 +365,7 @@ class Load:
 def scenario_kill_worker(c):
     site = "kill.example"
     c.add_site(site)
+    known_everywhere(c, site, "/warm")  # new_site_on_every_worker tests that
     with Load(c, site) as load:
         time.sleep(2)
         victim = 2
@@ -355,6 +388,14 @@ def scenario_kill_worker(c):
         f"({sorted(set(str(e) for _, _, e in failed))}); "
         f"{len(window_ok)} acknowledged while worker{victim} was dead")
     assert len(acked) >= 50, f"only {len(acked)} events acknowledged"
+    # A valid event may fail while its worker dies (connection reset, 502,
+    # 503), never with a 4xx: e.g. a 404 "unknown site" from a worker that
+    # has not seen the site another worker created.
+    client_errors = [(round(t - t_kill, 2), p, e) for t, p, e in failed
+                     if isinstance(e, int) and 400 <= e < 500]
+    assert not client_errors, (
+        f"valid events answered with a 4xx (seconds after the kill, page, "
+        f"status): {client_errors[:5]}")
     assert len(set(acked)) == len(acked), "a page was sent twice (test bug)"
     assert window_ok, "nothing acknowledged while the worker was dead"
     assert not window_bad, (
@@ -367,13 +408,14 @@ def scenario_kill_worker(c):
         pages = c.pages(site)
         missing = [p for p in acked if pages.get(p, 0) == 0]
         doubled = {p: v for p, v in pages.items() if v != 1}
-        unknown = [p for p in pages if not p.startswith("/k/")]
+        unknown = [p for p in pages if not p.startswith(("/k/", "/warm"))]
         assert not missing, (f"{len(missing)} of {len(acked)} acknowledged "
                              f"events not stored, e.g. {missing[:5]}")
+        doubled.pop("/warm", None)  # three warm-up events, one page
         assert not doubled, f"pages stored more than once: " \
                             f"{list(doubled.items())[:5]}"
         assert not unknown, f"unexpected pages {unknown[:5]}"
-        total = c.totals(site, ["pageviews"])["pageviews"]
+        total = c.totals(site, ["pageviews"])["pageviews"] - pages["/warm"]
         # Events that were in flight on the killed worker may be stored
         # without an acknowledgement; nothing else may be.
         assert len(acked) <= total <= len(acked) + len(failed), (
@@ -387,11 +429,171 @@ def scenario_kill_worker(c):
     log(f"stored {total} pageviews for {len(acked)} acknowledged events")
 
 
+BROWSERS = [
+    UA,
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+    "like Gecko) Chrome/126.0.0.0 Safari/537.36",
+]
+REFERRERS = [None, "https://www.google.com/", "https://news.ycombinator.com/",
+             "https://duckduckgo.com/"]
+
+
+def mixed_events(site, now):
+    """Deterministic canonical events (POST /api/track with the admin token:
+    body ip/user_agent believed), in time order."""
+    import random
+    rnd = random.Random(4)
+    events = []
+    for v in range(25):
+        ip = f"198.51.100.{v + 1}"
+        ua = BROWSERS[v % len(BROWSERS)]
+        t = now - 6 * 3600 + rnd.randint(0, 600)
+        for _ in range(rnd.randint(1, 3)):  # sessions, > 30 min apart
+            ref = rnd.choice(REFERRERS)
+            utm = "?utm_source=newsletter" if rnd.random() < 0.2 else ""
+            for k in range(rnd.randint(1, 6)):
+                e = {"site": site, "name": "pageview", "ip": ip,
+                     "user_agent": ua, "ts": t,
+                     "url": f"https://{site}/p/{rnd.randint(0, 7)}"
+                            + (utm if k == 0 else "")}
+                if k == 0 and ref:
+                    e["referrer"] = ref
+                events.append(e)
+                t += rnd.randint(5, 240)
+                if rnd.random() < 0.15:
+                    events.append({"site": site, "name": "Signup", "ip": ip,
+                                   "user_agent": ua, "ts": t,
+                                   "url": f"https://{site}/signup",
+                                   "props": {"plan": rnd.choice(
+                                       ["free", "pro"])}})
+                    t += rnd.randint(1, 30)
+            t += rnd.randint(2400, 7200)
+    events.sort(key=lambda e: e["ts"])
+    return [e for e in events if e["ts"] < now]
+
+
+MIXED_QUERIES = [
+    {"metrics": ["visitors", "visits", "pageviews", "events", "bounce_rate",
+                 "visit_duration", "views_per_visit"]},
+    {"metrics": ["pageviews", "visitors"], "dimensions": ["event:page"]},
+    {"metrics": ["visitors", "visits", "bounce_rate"],
+     "dimensions": ["visit:source"]},
+    {"metrics": ["visitors", "visits"], "dimensions": ["visit:browser"]},
+    {"metrics": ["events", "visitors"], "dimensions": ["event:name"]},
+    {"metrics": ["visitors"], "dimensions": ["visit:utm_source"]},
+    {"metrics": ["visits", "pageviews"], "dimensions": ["visit:entry_page"]},
+]
+
+
+def scenario_matches_sqlite(c):
+    site = "mixed.example"
+    c.add_site(site)
+    ref = ReferenceServer(c.bin_dir, c.token)
+    try:
+        status, body = ref.request("POST", "/api/v1/sites",
+                                   {"domain": site, "timezone": "UTC"})
+        assert status == 201, f"reference: add site -> {status} {body!r}"
+        events = mixed_events(site, time.time())
+        before = [c.accepted(w) for w in (1, 2, 3)]
+        auth = {"Authorization": f"Bearer {c.token}"}
+        for e in events:
+            status, body = c.request("POST", "/api/track", e, auth)
+            assert status == 202, f"cluster: track {e} -> {status} {body!r}"
+            status, body = ref.request("POST", "/api/track", e)
+            assert status == 202, f"reference: track {e} -> {status} {body!r}"
+        spread = [c.accepted(w) - b for w, b in zip((1, 2, 3), before)]
+        log(f"{len(events)} events; the balancer spread them as {spread}")
+        assert sum(1 for d in spread if d > 0) >= 2, (
+            f"all events went to one worker {spread}: not a cluster test")
+
+        def rows(query_fn, q):
+            body = {"site_id": site, "date_range": "all", **q}
+            return sorted(json.dumps(r, sort_keys=True) for r in query_fn(body))
+
+        def ref_query(body):
+            status, data = ref.request("POST", "/api/v2/query", body)
+            assert status == 200, f"reference query -> {status} {data!r}"
+            return json.loads(data)["results"]
+
+        def check():
+            for q in MIXED_QUERIES:
+                want = rows(ref_query, q)
+                for w in (None, 1, 2, 3):
+                    got = rows(lambda b: c.query(b, worker=w), q)
+                    where = c.lb if w is None else f"worker{w}"
+                    assert got == want, (
+                        f"{q}: {where} says {got[:4]}, single-process SQLite "
+                        f"says {want[:4]}")
+        eventually("cluster agrees with single-process SQLite", check)
+    finally:
+        ref.stop()
+
+
+class ReferenceServer:
+    """One analyticsd on SQLite, no balancer: the reference answers."""
+
+    def __init__(self, bin_dir, token):
+        self.dir = tempfile.mkdtemp(prefix="analytics-reference-")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        env = dict(os.environ)
+        env.update({"ANALYTICS_LISTEN": f"127.0.0.1:{self.port}",
+                    "ANALYTICS_STORE": f"sqlite://{self.dir}/a.db",
+                    "ANALYTICS_ADMIN_TOKEN": token,
+                    "ANALYTICS_RATE_LIMIT": "0",
+                    "ANALYTICS_SITE_RATE_LIMIT": "0"})
+        self.token = token
+        self.log = open(os.path.join(self.dir, "log"), "wb")
+        self.proc = subprocess.Popen([os.path.join(bin_dir, "analyticsd")],
+                                     env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while True:
+            try:
+                if self.request("GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert self.proc.poll() is None, "reference analyticsd exited"
+            assert time.time() < deadline, "reference analyticsd: no /health"
+            time.sleep(0.05)
+
+    def request(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path,
+                         body=json.dumps(body) if body is not None else None,
+                         headers={"Authorization": f"Bearer {self.token}",
+                                  "Content-Type": "application/json",
+                                  "User-Agent": UA})
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def scenario_outage(c, service):
     site = f"outage-{service}.example"
     c.add_site(site)
     status, body = c.pageview(site, "/before")
     assert status == 202, f"pageview before the outage -> {status} {body!r}"
+    # Every worker knows the site before the outage (new_site_on_every_worker
+    # checks how soon), so that an answer below is about the outage.
+    known_everywhere(c, site, "/before")
     c.run("stop", service)
     t0 = time.time()
     log(f"{service} stopped")
@@ -435,7 +637,7 @@ def scenario_outage(c, service):
 
     def counted():
         pages = c.pages(site)
-        assert pages.get("/before") == 1 and pages.get("/after", 0) >= 1, (
+        assert pages.get("/before", 0) >= 1 and pages.get("/after", 0) >= 1, (
             f"pages {pages}")
     eventually("events before and after the outage counted", counted)
 
@@ -463,7 +665,9 @@ def main():
     c = Cluster(args.lb, bin_dir)
     scenarios = [
         ("one_visitor_across_workers", scenario_one_visitor),
+        ("new_site_on_every_worker", scenario_new_site),
         ("kill_worker_under_load", scenario_kill_worker),
+        ("mixed_traffic_matches_sqlite", scenario_matches_sqlite),
         ("postgres_outage", lambda c: scenario_outage(c, "postgres")),
         ("redis_outage", lambda c: scenario_outage(c, "redis")),
     ]

@@ -10,6 +10,7 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,13 @@ import threading
 import time
 
 ADMIN_TOKEN = "jobs_test_admin_0123456789abcdef"
+TEMP_DIRS = []  # removed when every scenario passed
+
+
+def temp_dir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    TEMP_DIRS.append(d)
+    return d
 UA = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 "
       "Firefox/128.0")
 
@@ -41,9 +49,12 @@ def wait_for(pred, timeout, what):
 class SmtpServer:
     """aiosmtpd on a free port; keeps every message received."""
 
-    def __init__(self):
+    def __init__(self, tls_cert=None, tls_key=None, login=None):
+        """tls_cert/tls_key: require STARTTLS with that certificate;
+        login: (user, password) required through AUTH (after STARTTLS)."""
         try:
             from aiosmtpd.controller import Controller
+            from aiosmtpd.smtp import AuthResult, LoginPassword
         except ImportError as e:
             raise SystemExit(
                 f"FAIL: python3-aiosmtpd is required ({e}); scripts/setup.sh "
@@ -60,9 +71,23 @@ class SmtpServer:
                     outer.messages.append((list(envelope.rcpt_tos), msg))
                 return "250 OK"
 
+        kwargs = {}
+        if tls_cert:
+            import ssl
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(tls_cert, tls_key)
+            kwargs.update(tls_context=ctx, require_starttls=True)
+        if login:
+            def authenticator(server, session, envelope, mechanism, data):
+                ok = (isinstance(data, LoginPassword) and
+                      data.login.decode() == login[0] and
+                      data.password.decode() == login[1])
+                return AuthResult(success=ok)
+            kwargs.update(authenticator=authenticator, auth_required=True,
+                          auth_require_tls=True)
         self.port = free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1",
-                                     port=self.port)
+                                     port=self.port, **kwargs)
         self.controller.start()
         self.url = f"smtp://127.0.0.1:{self.port}"
 
@@ -124,8 +149,9 @@ class WebhookReceiver:
 
 class Analyticsd:
     def __init__(self, binary, store, env=None, name="w", args=()):
+        self.binary = binary
         self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix=f"jobs-{name}-")
+        self.dir = temp_dir(f"jobs-{name}-")
         self.env = dict(os.environ)
         self.env.update({
             "ANALYTICS_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -232,4 +258,7 @@ class Results:
     def exit(self):
         print(f"{len(self.passed)} passed, {len(self.failed)} failed",
               flush=True)
+        if not self.failed:  # keep the logs of a failed run
+            for d in TEMP_DIRS:
+                shutil.rmtree(d, ignore_errors=True)
         raise SystemExit(1 if self.failed or not self.passed else 0)

@@ -36,10 +36,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "analytics/engine.h"
 #include "analytics/event.h"
 #include "analytics/store.h"
+#include "libanalytics/query/goals.h"
 
 namespace py = pybind11;
 
@@ -529,6 +531,91 @@ class PyEngine {
     return SiteDict(ValueOrRaise(std::move(r)));
   }
 
+  // Goals and funnels (libanalytics/query/goals.h). Documents are dicts or
+  // JSON strings; answers are parsed JSON.
+  std::string ToJsonText(const py::object& o) {
+    if (py::isinstance<py::str>(o) || py::isinstance<py::bytes>(o)) {
+      return o.cast<std::string>();
+    }
+    return Json().attr("dumps")(o).cast<std::string>();
+  }
+  py::object Loads(const std::string& s) {
+    return Json().attr("loads")(py::str(s));
+  }
+  int64_t SiteIdOf(Engine* e, const std::string& site) {
+    absl::StatusOr<Site> r;
+    {
+      py::gil_scoped_release nogil;
+      r = e->FindSite(site);
+    }
+    return ValueOrRaise(std::move(r)).id;
+  }
+  py::object AddGoalPy(std::string site, const py::object& goal) {
+    Engine* e = engine();
+    const int64_t id = SiteIdOf(e, site);
+    std::string body = ToJsonText(goal);
+    absl::StatusOr<Goal> r;
+    {
+      py::gil_scoped_release nogil;
+      r = AddGoal(e->store(), id, body);
+    }
+    return Loads(ValueOrRaise(std::move(r)).ToJson());
+  }
+  py::object GoalsPy(std::string site) {
+    Engine* e = engine();
+    const int64_t id = SiteIdOf(e, site);
+    absl::StatusOr<std::vector<Goal>> r;
+    {
+      py::gil_scoped_release nogil;
+      r = ListGoals(e->store(), id);
+    }
+    return Loads(GoalsJson(ValueOrRaise(std::move(r))))["goals"];
+  }
+  py::object AddFunnelPy(std::string site, const py::object& funnel) {
+    Engine* e = engine();
+    const int64_t id = SiteIdOf(e, site);
+    std::string body = ToJsonText(funnel);
+    absl::StatusOr<Funnel> r;
+    {
+      py::gil_scoped_release nogil;
+      r = AddFunnel(e->store(), id, body);
+    }
+    return Loads(ValueOrRaise(std::move(r)).ToJson());
+  }
+  py::object FunnelsPy(std::string site) {
+    Engine* e = engine();
+    const int64_t id = SiteIdOf(e, site);
+    absl::StatusOr<std::vector<Funnel>> r;
+    {
+      py::gil_scoped_release nogil;
+      r = ListFunnels(e->store(), id);
+    }
+    return Loads(FunnelsJson(ValueOrRaise(std::move(r))))["funnels"];
+  }
+  void RemoveConfig(std::string site, int64_t doc_id, bool goal) {
+    Engine* e = engine();
+    const int64_t id = SiteIdOf(e, site);
+    absl::Status st;
+    {
+      py::gil_scoped_release nogil;
+      st = goal ? DeleteGoal(e->store(), id, doc_id)
+                : DeleteFunnel(e->store(), id, doc_id);
+    }
+    OkOrRaise(st);
+  }
+  py::object FunnelPy(const py::object& query) {
+    Engine* e = engine();
+    std::string body = ToJsonText(query);
+    absl::StatusOr<std::string> r;
+    {
+      py::gil_scoped_release nogil;
+      r = QueryFunnel(
+          body, [e](std::string_view id) { return e->FindSite(id); },
+          absl::Now(), QuerySources{e->store(), nullptr});
+    }
+    return Loads(ValueOrRaise(std::move(r)));
+  }
+
   void RemoveSite(std::string domain) {
     Engine* e = engine();
     absl::Status s;
@@ -786,6 +873,31 @@ Raises InvalidArgumentError naming the bad field of the query.
            "short_id='') -> site dict\n\nCreates a site (short_id assigned "
            "when empty). AlreadyExistsError when taken, InvalidArgumentError "
            "for a bad domain or time zone.")
+      .def("add_goal", &PyEngine::AddGoalPy, py::arg("site"), py::arg("goal"),
+           "add_goal(site, {\"event_name\": …} | {\"page_path\": …}) -> "
+           "dict: stores a goal (see docs/API.md)")
+      .def("goals", &PyEngine::GoalsPy, py::arg("site"),
+           "goals(site) -> list[dict]: the site's goals")
+      .def(
+          "remove_goal",
+          [](PyEngine& self, std::string site, int64_t id) {
+            self.RemoveConfig(std::move(site), id, true);
+          },
+          py::arg("site"), py::arg("id"), "remove_goal(site, id)")
+      .def("add_funnel", &PyEngine::AddFunnelPy, py::arg("site"),
+           py::arg("funnel"),
+           "add_funnel(site, {\"name\": …, \"steps\": […]}) -> dict")
+      .def("funnels", &PyEngine::FunnelsPy, py::arg("site"),
+           "funnels(site) -> list[dict]: the site's funnels")
+      .def(
+          "remove_funnel",
+          [](PyEngine& self, std::string site, int64_t id) {
+            self.RemoveConfig(std::move(site), id, false);
+          },
+          py::arg("site"), py::arg("id"), "remove_funnel(site, id)")
+      .def("funnel", &PyEngine::FunnelPy, py::arg("query"),
+           "funnel(query: dict | str) -> dict: evaluates a funnel (the "
+           "/api/v2/funnel body; see docs/API.md)")
       .def("sites", &PyEngine::Sites,
            "sites() -> list of site dicts {id, domain, short_id, timezone, "
            "created_ms, allowed_origins}")

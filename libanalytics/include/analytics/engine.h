@@ -109,15 +109,19 @@ struct EngineStats {
 
 class Engine {
  public:
-  // Opens the store, runs its migrations, rebuilds rollups past the last
-  // checkpoint from raw events, and starts the committer.
+  // Opens the coordinator and the store, runs the store's migrations,
+  // rebuilds rollups past this worker's checkpoint from raw events, and
+  // starts the committer. With a remote coordinator, takes the lease
+  // "worker:<Options::worker>" first: FailedPrecondition naming the holder
+  // when another live process has that worker number.
   static absl::StatusOr<std::unique_ptr<Engine>> Open(const Options& options);
 
   virtual ~Engine() = default;
 
   // Validates, enriches, sessionizes and durably stores one event.
   // InvalidArgument names the bad field; NotFound for an unknown site;
-  // Unavailable when the store failed (nothing acknowledged).
+  // Unavailable when the store or a remote coordinator failed (nothing
+  // acknowledged; the engine recovers by itself once they answer again).
   virtual absl::StatusOr<TrackResult> Track(const EventInput& event) = 0;
   // The same for many events in one commit. Invalid events are reported in
   // BatchResult::rejected and do not fail the others; a store failure fails
@@ -138,7 +142,8 @@ class Engine {
       std::string_view domain_or_short_id) = 0;
   virtual absl::Status RemoveSite(std::string_view domain) = 0;
 
-  // Updates a site's time zone and allowed origins (by domain).
+  // Updates a site's time zone, allowed origins and retention_days (by
+  // domain); `site` holds the complete new values.
   virtual absl::StatusOr<Site> UpdateSite(const Site& site) = 0;
 
   // Keeps a visitor "live" without recording an event (tracker heartbeats).
@@ -176,22 +181,18 @@ class Engine {
   virtual Store* store() = 0;
 
   // OK when the store and the coordinator answer (for /ready); Unavailable
-  // naming which one does not.
-  virtual absl::Status Ready() {
-    return absl::OkStatus();
-  }  // TRANSITION: pure once engine.cc implements it
+  // naming which one does not (or that this process lost its worker lease).
+  virtual absl::Status Ready() = 0;
   // Whether this worker holds the leader lease (always true with a local
-  // coordinator). Scheduled jobs run only on the leader.
-  virtual bool IsLeader() {
-    return true;
-  }  // TRANSITION: pure once engine.cc implements it
-  // This worker's holder name in leases and the job ledger, e.g. "host:pid:3".
-  virtual std::string WorkerName() {
-    return "local";
-  }  // TRANSITION: pure once engine.cc implements it
-  virtual Coordinator* coordinator() {
-    return nullptr;
-  }  // TRANSITION: pure once engine.cc implements it
+  // coordinator). Scheduled jobs run only on the leader. The lease is taken
+  // and renewed every leader_lease / 3 by a background thread; a leader that
+  // Close()s releases it, one that dies loses it after leader_lease.
+  virtual bool IsLeader() = 0;
+  // This worker's holder name in leases and the job ledger:
+  // "<hostname>:<pid>:<Options::worker>".
+  virtual std::string WorkerName() = 0;
+  // The coordinator opened from Options::coord_url (owned by the engine).
+  virtual Coordinator* coordinator() = 0;
 };
 
 }  // namespace analytics

@@ -1,0 +1,149 @@
+// Goals and funnels benchmark: N events (default 10 million) over 30 days in
+// SQLite; a 4-step funnel (session window and 7-day window), the top goals
+// with conversion rates, and goal-filtered aggregates, through the Engine and
+// libanalytics/query/goals.h.
+//
+//   build/bin/goals_benchmark [--events N] [--db PATH] [--reuse]
+//
+// Prints per-query times (best of 3; one run when over 2 s) and the answers' headline numbers.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "analytics/clock.h"
+#include "analytics/engine.h"
+#include "bench/gen.h"
+#include "libanalytics/query/goals.h"
+
+namespace analytics::bench {
+namespace {
+
+double Ms(std::chrono::steady_clock::time_point a) {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - a)
+      .count();
+}
+
+int Main(int argc, char** argv) {
+  int64_t n = 10000000;
+  std::string db = "/tmp/analytics-goals/goals.db";
+  bool reuse = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--events") && i + 1 < argc) {
+      n = atoll(argv[++i]);
+    } else if (!strcmp(argv[i], "--db") && i + 1 < argc) {
+      db = argv[++i];
+    } else if (!strcmp(argv[i], "--reuse")) {
+      reuse = true;
+    } else {
+      fprintf(stderr, "usage: %s [--events N] [--db PATH] [--reuse]\n",
+              argv[0]);
+      return 2;
+    }
+  }
+  const absl::Time start =
+      absl::FromCivil(absl::CivilDay(2026, 10, 1), absl::UTCTimeZone());
+  const absl::Time end = start + absl::Hours(24 * 30);
+  FakeClock clock(end - absl::Minutes(1));
+  Options o;
+  o.store_url = "sqlite://" + db;
+  o.clock = &clock;
+  if (!reuse) {
+    std::filesystem::remove_all(std::filesystem::path(db).parent_path());
+  }
+  auto engine_or = Engine::Open(o);
+  if (!engine_or.ok()) {
+    fprintf(stderr, "open: %s\n",
+            std::string(engine_or.status().message()).c_str());
+    return 1;
+  }
+  auto engine = *std::move(engine_or);
+  if (!reuse) {
+    (void)engine->AddSite({.domain = "example.com"});
+    auto t0 = std::chrono::steady_clock::now();
+    const int64_t chunk = 100000;
+    for (int64_t done = 0; done < n; done += chunk) {
+      const int64_t m = std::min(chunk, n - done);
+      const absl::Time from =
+          start + (end - start) * (static_cast<double>(done) / n);
+      std::vector<EventInput> events =
+          Generate("example.com", m, from,
+                   (end - start) * (static_cast<double>(m) / n), done + 7);
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 2; ++t) {
+        threads.emplace_back([&, t] {
+          for (int64_t i = t * 1000; i < m; i += 2000) {
+            auto r = engine->TrackBatch(absl::MakeConstSpan(events).subspan(
+                i, std::min<int64_t>(1000, m - i)));
+            if (!r.ok()) {
+              fprintf(stderr, "track: %s\n",
+                      std::string(r.status().message()).c_str());
+              std::exit(1);
+            }
+          }
+        });
+      }
+      for (auto& t : threads) t.join();
+      fprintf(stderr, "\ringested %lld / %lld", static_cast<long long>(done + m),
+              static_cast<long long>(n));
+    }
+    (void)engine->Flush();
+    printf("\ningest: %lld events in %.1f s\n", static_cast<long long>(n),
+           Ms(t0) / 1000);
+  }
+  const int64_t site_id = engine->FindSite("example.com")->id;
+  for (const char* g :
+       {R"({"event_name":"Signup"})",
+        R"({"event_name":"Signup","props":{"plan":"pro"},"display_name":"Pro signup"})",
+        R"({"page_path":"/page/1*"})", R"({"page_path":"/page/**"})"}) {
+    (void)AddGoal(engine->store(), site_id, g);  // AlreadyExists with --reuse
+  }
+
+  const std::string range = R"("date_range":["2026-10-01","2026-10-30"])";
+  const std::string steps =
+      R"([{"page":"/page/0"},{"goal":"Visit /page/1*"},{"goal":"Signup"},{"goal":"Pro signup"}])";
+  struct Case {
+    std::string name, body;
+    bool funnel;
+  };
+  std::vector<Case> cases = {
+      {"funnel 4 steps, session", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"funnel":{"steps":)", steps, "}}"), true},
+      {"funnel 4 steps, 7-day window", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"funnel":{"steps":)", steps, R"(,"window_seconds":604800}})"), true},
+      {"top goals + conversion_rate", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"metrics":["visitors","events","conversion_rate"],"dimensions":["event:goal"]})"), false},
+      {"goal Signup aggregate (rollups)", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"metrics":["visitors","events","conversion_rate"],"filters":[["is","event:goal",["Signup"]]]})"), false},
+      {"goal Signup by source, group_conversion_rate", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"metrics":["visitors","group_conversion_rate"],"dimensions":["visit:source"],"filters":[["is","event:goal",["Signup"]]],"pagination":{"limit":10}})"), false},
+  };
+  for (const Case& c : cases) {
+    double best = 1e18;
+    std::string answer;
+    for (int rep = 0; rep < 3 && (rep == 0 || best < 2000); ++rep) {
+      auto t0 = std::chrono::steady_clock::now();
+      absl::StatusOr<std::string> r =
+          c.funnel ? QueryFunnel(
+                         c.body,
+                         [&](std::string_view id) {
+                           return engine->FindSite(id);
+                         },
+                         clock.Now(), QuerySources{engine->store(), nullptr})
+                   : engine->Query(c.body);
+      best = std::min(best, Ms(t0));
+      if (!r.ok()) {
+        fprintf(stderr, "%s: %s\n", c.name.c_str(),
+                std::string(r.status().message()).c_str());
+        return 1;
+      }
+      answer = *r;
+    }
+    printf("%-48s %9.1f ms  %.160s\n", c.name.c_str(), best, answer.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace analytics::bench
+
+int main(int argc, char** argv) { return analytics::bench::Main(argc, argv); }

@@ -1,0 +1,445 @@
+// Reference-model test for goals and funnels: random journeys with known
+// conversions go through the Engine; every goal number (aggregate, event:goal
+// breakdown, timeseries, conversion_rate, group_conversion_rate, has_done /
+// has_not_done) and every funnel step equals a brute-force computation over
+// the same events, for several seeds.
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "analytics/clock.h"
+#include "analytics/engine.h"
+#include "gtest/gtest.h"
+#include "libanalytics/query/goals.h"
+#include "rapidjson/document.h"
+
+namespace analytics {
+namespace {
+
+const char* kPages[] = {"/",       "/pricing",  "/blog/a", "/blog/b/c",
+                        "/signup", "/checkout", "/docs"};
+
+struct MEvent {
+  int64_t ts_ms;
+  std::string name, page, ip;
+  Props props;
+  int session = -1;
+  std::string visitor;
+};
+struct MSession {
+  int64_t last = 0;
+  std::string entry, visitor;
+};
+
+// The goals under test, as documents and as brute-force predicates.
+struct MGoal {
+  std::string json, name;
+  std::function<bool(const MEvent&)> match;
+};
+
+bool Glob(const std::string& pat, const std::string& s) {
+  // Brute-force wildcard match: '*' within a segment, '**' anything.
+  std::function<bool(size_t, size_t)> m = [&](size_t i, size_t j) -> bool {
+    if (i == pat.size()) return j == s.size();
+    if (pat[i] == '*') {
+      const bool dbl = i + 1 < pat.size() && pat[i + 1] == '*';
+      const size_t ni = i + (dbl ? 2 : 1);
+      for (size_t k = j; k <= s.size(); ++k) {
+        if (m(ni, k)) return true;
+        if (k < s.size() && !dbl && s[k] == '/') break;
+      }
+      return false;
+    }
+    return j < s.size() && s[j] == pat[i] && m(i + 1, j + 1);
+  };
+  return m(0, 0);
+}
+
+std::vector<MGoal> Goals() {
+  auto ev = [](std::string n) {
+    return [n](const MEvent& e) { return e.name == n; };
+  };
+  auto page = [](std::string p) {
+    return [p](const MEvent& e) {
+      return e.name == "pageview" && Glob(p, e.page);
+    };
+  };
+  return {
+      {R"({"event_name":"Signup"})", "Signup", ev("Signup")},
+      {R"({"event_name":"Signup","props":{"plan":"pro"},"display_name":"Pro"})",
+       "Pro",
+       [](const MEvent& e) {
+         if (e.name != "Signup") return false;
+         for (auto& [k, v] : e.props) {
+           if (k == "plan" && v == "pro") return true;
+         }
+         return false;
+       }},
+      {R"({"event_name":"Purchase"})", "Purchase", ev("Purchase")},
+      {R"({"page_path":"/blog/*"})", "Visit /blog/*", page("/blog/*")},
+      {R"({"page_path":"/blog/**"})", "Visit /blog/**", page("/blog/**")},
+      {R"({"page_path":"/pricing"})", "Visit /pricing", page("/pricing")},
+  };
+}
+
+double Pct(double a, double b) {
+  return b > 0 ? std::round(10000.0 * a / b) / 100.0 : 0;
+}
+
+rapidjson::Document Parse(const std::string& s) {
+  rapidjson::Document d;
+  d.Parse(s.c_str());
+  EXPECT_FALSE(d.HasParseError()) << s;
+  return d;
+}
+
+// Rows of a v2 answer: dims joined by '|' -> metrics.
+std::map<std::string, std::vector<double>> Rows(const std::string& json) {
+  std::map<std::string, std::vector<double>> out;
+  rapidjson::Document d = Parse(json);
+  for (auto& r : d["results"].GetArray()) {
+    std::string k;
+    for (auto& x : r["dimensions"].GetArray()) {
+      if (!k.empty()) k += "|";
+      k += x.GetString();
+    }
+    std::vector<double> m;
+    for (auto& x : r["metrics"].GetArray()) m.push_back(x.GetDouble());
+    out[k] = m;
+  }
+  return out;
+}
+
+class GoalsReferenceTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
+  std::mt19937_64 rng(GetParam());
+  FakeClock clock(absl::FromUnixSeconds(1795188600));  // 2026-11-20 15:30 UTC
+  const int64_t now_ms = absl::ToUnixMillis(clock.Now());
+  std::vector<MEvent> events;
+  const int visitors = 120 + static_cast<int>(rng() % 120);
+  for (int v = 0; v < visitors; ++v) {
+    std::string ip = absl::StrCat("10.1.", v / 250, ".", v % 250);
+    int64_t t = now_ms - static_cast<int64_t>(rng() % (9LL * 86400000));
+    const int sessions = 1 + rng() % 3;
+    for (int s = 0; s < sessions; ++s) {
+      const int n = 1 + rng() % 14;
+      for (int i = 0; i < n && t < now_ms; ++i) {
+        MEvent e;
+        e.ts_ms = t;
+        e.ip = ip;
+        e.page = kPages[rng() % 7];
+        const int r = static_cast<int>(rng() % 10);
+        e.name = r == 0 ? "Signup" : r == 1 ? "Purchase" : "pageview";
+        if (e.name == "Signup" && rng() % 2) {
+          e.props = {{"plan", rng() % 2 ? "pro" : "free"}};
+        }
+        events.push_back(e);
+        t += 1000 * static_cast<int64_t>(rng() % 600);
+      }
+      t += 1000 * static_cast<int64_t>(2400 + rng() % 50000);
+    }
+  }
+  std::stable_sort(events.begin(), events.end(),
+                   [](auto& a, auto& b) { return a.ts_ms < b.ts_ms; });
+  std::vector<MSession> sessions;
+  {
+    absl::flat_hash_map<std::string, int> open;
+    for (MEvent& e : events) {
+      auto it = open.find(e.ip);
+      if (it == open.end() || e.ts_ms - sessions[it->second].last > 1800000) {
+        MSession s;
+        s.entry = e.page;
+        s.visitor = absl::StrCat(e.ip, "|", e.ts_ms / 86400000);
+        sessions.push_back(s);
+        open[e.ip] = static_cast<int>(sessions.size()) - 1;
+        it = open.find(e.ip);
+      }
+      sessions[it->second].last = e.ts_ms;
+      e.session = it->second;
+      e.visitor = sessions[it->second].visitor;
+    }
+  }
+
+  Options o;
+  o.store_url = "memory://";
+  o.clock = &clock;
+  auto engine = *Engine::Open(o);
+  ASSERT_TRUE(
+      engine->AddSite({.domain = "example.com", .timezone = "Europe/Berlin"})
+          .ok());
+  const int64_t site_id = engine->FindSite("example.com")->id;
+  std::vector<EventInput> batch;
+  for (const MEvent& m : events) {
+    EventInput e;
+    e.site = "example.com";
+    e.name = m.name;
+    e.url = "https://example.com" + m.page;
+    e.ts = absl::FromUnixMillis(m.ts_ms);
+    e.ip = m.ip;
+    e.user_agent = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 "
+                   "Firefox/121.0";
+    e.props = m.props;
+    batch.push_back(e);
+  }
+  auto tr = engine->TrackBatch(batch);
+  ASSERT_TRUE(tr.ok() && tr->rejected.empty() && tr->dropped.empty());
+  ASSERT_TRUE(engine->Flush().ok());
+
+  // Goals are defined after the events: past conversions count.
+  const std::vector<MGoal> goals = Goals();
+  for (const MGoal& g : goals) {
+    absl::StatusOr<Goal> added = AddGoal(engine->store(), site_id, g.json);
+    ASSERT_TRUE(added.ok()) << added.status();
+    EXPECT_EQ(added->display_name, g.name);
+  }
+  EXPECT_EQ(AddGoal(engine->store(), site_id, R"({"event_name":"Signup"})")
+                .status()
+                .code(),
+            absl::StatusCode::kAlreadyExists);
+
+  absl::TimeZone tz;
+  ASSERT_TRUE(absl::LoadTimeZone("Europe/Berlin", &tz));
+  const absl::CivilDay today = absl::ToCivilDay(clock.Now(), tz);
+  struct Range {
+    std::string json;
+    int64_t from, to;
+  };
+  auto day_ms = [&](absl::CivilDay d) {
+    return absl::ToUnixMillis(absl::FromCivil(d, tz));
+  };
+  std::vector<Range> ranges = {
+      {"\"7d\"", day_ms(today - 6), day_ms(today + 1)},
+      {absl::StrCat("[\"", absl::FormatCivilTime(today - 4), "T05:30:00\",\"",
+                    absl::FormatCivilTime(today - 1), "T20:10:59\"]"),
+       day_ms(today - 4) + 19800000, day_ms(today - 1) + 72660000}};
+  auto in = [](const Range& r, const MEvent& e) {
+    return e.ts_ms >= r.from && e.ts_ms < r.to;
+  };
+  auto query = [&](const std::string& body) {
+    absl::StatusOr<std::string> r = engine->Query(body);
+    EXPECT_TRUE(r.ok()) << r.status() << "\n" << body;
+    return r.ok() ? *r : std::string("{\"results\":[]}");
+  };
+
+  for (const Range& range : ranges) {
+    SCOPED_TRACE(range.json);
+    auto body = [&](std::string metrics, std::string dims,
+                    std::string filters) {
+      return absl::StrCat(R"({"site_id":"example.com","date_range":)",
+                          range.json, R"(,"metrics":)", metrics,
+                          R"(,"dimensions":)", dims, R"(,"filters":)", filters,
+                          "}");
+    };
+    absl::flat_hash_set<std::string> all;
+    for (const MEvent& e : events) {
+      if (in(range, e)) all.insert(e.visitor);
+    }
+    // Breakdown by event:goal with visitors, events, conversion_rate.
+    auto rows = Rows(query(body(R"(["visitors","events","conversion_rate"])",
+                                R"(["event:goal"])", "[]")));
+    for (const MGoal& g : goals) {
+      absl::flat_hash_set<std::string> conv;
+      int64_t n = 0;
+      for (const MEvent& e : events) {
+        if (in(range, e) && g.match(e)) conv.insert(e.visitor), ++n;
+      }
+      SCOPED_TRACE(g.name);
+      if (n == 0) {
+        EXPECT_FALSE(rows.contains(g.name));
+        continue;
+      }
+      ASSERT_TRUE(rows.contains(g.name));
+      EXPECT_EQ(rows[g.name][0], conv.size());
+      EXPECT_EQ(rows[g.name][1], n);
+      EXPECT_DOUBLE_EQ(rows[g.name][2], Pct(conv.size(), all.size()));
+      // The same through an event:goal filter (aggregate).
+      auto agg = Rows(query(
+          body(R"(["visitors","events","conversion_rate"])", "[]",
+               absl::StrCat(R"([["is","event:goal",[")", g.name, "\"]]]"))));
+      ASSERT_EQ(agg.size(), 1u);
+      EXPECT_EQ(agg[""][0], conv.size());
+      EXPECT_EQ(agg[""][1], n);
+      EXPECT_DOUBLE_EQ(agg[""][2], Pct(conv.size(), all.size()));
+      // Timeseries by day.
+      std::map<std::string, std::pair<absl::flat_hash_set<std::string>, int>>
+          days;
+      for (const MEvent& e : events) {
+        if (!in(range, e) || !g.match(e)) continue;
+        auto& d = days[absl::FormatTime("%Y-%m-%d",
+                                        absl::FromUnixMillis(e.ts_ms), tz)];
+        d.first.insert(e.visitor);
+        d.second++;
+      }
+      auto ts = Rows(
+          query(body(R"(["visitors","events"])", R"(["time:day"])",
+                     absl::StrCat(R"([["is","event:goal",[")", g.name,
+                                  "\"]]]"))));
+      ASSERT_EQ(ts.size(), days.size());
+      for (auto& [day, d] : days) {
+        EXPECT_EQ(ts[day][0], d.first.size()) << day;
+        EXPECT_EQ(ts[day][1], d.second) << day;
+      }
+      // group_conversion_rate by entry page.
+      std::map<std::string, absl::flat_hash_set<std::string>> gconv, gall;
+      for (const MEvent& e : events) {
+        if (!in(range, e)) continue;
+        const std::string& entry = sessions[e.session].entry;
+        gall[entry].insert(e.visitor);
+        if (g.match(e)) gconv[entry].insert(e.visitor);
+      }
+      auto gr = Rows(query(
+          body(R"(["visitors","group_conversion_rate"])",
+               R"(["visit:entry_page"])",
+               absl::StrCat(R"([["is","event:goal",[")", g.name, "\"]]]"))));
+      ASSERT_EQ(gr.size(), gconv.size());
+      for (auto& [entry, c] : gconv) {
+        EXPECT_EQ(gr[entry][0], c.size()) << entry;
+        EXPECT_DOUBLE_EQ(gr[entry][1], Pct(c.size(), gall[entry].size()))
+            << entry;
+      }
+      // has_done / has_not_done, composed with an entry-page filter:
+      // pageviews of (not) converted visitors in sessions entering at "/".
+      for (const char* op : {"has_done", "has_not_done"}) {
+        int64_t pv = 0;
+        absl::flat_hash_set<std::string> vis;
+        for (const MEvent& e : events) {
+          if (!in(range, e) || sessions[e.session].entry != "/") continue;
+          if (conv.contains(e.visitor) != (std::string(op) == "has_done")) {
+            continue;
+          }
+          vis.insert(e.visitor);
+          pv += e.name == "pageview";
+        }
+        auto hd = Rows(query(body(
+            R"(["visitors","pageviews"])", "[]",
+            absl::StrCat(R"([["is","visit:entry_page",["/"]],[")", op,
+                         R"(",["is","event:goal",[")", g.name, "\"]]]]"))));
+        std::vector<double> got = hd.contains("") ? hd[""]
+                                                  : std::vector<double>{0, 0};
+        EXPECT_EQ(got[0], vis.size()) << op;
+        EXPECT_EQ(got[1], pv) << op;
+      }
+    }
+
+    // Funnels: session and 1-day window, unfiltered and filtered.
+    const std::vector<std::function<bool(const MEvent&)>> steps = {
+        goals[3].match,  // Visit /blog/*
+        [](const MEvent& e) { return e.name == "pageview" && e.page == "/pricing"; },
+        goals[0].match,  // Signup
+        goals[2].match,  // Purchase
+    };
+    const std::string steps_json =
+        R"([{"goal":"Visit /blog/*"},{"page":"/pricing"},{"goal":"Signup"},{"event":"Purchase"}])";
+    for (int64_t window : {0LL, 86400LL}) {
+      for (bool filtered : {false, true}) {
+        SCOPED_TRACE(absl::StrCat("window ", window, " filtered ", filtered));
+        // Brute force: per session (or visitor), the longest prefix of steps
+        // found as a subsequence (within the window from a step-1 event).
+        absl::flat_hash_set<int> ok_sessions;
+        for (const MEvent& e : events) {
+          if (in(range, e) && (!filtered || e.page == "/docs")) {
+            ok_sessions.insert(e.session);
+          }
+        }
+        std::map<std::string, std::vector<const MEvent*>> groups;
+        for (const MEvent& e : events) {
+          if (!in(range, e) || !ok_sessions.contains(e.session)) continue;
+          groups[window ? e.visitor
+                        : absl::StrCat(e.visitor, "#", e.session)]
+              .push_back(&e);
+        }
+        auto prefix = [&](const std::vector<const MEvent*>& evs, size_t from,
+                          int64_t until) {
+          int best = 0;
+          for (int k = 1; k <= 4; ++k) {
+            size_t j = from;
+            int found = 0;
+            for (; j < evs.size() && evs[j]->ts_ms <= until && found < k; ++j) {
+              if (steps[found](*evs[j])) ++found;
+            }
+            if (found == k) best = k;
+          }
+          return best;
+        };
+        std::map<std::string, int> depth;
+        for (auto& [key, evs] : groups) {
+          const std::string who = evs[0]->visitor;
+          int d = 0;
+          if (!window) {
+            d = prefix(evs, 0, INT64_MAX);
+          } else {
+            for (size_t i = 0; i < evs.size(); ++i) {
+              if (steps[0](*evs[i])) {
+                d = std::max(d, prefix(evs, i, evs[i]->ts_ms + window * 1000));
+              }
+            }
+          }
+          depth[who] = std::max(depth[who], d);
+        }
+        std::vector<int64_t> want(4, 0);
+        for (auto& [w, d] : depth) {
+          for (int i = 0; i < d; ++i) ++want[i];
+        }
+        std::string fq = absl::StrCat(
+            R"({"site_id":"example.com","date_range":)", range.json,
+            filtered ? R"(,"filters":[["is","event:page",["/docs"]]])" : "",
+            R"(,"funnel":{"steps":)", steps_json,
+            window ? absl::StrCat(R"(,"window_seconds":)", window) : "", "}}");
+        absl::StatusOr<std::string> got = QueryFunnel(
+            fq, [&](std::string_view id) { return engine->FindSite(id); },
+            clock.Now(), QuerySources{engine->store(), nullptr});
+        ASSERT_TRUE(got.ok()) << got.status() << fq;
+        rapidjson::Document d = Parse(*got);
+        auto& st = d["funnel"]["steps"];
+        ASSERT_EQ(st.Size(), 4u);
+        for (int i = 0; i < 4; ++i) {
+          EXPECT_EQ(st[i]["visitors"].GetInt64(), want[i]) << "step " << i;
+          const int64_t prev = i ? want[i - 1] : want[0];
+          EXPECT_EQ(st[i]["dropoff"].GetInt64(), prev - want[i]);
+          EXPECT_DOUBLE_EQ(st[i]["conversion_rate"].GetDouble(),
+                           Pct(want[i], want[0]));
+          EXPECT_DOUBLE_EQ(st[i]["conversion_rate_step"].GetDouble(),
+                           Pct(want[i], prev));
+        }
+        if (!filtered && GetParam() == 1) {
+          EXPECT_GT(want[3], 0) << "journeys should complete the funnel";
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, GoalsReferenceTest, ::testing::Values(1, 2, 3, 4));
+
+TEST(GoalsTest, PatternsAndValidation) {
+  RE2 re(PagePatternRegex("/blog/*"));
+  EXPECT_TRUE(RE2::FullMatch("/blog/a", re));
+  EXPECT_TRUE(RE2::FullMatch("/blog/", re));
+  EXPECT_FALSE(RE2::FullMatch("/blog/a/b", re));
+  RE2 re2(PagePatternRegex("/blog/**"));
+  EXPECT_TRUE(RE2::FullMatch("/blog/a/b", re2));
+  RE2 re3(PagePatternRegex("/a.b?"));
+  EXPECT_TRUE(RE2::FullMatch("/a.b?", re3));
+  EXPECT_FALSE(RE2::FullMatch("/axb", re3));
+  auto err = [](const char* j) { return std::string(ParseGoal(j).status().message()); };
+  EXPECT_EQ(err("{}").rfind("event_name:", 0), 0u);
+  EXPECT_EQ(err(R"({"page_path":"blog"})").rfind("page_path:", 0), 0u);
+  EXPECT_EQ(err(R"({"event_name":"x","props":[1]})").rfind("props:", 0), 0u);
+  auto ferr = [](const char* j) {
+    return std::string(ParseFunnel(j).status().message());
+  };
+  EXPECT_EQ(ferr(R"({"steps":[{"page":"/a"}]})").rfind("steps:", 0), 0u);
+  EXPECT_EQ(ferr(R"({"steps":[{"page":"/a"},{"x":"/b"}]})").rfind("steps:", 0),
+            0u);
+  EXPECT_EQ(ferr(R"({"steps":[{"page":"/a"},{"page":"/b"}],"window_seconds":0})")
+                .rfind("window_seconds:", 0),
+            0u);
+  EXPECT_TRUE(ParseFunnel(R"({"steps":[{"page":"/a"},{"goal":"G"}]})").ok());
+}
+
+}  // namespace
+}  // namespace analytics
