@@ -5,7 +5,8 @@
 //
 //   build/bin/goals_benchmark [--events N] [--db PATH] [--reuse]
 //
-// Prints per-query times (best of 3; one run when over 2 s) and the answers' headline numbers.
+// Prints per-query times (best of 3; one run when over 2 s) and the answers'
+// headline numbers.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -88,18 +89,19 @@ int Main(int argc, char** argv) {
         });
       }
       for (auto& t : threads) t.join();
-      fprintf(stderr, "\ringested %lld / %lld", static_cast<long long>(done + m),
-              static_cast<long long>(n));
+      fprintf(stderr, "\ringested %lld / %lld",
+              static_cast<long long>(done + m), static_cast<long long>(n));
     }
     (void)engine->Flush();
     printf("\ningest: %lld events in %.1f s\n", static_cast<long long>(n),
            Ms(t0) / 1000);
   }
   const int64_t site_id = engine->FindSite("example.com")->id;
-  for (const char* g :
-       {R"({"event_name":"Signup"})",
-        R"({"event_name":"Signup","props":{"plan":"pro"},"display_name":"Pro signup"})",
-        R"({"page_path":"/page/1*"})", R"({"page_path":"/page/**"})"}) {
+  for (
+      const char* g :
+      {R"({"event_name":"Signup"})",
+       R"({"event_name":"Signup","props":{"plan":"pro"},"display_name":"Pro signup"})",
+       R"({"page_path":"/page/1*"})", R"({"page_path":"/page/**"})"}) {
     (void)AddGoal(engine->store(), site_id, g);  // AlreadyExists with --reuse
   }
 
@@ -111,11 +113,30 @@ int Main(int argc, char** argv) {
     bool funnel;
   };
   std::vector<Case> cases = {
-      {"funnel 4 steps, session", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"funnel":{"steps":)", steps, "}}"), true},
-      {"funnel 4 steps, 7-day window", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"funnel":{"steps":)", steps, R"(,"window_seconds":604800}})"), true},
-      {"top goals + conversion_rate", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"metrics":["visitors","events","conversion_rate"],"dimensions":["event:goal"]})"), false},
-      {"goal Signup aggregate (rollups)", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"metrics":["visitors","events","conversion_rate"],"filters":[["is","event:goal",["Signup"]]]})"), false},
-      {"goal Signup by source, group_conversion_rate", absl::StrCat(R"({"site_id":"example.com",)", range, R"(,"metrics":["visitors","group_conversion_rate"],"dimensions":["visit:source"],"filters":[["is","event:goal",["Signup"]]],"pagination":{"limit":10}})"), false},
+      {"funnel 4 steps, session",
+       absl::StrCat(R"({"site_id":"example.com",)", range,
+                    R"(,"funnel":{"steps":)", steps, "}}"),
+       true},
+      {"funnel 4 steps, 7-day window",
+       absl::StrCat(R"({"site_id":"example.com",)", range,
+                    R"(,"funnel":{"steps":)", steps,
+                    R"(,"window_seconds":604800}})"),
+       true},
+      {"top goals + conversion_rate",
+       absl::StrCat(
+           R"({"site_id":"example.com",)", range,
+           R"(,"metrics":["visitors","events","conversion_rate"],"dimensions":["event:goal"]})"),
+       false},
+      {"goal Signup aggregate (rollups)",
+       absl::StrCat(
+           R"({"site_id":"example.com",)", range,
+           R"(,"metrics":["visitors","events","conversion_rate"],"filters":[["is","event:goal",["Signup"]]]})"),
+       false},
+      {"goal Signup by source, group_conversion_rate",
+       absl::StrCat(
+           R"({"site_id":"example.com",)", range,
+           R"(,"metrics":["visitors","group_conversion_rate"],"dimensions":["visit:source"],"filters":[["is","event:goal",["Signup"]]],"pagination":{"limit":10}})"),
+       false},
   };
   for (const Case& c : cases) {
     double best = 1e18;
@@ -123,13 +144,12 @@ int Main(int argc, char** argv) {
     for (int rep = 0; rep < 3 && (rep == 0 || best < 2000); ++rep) {
       auto t0 = std::chrono::steady_clock::now();
       absl::StatusOr<std::string> r =
-          c.funnel ? QueryFunnel(
-                         c.body,
-                         [&](std::string_view id) {
-                           return engine->FindSite(id);
-                         },
-                         clock.Now(), QuerySources{engine->store(), nullptr})
-                   : engine->Query(c.body);
+          c.funnel
+              ? QueryFunnel(
+                    c.body,
+                    [&](std::string_view id) { return engine->FindSite(id); },
+                    clock.Now(), QuerySources{engine->store(), nullptr})
+              : engine->Query(c.body);
       best = std::min(best, Ms(t0));
       if (!r.ok()) {
         fprintf(stderr, "%s: %s\n", c.name.c_str(),

@@ -108,6 +108,10 @@ ABSL_FLAG(int64_t, rate_limit, EnvInt("ANALYTICS_RATE_LIMIT", 600),
           "events per minute per client IP, 0 = off ($ANALYTICS_RATE_LIMIT)");
 ABSL_FLAG(int64_t, site_rate_limit, EnvInt("ANALYTICS_SITE_RATE_LIMIT", 60000),
           "events per minute per site, 0 = off ($ANALYTICS_SITE_RATE_LIMIT)");
+ABSL_FLAG(int64_t, max_queued, EnvInt("ANALYTICS_MAX_QUEUED", 256),
+          "load shedding: when more accepted connections than this wait for "
+          "a worker thread, ingestion answers 503 with Retry-After (and "
+          "accepting pauses at 4x); 0 = never shed ($ANALYTICS_MAX_QUEUED)");
 ABSL_FLAG(std::string, public_url,
           analytics::server::EnvOr("ANALYTICS_PUBLIC_URL", ""),
           "public base URL for printed URLs, e.g. https://stats.example.com "
@@ -429,6 +433,9 @@ struct Config {
       session_auth;
   // Scheduled jobs and their management routes; null when off.
   jobs::Jobs* jobs = nullptr;
+  // Load shedding (--max-queued): connections waiting for a thread.
+  std::function<size_t()> backlog;
+  int64_t max_queued = 0;
 };
 
 class Server {
@@ -1321,9 +1328,21 @@ void Server::AddJobs(httplib::Server& svr) {
 void Server::AddRoutes(httplib::Server& svr) {
   // CORS headers on every ingestion answer, including the errors httplib
   // produces before routing (413).
-  svr.set_pre_routing_handler([](Req req, Res res) {
+  svr.set_pre_routing_handler([this](Req req, Res res) {
     res.set_header("X-Content-Type-Options", "nosniff");
     if (IsIngestion(req.path)) Cors(req, res);
+    // Load shedding: nothing of this request is stored, so the 503 is safe
+    // to retry; closing the connection lets waiting clients get a thread.
+    if (IsIngestion(req.path) && req.method != "OPTIONS" &&
+        config_.max_queued > 0 && config_.backlog &&
+        config_.backlog() > static_cast<size_t>(config_.max_queued)) {
+      metrics_.Dropped("overloaded", 1);
+      res.set_header("Retry-After", "1");
+      res.set_header("Connection", "close");
+      ReplyJson(res, 503,
+                ErrorJson("overloaded: too many requests waiting, retry later"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   AddIngestion(svr);
@@ -1475,8 +1494,19 @@ int Main(int argc, char** argv) {
   svr.set_read_timeout(5, 0);
   svr.set_write_timeout(5, 0);
   svr.set_payload_max_length(kMaxBody);
-  svr.new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  const int64_t max_queued = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queued));
+  std::atomic<BoundedThreadPool*> pool{nullptr};
+  svr.new_task_queue = [threads, max_queued, &pool] {
+    auto* p = new BoundedThreadPool(
+        static_cast<size_t>(threads),
+        max_queued > 0 ? static_cast<size_t>(4 * max_queued) : SIZE_MAX);
+    pool = p;
+    return p;
+  };
+  config.max_queued = max_queued;
+  config.backlog = [&pool]() -> size_t {
+    BoundedThreadPool* p = pool.load();
+    return p != nullptr ? p->queued() : 0;
   };
   Dashboard::Options dashboard_options;
   dashboard_options.public_url = absl::GetFlag(FLAGS_public_url);

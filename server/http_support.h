@@ -5,16 +5,22 @@
 #define ANALYTICS_SERVER_HTTP_SUPPORT_H_
 
 #include <arpa/inet.h>
+#include <httplib.h>
 
 #include <array>
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <initializer_list>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -380,6 +386,69 @@ inline absl::StatusOr<std::string> V2ResponseToCsv(absl::string_view response,
   }
   return out;
 }
+
+// httplib's task queue with a bounded backlog of accepted connections waiting
+// for a worker thread (httplib::ThreadPool's is unbounded). queued() is what
+// the server sheds load on (503 + Retry-After, --max-queued); when
+// `hard_limit` connections wait, enqueue() blocks the accept loop, so further
+// clients wait in the kernel's listen backlog instead of in our memory.
+class BoundedThreadPool : public httplib::TaskQueue {
+ public:
+  BoundedThreadPool(size_t threads, size_t hard_limit)
+      : hard_limit_(hard_limit < 1 ? 1 : hard_limit) {
+    for (size_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { Work(); });
+    }
+  }
+  ~BoundedThreadPool() override = default;
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock<std::mutex> l(mu_);
+    not_full_.wait(l, [&] { return jobs_.size() < hard_limit_ || shutdown_; });
+    jobs_.push_back(std::move(fn));
+    queued_.store(jobs_.size(), std::memory_order_relaxed);
+    not_empty_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      shutdown_ = true;
+    }
+    not_empty_.notify_all();
+    not_full_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  // Connections accepted but not yet picked up by a worker thread.
+  size_t queued() const { return queued_.load(std::memory_order_relaxed); }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        not_empty_.wait(l, [&] { return !jobs_.empty() || shutdown_; });
+        if (shutdown_ && jobs_.empty()) return;
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+        queued_.store(jobs_.size(), std::memory_order_relaxed);
+      }
+      not_full_.notify_one();
+      fn();
+    }
+  }
+
+  const size_t hard_limit_;
+  std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::deque<std::function<void()>> jobs_;
+  std::atomic<size_t> queued_{0};
+  bool shutdown_ = false;
+  std::vector<std::thread> threads_;
+};
 
 }  // namespace analytics::server
 

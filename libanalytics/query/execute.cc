@@ -310,10 +310,17 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
   std::vector<std::string> scratch;
   std::vector<std::string_view> parts;
 
+  const std::vector<Goal>* goal_list = nullptr;
+  for (const DimSpec& d : q.dims) {
+    if (d.name == kGoalDimName) goal_list = q.goals.get();
+  }
+  std::string_view cur_goal;
+  absl::InlinedVector<std::string_view, 4> goal_vals;
   absl::Status s = src.store->ScanEvents(scan, [&](const Event& e) {
     if (!q.include_imports && e.imported) return true;
     auto get = [&](const Dimension& d) -> std::optional<std::string_view> {
       if (d.name == kVisitorDimName) return EventDimValue(e, d);
+      if (d.name == kGoalDimName) return cur_goal;
       if (d.kind == DimKind::kExit) {
         auto it = exits.find(e.session_id);
         return it == exits.end() ? std::string_view(e.s_exit_page)
@@ -325,6 +332,16 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
     };
     const bool match = !q.filter || q.filter->Eval(get);
     const bool in_range = e.ts_ms >= from_ms && e.ts_ms < to_ms;
+    // An event:goal breakdown: the event counts once per goal it completes.
+    goal_vals.clear();
+    if (goal_list == nullptr) {
+      goal_vals.emplace_back();
+    } else if (match) {
+      for (const Goal& g : *goal_list) {
+        if (g.Matches(e)) goal_vals.push_back(g.display_name);
+      }
+    }
+    if (e.is_engagement() && goal_list != nullptr) return true;
     if (e.is_engagement()) {
       if (match && in_range &&
           BuildKey(q, e.ts_ms, get, &key, &scratch, &parts)) {
@@ -344,13 +361,16 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
     }
     const bool start_in =
         e.session_start_ms >= from_ms && e.session_start_ms < to_ms;
-    if (match && in_range &&
-        BuildKey(q, e.ts_ms, get, &key, &scratch, &parts)) {
-      Agg& a = rows->agg(rows->Get(key, parts));
-      a.exact = true;
-      a.m.pageviews += e.is_pageview();
-      a.m.events += 1;
-      a.vis.insert(e.visitor_id);
+    for (std::string_view gv : goal_vals) {
+      cur_goal = gv;
+      if (match && in_range &&
+          BuildKey(q, e.ts_ms, get, &key, &scratch, &parts)) {
+        Agg& a = rows->agg(rows->Get(key, parts));
+        a.exact = true;
+        a.m.pageviews += e.is_pageview();
+        a.m.events += 1;
+        a.vis.insert(e.visitor_id);
+      }
     }
     if (start_in) {
       Sess& ss = sessions[e.session_id];
@@ -361,12 +381,15 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
         ss.pageviews = e.s_pageviews;
         ss.start_ms = e.session_start_ms;
       }
-      if (match &&
-          BuildKey(q, e.session_start_ms, get, &key, &scratch, &parts)) {
-        uint32_t r = static_cast<uint32_t>(rows->Get(key, parts));
-        rows->agg(r).exact = true;
-        if (std::find(ss.rows.begin(), ss.rows.end(), r) == ss.rows.end()) {
-          ss.rows.push_back(r);
+      for (std::string_view gv : goal_vals) {
+        cur_goal = gv;
+        if (match &&
+            BuildKey(q, e.session_start_ms, get, &key, &scratch, &parts)) {
+          uint32_t r = static_cast<uint32_t>(rows->Get(key, parts));
+          rows->agg(r).exact = true;
+          if (std::find(ss.rows.begin(), ss.rows.end(), r) == ss.rows.end()) {
+            ss.rows.push_back(r);
+          }
         }
       }
     }
@@ -470,6 +493,16 @@ absl::StatusOr<std::vector<OutRow>> Compute(const QuerySpec& q_in,
     if (q.dims[i].name == kGoalDimName) gi = static_cast<int>(i);
   }
   if (gi < 0) return ComputeResolved(q, from_ms, to_ms, src, path);
+  // Goals that all answer from rollups: one rollup query each. Otherwise a
+  // single raw scan counts every goal (RunRaw's goal breakdown).
+  for (const Goal& g : *q.goals) {
+    QuerySpec sub = q;
+    sub.dims.erase(sub.dims.begin() + gi);
+    sub.filter = AndWith(q.filter, g.ToFilter());
+    if (!MakePlan(sub, from_ms, to_ms).rollups) {
+      return ComputeResolved(q, from_ms, to_ms, src, path);
+    }
+  }
   std::vector<OutRow> out;
   if (path) *path = "events";
   for (const Goal& g : *q.goals) {
@@ -539,7 +572,8 @@ absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
     for (size_t i = 0; i < q.dims.size(); ++i) {
       const DimSpec& d = q.dims[i];
       if (d.grain == TimeGrain::kNone &&
-          (d.dim.id == DimId::kName || d.dim.id == DimId::kProp)) {
+          (d.dim.id == DimId::kName || d.dim.id == DimId::kProp ||
+           d.name == kGoalDimName)) {
         continue;
       }
       t.dims.push_back(d);
@@ -609,7 +643,9 @@ absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
           }
           std::optional<size_t> d = ds.Find(key);
           int64_t base = d ? ds.agg(*d).visitors() : 0;
-          v = Ratio2(100.0 * visitors, static_cast<double>(base));
+          // Exact numerators over sketch denominators can overshoot.
+          v = std::min(100.0,
+                       Ratio2(100.0 * visitors, static_cast<double>(base)));
           break;
         }
       }

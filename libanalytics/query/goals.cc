@@ -42,7 +42,8 @@ std::shared_ptr<RE2> CompilePattern(std::string_view p) {
   return std::make_shared<RE2>(PagePatternRegex(p), o);
 }
 
-Filter Leaf(Filter::Op op, const char* dim_name, std::vector<std::string> vals) {
+Filter Leaf(Filter::Op op, const char* dim_name,
+            std::vector<std::string> vals) {
   Filter f;
   f.op = op;
   f.dim = *ParseDimension(dim_name);
@@ -91,7 +92,8 @@ Filter Goal::ToFilter() const {
   f.goal = true;
   if (is_page()) {
     f.children.push_back(Leaf(Filter::Op::kIs, "event:name", {"pageview"}));
-    Filter m = Leaf(Filter::Op::kMatches, "event:page", {PagePatternRegex(page_path)});
+    Filter m =
+        Leaf(Filter::Op::kMatches, "event:page", {PagePatternRegex(page_path)});
     m.regexes.push_back(page_re);
     f.children.push_back(std::move(m));
   } else {
@@ -151,16 +153,19 @@ absl::StatusOr<Goal> ParseGoal(std::string_view json) {
   const bool has_en = en != d.MemberEnd() && !en->value.IsNull();
   const bool has_pp = pp != d.MemberEnd() && !pp->value.IsNull();
   if (has_en == has_pp) {
-    return Bad("event_name", "exactly one of event_name or page_path is required");
+    return Bad("event_name",
+               "exactly one of event_name or page_path is required");
   }
   if (has_en) {
     if (!en->value.IsString() || en->value.GetStringLength() == 0) {
       return Bad("event_name", "expected a non-empty string");
     }
     g.event_name = Str(en->value);
-    if (g.event_name.size() > kMaxNameLength) return Bad("event_name", "too long");
+    if (g.event_name.size() > kMaxNameLength)
+      return Bad("event_name", "too long");
     if (g.event_name == "pageview" || g.event_name == "engagement") {
-      return Bad("event_name", "must be a custom event (use page_path for pageviews)");
+      return Bad("event_name",
+                 "must be a custom event (use page_path for pageviews)");
     }
     auto pr = d.FindMember("props");
     if (pr != d.MemberEnd() && !pr->value.IsNull()) {
@@ -220,7 +225,8 @@ absl::StatusOr<Funnel> ParseFunnel(std::string_view json) {
   if (st == d.MemberEnd() || !st->value.IsArray()) {
     return Bad("steps", "required list of 2 to 8 steps");
   }
-  if (st->value.Size() < kMinFunnelSteps || st->value.Size() > kMaxFunnelSteps) {
+  if (st->value.Size() < kMinFunnelSteps ||
+      st->value.Size() > kMaxFunnelSteps) {
     return Bad("steps", "a funnel has 2 to 8 steps");
   }
   for (const Value& s : st->value.GetArray()) {
@@ -244,7 +250,8 @@ absl::StatusOr<Funnel> ParseFunnel(std::string_view json) {
         step.page = v;
       }
       if (std::string_view(k) == "event") step.event = v;
-      step.label = std::string_view(k) == "page" ? absl::StrCat("Visit ", v) : v;
+      step.label =
+          std::string_view(k) == "page" ? absl::StrCat("Visit ", v) : v;
     }
     if (set != 1) {
       return Bad("steps", "each step has exactly one of goal, page or event");
@@ -337,8 +344,7 @@ absl::StatusOr<Goal> AddGoal(Store* store, int64_t site_id,
   return g;
 }
 
-absl::StatusOr<std::vector<Funnel>> ListFunnels(Store* store,
-                                                int64_t site_id) {
+absl::StatusOr<std::vector<Funnel>> ListFunnels(Store* store, int64_t site_id) {
   absl::StatusOr<std::vector<ConfigDoc>> docs =
       store->ListConfigDocs(kFunnelDocKind, site_id);
   if (!docs.ok()) return docs.status();

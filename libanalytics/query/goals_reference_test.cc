@@ -180,8 +180,9 @@ TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
     e.url = "https://example.com" + m.page;
     e.ts = absl::FromUnixMillis(m.ts_ms);
     e.ip = m.ip;
-    e.user_agent = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 "
-                   "Firefox/121.0";
+    e.user_agent =
+        "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 "
+        "Firefox/121.0";
     e.props = m.props;
     batch.push_back(e);
   }
@@ -274,10 +275,9 @@ TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
         d.first.insert(e.visitor);
         d.second++;
       }
-      auto ts = Rows(
-          query(body(R"(["visitors","events"])", R"(["time:day"])",
-                     absl::StrCat(R"([["is","event:goal",[")", g.name,
-                                  "\"]]]"))));
+      auto ts = Rows(query(
+          body(R"(["visitors","events"])", R"(["time:day"])",
+               absl::StrCat(R"([["is","event:goal",[")", g.name, "\"]]]"))));
       ASSERT_EQ(ts.size(), days.size());
       for (auto& [day, d] : days) {
         EXPECT_EQ(ts[day][0], d.first.size()) << day;
@@ -291,10 +291,9 @@ TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
         gall[entry].insert(e.visitor);
         if (g.match(e)) gconv[entry].insert(e.visitor);
       }
-      auto gr = Rows(query(
-          body(R"(["visitors","group_conversion_rate"])",
-               R"(["visit:entry_page"])",
-               absl::StrCat(R"([["is","event:goal",[")", g.name, "\"]]]"))));
+      auto gr = Rows(query(body(
+          R"(["visitors","group_conversion_rate"])", R"(["visit:entry_page"])",
+          absl::StrCat(R"([["is","event:goal",[")", g.name, "\"]]]"))));
       ASSERT_EQ(gr.size(), gconv.size());
       for (auto& [entry, c] : gconv) {
         EXPECT_EQ(gr[entry][0], c.size()) << entry;
@@ -318,8 +317,8 @@ TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
             R"(["visitors","pageviews"])", "[]",
             absl::StrCat(R"([["is","visit:entry_page",["/"]],[")", op,
                          R"(",["is","event:goal",[")", g.name, "\"]]]]"))));
-        std::vector<double> got = hd.contains("") ? hd[""]
-                                                  : std::vector<double>{0, 0};
+        std::vector<double> got =
+            hd.contains("") ? hd[""] : std::vector<double>{0, 0};
         EXPECT_EQ(got[0], vis.size()) << op;
         EXPECT_EQ(got[1], pv) << op;
       }
@@ -328,7 +327,9 @@ TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
     // Funnels: session and 1-day window, unfiltered and filtered.
     const std::vector<std::function<bool(const MEvent&)>> steps = {
         goals[3].match,  // Visit /blog/*
-        [](const MEvent& e) { return e.name == "pageview" && e.page == "/pricing"; },
+        [](const MEvent& e) {
+          return e.name == "pageview" && e.page == "/pricing";
+        },
         goals[0].match,  // Signup
         goals[2].match,  // Purchase
     };
@@ -348,8 +349,7 @@ TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
         std::map<std::string, std::vector<const MEvent*>> groups;
         for (const MEvent& e : events) {
           if (!in(range, e) || !ok_sessions.contains(e.session)) continue;
-          groups[window ? e.visitor
-                        : absl::StrCat(e.visitor, "#", e.session)]
+          groups[window ? e.visitor : absl::StrCat(e.visitor, "#", e.session)]
               .push_back(&e);
         }
         auto prefix = [&](const std::vector<const MEvent*>& evs, size_t from,
@@ -413,7 +413,8 @@ TEST_P(GoalsReferenceTest, GoalsAndFunnelsMatchBruteForce) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, GoalsReferenceTest, ::testing::Values(1, 2, 3, 4));
+INSTANTIATE_TEST_SUITE_P(Seeds, GoalsReferenceTest,
+                         ::testing::Values(1, 2, 3, 4));
 
 TEST(GoalsTest, PatternsAndValidation) {
   RE2 re(PagePatternRegex("/blog/*"));
@@ -425,7 +426,9 @@ TEST(GoalsTest, PatternsAndValidation) {
   RE2 re3(PagePatternRegex("/a.b?"));
   EXPECT_TRUE(RE2::FullMatch("/a.b?", re3));
   EXPECT_FALSE(RE2::FullMatch("/axb", re3));
-  auto err = [](const char* j) { return std::string(ParseGoal(j).status().message()); };
+  auto err = [](const char* j) {
+    return std::string(ParseGoal(j).status().message());
+  };
   EXPECT_EQ(err("{}").rfind("event_name:", 0), 0u);
   EXPECT_EQ(err(R"({"page_path":"blog"})").rfind("page_path:", 0), 0u);
   EXPECT_EQ(err(R"({"event_name":"x","props":[1]})").rfind("props:", 0), 0u);
@@ -435,9 +438,10 @@ TEST(GoalsTest, PatternsAndValidation) {
   EXPECT_EQ(ferr(R"({"steps":[{"page":"/a"}]})").rfind("steps:", 0), 0u);
   EXPECT_EQ(ferr(R"({"steps":[{"page":"/a"},{"x":"/b"}]})").rfind("steps:", 0),
             0u);
-  EXPECT_EQ(ferr(R"({"steps":[{"page":"/a"},{"page":"/b"}],"window_seconds":0})")
-                .rfind("window_seconds:", 0),
-            0u);
+  EXPECT_EQ(
+      ferr(R"({"steps":[{"page":"/a"},{"page":"/b"}],"window_seconds":0})")
+          .rfind("window_seconds:", 0),
+      0u);
   EXPECT_TRUE(ParseFunnel(R"({"steps":[{"page":"/a"},{"goal":"G"}]})").ok());
 }
 

@@ -100,9 +100,10 @@ absl::StatusOr<Filter> ParseFilter(const Value& v, int depth) {
     for (const Dimension& d : dims) {
       if (d.name != kGoalDimName && d.kind != DimKind::kEvent &&
           d.kind != DimKind::kProp) {
-        return Bad("filters", absl::StrCat("'", AV(op),
-                                           "' takes event:goal, event:name, "
-                                           "event:page or event:props filters"));
+        return Bad("filters",
+                   absl::StrCat("'", AV(op),
+                                "' takes event:goal, event:name, "
+                                "event:page or event:props filters"));
       }
     }
     f.children.push_back(*std::move(child));
@@ -442,12 +443,12 @@ absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
         }
       }
       if (!goal) {
-        return Bad("metrics",
-                   absl::StrCat(m == Metric::kConversionRate
-                                    ? "conversion_rate"
-                                    : "group_conversion_rate",
-                                " requires an event:goal (or event:name) "
-                                "filter or dimension"));
+        return Bad(
+            "metrics",
+            absl::StrCat(m == Metric::kConversionRate ? "conversion_rate"
+                                                      : "group_conversion_rate",
+                         " requires an event:goal (or event:name) "
+                         "filter or dimension"));
       }
     }
   }

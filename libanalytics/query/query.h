@@ -14,6 +14,11 @@
 //   - Rows whose breakdown value is empty are left out, except for
 //     visit:source and visit:referrer, whose empty value is "Direct / None".
 //   - Time buckets are in the site's time zone.
+//   - event:goal (dimension and filter), conversion_rate,
+//     group_conversion_rate and has_done / has_not_done are defined in
+//     goals.h: goal filters are resolved into event:name / event:page /
+//     event:props filters, behavioural filters into visitor sets, before
+//     planning.
 // Planner: rollups answer when the filters and non-time breakdown use at most
 // one rollup dimension, the range aligns with the rollup buckets, and, for
 // event dimensions, the metrics are ones rollups hold for them, and no
@@ -51,8 +56,8 @@ enum class Metric {
   kPercentage,
   kConversionRate,       // goal visitors / visitors (per time bucket)
   kGroupConversionRate,  // goal visitors / visitors of the same group
-  kScrollDepth,  // avg of max scroll depth % per (session, page)
-  kTimeOnPage,   // avg engaged seconds per (session, page)
+  kScrollDepth,          // avg of max scroll depth % per (session, page)
+  kTimeOnPage,           // avg engaged seconds per (session, page)
 };
 
 enum class TimeGrain { kNone, kHour, kDay, kWeek, kMonth };

@@ -116,6 +116,11 @@ class GoalsHttpTest(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         got = {x["goal"]: x["visitors"] for x in r.json()["results"]}
         self.assertEqual(got, {"Signup": 1, "Visit /blog/*": 1, "Any blog": 2})
+        r = self.srv.admin("GET", f"/api/v1/stats/aggregate?site_id={SITE}"
+                           "&period=day&metrics=visitors,pageviews"
+                           "&filters=event:goal%3D%3DAny%20blog")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["results"]["visitors"]["value"], 2, r)
 
         # Funnels.
         steps = [{"page": "/"}, {"goal": "Any blog"}, {"page": "/pricing"},
