@@ -1339,8 +1339,9 @@ void Server::AddRoutes(httplib::Server& svr) {
       metrics_.Dropped("overloaded", 1);
       res.set_header("Retry-After", "1");
       res.set_header("Connection", "close");
-      ReplyJson(res, 503,
-                ErrorJson("overloaded: too many requests waiting, retry later"));
+      ReplyJson(
+          res, 503,
+          ErrorJson("overloaded: too many requests waiting, retry later"));
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
@@ -1445,6 +1446,9 @@ int Main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Over a file size limit (RLIMIT_FSIZE), a write fails with EFBIG and the
+  // store reports it (503), instead of the process being killed.
+  signal(SIGXFSZ, SIG_IGN);
 
   EnsureStoreDir(store_url);
   Options options;
@@ -1494,7 +1498,8 @@ int Main(int argc, char** argv) {
   svr.set_read_timeout(5, 0);
   svr.set_write_timeout(5, 0);
   svr.set_payload_max_length(kMaxBody);
-  const int64_t max_queued = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queued));
+  const int64_t max_queued =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queued));
   std::atomic<BoundedThreadPool*> pool{nullptr};
   svr.new_task_queue = [threads, max_queued, &pool] {
     auto* p = new BoundedThreadPool(
