@@ -1,6 +1,7 @@
 // PostgreSQL Coordinator (see postgres_coordinator.h). Owns: the coord_*
-// tables, their statements and a small connection pool. (The pool follows
-// store/postgres_store.cc, whose helpers are private to it.)
+// tables, their statements and a small connection pool. Result ownership,
+// password redaction and error description are net/pg_conn.h, shared with
+// store/postgres_store.cc.
 #include "libanalytics/coord/postgres_coordinator.h"
 
 #include <libpq-fe.h>
@@ -28,6 +29,8 @@
 #include "absl/time/time.h"
 #include "libanalytics/coord/coord_common.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/net/idle_pool.h"
+#include "libanalytics/net/pg_conn.h"
 
 namespace analytics {
 namespace {
@@ -167,10 +170,7 @@ constexpr char kSweepSql[] =
 // ---------------------------------------------------------------------------
 // Parameters and values.
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
+using Result = net::PgResult;
 
 // Statement parameters: text, or one binary bytea.
 class Params {
@@ -244,9 +244,7 @@ class ArrayLiteral {
   std::string s_;
 };
 
-int64_t Int(const PGresult* r, int row, int col) {
-  return std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
-}
+constexpr auto* Int = &net::PgInt;
 
 int Hex(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -279,41 +277,22 @@ absl::Status CheckNoNul(std::string_view s, absl::string_view what) {
       absl::StrCat("coordinator: postgres: ", what, " holds a NUL byte"));
 }
 
+// coord::CheckLease, and no NUL in the name or holder (text columns).
+absl::Status CheckLeaseArgs(std::string_view name, std::string_view holder) {
+  absl::Status st = coord::CheckLease(name, holder);
+  if (st.ok()) st = CheckNoNul(name, "lease name");
+  if (st.ok()) st = CheckNoNul(holder, "lease holder");
+  return st;
+}
+
 // ---------------------------------------------------------------------------
 // Connections.
 
-std::string Redact(std::string msg, const std::string& password) {
-  if (password.empty()) return msg;
-  return absl::StrReplaceAll(msg, {{password, "***"}});
-}
+using net::UrlPassword;
 
-// The password of a URL ("scheme://user:pass@host..."), or "".
-std::string UrlPassword(std::string_view url) {
-  size_t start = url.find("://");
-  if (start == std::string_view::npos) return "";
-  start += 3;
-  size_t at = url.find('@', start);
-  if (at == std::string_view::npos) return "";
-  std::string_view userinfo = url.substr(start, at - start);
-  size_t colon = userinfo.find(':');
-  if (colon == std::string_view::npos) return "";
-  return std::string(userinfo.substr(colon + 1));
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-class Conn {
+class Conn : public net::PgConn {
  public:
-  Conn(PGconn* c, const std::string* password) : c_(c), password_(password) {}
-  ~Conn() { PQfinish(c_); }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  PGconn* get() const { return c_; }
-  bool broken() const { return PQstatus(c_) != CONNECTION_OK; }
+  using PgConn::PgConn;
 
   absl::StatusOr<Result> Exec(const char* sql, const Params& p,
                               absl::string_view what) {
@@ -332,28 +311,14 @@ class Conn {
     ExecStatusType st =
         r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r.get());
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-    const char* state =
-        r == nullptr ? nullptr : PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
-    std::string sqlstate = state == nullptr ? "" : state;
-    std::string detail = Trim(r != nullptr && PQresultErrorMessage(r.get())[0]
-                                  ? PQresultErrorMessage(r.get())
-                                  : PQerrorMessage(c_));
-    std::string msg =
-        Redact(absl::StrCat("coordinator: postgres: ", what, ": ", detail),
-               *password_);
-    if (broken() || sqlstate.rfind("08", 0) == 0 ||
-        sqlstate.rfind("57P", 0) == 0 || sqlstate.rfind("53", 0) == 0 ||
-        sqlstate == "40001" || sqlstate == "40P01") {
-      return absl::UnavailableError(msg);
-    }
+    net::PgError e = Describe(r.get(), "coordinator", SV(what));
+    if (e.transient) return absl::UnavailableError(e.message);
     // Data exceptions (e.g. text that is not valid UTF-8) are the caller's.
-    if (sqlstate.rfind("22", 0) == 0) return absl::InvalidArgumentError(msg);
-    return absl::InternalError(msg);
+    if (e.sqlstate.rfind("22", 0) == 0) {
+      return absl::InvalidArgumentError(e.message);
+    }
+    return absl::InternalError(e.message);
   }
-
- private:
-  PGconn* c_;
-  const std::string* password_;
 };
 
 class PostgresCoordinator : public Coordinator {
@@ -493,12 +458,7 @@ class PostgresCoordinator : public Coordinator {
 
   absl::StatusOr<bool> TryLease(std::string_view name, std::string_view holder,
                                 absl::Duration ttl) override {
-    if (absl::Status st = coord::CheckLease(name, holder); !st.ok()) {
-      return st;
-    }
-    absl::Status st = CheckNoNul(name, "lease name");
-    if (st.ok()) st = CheckNoNul(holder, "lease holder");
-    if (!st.ok()) return st;
+    if (absl::Status st = CheckLeaseArgs(name, holder); !st.ok()) return st;
     Params p;
     p.Text(std::string(name)).Text(std::string(holder)).Int(coord::TtlMs(ttl));
     absl::StatusOr<Result> r = Run(kLeaseSql, p, "lease");
@@ -508,12 +468,7 @@ class PostgresCoordinator : public Coordinator {
 
   absl::Status ReleaseLease(std::string_view name,
                             std::string_view holder) override {
-    if (absl::Status st = coord::CheckLease(name, holder); !st.ok()) {
-      return st;
-    }
-    absl::Status st = CheckNoNul(name, "lease name");
-    if (st.ok()) st = CheckNoNul(holder, "lease holder");
-    if (!st.ok()) return st;
+    if (absl::Status st = CheckLeaseArgs(name, holder); !st.ok()) return st;
     Params p;
     p.Text(std::string(name)).Text(std::string(holder));
     return Run(kReleaseSql, p, "release lease").status();
@@ -639,17 +594,12 @@ class PostgresCoordinator : public Coordinator {
   }
 
   absl::StatusOr<std::unique_ptr<Conn>> Acquire(bool* fresh = nullptr) {
-    while (true) {
-      std::unique_ptr<Conn> c;
-      {
-        absl::MutexLock lock(&pool_mu_);
-        if (idle_.empty()) break;
-        c = std::move(idle_.back());
-        idle_.pop_back();
-      }
-      // Reads what the server sent meanwhile (e.g. the FATAL message of a
-      // terminated backend): a dead connection is dropped here.
-      if (PQconsumeInput(c->get()) == 0 || c->broken()) continue;
+    // Reads what the server sent meanwhile (e.g. the FATAL message of a
+    // terminated backend): a dead connection is dropped here.
+    std::unique_ptr<Conn> c = idle_.Take([](const Conn& conn) {
+      return PQconsumeInput(conn.get()) != 0 && !conn.broken();
+    });
+    if (c != nullptr) {
       if (fresh != nullptr) *fresh = false;
       return c;
     }
@@ -662,27 +612,14 @@ class PostgresCoordinator : public Coordinator {
         PQtransactionStatus(c->get()) != PQTRANS_IDLE) {
       return;
     }
-    absl::MutexLock lock(&pool_mu_);
-    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+    idle_.Put(std::move(c));
   }
 
   absl::StatusOr<std::unique_ptr<Conn>> Connect() {
-    // URL parameters (e.g. connect_timeout) override these defaults.
-    const char* keys[] = {"connect_timeout", "application_name", "dbname",
-                          nullptr};
-    const char* values[] = {"10", "analytics-coord", url_.c_str(), nullptr};
-    PGconn* pg = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-    if (pg == nullptr) {
-      return absl::UnavailableError("coordinator: postgres: out of memory");
-    }
-    auto c = std::make_unique<Conn>(pg, &password_);
-    if (PQstatus(pg) != CONNECTION_OK) {
-      return absl::UnavailableError(
-          Redact(absl::StrCat("coordinator: postgres: cannot connect to '",
-                              Redact(url_, password_),
-                              "': ", Trim(PQerrorMessage(pg))),
-                 password_));
-    }
+    absl::StatusOr<PGconn*> pg =
+        net::ConnectPg(url_, "analytics-coord", "coordinator", password_);
+    if (!pg.ok()) return pg.status();
+    auto c = std::make_unique<Conn>(*pg, &password_);
     absl::Status st =
         c->ExecScript("SET bytea_output = 'hex'; SET client_encoding = 'UTF8'",
                       "configure session");
@@ -693,7 +630,7 @@ class PostgresCoordinator : public Coordinator {
   const std::string url_;
   const std::string password_;
   absl::Mutex pool_mu_;
-  std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(pool_mu_);
+  net::IdlePool<Conn> idle_{kMaxIdle};
   absl::Time last_sweep_ ABSL_GUARDED_BY(pool_mu_) = absl::Now();
 };
 

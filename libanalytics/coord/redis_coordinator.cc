@@ -1,16 +1,13 @@
 // Redis Coordinator (see redis_coordinator.h). Owns: the "an:c:" key layout,
-// the Lua scripts, URL parsing and a small connection pool. (The pool and URL
-// parser follow store/redis_store.cc, whose helpers are private to it.)
+// the Lua scripts, URL parsing and a small connection pool. The connection
+// itself, reply helpers and SIGPIPE handling are net/redis_conn.h, shared with
+// store/redis_store.cc.
 #include "libanalytics/coord/redis_coordinator.h"
 
 #include <hiredis/hiredis.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -31,11 +28,13 @@
 #include "absl/time/time.h"
 #include "libanalytics/coord/coord_common.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/net/idle_pool.h"
+#include "libanalytics/net/redis_conn.h"
 
 namespace analytics {
 namespace {
 
-using Args = std::vector<std::string>;
+using Args = net::RedisArgs;
 
 // KEYS[1]: session hash. ARGV: expected version, value, ttl_ms, new version.
 // Versions are decimal strings written only by this script, so they compare
@@ -71,35 +70,14 @@ end
 return 0
 )lua";
 
+using net::ParseInt;
+using net::ReplyInt;
+using net::ReplyPtr;
+using net::Str;
+using Conn = net::RedisConn;
+
 constexpr size_t kMaxIdle = 8;
 constexpr absl::Duration kTrimEvery = absl::Seconds(10);
-
-bool ParseInt(std::string_view s, int64_t* v) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-std::string Str(const redisReply* r) {
-  if (r == nullptr || r->str == nullptr) return "";
-  return std::string(r->str, r->len);
-}
-
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-bool ReplyInt(const redisReply* r, int64_t* v) {
-  if (r == nullptr) return false;
-  if (r->type == REDIS_REPLY_INTEGER) {
-    *v = r->integer;
-    return true;
-  }
-  if (r->type == REDIS_REPLY_STRING) {
-    return ParseInt(std::string_view(r->str, r->len), v);
-  }
-  return false;
-}
 
 // An error reply (or an unexpected reply) as a Status. Errors that mean "the
 // server cannot serve now" are Unavailable.
@@ -120,174 +98,35 @@ absl::Status ReplyError(const redisReply* r, absl::string_view what) {
   return absl::InternalError(full);
 }
 
-struct Config {
-  std::string host;
-  int port = 6379;
-  std::string user;
-  std::string password;
-  int db = 0;
-};
+using Config = net::RedisUrl;
 
-// "[[user]:password@]host[:port][/db]" (host may be "[v6]").
 absl::StatusOr<Config> ParseUrl(std::string_view rest) {
-  Config c;
-  std::string_view s = rest;
-  if (s.find('?') != std::string_view::npos) {
+  if (rest.find('?') != std::string_view::npos) {
     return absl::InvalidArgumentError(
         "coordinator: redis URL takes no parameters "
         "(redis://[[user]:password@]host[:port][/db])");
   }
-  size_t at = s.rfind('@');
-  if (at != std::string_view::npos) {
-    std::string_view cred = s.substr(0, at);
-    s = s.substr(at + 1);
-    size_t colon = cred.find(':');
-    if (colon == std::string_view::npos) {
-      c.password = std::string(cred);
-    } else {
-      c.user = std::string(cred.substr(0, colon));
-      c.password = std::string(cred.substr(colon + 1));
-    }
-  }
-  size_t slash = s.find('/');
-  if (slash != std::string_view::npos) {
-    std::string_view db = s.substr(slash + 1);
-    s = s.substr(0, slash);
-    int64_t v = 0;
-    if (!db.empty()) {
-      if (!ParseInt(db, &v) || v < 0 || v > 1000000) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "coordinator: redis URL: bad database number '", AV(db), "'"));
-      }
-      c.db = static_cast<int>(v);
-    }
-  }
-  std::string_view port_str;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos ||
-        (close + 1 < s.size() && s[close + 1] != ':')) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("coordinator: redis URL: bad host '", AV(s), "'"));
-    }
-    if (close + 1 < s.size()) port_str = s.substr(close + 2);
-    s = s.substr(1, close - 1);
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon != std::string_view::npos) {
-      port_str = s.substr(colon + 1);
-      s = s.substr(0, colon);
-    }
-  }
-  if (!port_str.empty()) {
-    int64_t port = 0;
-    if (!ParseInt(port_str, &port) || port <= 0 || port > 65535) {
+  Config c;
+  net::RedisUrlError e = net::ParseRedisUrl(rest, &c);
+  switch (e.kind) {
+    case net::RedisUrlError::kNone:
+      return c;
+    case net::RedisUrlError::kBadDb:
       return absl::InvalidArgumentError(absl::StrCat(
-          "coordinator: redis URL: bad port '", AV(port_str), "'"));
-    }
-    c.port = static_cast<int>(port);
+          "coordinator: redis URL: bad database number '", e.piece, "'"));
+    case net::RedisUrlError::kUnclosedBracket:
+    case net::RedisUrlError::kBadHost:
+      return absl::InvalidArgumentError(
+          absl::StrCat("coordinator: redis URL: bad host '", e.piece, "'"));
+    case net::RedisUrlError::kBadPort:
+      return absl::InvalidArgumentError(
+          absl::StrCat("coordinator: redis URL: bad port '", e.piece, "'"));
+    case net::RedisUrlError::kNoHost:
+      break;
   }
-  if (s.empty()) {
-    return absl::InvalidArgumentError(
-        "coordinator: redis URL has no host (redis://host[:port][/db])");
-  }
-  c.host = std::string(s);
-  return c;
+  return absl::InvalidArgumentError(
+      "coordinator: redis URL has no host (redis://host[:port][/db])");
 }
-
-// Blocks SIGPIPE in this thread while writing to a socket whose peer may be
-// gone (hiredis writes with send(…, 0)) and discards one raised meanwhile,
-// so that a program that does not ignore SIGPIPE is not killed.
-class ScopedNoSigpipe {
- public:
-  ScopedNoSigpipe() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~ScopedNoSigpipe() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigemptyset(&pending);
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        timespec zero{0, 0};
-        sigtimedwait(&pipe_, nullptr, &zero);
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  ScopedNoSigpipe(const ScopedNoSigpipe&) = delete;
-  ScopedNoSigpipe& operator=(const ScopedNoSigpipe&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool was_pending_ = false;
-};
-
-class Conn {
- public:
-  explicit Conn(redisContext* c) : c_(c) {}
-  ~Conn() { redisFree(c_); }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  bool broken() const { return broken_ || c_->err != 0; }
-
-  // An idle connection is usable when nothing is readable on it (a closed
-  // or killed connection reads EOF).
-  bool LooksAlive() const {
-    if (broken()) return false;
-    pollfd p{c_->fd, POLLIN, 0};
-    return poll(&p, 1, 0) == 0;
-  }
-
-  // Sends the commands and reads all replies (one round trip). Error
-  // replies are returned as replies; I/O errors as Unavailable.
-  absl::StatusOr<std::vector<ReplyPtr>> Pipeline(
-      const std::vector<Args>& cmds) {
-    if (broken()) return IoError();
-    ScopedNoSigpipe no_sigpipe;
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const Args& args : cmds) {
-      argv.clear();
-      lens.clear();
-      for (const std::string& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      if (redisAppendCommandArgv(c_, static_cast<int>(argv.size()), argv.data(),
-                                 lens.data()) != REDIS_OK) {
-        return IoError();
-      }
-    }
-    std::vector<ReplyPtr> out;
-    out.reserve(cmds.size());
-    for (size_t i = 0; i < cmds.size(); ++i) {
-      void* r = nullptr;
-      if (redisGetReply(c_, &r) != REDIS_OK || r == nullptr) return IoError();
-      out.emplace_back(static_cast<redisReply*>(r));
-    }
-    return out;
-  }
-
-  absl::Status IoError() {
-    broken_ = true;
-    return absl::UnavailableError(
-        absl::StrCat("coordinator: redis: connection error: ",
-                     c_->err != 0 ? c_->errstr : "connection lost"));
-  }
-
- private:
-  redisContext* c_;
-  bool broken_ = false;
-};
 
 struct Script {
   const char* text;
@@ -608,51 +447,28 @@ class RedisCoordinator : public Coordinator {
   }
 
   absl::StatusOr<std::unique_ptr<Conn>> Acquire() {
-    while (true) {
-      std::unique_ptr<Conn> c;
-      {
-        absl::MutexLock lock(&pool_mu_);
-        if (idle_.empty()) break;
-        c = std::move(idle_.back());
-        idle_.pop_back();
-      }
-      if (c->LooksAlive()) return c;
-    }
+    std::unique_ptr<Conn> c =
+        idle_.Take([](const Conn& conn) { return conn.LooksAlive(); });
+    if (c != nullptr) return c;
     return Connect();
   }
 
   void Release(std::unique_ptr<Conn> c) {
     if (c == nullptr || c->broken()) return;
-    absl::MutexLock lock(&pool_mu_);
-    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+    idle_.Put(std::move(c));
   }
 
   absl::StatusOr<std::unique_ptr<Conn>> Connect() {
-    timeval connect_timeout{3, 0};
-    redisContext* ctx =
-        redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, connect_timeout);
-    if (ctx == nullptr) {
-      return absl::UnavailableError(
-          "coordinator: redis: out of memory connecting");
-    }
-    auto conn = std::make_unique<Conn>(ctx);
-    if (ctx->err != 0) {
-      return absl::UnavailableError(
-          absl::StrCat("coordinator: redis: cannot connect to ", cfg_.host, ":",
-                       cfg_.port, ": ", ctx->errstr));
-    }
-    timeval io_timeout{10, 0};
-    redisSetTimeout(ctx, io_timeout);
+    absl::StatusOr<std::unique_ptr<Conn>> conn = net::ConnectRedis(
+        cfg_.host, cfg_.port, timeval{3, 0}, timeval{10, 0}, "coordinator");
+    if (!conn.ok()) return conn.status();
     std::vector<Args> setup;
     if (!cfg_.password.empty()) {
-      Args auth = {"AUTH"};
-      if (!cfg_.user.empty()) auth.push_back(cfg_.user);
-      auth.push_back(cfg_.password);
-      setup.push_back(std::move(auth));
+      setup.push_back(net::RedisAuthArgs(cfg_.user, cfg_.password));
     }
     if (cfg_.db != 0) setup.push_back({"SELECT", absl::StrCat(cfg_.db)});
     if (setup.empty()) return conn;
-    absl::StatusOr<std::vector<ReplyPtr>> r = conn->Pipeline(setup);
+    absl::StatusOr<std::vector<ReplyPtr>> r = (*conn)->Pipeline(setup);
     if (!r.ok()) return r.status();
     for (const ReplyPtr& rep : *r) {
       if (rep->type == REDIS_REPLY_ERROR) {
@@ -668,8 +484,7 @@ class RedisCoordinator : public Coordinator {
 
   const Config cfg_;
   Script cas_, lease_, release_;
-  absl::Mutex pool_mu_;
-  std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(pool_mu_);
+  net::IdlePool<Conn> idle_{kMaxIdle};
   absl::Mutex trim_mu_;
   absl::flat_hash_map<int64_t, absl::Time> last_trim_ ABSL_GUARDED_BY(trim_mu_);
 };

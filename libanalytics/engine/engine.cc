@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "libanalytics/core/dimensions.h"
+#include "libanalytics/core/secrets.h"
 #include "libanalytics/core/strings.h"
 #include "libanalytics/engine/engine_testing.h"
 #include "libanalytics/enrich/bots.h"
@@ -64,20 +65,6 @@ absl::Status ValidateDomain(std::string_view d) {
 }
 
 constexpr char kAdminTokenKey[] = "admin_token_sha256";
-
-// SHA-256 of a secret, hex (OpenSSL).
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), len));
-}
-
-bool ConstantTimeEqual(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
 
 // A random secret: prefix + 32 characters of [A-Za-z0-9] (190 bits).
 std::string NewSecret(std::string_view prefix) {

@@ -35,6 +35,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/net/idle_pool.h"
+#include "libanalytics/net/pg_conn.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/props_codec.h"
 #include "libanalytics/store/store_checks.h"
@@ -297,10 +299,7 @@ absl::StatusOr<std::string> DecodeBytea(std::string_view text) {
 // ---------------------------------------------------------------------------
 // Results and parameters.
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
+using Result = net::PgResult;
 
 std::string_view Value(const PGresult* r, int row, int col) {
   return std::string_view(PQgetvalue(r, row, col),
@@ -309,9 +308,7 @@ std::string_view Value(const PGresult* r, int row, int col) {
 bool IsNull(const PGresult* r, int row, int col) {
   return PQgetisnull(r, row, col) != 0;
 }
-int64_t Int(const PGresult* r, int row, int col) {
-  return std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
-}
+constexpr auto* Int = &net::PgInt;
 void Text(const PGresult* r, int row, int col, std::string* out) {
   if (IsNull(r, row, col)) {
     out->clear();
@@ -364,41 +361,12 @@ class Params {
 // ---------------------------------------------------------------------------
 // Connections.
 
-// Removes the password (when there is one) from a message.
-std::string Redact(std::string msg, const std::string& password) {
-  if (password.empty()) return msg;
-  return absl::StrReplaceAll(msg, {{password, "***"}});
-}
-
-// The password of a URL ("scheme://user:pass@host..."), or "".
-std::string UrlPassword(std::string_view url) {
-  size_t start = url.find("://");
-  if (start == std::string_view::npos) return "";
-  start += 3;
-  size_t at = url.find('@', start);
-  if (at == std::string_view::npos) return "";
-  std::string_view userinfo = url.substr(start, at - start);
-  size_t colon = userinfo.find(':');
-  if (colon == std::string_view::npos) return "";
-  return std::string(userinfo.substr(colon + 1));
-}
-
-// The URL with its password replaced by "***", for messages.
-std::string RedactedUrl(std::string_view url) {
-  std::string pw = UrlPassword(url);
-  return Redact(std::string(url), pw);
-}
+using net::UrlPassword;
 
 // One connection, leased from the pool by one thread at a time.
-class Conn {
+class Conn : public net::PgConn {
  public:
-  Conn(PGconn* c, const std::string* password) : c_(c), password_(password) {}
-  ~Conn() { PQfinish(c_); }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  PGconn* get() const { return c_; }
-  bool broken() const { return PQstatus(c_) != CONNECTION_OK; }
+  using PgConn::PgConn;
   // Whether any statement succeeded on this lease (then a failed call must
   // not be retried: it may have had effects).
   bool did_work() const { return did_work_; }
@@ -438,29 +406,14 @@ class Conn {
   }
 
   absl::Status Error(const PGresult* r, absl::string_view what) {
-    const char* state =
-        r == nullptr ? nullptr : PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    sqlstate_ = state == nullptr ? "" : state;
-    std::string detail = r != nullptr && PQresultErrorMessage(r)[0] != '\0'
-                             ? PQresultErrorMessage(r)
-                             : PQerrorMessage(c_);
-    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) {
-      detail.pop_back();
-    }
-    std::string msg = Redact(
-        absl::StrCat("store: postgres: ", what, ": ", detail), *password_);
-    if (broken() || sqlstate_.rfind("08", 0) == 0 ||
-        sqlstate_.rfind("57P", 0) == 0 || sqlstate_.rfind("53", 0) == 0 ||
-        sqlstate_ == "40001" || sqlstate_ == "40P01") {
-      return absl::UnavailableError(msg);
-    }
-    if (sqlstate_ == "23505") return absl::AlreadyExistsError(msg);
-    return absl::InternalError(msg);
+    net::PgError e = Describe(r, "store", SV(what));
+    sqlstate_ = std::move(e.sqlstate);
+    if (e.transient) return absl::UnavailableError(e.message);
+    if (sqlstate_ == "23505") return absl::AlreadyExistsError(e.message);
+    return absl::InternalError(e.message);
   }
 
  private:
-  PGconn* c_;
-  const std::string* password_;
   bool did_work_ = false;
   std::string sqlstate_;
 };
@@ -666,10 +619,7 @@ class PostgresStore : public Store {
     return std::unique_ptr<Store>(std::move(store));
   }
 
-  ~PostgresStore() override {
-    absl::MutexLock lock(&pool_mu_);
-    idle_.clear();
-  }
+  ~PostgresStore() override { idle_.Clear(); }
 
   // ---- Sites.
 
@@ -1425,25 +1375,10 @@ class PostgresStore : public Store {
   };
 
   absl::StatusOr<std::unique_ptr<Conn>> Connect() {
-    const char* keys[] = {"connect_timeout", "application_name", "dbname",
-                          nullptr};
-    const char* values[] = {"10", "analytics", url_.c_str(), nullptr};
-    PGconn* pg = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-    if (pg == nullptr) {
-      return absl::UnavailableError("store: postgres: out of memory");
-    }
-    auto c = std::make_unique<Conn>(pg, &password_);
-    if (PQstatus(pg) != CONNECTION_OK) {
-      std::string detail = PQerrorMessage(pg);
-      while (!detail.empty() &&
-             (detail.back() == '\n' || detail.back() == ' ')) {
-        detail.pop_back();
-      }
-      return absl::UnavailableError(
-          Redact(absl::StrCat("store: postgres: cannot connect to '",
-                              RedactedUrl(url_), "': ", detail),
-                 password_));
-    }
+    absl::StatusOr<PGconn*> pg =
+        net::ConnectPg(url_, "analytics", "store", password_);
+    if (!pg.ok()) return pg.status();
+    auto c = std::make_unique<Conn>(*pg, &password_);
     // Hex bytea output and UTF-8 are what the decoders expect.
     absl::Status st =
         c->ExecScript("SET bytea_output = 'hex'; SET client_encoding = 'UTF8'",
@@ -1454,19 +1389,14 @@ class PostgresStore : public Store {
   }
 
   absl::StatusOr<Lease> Acquire() {
-    while (true) {
-      std::unique_ptr<Conn> c;
-      {
-        absl::MutexLock lock(&pool_mu_);
-        if (idle_.empty()) break;
-        c = std::move(idle_.back());
-        idle_.pop_back();
-      }
-      // Reads what the server may have sent meanwhile (e.g. the FATAL message
-      // of a terminated backend): a dead connection is dropped here.
-      if (PQconsumeInput(c->get()) == 0 || c->broken()) continue;
-      c->reset_lease();
-      return Lease(this, std::move(c));
+    // Reads what the server may have sent meanwhile (e.g. the FATAL message
+    // of a terminated backend): a dead connection is dropped here.
+    std::unique_ptr<Conn> idle = idle_.Take([](const Conn& conn) {
+      return PQconsumeInput(conn.get()) != 0 && !conn.broken();
+    });
+    if (idle != nullptr) {
+      idle->reset_lease();
+      return Lease(this, std::move(idle));
     }
     absl::StatusOr<std::unique_ptr<Conn>> c = Connect();
     if (!c.ok()) return c.status();
@@ -1475,8 +1405,7 @@ class PostgresStore : public Store {
 
   void Release(std::unique_ptr<Conn> c) {
     if (c->broken() || PQtransactionStatus(c->get()) != PQTRANS_IDLE) return;
-    absl::MutexLock lock(&pool_mu_);
-    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+    idle_.Put(std::move(c));
   }
 
   // Runs fn(conn) on a leased connection. When fn fails because the
@@ -1731,8 +1660,7 @@ class PostgresStore : public Store {
 
   const std::string url_;
   const std::string password_;
-  absl::Mutex pool_mu_;
-  std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(pool_mu_);
+  net::IdlePool<Conn> idle_{kMaxIdle};
   absl::Mutex append_mu_;
   absl::Mutex part_mu_;
   std::set<absl::CivilMonth> partitions_ ABSL_GUARDED_BY(part_mu_);

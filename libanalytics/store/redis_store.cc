@@ -3,13 +3,9 @@
 #include "libanalytics/store/redis_store.h"
 
 #include <hiredis/hiredis.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -30,13 +26,15 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/net/idle_pool.h"
+#include "libanalytics/net/redis_conn.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/store_checks.h"
 
 namespace analytics {
 namespace {
 
-using Args = std::vector<std::string>;
+using Args = net::RedisArgs;
 
 // ---------------------------------------------------------------------------
 // Lua scripts. Keys are built inside the scripts (single-instance Redis).
@@ -492,36 +490,15 @@ std::string Seq20(int64_t seq) {
   return buf;
 }
 
-bool ParseInt(std::string_view s, int64_t* v) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return ec == std::errc() && p == s.data() + s.size();
-}
+using net::ParseInt;
+using net::ReplyInt;
+using net::ReplyPtr;
+using net::Str;
+using Conn = net::RedisConn;
 
 int64_t ParseIntOr0(std::string_view s) {
   int64_t v = 0;
   return ParseInt(s, &v) ? v : 0;
-}
-
-std::string Str(const redisReply* r) {
-  if (r == nullptr || r->str == nullptr) return "";
-  return std::string(r->str, r->len);
-}
-
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// An integer reply (or a decimal string reply) as int64.
-bool ReplyInt(const redisReply* r, int64_t* v) {
-  if (r == nullptr) return false;
-  if (r->type == REDIS_REPLY_INTEGER) {
-    *v = r->integer;
-    return true;
-  }
-  if (r->type == REDIS_REPLY_STRING)
-    return ParseInt(std::string_view(r->str, r->len), v);
-  return false;
 }
 
 // HGETALL reply -> field map.
@@ -539,12 +516,7 @@ absl::Status ReplyError(const redisReply* r, absl::string_view what) {
       absl::StrCat("store: redis: ", what, ": ", Str(r)));
 }
 
-struct Config {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string user;
-  std::string password;
-  int db = 0;
+struct Config : net::RedisUrl {
   bool allow_no_aof = false;
 };
 
@@ -569,181 +541,31 @@ absl::StatusOr<Config> ParseUrl(std::string_view rest) {
       }
     }
   }
-  size_t at = s.rfind('@');
-  if (at != std::string_view::npos) {
-    std::string_view cred = s.substr(0, at);
-    s = s.substr(at + 1);
-    size_t colon = cred.find(':');
-    if (colon == std::string_view::npos) {
-      c.password = std::string(cred);
-    } else {
-      c.user = std::string(cred.substr(0, colon));
-      c.password = std::string(cred.substr(colon + 1));
-    }
-  }
-  size_t slash = s.find('/');
-  if (slash != std::string_view::npos) {
-    std::string_view db = s.substr(slash + 1);
-    s = s.substr(0, slash);
-    int64_t v = 0;
-    if (!db.empty()) {
-      if (!ParseInt(db, &v) || v < 0 || v > 1000000) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "store: redis URL: bad database number '", AV(db), "'"));
-      }
-      c.db = static_cast<int>(v);
-    }
-  }
-  // host, host:port, [v6], [v6]:port
-  std::string_view port_str;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos) {
+  net::RedisUrlError e = net::ParseRedisUrl(s, &c);
+  switch (e.kind) {
+    case net::RedisUrlError::kNone:
+      return c;
+    case net::RedisUrlError::kBadDb:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "store: redis URL: bad database number '", e.piece, "'"));
+    case net::RedisUrlError::kUnclosedBracket:
       return absl::InvalidArgumentError(
           absl::StrCat("store: redis URL: unclosed '[' in '", AV(rest), "'"));
-    }
-    if (close + 1 < s.size()) {
-      if (s[close + 1] != ':') {
-        return absl::InvalidArgumentError(
-            absl::StrCat("store: redis URL: bad host in '", AV(rest), "'"));
-      }
-      port_str = s.substr(close + 2);
-    }
-    s = s.substr(1, close - 1);
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon != std::string_view::npos) {
-      port_str = s.substr(colon + 1);
-      s = s.substr(0, colon);
-    }
-  }
-  if (!port_str.empty()) {
-    int64_t port = 0;
-    if (!ParseInt(port_str, &port) || port <= 0 || port > 65535) {
+    case net::RedisUrlError::kBadHost:
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: redis URL: bad host in '", AV(rest), "'"));
+    case net::RedisUrlError::kBadPort:
       return absl::InvalidArgumentError(
           absl::StrCat("store: redis URL: bad port in '", AV(rest), "'"));
-    }
-    c.port = static_cast<int>(port);
+    case net::RedisUrlError::kNoHost:
+      break;
   }
-  if (s.empty()) {
-    return absl::InvalidArgumentError(
-        "store: redis URL has no host (redis://host:port[/db])");
-  }
-  c.host = std::string(s);
-  return c;
+  return absl::InvalidArgumentError(
+      "store: redis URL has no host (redis://host:port[/db])");
 }
 
 // ---------------------------------------------------------------------------
 // Connections.
-
-// Blocks SIGPIPE in this thread while writing to a socket whose peer may be
-// gone (hiredis writes with send(…, 0)), and discards a SIGPIPE raised
-// meanwhile, so that an embedding program that does not ignore SIGPIPE is not
-// killed; the write error itself is reported as Unavailable.
-class ScopedNoSigpipe {
- public:
-  ScopedNoSigpipe() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~ScopedNoSigpipe() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigemptyset(&pending);
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        timespec zero{0, 0};
-        sigtimedwait(&pipe_, nullptr, &zero);
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  ScopedNoSigpipe(const ScopedNoSigpipe&) = delete;
-  ScopedNoSigpipe& operator=(const ScopedNoSigpipe&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool was_pending_ = false;
-};
-
-class Conn {
- public:
-  explicit Conn(redisContext* c) : c_(c) {}
-  ~Conn() { redisFree(c_); }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  bool broken() const { return broken_ || c_->err != 0; }
-
-  // True when an idle connection looks usable: nothing is readable on it (a
-  // closed or killed connection reads EOF).
-  bool LooksAlive() const {
-    if (broken()) return false;
-    pollfd p{c_->fd, POLLIN, 0};
-    return poll(&p, 1, 0) == 0;
-  }
-
-  void Append(const Args& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (const std::string& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(c_, static_cast<int>(argv.size()), argv.data(),
-                               lens.data()) != REDIS_OK) {
-      broken_ = true;
-    }
-    ++pending_;
-  }
-
-  // Sends the appended commands and reads all their replies. Error replies
-  // are returned as replies; I/O errors as Unavailable.
-  absl::StatusOr<std::vector<ReplyPtr>> Flush() {
-    std::vector<ReplyPtr> out;
-    out.reserve(pending_);
-    int n = pending_;
-    pending_ = 0;
-    if (broken()) return IoError();
-    ScopedNoSigpipe no_sigpipe;
-    for (int i = 0; i < n; ++i) {
-      void* r = nullptr;
-      if (redisGetReply(c_, &r) != REDIS_OK || r == nullptr) {
-        broken_ = true;
-        return IoError();
-      }
-      out.emplace_back(static_cast<redisReply*>(r));
-    }
-    return out;
-  }
-
-  absl::StatusOr<ReplyPtr> Command(const Args& args) {
-    Append(args);
-    absl::StatusOr<std::vector<ReplyPtr>> r = Flush();
-    if (!r.ok()) return r.status();
-    return std::move((*r)[0]);
-  }
-
-  absl::Status IoError() {
-    broken_ = true;
-    return absl::UnavailableError(
-        absl::StrCat("store: redis: connection error: ",
-                     c_->err != 0 ? c_->errstr : "connection lost"));
-  }
-
- private:
-  redisContext* c_;
-  bool broken_ = false;
-  int pending_ = 0;
-};
 
 struct Script {
   const char* text;
@@ -843,15 +665,11 @@ class RedisStore : public Store {
     return std::unique_ptr<Store>(std::move(store));
   }
 
-  ~RedisStore() override {
-    absl::MutexLock lock(&pool_mu_);
-    idle_.clear();
-  }
+  ~RedisStore() override { idle_.Clear(); }
 
   void Release(std::unique_ptr<Conn> c) {
     if (c == nullptr || c->broken()) return;
-    absl::MutexLock lock(&pool_mu_);
-    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+    idle_.Put(std::move(c));
   }
 
   // ---- Sites.
@@ -1562,14 +1380,9 @@ class RedisStore : public Store {
 
   // Used by Lease.
   absl::StatusOr<Lease> Acquire() {
-    {
-      absl::MutexLock lock(&pool_mu_);
-      while (!idle_.empty()) {
-        std::unique_ptr<Conn> c = std::move(idle_.back());
-        idle_.pop_back();
-        if (c->LooksAlive()) return Lease(this, std::move(c));
-      }
-    }
+    std::unique_ptr<Conn> c =
+        idle_.Take([](const Conn& conn) { return conn.LooksAlive(); });
+    if (c != nullptr) return Lease(this, std::move(c));
     return Connect();
   }
 
@@ -1620,25 +1433,13 @@ class RedisStore : public Store {
   }
 
   absl::StatusOr<Lease> Connect() {
-    timeval connect_timeout{5, 0};
-    redisContext* ctx =
-        redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, connect_timeout);
-    if (ctx == nullptr) {
-      return absl::UnavailableError("store: redis: out of memory connecting");
-    }
-    auto conn = std::make_unique<Conn>(ctx);
-    if (ctx->err != 0) {
-      return absl::UnavailableError(
-          absl::StrCat("store: redis: cannot connect to ", cfg_.host, ":",
-                       cfg_.port, ": ", ctx->errstr));
-    }
-    timeval io_timeout{60, 0};
-    redisSetTimeout(ctx, io_timeout);
+    absl::StatusOr<std::unique_ptr<Conn>> c = net::ConnectRedis(
+        cfg_.host, cfg_.port, timeval{5, 0}, timeval{60, 0}, "store");
+    if (!c.ok()) return c.status();
+    std::unique_ptr<Conn> conn = *std::move(c);
     if (!cfg_.password.empty()) {
-      Args auth = {"AUTH"};
-      if (!cfg_.user.empty()) auth.push_back(cfg_.user);
-      auth.push_back(cfg_.password);
-      absl::StatusOr<ReplyPtr> r = conn->Command(auth);
+      absl::StatusOr<ReplyPtr> r =
+          conn->Command(net::RedisAuthArgs(cfg_.user, cfg_.password));
       if (!r.ok()) return r.status();
       if ((*r)->type == REDIS_REPLY_ERROR) {
         return absl::PermissionDeniedError(
@@ -1834,8 +1635,7 @@ class RedisStore : public Store {
   }
 
   const Config cfg_;
-  absl::Mutex pool_mu_;
-  std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(pool_mu_);
+  net::IdlePool<Conn> idle_{kMaxIdle};
   Script append_{kAppendLua, ""};
   Script add_site_{kAddSiteLua, ""};
   Script update_site_{kUpdateSiteLua, ""};

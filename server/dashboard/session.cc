@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "libanalytics/core/secrets.h"
 
 namespace analytics::server {
 namespace {
@@ -105,16 +106,11 @@ std::string RandomHex(size_t bytes) {
 }
 
 std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), len));
+  return analytics::Sha256Hex(data);
 }
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return analytics::ConstantTimeEqual(a, b);
 }
 
 std::string CookieValue(std::string_view header, std::string_view name) {
