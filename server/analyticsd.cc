@@ -401,7 +401,15 @@ class Metrics {
         s.queue_depth,
         "\n# HELP analytics_live_sessions Sessions held in memory.\n"
         "# TYPE analytics_live_sessions gauge\nanalytics_live_sessions ",
-        s.live_sessions, "\n");
+        s.live_sessions,
+        "\n# HELP analytics_coordinator_round_trips_total Round trips to a "
+        "shared coordinator for session state.\n"
+        "# TYPE analytics_coordinator_round_trips_total counter\n"
+        "analytics_coordinator_round_trips_total ",
+        s.coord_round_trips,
+        "\n# HELP analytics_leader 1 while this worker holds the leader "
+        "lease.\n# TYPE analytics_leader gauge\nanalytics_leader ",
+        engine.IsLeader() ? 1 : 0, "\n");
     return out;
   }
 
@@ -1212,7 +1220,12 @@ void Server::AddOperations(httplib::Server& svr) {
       w.EndObject();
       return ReplyJson(res, 503, buf.GetString());
     }
-    ReplyJson(res, 200, R"({"status":"ready"})");
+    const std::string name = engine_.WorkerName();
+    ReplyJson(res, 200,
+              absl::StrCat(R"({"status":"ready","role":")",
+                           engine_.IsLeader() ? "leader" : "follower",
+                           R"(","worker":)",
+                           name.substr(name.rfind(':') + 1), "}"));
   });
   svr.Get("/metrics", [this](Req, Res res) {
     std::string text = metrics_.Render(engine_);

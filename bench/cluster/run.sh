@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ingestion through HAProxy (TLS) against 1 and then 3 analyticsd workers on
+# Ingestion through HAProxy (TLS) against 1, 2 and then 3 analyticsd workers on
 # PostgreSQL (store) + Redis (coordinator), side by side in one run, plus a
 # single-process SQLite analyticsd without a balancer as the reference.
 #
@@ -9,7 +9,8 @@
 # Uses deploy/local-cluster in a temporary state directory (so the cluster
 # is exactly what `deploy/local-cluster up` gives), with per-IP and per-site
 # rate limits off. "1 worker" = workers 2 and 3 stopped and marked down by
-# HAProxy's health checks; "3 workers" = all three up. Each phase: a 2 s
+# HAProxy's health checks; "2 workers" = worker3 stopped; "3 workers" = all
+# three up. Each phase: a 2 s
 # warm-up, then wrk -tWRK_THREADS -cCONNECTIONS -dDURATION. Prints events/s
 # (2xx answers per second), non-2xx answers, and the rows PostgreSQL gained
 # (every 2xx must be one stored row: durable acknowledgements).
@@ -113,6 +114,10 @@ wait_lb_servers 1
 run_wrk "haproxy+1 worker (pg+redis)" "$URL"
 
 "$LC" start worker2
+wait_lb_servers 2
+sleep 6  # slowstart 5s: full weight for the new worker
+run_wrk "haproxy+2 workers (pg+redis)" "$URL"
+
 "$LC" start worker3
 wait_lb_servers 3
 sleep 6  # slowstart 5s: full weight for the new workers
@@ -135,5 +140,14 @@ rows() { echo ""; }  # no PostgreSQL here
 run_wrk "1 process, SQLite, no balancer" "http://127.0.0.1:$SQLITE_PORT"
 
 one="$(cat "$STATE/rps-haproxy+1 worker (pg+redis)")"
+two="$(cat "$STATE/rps-haproxy+2 workers (pg+redis)")"
 three="$(cat "$STATE/rps-haproxy+3 workers (pg+redis)")"
-awk -v a="$one" -v b="$three" 'BEGIN {printf "3 workers / 1 worker = %.2fx\n", (a > 0 ? b / a : 0)}'
+sqlite="$(cat "$STATE/rps-1 process, SQLite, no balancer")"
+awk -v a="$one" -v b="$two" -v c="$three" -v s="$sqlite" 'BEGIN {
+  printf "2 workers / 1 worker = %.2fx\n", (a > 0 ? b / a : 0)
+  printf "3 workers / 1 worker = %.2fx\n", (a > 0 ? c / a : 0)
+  printf "1 worker / SQLite    = %.2fx\n", (s > 0 ? a / s : 0)
+  printf "3 workers / SQLite   = %.2fx\n", (s > 0 ? c / s : 0)
+}'
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+

@@ -463,7 +463,7 @@ absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
       want(events[i].site_id, prev_visitor_ids[i]);
     }
     absl::StatusOr<std::vector<SessionRecord>> loaded =
-        shared_->LoadSessions(keys);
+        Trip()->LoadSessions(keys);
     if (!loaded.ok()) return loaded.status();
     if (loaded->size() != keys.size()) {
       return absl::InternalError("sessions: coordinator answered short");
@@ -527,7 +527,7 @@ absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
         }
       }
       if (!marks.empty()) {
-        absl::Status s = shared_->MarkLive(marks);
+        absl::Status s = Trip()->MarkLive(marks);
         if (!s.ok()) return s;
       }
     }
@@ -544,7 +544,7 @@ absl::StatusOr<std::vector<bool>> Sessionizer::AssignShared(
     }
     absl::flat_hash_set<uint64_t> lost;
     if (!writes.empty()) {
-      absl::StatusOr<std::vector<bool>> stored = shared_->StoreSessions(writes);
+      absl::StatusOr<std::vector<bool>> stored = Trip()->StoreSessions(writes);
       if (!stored.ok()) return stored.status();
       for (size_t w = 0; w < writes.size(); ++w) {
         if (w >= stored->size() || !(*stored)[w]) lost.insert(write_keys[w]);
@@ -583,7 +583,7 @@ absl::Status Sessionizer::ForgetEvents(absl::Span<const Event> events) {
       keys.push_back({e.site_id, e.visitor_id});
     }
   }
-  return shared_->DeleteSessions(keys);
+  return Trip()->DeleteSessions(keys);
 }
 
 absl::StatusOr<bool> Sessionizer::TouchShared(int64_t site_id,
@@ -598,14 +598,14 @@ absl::StatusOr<bool> Sessionizer::TouchShared(int64_t site_id,
     if (id != 0) keys.push_back({site_id, id});
   }
   absl::StatusOr<std::vector<SessionRecord>> loaded =
-      shared_->LoadSessions(keys);
+      Trip()->LoadSessions(keys);
   if (!loaded.ok()) return loaded.status();
   for (const SessionRecord& rec : *loaded) {
     if (rec.version == 0) continue;
     absl::StatusOr<State> st = DecodeSessionState(rec.value);
     if (!st.ok() || ts_ms - st->last_ms > timeout_ms_) continue;
     LiveMark mark{site_id, rec.key.visitor_id, ts_ms};
-    absl::Status s = shared_->MarkLive(absl::MakeConstSpan(&mark, 1));
+    absl::Status s = Trip()->MarkLive(absl::MakeConstSpan(&mark, 1));
     if (!s.ok()) return s;
     return true;
   }
@@ -615,7 +615,7 @@ absl::StatusOr<bool> Sessionizer::TouchShared(int64_t site_id,
 absl::StatusOr<int64_t> Sessionizer::CountLiveShared(int64_t site_id,
                                                      int64_t since_ms) {
   if (shared_ == nullptr) return CountLive(site_id, since_ms);
-  return shared_->CountLive(site_id, since_ms);
+  return Trip()->CountLive(site_id, since_ms);
 }
 
 }  // namespace analytics

@@ -98,6 +98,10 @@ class Sessionizer {
   absl::StatusOr<int64_t> CountLiveShared(int64_t site_id, int64_t since_ms);
 
   bool shared() const { return shared_ != nullptr; }
+  // Shared mode: coordinator calls made so far (each is one round trip).
+  int64_t coord_round_trips() const {
+    return round_trips_.load(std::memory_order_relaxed);
+  }
   // Test-only: runs between the loads and the compare-and-set writes of
   // AssignBatch (to provoke conflicts). Not thread-safe to set.
   void set_before_store_for_test(std::function<void()> fn) {
@@ -163,6 +167,12 @@ class Sessionizer {
   const int64_t timeout_ms_;
   Coordinator* const shared_;
   std::function<void()> before_store_for_test_;
+  std::atomic<int64_t> round_trips_{0};
+  // shared_, counting one coordinator round trip.
+  Coordinator* Trip() {
+    round_trips_.fetch_add(1, std::memory_order_relaxed);
+    return shared_;
+  }
   std::array<absl::Mutex, kStripes> stripes_;
   std::array<Shard, kShards> shards_;
   std::atomic<int64_t> watermark_ms_{0};

@@ -429,6 +429,94 @@ def scenario_kill_worker(c):
     log(f"stored {total} pageviews for {len(acked)} acknowledged events")
 
 
+def leader_worker(c):
+    """The worker (1..3) holding the leader lease: /ready's "role", else
+    /metrics' analytics_leader, else Redis key an:c:lease:leader."""
+    for w in (1, 2, 3):
+        try:
+            status, body = c.request("GET", "/ready", worker=w, timeout=5)
+            if status == 200 and json.loads(body).get("role") == "leader":
+                return w
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+    r = subprocess.run(["redis-cli", "-u", c.state["REDIS_URL"], "GET",
+                        "an:c:lease:leader"], capture_output=True, text=True,
+                       timeout=10)
+    holder = r.stdout.strip()
+    for w in (1, 2, 3):
+        if holder and (holder == str(w) or holder.startswith(f"{w}:")
+                       or f"worker{w}" in holder):
+            return w
+    return None
+
+
+def scenario_restart_services(c):
+    """PostgreSQL restarted (same data dir), then Redis (AOF), then the
+    leader worker kill -9'd, all under load through the balancer."""
+    site = "restart.example"
+    c.add_site(site)
+    known_everywhere(c, site, "/warm")
+    def some_leader():
+        w = leader_worker(c)
+        assert w is not None, "no worker reports the leader role"
+        return w
+    leader = eventually("a leader", some_leader, timeout=15)
+    log(f"leader is worker{leader}")
+    with Load(c, site) as load:
+        time.sleep(2)
+        for service in ("postgres", "redis"):
+            c.run("stop", service)
+            c.run("start", service)
+            log(f"{service} restarted")
+            time.sleep(3)
+        pid = c.worker_pid(leader)
+        os.kill(pid, signal.SIGKILL)
+        t_kill = time.time()
+        log(f"kill -9 leader worker{leader} (pid {pid})")
+
+        def moved():
+            w = leader_worker(c)
+            assert w is not None and w != leader, f"leader is {w}"
+            return w
+        new_leader = eventually("leader moves to another worker", moved,
+                                timeout=15)
+        log(f"leader moved to worker{new_leader} after "
+            f"{time.time() - t_kill:.1f} s")
+        n_before = len(load.acked)
+
+        def accepting():
+            assert len(load.acked) > n_before + 10, "no new 2xx"
+        eventually("events accepted again after the restarts", accepting,
+                   timeout=LB_REACTION_S + 15)
+        time.sleep(1)
+    acked = [p for _, p in load.acked]
+    failed = load.failed
+    log(f"{len(acked)} acknowledged, {len(failed)} not "
+        f"({sorted(set(str(e) for _, _, e in failed))})")
+    assert len(acked) >= 50, f"only {len(acked)} events acknowledged"
+    assert len(set(acked)) == len(acked), "a page was sent twice (test bug)"
+
+    def check():
+        pages = c.pages(site)
+        missing = [p for p in acked if pages.get(p, 0) == 0]
+        doubled = {p: v for p, v in pages.items() if v != 1 and p != "/warm"}
+        assert not missing, (f"{len(missing)} of {len(acked)} acknowledged "
+                             f"events not stored, e.g. {missing[:5]}")
+        assert not doubled, f"pages stored more than once: " \
+                            f"{list(doubled.items())[:5]}"
+        total = c.totals(site, ["pageviews"])["pageviews"] - pages["/warm"]
+        assert len(acked) <= total <= len(acked) + len(failed), (
+            f"pageviews {total}, acknowledged {len(acked)}, "
+            f"unacknowledged {len(failed)}")
+        return total
+    try:
+        total = eventually("acknowledged events stored exactly once", check)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; {c.raw_rows(site)}") from None
+    log(f"stored {total} pageviews for {len(acked)} acknowledged events")
+    c.run("start", f"worker{leader}")  # later scenarios expect 3 workers
+
+
 BROWSERS = [
     UA,
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 "
@@ -670,6 +758,8 @@ def main():
         ("mixed_traffic_matches_sqlite", scenario_matches_sqlite),
         ("postgres_outage", lambda c: scenario_outage(c, "postgres")),
         ("redis_outage", lambda c: scenario_outage(c, "redis")),
+        ("restart_postgres_redis_leader_under_load",
+         scenario_restart_services),
     ]
     passed, failed = [], []
     start = time.time()

@@ -57,8 +57,9 @@ struct Options {
   // folds its own events into rollups (per-worker checkpoints).
   int32_t worker = 0;
   // Leader lease: one worker at a time runs the scheduled jobs. The lease is
-  // renewed every leader_lease / 3.
-  absl::Duration leader_lease = absl::Seconds(15);
+  // renewed, and tried for by followers, every leader_lease / 5: a dead
+  // leader is replaced at most leader_lease * 6 / 5 (12 s) after it died.
+  absl::Duration leader_lease = absl::Seconds(10);
 };
 
 // Why an event was not stored although the request was well-formed.
@@ -99,6 +100,10 @@ struct EngineStats {
   int64_t pending_rollup_events = 0;
   int64_t commits = 0;
   int64_t queue_depth = 0;
+  // Round trips to a shared coordinator for session state (sessionizing,
+  // heartbeats, live counts); 0 with a local one. Events are sessionized
+  // once per group commit, so under load this grows slower than `accepted`.
+  int64_t coord_round_trips = 0;
   // Store commit latency histogram: counts[i] commits took at most
   // bounds_ms[i] (and more than bounds_ms[i-1]); counts.back() counts those
   // above the last bound. sum_ms is the total.
@@ -185,7 +190,7 @@ class Engine {
   virtual absl::Status Ready() = 0;
   // Whether this worker holds the leader lease (always true with a local
   // coordinator). Scheduled jobs run only on the leader. The lease is taken
-  // and renewed every leader_lease / 3 by a background thread; a leader that
+  // and renewed every leader_lease / 5 by a background thread; a leader that
   // Close()s releases it, one that dies loses it after leader_lease.
   virtual bool IsLeader() = 0;
   // This worker's holder name in leases and the job ledger:
