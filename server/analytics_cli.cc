@@ -30,12 +30,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "analytics/engine.h"
 #include "analytics/event.h"
-#include "absl/strings/numbers.h"
-#include "absl/time/clock.h"
 #include "libanalytics/ingest/logs.h"
 #include "libanalytics/query/goals.h"
 #include "server/common.h"
@@ -711,9 +711,9 @@ int GoalsCmd(int argc, char** argv, bool goals) {
     std::fputs(kGoalsHelp, stdout);
     return kExitOk;
   }
-  const size_t want = verb == "add"      ? 2
-                      : verb == "list"   ? 1
-                      : verb == "remove" ? 2
+  const size_t want = verb == "add"               ? 2
+                      : verb == "list"            ? 1
+                      : verb == "remove"          ? 2
                       : verb == "query" && !goals ? 1
                                                   : 0;
   if (want == 0) {
@@ -747,7 +747,8 @@ int GoalsCmd(int argc, char** argv, bool goals) {
       status = site.status();
     } else if (verb == "add") {
       if (goals) {
-        absl::StatusOr<Goal> g = AddGoal(e.store(), site->id, args->positional[1]);
+        absl::StatusOr<Goal> g =
+            AddGoal(e.store(), site->id, args->positional[1]);
         if (g.ok()) out = g->ToJson();
         status = g.status();
       } else {
@@ -762,7 +763,8 @@ int GoalsCmd(int argc, char** argv, bool goals) {
         if (g.ok()) out = GoalsJson(*g);
         status = g.status();
       } else {
-        absl::StatusOr<std::vector<Funnel>> f = ListFunnels(e.store(), site->id);
+        absl::StatusOr<std::vector<Funnel>> f =
+            ListFunnels(e.store(), site->id);
         if (f.ok()) out = FunnelsJson(*f);
         status = f.status();
       }

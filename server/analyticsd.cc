@@ -126,12 +126,14 @@ ABSL_FLAG(int64_t, jobs_tick_seconds, EnvInt("ANALYTICS_JOBS_TICK", 30),
 ABSL_FLAG(int64_t, jobs_retry_seconds, EnvInt("ANALYTICS_JOBS_RETRY", 60),
           "first retry delay of a failed delivery, doubled per attempt "
           "($ANALYTICS_JOBS_RETRY)");
-ABSL_FLAG(std::string, smtp_url, analytics::server::EnvOr("ANALYTICS_SMTP_URL", ""),
+ABSL_FLAG(std::string, smtp_url,
+          analytics::server::EnvOr("ANALYTICS_SMTP_URL", ""),
           "SMTP server for email reports and alerts, smtp://HOST:PORT or "
           "smtps://HOST:PORT ($ANALYTICS_SMTP_URL); empty: no email");
 ABSL_FLAG(bool, smtp_starttls, EnvInt("ANALYTICS_SMTP_STARTTLS", 0) != 0,
           "require STARTTLS on an smtp:// URL ($ANALYTICS_SMTP_STARTTLS=1)");
-ABSL_FLAG(std::string, smtp_user, analytics::server::EnvOr("ANALYTICS_SMTP_USER", ""),
+ABSL_FLAG(std::string, smtp_user,
+          analytics::server::EnvOr("ANALYTICS_SMTP_USER", ""),
           "SMTP user; the password comes from $ANALYTICS_SMTP_PASSWORD "
           "($ANALYTICS_SMTP_USER)");
 ABSL_FLAG(std::string, smtp_ca_file,
@@ -139,7 +141,8 @@ ABSL_FLAG(std::string, smtp_ca_file,
           "PEM CA bundle for the SMTP server's certificate; default: the "
           "system's CAs ($ANALYTICS_SMTP_CA_FILE)");
 ABSL_FLAG(std::string, smtp_from,
-          analytics::server::EnvOr("ANALYTICS_SMTP_FROM", "analytics@localhost"),
+          analytics::server::EnvOr("ANALYTICS_SMTP_FROM",
+                                   "analytics@localhost"),
           "sender address of reports and alerts ($ANALYTICS_SMTP_FROM)");
 
 namespace analytics::server {
@@ -654,6 +657,10 @@ class Server {
   }
 
   // The site (domain or short id) if the principal may read it.
+  // Authenticates a stats request whose JSON body names the site
+  // ("site_id") and checks that the caller may read that site.
+  absl::StatusOr<Site> ReadableFromBody(const httplib::Request& req);
+
   absl::StatusOr<Site> Readable(const Principal& p, absl::string_view id) {
     if (id.empty()) return absl::InvalidArgumentError("site_id: required");
     absl::StatusOr<Site> site =
@@ -901,18 +908,20 @@ void Server::AddIngestion(httplib::Server& svr) {
   });
 }
 
+absl::StatusOr<Site> Server::ReadableFromBody(const httplib::Request& req) {
+  absl::StatusOr<Principal> p = Auth(req);
+  if (!p.ok()) return p.status();
+  rapidjson::Document doc;
+  if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) return s;
+  absl::StatusOr<std::optional<std::string>> site_id =
+      StringMember(doc, "site_id");
+  if (!site_id.ok()) return site_id.status();
+  return Readable(*p, site_id->value_or(""));
+}
+
 void Server::AddStats(httplib::Server& svr) {
   svr.Post("/api/v2/query", [this](Req req, Res res) {
-    absl::StatusOr<Principal> p = Auth(req);
-    if (!p.ok()) return ReplyError(req, res, p.status());
-    rapidjson::Document doc;
-    if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
-      return ReplyError(req, res, s);
-    }
-    absl::StatusOr<std::optional<std::string>> site_id =
-        StringMember(doc, "site_id");
-    if (!site_id.ok()) return ReplyError(req, res, site_id.status());
-    absl::StatusOr<Site> site = Readable(*p, site_id->value_or(""));
+    absl::StatusOr<Site> site = ReadableFromBody(req);
     if (!site.ok()) return ReplyError(req, res, site.status());
     absl::StatusOr<std::string> result = engine_.Query(req.body);
     if (!result.ok()) return ReplyError(req, res, result.status());
@@ -930,16 +939,7 @@ void Server::AddStats(httplib::Server& svr) {
 
   // Funnel evaluation (query form in docs/API.md).
   svr.Post("/api/v2/funnel", [this](Req req, Res res) {
-    absl::StatusOr<Principal> p = Auth(req);
-    if (!p.ok()) return ReplyError(req, res, p.status());
-    rapidjson::Document doc;
-    if (absl::Status s = ParseJsonObject(req.body, &doc); !s.ok()) {
-      return ReplyError(req, res, s);
-    }
-    absl::StatusOr<std::optional<std::string>> site_id =
-        StringMember(doc, "site_id");
-    if (!site_id.ok()) return ReplyError(req, res, site_id.status());
-    absl::StatusOr<Site> site = Readable(*p, site_id->value_or(""));
+    absl::StatusOr<Site> site = ReadableFromBody(req);
     if (!site.ok()) return ReplyError(req, res, site.status());
     absl::StatusOr<std::string> result = QueryFunnel(
         req.body, [this](std::string_view id) { return engine_.FindSite(id); },
@@ -1132,7 +1132,8 @@ void Server::AddManagement(httplib::Server& svr) {
   });
 
   // Goals and funnels (libanalytics/query/goals.h), per site, admin token:
-  // POST {"site_id":…, …document} -> 201, GET ?site_id=…, DELETE /<id>?site_id=…
+  // POST {"site_id":…, …document} -> 201, GET ?site_id=…, DELETE
+  // /<id>?site_id=…
   auto config_routes = [this, &svr](const std::string& base, bool goal) {
     svr.Post(base, [this, goal](Req req, Res res) {
       if (absl::Status s = RequireAdmin(req); !s.ok()) {
@@ -1146,8 +1147,8 @@ void Server::AddManagement(httplib::Server& svr) {
           StringMember(doc, "site_id");
       if (!id.ok()) return ReplyError(req, res, id.status());
       if (!id->has_value() || (*id)->empty()) {
-        return ReplyError(
-            req, res, absl::InvalidArgumentError("site_id: want a string"));
+        return ReplyError(req, res,
+                          absl::InvalidArgumentError("site_id: want a string"));
       }
       absl::StatusOr<Site> site = engine_.FindSite(**id);
       if (!site.ok()) return ReplyError(req, res, site.status());
@@ -1188,7 +1189,8 @@ void Server::AddManagement(httplib::Server& svr) {
       int64_t id = 0;
       if (!absl::SimpleAtoi(req.matches[1].str(), &id) || id <= 0) {
         return ReplyError(
-            req, res, absl::InvalidArgumentError("id: want a positive integer"));
+            req, res,
+            absl::InvalidArgumentError("id: want a positive integer"));
       }
       absl::StatusOr<Site> site =
           engine_.FindSite(req.get_param_value("site_id"));
@@ -1221,11 +1223,11 @@ void Server::AddOperations(httplib::Server& svr) {
       return ReplyJson(res, 503, buf.GetString());
     }
     const std::string name = engine_.WorkerName();
-    ReplyJson(res, 200,
-              absl::StrCat(R"({"status":"ready","role":")",
-                           engine_.IsLeader() ? "leader" : "follower",
-                           R"(","worker":)",
-                           name.substr(name.rfind(':') + 1), "}"));
+    ReplyJson(
+        res, 200,
+        absl::StrCat(R"({"status":"ready","role":")",
+                     engine_.IsLeader() ? "leader" : "follower",
+                     R"(","worker":)", name.substr(name.rfind(':') + 1), "}"));
   });
   svr.Get("/metrics", [this](Req, Res res) {
     std::string text = metrics_.Render(engine_);
@@ -1555,8 +1557,8 @@ int Main(int argc, char** argv) {
     jobs_options.public_url =
         absl::StrCat("http://", UrlHost(listen->host), ":", listen->port);
   }
-  jobs_options.tick =
-      absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_jobs_tick_seconds)));
+  jobs_options.tick = absl::Seconds(
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_jobs_tick_seconds)));
   jobs_options.retry_base = absl::Seconds(
       std::max<int64_t>(1, absl::GetFlag(FLAGS_jobs_retry_seconds)));
   jobs_options.stale_after = options.leader_lease;

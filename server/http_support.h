@@ -293,8 +293,8 @@ class RateLimiter {
       h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ULL;
     }
     const std::string k = absl::StrCat(prefix_, absl::Hex(h));
-    absl::StatusOr<std::vector<int64_t>> after = shared_->AddToCounters(
-        {k}, {n}, absl::Minutes(1), now_s * 1000);
+    absl::StatusOr<std::vector<int64_t>> after =
+        shared_->AddToCounters({k}, {n}, absl::Minutes(1), now_s * 1000);
     if (!after.ok() || after->empty()) return 0;
     if ((*after)[0] <= limit_) return 0;
     (void)shared_->AddToCounters({k}, {-n}, absl::Minutes(1), now_s * 1000);

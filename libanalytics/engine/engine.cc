@@ -10,8 +10,6 @@
 // comes from OpenStore(), the coordinator from OpenCoordinator().
 #include "analytics/engine.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <unistd.h>
 

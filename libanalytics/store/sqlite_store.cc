@@ -731,13 +731,8 @@ class SqliteStore : public Store {
     BindText(*s, 2, site.timezone);
     BindText(*s, 3, site.allowed_origins);
     sqlite3_bind_int(*s, 4, site.retention_days);
-    absl::Status st = writer_->Run(*s, "update site");
-    if (!st.ok()) return st;
-    if (sqlite3_changes64(writer_->db()) == 0) {
-      return absl::NotFoundError(
-          absl::StrCat("store: no site with id ", site.id));
-    }
-    return absl::OkStatus();
+    return RunOnExistingRow(*s, "update site",
+                            absl::StrCat("store: no site with id ", site.id));
   }
 
   // ---- API keys.
@@ -806,6 +801,18 @@ class SqliteStore : public Store {
     return out;
   }
 
+  // Runs a prepared write on the writer (the caller holds write_mu_):
+  // NotFound(not_found) when it changed no row.
+  absl::Status RunOnExistingRow(sqlite3_stmt* s, const char* what,
+                                std::string not_found) {
+    absl::Status st = writer_->Run(s, what);
+    if (!st.ok()) return st;
+    if (sqlite3_changes64(writer_->db()) == 0) {
+      return absl::NotFoundError(std::move(not_found));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status RevokeApiKey(int64_t id, int64_t revoked_ms) override {
     absl::MutexLock lock(&write_mu_);
     absl::StatusOr<sqlite3_stmt*> s =
@@ -814,13 +821,8 @@ class SqliteStore : public Store {
     ResetOnExit reset(*s);
     sqlite3_bind_int64(*s, 1, id);
     sqlite3_bind_int64(*s, 2, revoked_ms);
-    absl::Status st = writer_->Run(*s, "revoke api key");
-    if (!st.ok()) return st;
-    if (sqlite3_changes64(writer_->db()) == 0) {
-      return absl::NotFoundError(
-          absl::StrCat("store: no api key with id ", id));
-    }
-    return absl::OkStatus();
+    return RunOnExistingRow(*s, "revoke api key",
+                            absl::StrCat("store: no api key with id ", id));
   }
 
   absl::StatusOr<ApiKeyRecord> FindApiKeyByHash(
@@ -1342,13 +1344,9 @@ class SqliteStore : public Store {
     sqlite3_bind_int64(*s, 1, doc.id);
     BindText(*s, 2, doc.json);
     sqlite3_bind_int64(*s, 3, updated_ms);
-    st = writer_->Run(*s, "update config doc");
-    if (!st.ok()) return st;
-    if (sqlite3_changes64(writer_->db()) == 0) {
-      return absl::NotFoundError(
-          absl::StrCat("store: no config doc with id ", doc.id));
-    }
-    return absl::OkStatus();
+    return RunOnExistingRow(
+        *s, "update config doc",
+        absl::StrCat("store: no config doc with id ", doc.id));
   }
 
   absl::Status DeleteConfigDoc(int64_t id) override {
@@ -1358,13 +1356,8 @@ class SqliteStore : public Store {
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     sqlite3_bind_int64(*s, 1, id);
-    absl::Status st = writer_->Run(*s, "delete config doc");
-    if (!st.ok()) return st;
-    if (sqlite3_changes64(writer_->db()) == 0) {
-      return absl::NotFoundError(
-          absl::StrCat("store: no config doc with id ", id));
-    }
-    return absl::OkStatus();
+    return RunOnExistingRow(*s, "delete config doc",
+                            absl::StrCat("store: no config doc with id ", id));
   }
 
   // ---- Job ledger. BEGIN IMMEDIATE takes the database's write lock, so a

@@ -47,6 +47,11 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(r.json(), {"status": "ok"})
         r = self.srv.get("/ready")
         self.assertEqual(r.status, 200, r)
+        # One process with the local coordinator: worker 0, always leader.
+        self.assertEqual(r.json(), {"status": "ready", "role": "leader",
+                                    "worker": 0})
+        m = self.srv.get("/metrics")
+        self.assertIn("\nanalytics_leader 1\n", "\n" + m.body.decode())
         r = self.srv.get("/")
         self.assertEqual(r.status, 200)
         self.assertIn("text/html", r.header("Content-Type"))
