@@ -63,8 +63,6 @@ absl::Status ValidateDomain(std::string_view d) {
   return absl::OkStatus();
 }
 
-constexpr char kAdminTokenKey[] = "admin_token_sha256";
-
 // A random secret: prefix + 32 characters of [A-Za-z0-9] (190 bits).
 std::string NewSecret(std::string_view prefix) {
   static constexpr char kAlphabet[] =
@@ -496,13 +494,13 @@ class EngineImpl : public Engine {
 
   absl::StatusOr<std::optional<std::string>> EnsureAdminToken() override {
     absl::StatusOr<std::optional<std::string>> have =
-        store_->GetMeta(kAdminTokenKey);
+        store_->GetMeta(kAdminTokenMetaKey);
     if (!have.ok()) return have.status();
     if (have->has_value()) return std::optional<std::string>();
     std::string token = NewSecret("adm_");
     const std::string hash = Sha256Hex(token);
     absl::StatusOr<std::string> stored =
-        store_->PutMetaIfAbsent(kAdminTokenKey, hash);
+        store_->PutMetaIfAbsent(kAdminTokenMetaKey, hash);
     if (!stored.ok()) return stored.status();
     if (*stored != hash) return std::optional<std::string>();  // lost a race
     return std::optional<std::string>(token);
@@ -513,7 +511,7 @@ class EngineImpl : public Engine {
       return absl::InvalidArgumentError(
           "admin token: must be at least 16 characters");
     }
-    return store_->PutMeta(kAdminTokenKey, Sha256Hex(token));
+    return store_->PutMeta(kAdminTokenMetaKey, Sha256Hex(token));
   }
 
   absl::StatusOr<std::pair<ApiKey, std::string>> CreateApiKey(
@@ -561,7 +559,7 @@ class EngineImpl : public Engine {
     }
     const std::string hash = Sha256Hex(token);
     absl::StatusOr<std::optional<std::string>> admin =
-        store_->GetMeta(kAdminTokenKey);
+        store_->GetMeta(kAdminTokenMetaKey);
     if (!admin.ok()) return admin.status();
     if (admin->has_value() && ConstantTimeEqual(**admin, hash)) {
       return Principal{.admin = true};

@@ -34,8 +34,6 @@ using Res = httplib::Response&;
 
 constexpr char kCookie[] = "analytics_session";
 constexpr char kSecretMeta[] = "dashboard_session_secret";
-// Where the engine keeps the admin token's SHA-256 (engine/engine.cc).
-constexpr char kAdminHashMeta[] = "admin_token_sha256";
 constexpr char kShareKind[] = "share";
 constexpr char kCsrfHeader[] = "X-Analytics-Dashboard";
 constexpr char kShareHeader[] = "X-Analytics-Share";
@@ -196,7 +194,7 @@ absl::StatusOr<Principal> Dashboard::SessionPrincipal(Req req) {
   std::string binding;
   if (claims->admin) {
     absl::StatusOr<std::optional<std::string>> hash =
-        engine_.store()->GetMeta(kAdminHashMeta);
+        engine_.store()->GetMeta(kAdminTokenMetaKey);
     if (!hash.ok()) return hash.status();
     if (!hash->has_value()) return Unauth("session: no admin token");
     binding = **hash;

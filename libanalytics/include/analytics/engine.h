@@ -31,6 +31,10 @@
 
 namespace analytics {
 
+// Store meta key under which the engine keeps the admin token's SHA-256
+// (hex); the dashboard ties its login sessions to it.
+inline constexpr char kAdminTokenMetaKey[] = "admin_token_sha256";
+
 struct Options {
   // "sqlite:///abs/path.db", "sqlite://rel/path.db" or "memory://".
   std::string store_url = "sqlite://./data/analytics.db";
