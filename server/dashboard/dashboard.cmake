@@ -26,7 +26,7 @@ set_tests_properties(dashboard_http_test PROPERTIES TIMEOUT 120)
 
 # Headless Chromium: the dashboard against the Stats API's own answers.
 add_test(NAME dashboard_browser_test
-  COMMAND bash ${ANALYTICS_REPO_DIR}/tests/browser/dashboard_run.sh
-          $<TARGET_FILE:analyticsd>)
+  COMMAND bash ${ANALYTICS_REPO_DIR}/tests/browser/run.sh
+          $<TARGET_FILE:analyticsd> dashboard_test.mjs)
 set_tests_properties(dashboard_browser_test PROPERTIES TIMEOUT 300
   ENVIRONMENT "TEST_OUTPUT_DIR=${CMAKE_BINARY_DIR}/test-output")

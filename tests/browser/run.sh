@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Browser end-to-end test of analyticsd (headless Debian Chromium driven by
+# Runs one headless-Chromium test of analyticsd (Debian Chromium driven by
 # playwright-core; no browser is downloaded).
-#   tests/browser/run.sh path/to/analyticsd
-# Installs the npm dependencies (package-lock.json) into
-# tests/browser/node_modules when missing, then runs browser_test.mjs.
-# Missing node, npm or Chromium fails (never skips).
+#   tests/browser/run.sh path/to/analyticsd [TEST.mjs]
+# TEST.mjs defaults to browser_test.mjs (tracker ingestion); the dashboard test
+# is dashboard_test.mjs. Installs the pinned npm packages into
+# tests/browser/node_modules when missing (under a lock: both tests share the
+# directory and CTest runs them in parallel), then runs the test with node.
+# Missing tools are a failure, never a skip.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-if [[ $# -ne 1 ]]; then
-  echo "usage: $0 path/to/analyticsd" >&2
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+  echo "usage: $0 path/to/analyticsd [browser_test.mjs|dashboard_test.mjs]" >&2
   exit 2
 fi
 BIN="$(realpath "$1")"
-for cmd in node npm; do
+TEST="${2:-browser_test.mjs}"
+if [[ ! -f "$HERE/$TEST" ]]; then
+  echo "FAIL: no test $HERE/$TEST" >&2
+  exit 2
+fi
+for cmd in node npm flock; do
   if ! command -v "$cmd" >/dev/null 2>&1; then
-    echo "FAIL: '$cmd' not found: install Debian's nodejs and npm (scripts/setup.sh)" >&2
+    echo "FAIL: '$cmd' not found: install Debian's nodejs, npm and util-linux (scripts/setup.sh)" >&2
     exit 1
   fi
 done
@@ -25,10 +32,13 @@ if [[ ! -x "$CHROMIUM" ]]; then
 fi
 export CHROMIUM
 cd "$HERE"
-want_pw="$(node -p 'require("./package.json").devDependencies["playwright-core"]')"
-have_pw="$(node -p 'try { require("./node_modules/playwright-core/package.json").version } catch (e) { "" }')"
-if [[ "$want_pw" != "$have_pw" ||
-      ! -f node_modules/@plausible-analytics/tracker/plausible.js ]]; then
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
-fi
-exec node browser_test.mjs "$BIN"
+(
+  flock 9
+  want_pw="$(node -p 'require("./package.json").devDependencies["playwright-core"]')"
+  have_pw="$(node -p 'try { require("./node_modules/playwright-core/package.json").version } catch (e) { "" }')"
+  if [[ "$want_pw" != "$have_pw" ||
+        ! -f node_modules/@plausible-analytics/tracker/plausible.js ]]; then
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+  fi
+) 9>"${TMPDIR:-/tmp}/analytics-browser-npm.lock"
+exec node "$TEST" "$BIN"
