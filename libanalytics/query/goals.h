@@ -5,7 +5,7 @@
 // Store configuration documents of kind "goal" and "funnel" per site), the
 // page-pattern rules, the translation of a goal into a query Filter (so that
 // the `event:goal` dimension and filter reuse the v2 query paths), and funnel
-// evaluation over raw events.
+// evaluation (from the funnel segments of goals_cache.h, or over raw events).
 //
 // Goal semantics:
 //   - An event goal {"event_name":"Signup","props":{"plan":"pro"}} matches a
@@ -126,11 +126,14 @@ struct FunnelStepResult {
   int64_t visitors = 0;
 };
 
-// Evaluates a funnel over the raw events of `spec`'s site, range and filter
+// Evaluates a funnel over the events of `spec`'s site, range and filter
 // (spec.filter may use event:goal and has_done, resolved with `goals`).
+// It answers from the funnel segments (goals_cache.h), or scans raw events
+// when they cannot answer (a visit:exit_page filter, segments disabled);
+// `source`, when given, is set to "segments" or "events".
 absl::StatusOr<std::vector<FunnelStepResult>> EvaluateFunnel(
     const Funnel& funnel, const std::vector<Goal>& goals, const QuerySpec& spec,
-    const QuerySources& src);
+    const QuerySources& src, std::string* source = nullptr);
 
 // The funnel query form: {"site_id":…,"date_range":…,"filters":[…],
 // "funnel": "<stored funnel name>" | {"steps":[…],"window_seconds":…}}.
