@@ -6,7 +6,8 @@
 //                                 [--store URL]
 //
 // --store postgres://... or redis://... loads and queries that store instead
-// (the SQL GROUP BY comparison is SQLite-only and is then skipped).
+// (the SQL GROUP BY comparison is SQLite-only and is then skipped); with
+// --reuse it only queries what an earlier run loaded into that store.
 //
 // Prints per-query times, the ratio, visitors' error against the exact
 // count, pageviews equality, ingestion rate and peak RSS.

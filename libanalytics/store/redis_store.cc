@@ -3,12 +3,14 @@
 #include "libanalytics/store/redis_store.h"
 
 #include <hiredis/hiredis.h>
+#include <sys/random.h>
 #include <sys/time.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,13 +41,19 @@ using Args = net::RedisArgs;
 // ---------------------------------------------------------------------------
 // Lua scripts. Keys are built inside the scripts (single-instance Redis).
 
-// ARGV: n, then n x (site, ts_ms, session_start_ms, worker, encoded event).
-// Returns the first seq of the batch. A script is not rolled back when a
-// command in it fails, so everything that could fail (key types, a stream
-// whose last id is not below the new seqs) is checked before the first write:
-// the batch is written whole or not at all.
+// ARGV: n, then n x (site, ts_ms, session_start_ms, worker, encoded event),
+// then the batch's token. Returns the first seq of the batch. The token
+// makes a resend idempotent: a batch sent again after its reply was lost (an
+// I/O timeout while Redis was busy) returns the first seq it was given
+// (kept 1 h in "atok:<token>") instead of being written twice. A script is not
+// rolled back when a command in it fails, so everything that could fail (key
+// types, a stream whose last id is not below the new seqs) is checked before
+// the first write: the batch is written whole or not at all.
 constexpr char kAppendLua[] = R"lua(
 local n = tonumber(ARGV[1])
+local tok = 'atok:' .. ARGV[2 + n * 5]
+local done = redis.call('GET', tok)
+if done then return tonumber(done) end
 local first = tonumber(redis.call('GET', 'seq') or '0') + 1
 local function check(key, want)
   local t = redis.call('TYPE', key).ok
@@ -104,6 +112,7 @@ for i = 0, n - 1 do
   redis.call('ZADD', 'evss:' .. site, ss, m .. ':' .. ts)
   redis.call('ZADD', seq_key(w), seq, site .. ':' .. m)
 end
+redis.call('SET', tok, first, 'EX', 3600)
 return first
 )lua";
 
@@ -336,6 +345,73 @@ end
 return 1
 )lua";
 
+// Applies merged rollup deltas and the worker's checkpoint in one atomic
+// step, as a compare-and-set on the cells' sketch versions (field "n").
+// ARGV: worker, checkpoint, del_legacy (1: DEL rollup_checkpoint), n cells,
+// m index keys, the worker's checkpoint as read ("" for none), then n x (cell
+// key, index key, bucket, member, pv, ev, vi, bo, du, sp, expected version or
+// "" when the delta has no sketch, merged sketch), then the m index keys.
+// Returns 1, or 0 (nothing written) when the worker's checkpoint or a sketch
+// cell's version is no longer the one read (the checkpoint check lets the
+// store tell whether an earlier call whose reply was lost was applied: see
+// RedisStore::in_doubt_).
+// Every check runs before the first write (a script is not rolled back).
+// Each sketch write stamps the cell with a new version from the counter
+// "ruver", never reused, so a cell deleted and created again cannot match.
+// (This replaced WATCH on every cell: Redis 7.0's WATCH scans the keys the
+// client already watches for each new key, quadratic in the cell count,
+// and blocked the server for minutes on bulk loads.)
+constexpr char kApplyRollupsLua[] = R"lua(
+local n = tonumber(ARGV[4])
+local m = tonumber(ARGV[5])
+local base = 7
+local function check(key, want)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'none' and t ~= want then
+    return 'key ' .. key .. ' holds a ' .. t .. ', not a ' .. want
+  end
+  return nil
+end
+local err = check('ruidx', 'set') or check('rollup_checkpoints', 'hash') or
+            check('ruver', 'string')
+if err then return redis.error_reply(err) end
+local conflict =
+    (redis.call('HGET', 'rollup_checkpoints', ARGV[1]) or '') ~= ARGV[6]
+for i = 0, n - 1 do
+  local o = base + i * 12
+  err = check(ARGV[o], 'hash') or check(ARGV[o + 1], 'zset')
+  if err then return redis.error_reply(err) end
+  local expect = ARGV[o + 10]
+  if expect ~= '' and (redis.call('HGET', ARGV[o], 'n') or '0') ~= expect then
+    conflict = true
+  end
+end
+if conflict then return 0 end
+local ver = nil
+local fields = {'pv', 'ev', 'vi', 'bo', 'du', 'sp'}
+for i = 0, n - 1 do
+  local o = base + i * 12
+  local key = ARGV[o]
+  for f = 1, 6 do
+    local v = ARGV[o + 3 + f]
+    if f == 1 or v ~= '0' then redis.call('HINCRBY', key, fields[f], v) end
+  end
+  if ARGV[o + 10] ~= '' then
+    if not ver then ver = redis.call('INCR', 'ruver') end
+    redis.call('HSET', key, 'v', ARGV[o + 11], 'n', ver)
+  end
+  redis.call('ZADD', ARGV[o + 1], ARGV[o + 2], ARGV[o + 3])
+end
+local first = base + n * 12
+for i = 0, m - 1, 1000 do
+  local last = first + math.min(i + 1000, m) - 1
+  redis.call('SADD', 'ruidx', unpack(ARGV, first + i, last))
+end
+redis.call('HSET', 'rollup_checkpoints', ARGV[1], ARGV[2])
+if ARGV[3] == '1' then redis.call('DEL', 'rollup_checkpoint') end
+return 1
+)lua";
+
 constexpr char kClearRollupsLua[] = R"lua(
 for _, ik in ipairs(redis.call('SMEMBERS', 'ruidx')) do
   local cell = 'ru:' .. string.sub(ik, 5) .. ':'
@@ -511,6 +587,30 @@ std::map<std::string, std::string> HashMap(const redisReply* r) {
   return out;
 }
 
+// 16 random bytes as hex: a batch's idempotency token (see kAppendLua).
+std::string BatchToken() {
+  unsigned char b[16] = {};
+  size_t filled = 0;
+  while (filled < sizeof(b)) {
+    ssize_t n = getrandom(b + filled, sizeof(b) - filled, 0);
+    if (n <= 0) break;
+    filled += static_cast<size_t>(n);
+  }
+  if (filled < sizeof(b)) {  // getrandom unavailable: time and address
+    uint64_t t = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+    uint64_t a = reinterpret_cast<uintptr_t>(&t) ^ (t * 0x9e3779b97f4a7c15u);
+    std::memcpy(b, &t, 8);
+    std::memcpy(b + 8, &a, 8);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : b) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
 absl::Status ReplyError(const redisReply* r, absl::string_view what) {
   return absl::InternalError(
       absl::StrCat("store: redis: ", what, ": ", Str(r)));
@@ -518,6 +618,8 @@ absl::Status ReplyError(const redisReply* r, absl::string_view what) {
 
 struct Config : net::RedisUrl {
   bool allow_no_aof = false;
+  // Socket read/write timeout of each command (?timeout_ms=N).
+  int64_t timeout_ms = 60000;
 };
 
 absl::StatusOr<Config> ParseUrl(std::string_view rest) {
@@ -534,10 +636,18 @@ absl::StatusOr<Config> ParseUrl(std::string_view rest) {
       if (kv == "allow_no_aof=1" || kv == "allow_no_aof=true") {
         c.allow_no_aof = true;
       } else if (kv == "allow_no_aof=0" || kv.empty()) {
+      } else if (kv.rfind("timeout_ms=", 0) == 0) {
+        int64_t v = 0;
+        if (!net::ParseInt(kv.substr(11), &v) || v < 1 || v > 3600000) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("store: redis URL: bad timeout_ms '",
+                           AV(kv.substr(11)), "' (milliseconds, 1..3600000)"));
+        }
+        c.timeout_ms = v;
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat("store: redis URL: unknown parameter '", AV(kv),
-                         "' (known: allow_no_aof=1)"));
+                         "' (known: allow_no_aof=1, timeout_ms=N)"));
       }
     }
   }
@@ -590,6 +700,8 @@ class Lease {
 };
 
 constexpr size_t kMaxIdle = 8;
+// Events or rollup cells read per pipelined round trip (512: measured as
+// fast as 256 and faster than 2,048 or 16,384 for a 12,000-cell top-N).
 constexpr size_t kFetchChunk = 512;
 // Events deleted per DeleteEventsBefore script call.
 constexpr size_t kDeleteChunk = 5000;
@@ -868,9 +980,17 @@ class RedisStore : public Store {
       EncodeEvent(e, &buf);
       args.push_back(buf);
     }
-    absl::StatusOr<Lease> c = Acquire();
-    if (!c.ok()) return c.status();
-    absl::StatusOr<ReplyPtr> r = EvalArgs(**c, append_, args);
+    args.push_back(BatchToken());
+    absl::StatusOr<ReplyPtr> r = absl::UnavailableError("");
+    // One resend on a fresh connection after an I/O error: the token makes
+    // it a no-op when the first send was applied (see kAppendLua).
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      absl::StatusOr<Lease> c = Acquire();
+      if (!c.ok()) return c.status();
+      Args sent = args;
+      r = EvalArgs(**c, append_, sent);
+      if (r.ok() || !absl::IsUnavailable(r.status())) break;
+    }
     if (!r.ok()) return r.status();
     int64_t first = 0;
     if (!ReplyInt(r->get(), &first)) return ReplyError(r->get(), "append");
@@ -995,88 +1115,129 @@ class RedisStore : public Store {
     if (!c.ok()) return c.status();
     Conn& conn = **c;
     const std::string cp = absl::StrCat(checkpoint_seq);
+    // The index keys (for SADD ruidx), once each.
+    std::vector<std::string> indexes;
+    for (const auto& [key, s] : cells) indexes.push_back(s.index_key);
+    std::sort(indexes.begin(), indexes.end());
+    indexes.erase(std::unique(indexes.begin(), indexes.end()), indexes.end());
+    // The full metrics of this call, kept if its outcome becomes unknown.
+    std::map<std::string, RollupMetrics> full;
+    for (const auto& [key, s] : cells) full[key] = s.m;
     for (int attempt = 0; attempt < kRollupRetries; ++attempt) {
-      // 1. WATCH the cells and read their sketches (one round trip).
+      // 1. Read the worker's checkpoint and the sketches to merge into, with
+      // their versions (one round trip, no WATCH: see kApplyRollupsLua).
+      conn.Append({"HGET", "rollup_checkpoints", absl::StrCat(worker)});
       std::vector<const std::string*> need_read;
-      if (!cells.empty()) {
-        Args watch = {"WATCH"};
-        for (const auto& [key, s] : cells) watch.push_back(key);
-        conn.Append(watch);
-        for (const auto& [key, s] : cells) {
-          if (!s.sketch.empty()) {
-            conn.Append({"HGET", key, "v"});
-            need_read.push_back(&key);
-          }
-        }
-      }
-      std::map<std::string, std::string> merged;
-      if (!cells.empty()) {
-        absl::StatusOr<std::vector<ReplyPtr>> rs = conn.Flush();
-        if (!rs.ok()) return rs.status();
-        for (const ReplyPtr& r : *rs) {
-          if (r->type == REDIS_REPLY_ERROR) {
-            (void)conn.Command({"UNWATCH"});
-            return ReplyError(r.get(), "read rollups");
-          }
-        }
-        for (size_t i = 0; i < need_read.size(); ++i) {
-          const std::string& key = *need_read[i];
-          absl::StatusOr<std::string> m =
-              MergeSketches(Str((*rs)[i + 1].get()), cells[key].sketch);
-          if (!m.ok()) {
-            (void)conn.Command({"UNWATCH"});
-            return absl::DataLossError(
-                absl::StrCat("store: redis: bad stored sketch in ", key, ": ",
-                             m.status().message()));
-          }
-          merged[key] = *std::move(m);
-        }
-      }
-      // 2. One MULTI/EXEC with every change and the checkpoint.
-      conn.Append({"MULTI"});
-      std::vector<std::string> indexes;
       for (const auto& [key, s] : cells) {
-        for (size_t f = 0; f < 6; ++f) {
-          int64_t v = s.m.*kMetricMembers[f];
-          if (v != 0 || f == 0) {
-            conn.Append({"HINCRBY", key, kMetricFields[f], absl::StrCat(v)});
-          }
+        if (!s.sketch.empty()) {
+          conn.Append({"HMGET", key, "v", "n"});
+          need_read.push_back(&key);
         }
-        auto mit = merged.find(key);
-        if (mit != merged.end()) conn.Append({"HSET", key, "v", mit->second});
-        conn.Append({"ZADD", s.index_key, absl::StrCat(s.bucket), s.member});
-        indexes.push_back(s.index_key);
       }
-      std::sort(indexes.begin(), indexes.end());
-      indexes.erase(std::unique(indexes.begin(), indexes.end()), indexes.end());
-      if (!indexes.empty()) {
-        Args sadd = {"SADD", "ruidx"};
-        sadd.insert(sadd.end(), indexes.begin(), indexes.end());
-        conn.Append(sadd);
-      }
-      conn.Append({"HSET", "rollup_checkpoints", absl::StrCat(worker), cp});
-      // The checkpoint of a database written before per-worker checkpoints
-      // was worker 0's.
-      if (worker == 0) conn.Append({"DEL", "rollup_checkpoint"});
-      conn.Append({"EXEC"});
+      // cell key -> (version read, merged sketch)
+      std::map<std::string, std::pair<std::string, std::string>> merged;
       absl::StatusOr<std::vector<ReplyPtr>> rs = conn.Flush();
       if (!rs.ok()) return rs.status();
-      const redisReply* exec = rs->back().get();
-      if (exec->type == REDIS_REPLY_NIL) {
-        // A watched cell changed: back off a little (with jitter) and retry.
-        int64_t jitter = absl::ToUnixNanos(absl::Now()) % 200;
-        absl::SleepFor(absl::Microseconds(20 * std::min(attempt, 50) + jitter));
-        continue;
+      const redisReply* cp_reply = (*rs)[0].get();
+      if (cp_reply->type != REDIS_REPLY_STRING &&
+          cp_reply->type != REDIS_REPLY_NIL) {
+        return ReplyError(cp_reply, "read rollup checkpoint");
       }
-      if (exec->type != REDIS_REPLY_ARRAY) {
-        return ReplyError(exec, "apply rollups");
-      }
-      for (size_t i = 0; i < exec->elements; ++i) {
-        if (exec->element[i]->type == REDIS_REPLY_ERROR) {
-          return ReplyError(exec->element[i], "apply rollups (partial)");
+      const std::string cp_read = Str(cp_reply);
+      // An earlier call of this worker whose reply was lost, and that did
+      // land (the checkpoint is its): its metrics are already stored, and
+      // the engine has put them back into these deltas; send the rest.
+      std::optional<std::map<std::string, RollupMetrics>> landed;
+      {
+        absl::MutexLock l(&in_doubt_mu_);
+        auto w = in_doubt_.find(worker);
+        if (w != in_doubt_.end()) {
+          for (const InDoubt& d : w->second) {
+            if (d.checkpoint == cp_read) landed = d.metrics;
+          }
         }
       }
-      return absl::OkStatus();
+      for (size_t i = 0; i < need_read.size(); ++i) {
+        const redisReply* r = (*rs)[i + 1].get();
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+          return ReplyError(r, "read rollups");
+        }
+        const std::string& key = *need_read[i];
+        absl::StatusOr<std::string> m =
+            MergeSketches(Str(r->element[0]), cells[key].sketch);
+        if (!m.ok()) {
+          return absl::DataLossError(
+              absl::StrCat("store: redis: bad stored sketch in ", key, ": ",
+                           m.status().message()));
+        }
+        std::string version = Str(r->element[1]);
+        if (version.empty()) version = "0";
+        merged[key] = {std::move(version), *std::move(m)};
+      }
+      // 2. One script call: check the versions, write everything and the
+      // checkpoint, or nothing.
+      Args args;
+      args.reserve(8 + cells.size() * 12 + indexes.size());
+      args.push_back("EVALSHA");
+      args.push_back(apply_rollups_.sha);
+      args.push_back("0");
+      args.push_back(absl::StrCat(worker));
+      args.push_back(cp);
+      // The checkpoint of a database written before per-worker checkpoints
+      // was worker 0's.
+      args.push_back(worker == 0 ? "1" : "0");
+      args.push_back(absl::StrCat(cells.size()));
+      args.push_back(absl::StrCat(indexes.size()));
+      args.push_back(cp_read);
+      for (const auto& [key, s] : cells) {
+        args.push_back(key);
+        args.push_back(s.index_key);
+        args.push_back(absl::StrCat(s.bucket));
+        args.push_back(s.member);
+        const RollupMetrics* done = nullptr;
+        if (landed.has_value()) {
+          auto it = landed->find(key);
+          if (it != landed->end()) done = &it->second;
+        }
+        for (int64_t RollupMetrics::*f : kMetricMembers) {
+          args.push_back(
+              absl::StrCat(s.m.*f - (done != nullptr ? done->*f : 0)));
+        }
+        auto mit = merged.find(key);
+        if (mit == merged.end()) {
+          args.push_back("");
+          args.push_back("");
+        } else {
+          args.push_back(mit->second.first);
+          args.push_back(std::move(mit->second.second));
+        }
+      }
+      args.insert(args.end(), indexes.begin(), indexes.end());
+      absl::StatusOr<ReplyPtr> r = EvalArgs(conn, apply_rollups_, args);
+      if (!r.ok()) {
+        if (absl::IsUnavailable(r.status())) {
+          // Sent, but whether Redis ran it is unknown (e.g. a timeout while
+          // Redis was busy): remember it, see in_doubt_.
+          absl::MutexLock l(&in_doubt_mu_);
+          in_doubt_[worker].push_back({cp, full});
+        }
+        return r.status();
+      }
+      int64_t applied = 0;
+      if (!ReplyInt(r->get(), &applied)) {
+        return ReplyError(r->get(), "apply rollups");
+      }
+      if (applied == 1) {
+        // The checkpoint moved on: no earlier lost call can land any more
+        // (each checks the checkpoint it read).
+        absl::MutexLock l(&in_doubt_mu_);
+        in_doubt_.erase(worker);
+        return absl::OkStatus();
+      }
+      // A sketch cell changed since it was read: back off a little (with
+      // jitter) and retry.
+      int64_t jitter = absl::ToUnixNanos(absl::Now()) % 200;
+      absl::SleepFor(absl::Microseconds(20 * std::min(attempt, 50) + jitter));
     }
     return absl::AbortedError(
         "store: redis: apply rollups: too many concurrent conflicts");
@@ -1155,15 +1316,23 @@ class RedisStore : public Store {
     std::vector<RollupRow> rows;
     for (size_t start = 0; start < refs.size(); start += kFetchChunk) {
       size_t end = std::min(refs.size(), start + kFetchChunk);
+      // HMGET of the fixed fields: no field names on the wire, no map.
       for (size_t i = start; i < end; ++i) {
-        (*c)->Append(
-            {"HGETALL", CellKey(index_keys[refs[i].dim], refs[i].member)});
+        (*c)->Append({"HMGET", CellKey(index_keys[refs[i].dim], refs[i].member),
+                      "pv", "ev", "vi", "bo", "du", "sp", "v"});
       }
       absl::StatusOr<std::vector<ReplyPtr>> rs = (*c)->Flush();
       if (!rs.ok()) return rs.status();
       for (size_t i = start; i < end; ++i) {
-        std::map<std::string, std::string> h = HashMap((*rs)[i - start].get());
-        if (h.empty()) continue;  // removed meanwhile
+        const redisReply* h = (*rs)[i - start].get();
+        if (h->type != REDIS_REPLY_ARRAY || h->elements != 7) {
+          return ReplyError(h, "scan rollups");
+        }
+        bool present = false;  // all nil: removed meanwhile
+        for (size_t f = 0; f < 7; ++f) {
+          present = present || h->element[f]->type != REDIS_REPLY_NIL;
+        }
+        if (!present) continue;
         const std::string& m = refs[i].member;
         size_t colon = m.find(':');
         if (colon == std::string::npos) continue;
@@ -1174,9 +1343,14 @@ class RedisStore : public Store {
         row.dim = dims[refs[i].dim];
         row.value = m.substr(colon + 1);
         for (size_t f = 0; f < 6; ++f) {
-          row.m.*kMetricMembers[f] = ParseIntOr0(h[kMetricFields[f]]);
+          const redisReply* e = h->element[f];
+          int64_t v = 0;
+          if (e->type == REDIS_REPLY_STRING &&
+              net::ParseInt(std::string_view(e->str, e->len), &v)) {
+            row.m.*kMetricMembers[f] = v;
+          }
         }
-        row.visitors = h["v"];
+        row.visitors = Str(h->element[6]);
         rows.push_back(std::move(row));
       }
     }
@@ -1390,22 +1564,12 @@ class RedisStore : public Store {
   explicit RedisStore(Config cfg) : cfg_(std::move(cfg)) {}
 
   std::vector<Script*> scripts() {
-    return {&append_,
-            &add_site_,
-            &update_site_,
-            &remove_site_,
-            &add_api_key_,
-            &revoke_api_key_,
-            &put_if_absent_,
-            &delete_salts_,
-            &clear_rollups_,
-            &erase_site_data_,
-            &delete_events_before_,
-            &add_doc_,
-            &update_doc_,
-            &delete_doc_,
-            &claim_job_,
-            &update_job_};
+    return {&append_,        &add_site_,        &update_site_,
+            &remove_site_,   &add_api_key_,     &revoke_api_key_,
+            &put_if_absent_, &delete_salts_,    &clear_rollups_,
+            &apply_rollups_, &erase_site_data_, &delete_events_before_,
+            &add_doc_,       &update_doc_,      &delete_doc_,
+            &claim_job_,     &update_job_};
   }
 
   // KEYS of the job scripts: the run's hash "jr:{len(job)}:{job}:{site}:
@@ -1434,7 +1598,10 @@ class RedisStore : public Store {
 
   absl::StatusOr<Lease> Connect() {
     absl::StatusOr<std::unique_ptr<Conn>> c = net::ConnectRedis(
-        cfg_.host, cfg_.port, timeval{5, 0}, timeval{60, 0}, "store");
+        cfg_.host, cfg_.port, timeval{5, 0},
+        timeval{static_cast<time_t>(cfg_.timeout_ms / 1000),
+                static_cast<suseconds_t>(cfg_.timeout_ms % 1000 * 1000)},
+        "store");
     if (!c.ok()) return c.status();
     std::unique_ptr<Conn> conn = *std::move(c);
     if (!cfg_.password.empty()) {
@@ -1645,6 +1812,21 @@ class RedisStore : public Store {
   Script put_if_absent_{kHashPutIfAbsentLua, ""};
   Script delete_salts_{kDeleteSaltsLua, ""};
   Script clear_rollups_{kClearRollupsLua, ""};
+  Script apply_rollups_{kApplyRollupsLua, ""};
+  // ApplyRollups calls per worker whose reply was lost since the worker's
+  // last successful one: (checkpoint sent, full metrics per cell). The engine
+  // puts a failed call's deltas back and sends them again with later ones;
+  // if the lost call did land (the stored checkpoint is its), its metrics
+  // are subtracted from the resend, so no counter is applied twice (sketch
+  // merges are idempotent). A lost call that has not landed cannot land
+  // after a later call succeeds: each checks the checkpoint it read.
+  struct InDoubt {
+    std::string checkpoint;
+    std::map<std::string, RollupMetrics> metrics;
+  };
+  absl::Mutex in_doubt_mu_;
+  std::map<int32_t, std::vector<InDoubt>> in_doubt_
+      ABSL_GUARDED_BY(in_doubt_mu_);
   Script erase_site_data_{WithSiteDataFns<kEraseSiteDataLua>(), ""};
   Script delete_events_before_{WithSiteDataFns<kDeleteEventsBeforeLua>(), ""};
   Script add_doc_{kAddDocLua, ""};

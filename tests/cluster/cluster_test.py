@@ -1,10 +1,11 @@
 """A real cluster on loopback, through a real load balancer (issue #4).
 
-    cluster_test.py --lb haproxy|caddy BIN_DIR
+    cluster_test.py --lb haproxy|caddy|nginx BIN_DIR
 
 Starts `deploy/local-cluster up --lb LB` (PostgreSQL store, Redis with AOF as
-the coordinator, three analyticsd workers, HAProxy or Caddy terminating TLS
-with a generated certificate) in a temporary state directory, then checks:
+the coordinator, three analyticsd workers, HAProxy, Caddy or nginx
+terminating TLS with a generated certificate) in a temporary state directory,
+then checks:
 
   1. one visitor across workers: pageviews of one client (same IP and user
      agent) land on all three workers (per-worker
@@ -732,7 +733,8 @@ def scenario_outage(c, service):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lb", choices=["haproxy", "caddy"], required=True)
+    ap.add_argument("--lb", choices=["haproxy", "caddy", "nginx"],
+                    required=True)
     ap.add_argument("bin_dir")
     ap.add_argument("-k", default="", help="run only scenarios matching")
     ap.add_argument("--keep", action="store_true",

@@ -373,7 +373,7 @@ local_cluster_script() {
   [[ -x "$DEPLOY/local-cluster" ]] || { echo "not executable"; return 1; }
   "$DEPLOY/local-cluster" --help 2>"$TMP/usage"
   (($? == 2)) || { echo "--help should exit 2"; return 1; }
-  grep -q 'local-cluster up \[--lb haproxy|caddy\]' "$TMP/usage" || {
+  grep -q 'local-cluster up \[--lb haproxy|caddy|nginx\]' "$TMP/usage" || {
     cat "$TMP/usage"
     return 1
   }
