@@ -137,6 +137,14 @@ void RollupBuilder::AddOne(const Event& e) {
   Bucket* bs[2] = {
       hour_s == hour_e ? be[0] : BucketFor(e.site_id, kHour, hour_s),
       day_s == day_e ? be[1] : BucketFor(e.site_id, kDay, day_s)};
+  // Session-constant dimensions have one value per session, so their cells
+  // in an event bucket already hold the visitor after the session's first
+  // event there (HLL inserts are idempotent: skipping them changes nothing).
+  bool visitor_known[2] = {false, false};
+  const uint64_t session_key = e.session_id ^ (vh * 0x9E3779B97F4A7C15ULL);
+  for (int level = 0; level < levels && e.session_id != 0; ++level) {
+    visitor_known[level] = !be[level]->visitor_done.insert(session_key).second;
+  }
   for (size_t i = 0; i < kNumRollupDims; ++i) {
     const DimId d = kRollupDims[i];
     const std::string_view v = RawValue(e, d);
@@ -154,7 +162,7 @@ void RollupBuilder::AddOne(const Event& e) {
       Cell& c = CellFor(be[level], static_cast<uint16_t>(i), v);
       c.m.pageviews += pv;
       c.m.events += 1;
-      c.AddVisitor(vh);
+      if (kind == DimKind::kEvent || !visitor_known[level]) c.AddVisitor(vh);
       if (!session_part) continue;
       Cell& s = bs[level] == be[level]
                     ? c

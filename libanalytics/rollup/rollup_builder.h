@@ -30,6 +30,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -92,6 +93,10 @@ class RollupBuilder {
     uint8_t level = 0;
     int64_t bucket = 0;
     std::vector<absl::flat_hash_map<std::string, Cell>> dims;
+    // Sessions (session id mixed with visitor hash) whose visitor is already
+    // in this bucket's cells of the session-constant dimensions (total and
+    // visit:*): later events of the session skip those sketch inserts.
+    absl::flat_hash_set<uint64_t> visitor_done;
   };
   struct BucketKey {
     int64_t site_id;

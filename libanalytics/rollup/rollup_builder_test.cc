@@ -161,5 +161,43 @@ TEST(RollupBuilderTest, PropsAndScanAndPutBack) {
   EXPECT_EQ(found, 1);
 }
 
+// Later events of a session skip the visitor insert into session-constant
+// cells of a bucket that already has it; sketches must not change, also
+// across a Take() (which starts new cells) and for events of other sessions.
+TEST(RollupBuilderTest, VisitorsOfRepeatedSessionEventsAreKept) {
+  auto estimate = [](const RollupRow& r) {
+    auto hll = HyperLogLog::Deserialize(r.visitors);
+    EXPECT_TRUE(hll.ok());
+    return hll.ok() ? hll->Estimate() : 0;
+  };
+  const int64_t hour = kT / 1000 / 3600 * 3600;
+  RollupBuilder b;
+  std::vector<Event> events;
+  for (int i = 0; i < 6; ++i) {
+    Event e = Ev(kT + i * 1000, kT);
+    e.visitor_id = 100 + i % 3;  // three interleaved sessions
+    e.session_id = 7 + i % 3;
+    e.first_in_session = i < 3;
+    events.push_back(e);
+  }
+  b.Add(events);
+  auto rows = Rows(b);
+  EXPECT_EQ(estimate(rows[{0, hour, "", ""}]), 3u);
+  EXPECT_EQ(estimate(rows[{0, hour, "visit:source", "Google"}]), 3u);
+  EXPECT_EQ((rows[{0, hour, "visit:source", "Google"}].m.events), 6);
+  EXPECT_EQ((rows[{0, hour, "visit:source", "Google"}].m.visits), 3);
+  // The same sessions continue in the same hour after a drain: the new cells
+  // must hold their visitors again.
+  Event more = Ev(kT + 10000, kT);
+  more.visitor_id = 101;
+  more.session_id = 8;
+  b.Add({more, more});
+  rows = Rows(b);
+  EXPECT_EQ(estimate(rows[{0, hour, "", ""}]), 1u);
+  EXPECT_EQ(estimate(rows[{0, hour, "visit:source", "Google"}]), 1u);
+  EXPECT_EQ(estimate(rows[{0, hour, "event:page", "/"}]), 1u);
+  EXPECT_EQ((rows[{0, hour, "", ""}].m.events), 2);
+}
+
 }  // namespace
 }  // namespace analytics
