@@ -41,6 +41,19 @@ using Args = net::RedisArgs;
 // ---------------------------------------------------------------------------
 // Lua scripts. Keys are built inside the scripts (single-instance Redis).
 
+// Lua function prepended to the scripts that write several keys (see
+// WithLuaFns): check(key, want) returns an error text when the key exists
+// with another type than `want`, else nil.
+constexpr char kCheckTypeLuaFn[] = R"lua(
+local function check(key, want)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'none' and t ~= want then
+    return 'key ' .. key .. ' holds a ' .. t .. ', not a ' .. want
+  end
+  return nil
+end
+)lua";
+
 // ARGV: n, then n x (site, ts_ms, session_start_ms, worker, encoded event),
 // then the batch's token. Returns the first seq of the batch. The token
 // makes a resend idempotent: a batch sent again after its reply was lost (an
@@ -55,13 +68,6 @@ local tok = 'atok:' .. ARGV[2 + n * 5]
 local done = redis.call('GET', tok)
 if done then return tonumber(done) end
 local first = tonumber(redis.call('GET', 'seq') or '0') + 1
-local function check(key, want)
-  local t = redis.call('TYPE', key).ok
-  if t ~= 'none' and t ~= want then
-    return 'key ' .. key .. ' holds a ' .. t .. ', not a ' .. want
-  end
-  return nil
-end
 local function seq_key(w)
   if w == '0' then return 'evseq' end
   return 'evseq:' .. w
@@ -365,13 +371,6 @@ constexpr char kApplyRollupsLua[] = R"lua(
 local n = tonumber(ARGV[4])
 local m = tonumber(ARGV[5])
 local base = 7
-local function check(key, want)
-  local t = redis.call('TYPE', key).ok
-  if t ~= 'none' and t ~= want then
-    return 'key ' .. key .. ' holds a ' .. t .. ', not a ' .. want
-  end
-  return nil
-end
 local err = check('ruidx', 'set') or check('rollup_checkpoints', 'hash') or
             check('ruver', 'string')
 if err then return redis.error_reply(err) end
@@ -706,12 +705,13 @@ constexpr size_t kFetchChunk = 512;
 // Events deleted per DeleteEventsBefore script call.
 constexpr size_t kDeleteChunk = 5000;
 
-// The text of a script that uses kSiteDataLuaFns: the functions, then it.
-// Built once per script and kept for the life of the process.
-template <const char* kBody>
-const char* WithSiteDataFns() {
+// The text of a script that uses shared Lua functions (kSiteDataLuaFns,
+// kCheckTypeLuaFn): the functions, then the script. Built once per script and
+// kept for the life of the process.
+template <const char* kFns, const char* kBody>
+const char* WithLuaFns() {
   static const std::string* const text =
-      new std::string(absl::StrCat(kSiteDataLuaFns, kBody));
+      new std::string(absl::StrCat(kFns, kBody));
   return text->c_str();
 }
 constexpr int kRollupRetries = 200;
@@ -1803,16 +1803,16 @@ class RedisStore : public Store {
 
   const Config cfg_;
   net::IdlePool<Conn> idle_{kMaxIdle};
-  Script append_{kAppendLua, ""};
+  Script append_{WithLuaFns<kCheckTypeLuaFn, kAppendLua>(), ""};
   Script add_site_{kAddSiteLua, ""};
   Script update_site_{kUpdateSiteLua, ""};
-  Script remove_site_{WithSiteDataFns<kRemoveSiteLua>(), ""};
+  Script remove_site_{WithLuaFns<kSiteDataLuaFns, kRemoveSiteLua>(), ""};
   Script add_api_key_{kAddApiKeyLua, ""};
   Script revoke_api_key_{kRevokeApiKeyLua, ""};
   Script put_if_absent_{kHashPutIfAbsentLua, ""};
   Script delete_salts_{kDeleteSaltsLua, ""};
   Script clear_rollups_{kClearRollupsLua, ""};
-  Script apply_rollups_{kApplyRollupsLua, ""};
+  Script apply_rollups_{WithLuaFns<kCheckTypeLuaFn, kApplyRollupsLua>(), ""};
   // ApplyRollups calls per worker whose reply was lost since the worker's
   // last successful one: (checkpoint sent, full metrics per cell). The engine
   // puts a failed call's deltas back and sends them again with later ones;
@@ -1827,8 +1827,9 @@ class RedisStore : public Store {
   absl::Mutex in_doubt_mu_;
   std::map<int32_t, std::vector<InDoubt>> in_doubt_
       ABSL_GUARDED_BY(in_doubt_mu_);
-  Script erase_site_data_{WithSiteDataFns<kEraseSiteDataLua>(), ""};
-  Script delete_events_before_{WithSiteDataFns<kDeleteEventsBeforeLua>(), ""};
+  Script erase_site_data_{WithLuaFns<kSiteDataLuaFns, kEraseSiteDataLua>(), ""};
+  Script delete_events_before_{
+      WithLuaFns<kSiteDataLuaFns, kDeleteEventsBeforeLua>(), ""};
   Script add_doc_{kAddDocLua, ""};
   Script update_doc_{kUpdateDocLua, ""};
   Script delete_doc_{kDeleteDocLua, ""};

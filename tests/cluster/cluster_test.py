@@ -576,9 +576,31 @@ MIXED_QUERIES = [
 ]
 
 
+def wait_balancer_spreads(c, timeout=30.0):
+    """Waits until GET /ready through the balancer reaches every worker.
+
+    A previous scenario may have killed or restarted a worker; balancers
+    keep such a worker out of rotation for a while (Caddy's fail_duration,
+    HAProxy's and nginx's health checks), and a scenario that checks how
+    traffic spreads must not start before it is back.
+    """
+    seen = set()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, body = c.request("GET", "/ready")
+        if status == 200:
+            seen.add(json.loads(body).get("worker"))
+            if len(seen) == 3:
+                return
+        time.sleep(0.05)
+    raise AssertionError(
+        f"the balancer reached only workers {sorted(seen)} in {timeout} s")
+
+
 def scenario_matches_sqlite(c):
     site = "mixed.example"
     c.add_site(site)
+    wait_balancer_spreads(c)
     ref = ReferenceServer(c.bin_dir, c.token)
     try:
         status, body = ref.request("POST", "/api/v1/sites",
