@@ -10,7 +10,7 @@ LISTEN ?= 127.0.0.1:8000
 STORE ?= sqlite://./data/analytics.db
 MMDB ?= third_party/mmdb/geo-whois-asn-country.mmdb
 
-.PHONY: all setup configure build run test format clean
+.PHONY: all setup configure build run test test-asan test-tsan fuzz format clean
 
 all: build
 
@@ -32,6 +32,39 @@ run: build
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+
+# Every libFuzzer target (clang, ASan+UBSan) for FUZZ_SECONDS each (default
+# 60); `make test` runs a 10 s pass as the CTest entry fuzz_short.
+FUZZ_SECONDS ?= 60
+# Entries left out of the sanitizer runs: the fuzz pass (its own sanitized
+# build) and the Python ones (an ASan extension cannot load into the system
+# python without LD_PRELOAD of the runtime).
+SANITIZER_EXCLUDE ?= fuzz_short|python_|example_python
+fuzz: setup
+	fuzz/run.sh --seconds $(FUZZ_SECONDS)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: setup
+	@if [ ! -f build-asan/build.ninja ]; then \
+	  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DANALYTICS_SANITIZE=address; \
+	fi
+	cmake --build build-asan -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/fuzz/ubsan.supp \
+	  ctest --test-dir build-asan --output-on-failure -j2 -E '$(SANITIZER_EXCLUDE)'
+
+# The concurrent parts (engine pipeline and group commit, stores,
+# coordinators, the in-process cluster) under ThreadSanitizer.
+TSAN_TESTS ?= Engine|engine_cluster|store_conformance|coordinator_conformance|Coordinator|Sessionizer|Jobs
+test-tsan: setup
+	@if [ ! -f build-tsan/build.ninja ]; then \
+	  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DANALYTICS_SANITIZE=thread; \
+	fi
+	cmake --build build-tsan -j$(JOBS)
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --test-dir build-tsan --output-on-failure -j2 -R '$(TSAN_TESTS)'
 
 format:
 	@find . \( -path './build*' -o -path '*/node_modules' -o -path './.git' \

@@ -19,6 +19,7 @@ PACKAGES=(
   zlib1g-dev goaccess haproxy caddy openssl python3-yaml systemd
   python3-dev python3-pybind11 python3-setuptools python3-pip python3-wheel
   python3-venv python3-pytest python3-matplotlib python3-aiosmtpd
+  clang-14 libclang-rt-14-dev
 )
 
 # Packages whose job is already done when a command exists, e.g. NodeSource's

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/strings/ascii.h"
+#include "libanalytics/core/utf8.h"
 #include "libanalytics/enrich/string_util.h"
 namespace analytics {
 namespace {
@@ -41,6 +42,20 @@ void AppendDecoded(std::string_view in, bool plus_is_space, std::string* out) {
       }
     }
     out->push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+}
+
+// AppendDecoded, unless the decoded text would not be valid UTF-8 (e.g.
+// "/a%FF"): then `in` is appended as sent. Every dimension value built from
+// a URL thus stays valid UTF-8 and every JSON answer that carries it parses
+// (found by fuzz/referrer_fuzzer).
+void AppendDecodedUtf8(std::string_view in, bool plus_is_space,
+                       std::string* out) {
+  const size_t start = out->size();
+  AppendDecoded(in, plus_is_space, out);
+  if (!ValidUtf8(std::string_view(*out).substr(start))) {
+    out->resize(start);
+    out->append(in);
   }
 }
 
@@ -130,7 +145,7 @@ std::optional<std::string> QueryParam(std::string_view query,
     if (!match) continue;
     std::string value;
     if (eq != std::string_view::npos) {
-      AppendDecoded(pair.substr(eq + 1), /*plus_is_space=*/true, &value);
+      AppendDecodedUtf8(pair.substr(eq + 1), /*plus_is_space=*/true, &value);
     }
     return value;
   }
@@ -150,7 +165,7 @@ std::string NormalizeHost(std::string_view host) {
 std::string NormalizePath(std::string_view path) {
   std::string out;
   if (NeedsDecoding(path, /*plus_is_space=*/false)) {
-    AppendDecoded(path, /*plus_is_space=*/false, &out);
+    AppendDecodedUtf8(path, /*plus_is_space=*/false, &out);
   } else {
     out.assign(path);
   }

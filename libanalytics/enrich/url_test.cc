@@ -123,5 +123,18 @@ TEST(NormalizePathTest, Basics) {
   EXPECT_EQ(NormalizePath("/%20x"), "/ x");
 }
 
+// Escapes that decode to invalid UTF-8 stay as sent: stored dimension values
+// must be valid UTF-8, or JSON answers carrying them do not parse.
+TEST(NormalizePathTest, InvalidUtf8EscapesAreKept) {
+  EXPECT_EQ(NormalizePath("/a%FF"), "/a%FF");
+  EXPECT_EQ(NormalizePath("/%C0%AF/x"), "/%C0%AF/x");    // overlong '/'
+  EXPECT_EQ(NormalizePath("/%ED%A0%80"), "/%ED%A0%80");  // surrogate
+  EXPECT_EQ(NormalizePath("/%E2%82"), "/%E2%82");        // truncated
+  EXPECT_EQ(NormalizePath("/caf%C3%A9%20x"), "/caf\xC3\xA9 x");
+  EXPECT_EQ(QueryParam("utm_source=%FFx+y", "utm_source"), "%FFx+y");
+  EXPECT_EQ(QueryParam("utm_source=%E2%82%AC+1", "utm_source"),
+            "\xE2\x82\xAC 1");
+}
+
 }  // namespace
 }  // namespace analytics

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "analytics/event.h"
 #include "gmock/gmock.h"
@@ -54,6 +55,26 @@ TEST(Plausible, PageviewAsTrackerSendsIt) {
   EXPECT_EQ(e.user_agent, Req().user_agent);
   EXPECT_EQ(e.country_hint, "DE");
   EXPECT_EQ(e.ts, Req().now);
+}
+
+// Bodies nested deeper than 32 levels are refused (every protocol shares
+// the parse); 64 KiB of '[' is an error, not a stack overflow.
+TEST(Plausible, DeepNestingIsRefused) {
+  const std::string deep =
+      absl::StrCat(R"({"type":"event","payload":{"website":"AbCdEfGhIjKl",)",
+                   R"("hostname":"a.b","url":"/","name":"x","data":{"a":)",
+                   std::string(40, '['), std::string(40, ']'), "}}}");
+  auto umami = ParseUmamiSend(deep, Req());
+  ASSERT_FALSE(umami.ok());
+  EXPECT_EQ(umami.status().message(), "body: nested deeper than 32 levels");
+  auto plausible = ParsePlausibleEvent(std::string(65000, '['), Req());
+  ASSERT_FALSE(plausible.ok());
+  EXPECT_THAT(std::string(plausible.status().message()),
+              StartsWith("body: invalid JSON"));
+  const std::string nested_ok =
+      absl::StrCat(R"({"n":"pageview","u":"https://a.b/","d":"a.b","x":)",
+                   std::string(20, '['), std::string(20, ']'), "}");
+  EXPECT_TRUE(ParsePlausibleEvent(nested_ok, Req()).ok());
 }
 
 TEST(Plausible, LongAliases) {
