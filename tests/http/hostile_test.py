@@ -110,6 +110,10 @@ def catalogue(pid):
         ("umami unknown website", "POST", "/api/send", JSONH,
          '{"type":"event","payload":{"website":"ZZZZZZZZZZZZ","url":"/",'
          '"hostname":"hostile.test"}}', {404}, True),
+        ("umami data nested 40 deep", "POST", "/api/send", JSONH,
+         '{"type":"event","payload":{"website":"%s","url":"/",'
+         '"hostname":"hostile.test","name":"x","data":{"a":%s}}}'
+         % (pid, nested(40)), {400}, True),
         ("umami batch not array", "POST", "/api/batch", JSONH, "{}",
          {400}, True),
         ("umami batch of junk", "POST", "/api/batch", JSONH,
@@ -287,6 +291,23 @@ class HostileTest(unittest.TestCase):
         for t in threads:
             t.join()
         self.assertEqual(errors, [])
+
+    def test_percent_escapes_of_invalid_utf8_keep_answers_valid_json(self):
+        # Found by fuzz/referrer_fuzzer: "%FF" in a path used to be decoded
+        # into the stored page, and the Stats API then answered bytes that
+        # are not UTF-8 (not JSON). Such escapes are now kept as sent.
+        body = json.dumps({"n": "pageview", "d": SITE,
+                           "u": "https://hostile.test/a%FF%00?utm_source=%C0%AF"})
+        r = self.srv.request("POST", "/api/event", body, TEXT)
+        self.assertEqual(r.status, 202, r)
+        q = {"site_id": SITE, "date_range": "all", "metrics": ["pageviews"],
+             "dimensions": ["event:page", "visit:utm_source"],
+             "filters": [["contains", "event:page", ["%FF"]]]}
+        r = self.srv.admin("POST", "/api/v2/query", json.dumps(q))
+        self.assertEqual(r.status, 200, r)
+        answer = json.loads(r.body.decode("utf-8", errors="strict"))
+        self.assertEqual(answer["results"],
+                         [{"metrics": [1], "dimensions": ["/a%FF%00", "%C0%AF"]}])
 
 
 if __name__ == "__main__":
