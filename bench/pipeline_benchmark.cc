@@ -1,6 +1,7 @@
 // Library benchmarks: the in-memory pipeline (parse + enrich + sessionize +
 // rollup fold) on one core, and durable ingestion through the Engine on
 // SQLite (TrackBatch of 1,000 from 4 threads; Track from 64 threads).
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -36,6 +37,7 @@ void BM_PipelineInMemory(benchmark::State& state) {
   auto rollups = std::make_unique<RollupBuilder>();
   rollups->SetSiteTimezone(1, tz);
   std::vector<Event> batch(1);
+  int64_t sessions_started = 0;
   for (auto _ : state) {
     absl::StatusOr<EventInput> in = ParseEventJson(lines[i % n]);
     Event& e = batch[0];
@@ -44,6 +46,7 @@ void BM_PipelineInMemory(benchmark::State& state) {
     std::string bot;
     (void)enricher.Enrich(*in, site, kStart, &e, &prev, &bot);
     sessions->Assign(&e, prev, in->interactive);
+    sessions_started += e.first_in_session ? 1 : 0;
     e.seq = i + 1;
     rollups->Add(batch);
     if (++i % n == 0) {
@@ -59,6 +62,9 @@ void BM_PipelineInMemory(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(state.iterations());
+  state.counters["events_per_session"] =
+      static_cast<double>(state.iterations()) /
+      static_cast<double>(std::max<int64_t>(1, sessions_started));
 }
 BENCHMARK(BM_PipelineInMemory)->Unit(benchmark::kNanosecond)->MinTime(3);
 

@@ -30,9 +30,10 @@ class Enricher {
   // Salt for a UTC day number (days since the epoch).
   using SaltFn = std::function<absl::StatusOr<std::string>(int64_t day)>;
 
-  // `geo` is not owned and must outlive the Enricher.
+  // `geo` is not owned and must outlive the Enricher. A day's salt must not
+  // change once `salts` returned it: each thread keeps the last day's pair.
   Enricher(const CountryResolver* geo, SaltFn salts)
-      : geo_(geo), salts_(std::move(salts)) {}
+      : geo_(geo), salts_(std::move(salts)), id_(NextId()) {}
 
   // Fills site_id, ts_ms (in.ts or `now`), name, hostname, page, props,
   // visit (except entry_page), imported and visitor_id; *prev_visitor_id is
@@ -44,8 +45,11 @@ class Enricher {
                       std::string* bot_reason);
 
  private:
+  static uint64_t NextId();
+
   const CountryResolver* geo_;
   SaltFn salts_;
+  const uint64_t id_;  // names this Enricher in the per-thread salt cache
   UserAgentCache ua_cache_;
 };
 

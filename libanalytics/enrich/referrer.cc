@@ -224,8 +224,12 @@ std::string SourceForHost(std::string_view host) {
 Acquisition ParseAcquisition(std::string_view page_url,
                              std::string_view referrer,
                              std::string_view site_domain) {
+  return ParseAcquisition(SplitUrl(page_url), referrer, site_domain);
+}
+
+Acquisition ParseAcquisition(const UrlParts& page, std::string_view referrer,
+                             std::string_view site_domain) {
   Acquisition acq;
-  const UrlParts page = SplitUrl(page_url);
   // Most page URLs carry no campaign parameters: skip the lookups then.
   if (page.query.find("utm_") != std::string_view::npos) {
     acq.utm_source = Utm(page.query, "utm_source");

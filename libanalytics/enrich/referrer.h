@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "libanalytics/enrich/url.h"
+
 namespace analytics {
 
 struct Acquisition {
@@ -27,6 +29,9 @@ struct Acquisition {
 // `referrer` the full referrer URL, `site_domain` the site's domain.
 Acquisition ParseAcquisition(std::string_view page_url,
                              std::string_view referrer,
+                             std::string_view site_domain);
+// The same, for a page URL already split with SplitUrl.
+Acquisition ParseAcquisition(const UrlParts& page, std::string_view referrer,
                              std::string_view site_domain);
 
 // Source name for a normalized referrer host ("" -> ""), e.g.

@@ -51,6 +51,23 @@ TEST(VisitorIdTest, MatchesSipHashOfEncodedMessage) {
             SipHash24(salt, msg));
 }
 
+TEST(VisitorIdTest, VisitorIdsMatchesTwoVisitorIdCalls) {
+  const std::string salt = Bytes(16);
+  std::string prev = salt;
+  prev[0] ^= 1;
+  // Every message length modulo 8, and user agents past the one-pass
+  // buffer (1024 bytes).
+  for (size_t len : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 120, 1010, 1011,
+                     1012, 1013, 5000}) {
+    const std::string ua(len, 'u');
+    uint64_t id = 0, prev_id = 0;
+    VisitorIds(salt, prev, 7, "203.0.113.9", ua, &id, &prev_id);
+    EXPECT_EQ(id, VisitorId(salt, 7, "203.0.113.9", ua)) << len;
+    EXPECT_EQ(prev_id, VisitorId(prev, 7, "203.0.113.9", ua)) << len;
+    EXPECT_NE(id, prev_id);
+  }
+}
+
 TEST(NewSaltTest, SixteenRandomBytes) {
   absl::flat_hash_set<std::string> salts;
   for (int i = 0; i < 100; ++i) {

@@ -1,11 +1,19 @@
 // Canonical event validation and JSON parsing (see analytics/event.h).
-#include <rapidjson/document.h>
+// SSE2 string scanning and whitespace skipping for the in-situ parse below
+// (x86-64 always has SSE2). Only this file uses rapidjson's in-situ stream,
+// the one stream type these SIMD paths change, and its buffer is padded so
+// that their aligned 16-byte loads stay inside it.
+#if defined(__SSE2__) && !defined(RAPIDJSON_SSE2)
+#define RAPIDJSON_SSE2
+#endif
 #include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
 
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -14,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "analytics/event.h"
+#include "libanalytics/core/utf8.h"
 
 namespace analytics {
 namespace {
@@ -28,52 +37,6 @@ absl::Status Error(std::string_view field, std::string_view what) {
   return absl::InvalidArgumentError(
       absl::StrCat(absl::string_view(field.data(), field.size()), ": ",
                    absl::string_view(what.data(), what.size())));
-}
-
-// Strict UTF-8: rejects overlong forms, surrogates and code points above
-// U+10FFFF. Counts code points into *chars when valid.
-bool ValidUtf8(std::string_view s, size_t* chars = nullptr) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  size_t n = 0;
-  while (p < end) {
-    // ASCII fast path, 8 bytes at a time.
-    while (end - p >= 8) {
-      uint64_t w;
-      std::memcpy(&w, p, 8);
-      if (w & 0x8080808080808080ULL) break;
-      p += 8;
-      n += 8;
-    }
-    if (p == end) break;
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      if (end - p < 2 || (p[1] & 0xC0) != 0x80) return false;
-      p += 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) {
-        return false;
-      }
-      if (c == 0xE0 && p[1] < 0xA0) return false;   // overlong
-      if (c == 0xED && p[1] >= 0xA0) return false;  // surrogate
-      p += 3;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
-          (p[3] & 0xC0) != 0x80) {
-        return false;
-      }
-      if (c == 0xF0 && p[1] < 0x90) return false;   // overlong
-      if (c == 0xF4 && p[1] >= 0x90) return false;  // > U+10FFFF
-      p += 4;
-    } else {
-      return false;  // continuation byte, C0/C1, F5..FF
-    }
-    ++n;
-  }
-  if (chars != nullptr) *chars = n;
-  return true;
 }
 
 absl::Status CheckUtf8(std::string_view field, const std::string& value) {
@@ -94,7 +57,84 @@ bool InTsRange(absl::Time t) {
          t < absl::FromUnixSeconds(kEndTsSeconds);
 }
 
-using Value = rapidjson::Value;
+// One JSON value as the SAX parser reports it (containers without their
+// contents), with the subset of rapidjson::Value's accessors that the field
+// parsers below use, and the same number classification: an integer that
+// fits int64 IsInt64 (and IsUint64 when >= 0), a larger one only IsUint64,
+// anything with a fraction or exponent IsDouble.
+class Value {
+ public:
+  enum class Type : uint8_t { kNull, kBool, kNumber, kString, kObject, kArray };
+
+  static Value Of(Type t) {
+    Value v;
+    v.type_ = t;
+    return v;
+  }
+  static Value Bool(bool b) {
+    Value v = Of(Type::kBool);
+    v.b_ = b;
+    return v;
+  }
+  static Value Int64(int64_t i) {
+    Value v = Of(Type::kNumber);
+    v.i_ = i;
+    v.is_int64_ = true;
+    v.is_uint64_ = i >= 0;
+    return v;
+  }
+  static Value Uint64(uint64_t u) {
+    if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return Int64(static_cast<int64_t>(u));
+    }
+    Value v = Of(Type::kNumber);
+    v.u_ = u;
+    v.is_uint64_ = true;
+    return v;
+  }
+  static Value Double(double d) {
+    Value v = Of(Type::kNumber);
+    v.d_ = d;
+    v.is_double_ = true;
+    return v;
+  }
+  static Value String(const char* s, size_t n) {
+    Value v = Of(Type::kString);
+    v.str_ = s;
+    v.len_ = n;
+    return v;
+  }
+
+  bool IsNull() const { return type_ == Type::kNull; }
+  bool IsBool() const { return type_ == Type::kBool; }
+  bool IsNumber() const { return type_ == Type::kNumber; }
+  bool IsString() const { return type_ == Type::kString; }
+  bool IsObject() const { return type_ == Type::kObject; }
+  bool IsInt64() const { return is_int64_; }
+  bool IsUint64() const { return is_uint64_; }
+  bool IsDouble() const { return is_double_; }
+  bool GetBool() const { return b_; }
+  int64_t GetInt64() const { return i_; }
+  uint64_t GetUint64() const {
+    return is_int64_ ? static_cast<uint64_t>(i_) : u_;
+  }
+  double GetDouble() const {
+    if (is_double_) return d_;
+    return is_int64_ ? static_cast<double>(i_) : static_cast<double>(u_);
+  }
+  const char* GetString() const { return str_; }
+  size_t GetStringLength() const { return len_; }
+
+ private:
+  Type type_ = Type::kNull;
+  bool b_ = false;
+  bool is_int64_ = false, is_uint64_ = false, is_double_ = false;
+  int64_t i_ = 0;
+  uint64_t u_ = 0;
+  double d_ = 0;
+  const char* str_ = nullptr;
+  size_t len_ = 0;
+};
 
 absl::Status GetString(const Value& v, std::string_view field,
                        std::string* out) {
@@ -166,29 +206,25 @@ void NumberText(const Value& v, std::string* out) {
   out->assign(buf, r.ptr);
 }
 
-absl::Status ParseProps(const Value& v, Props* props) {
-  if (v.IsNull()) return absl::OkStatus();
-  if (!v.IsObject()) return Error("props", "expected an object");
-  props->reserve(v.MemberCount());
-  for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
-    const Value& val = it->value;
-    if (val.IsNull()) continue;
-    std::string key(it->name.GetString(), it->name.GetStringLength());
-    std::string text;
-    if (val.IsString()) {
-      text.assign(val.GetString(), val.GetStringLength());
-    } else if (val.IsNumber()) {
-      NumberText(val, &text);
-    } else if (val.IsBool()) {
-      text = val.GetBool() ? "true" : "false";
-    } else {
-      if (!ValidUtf8(key)) return Error("props", "key is not valid UTF-8");
-      return Error(PropField(key),
-                   "expected a string, number or boolean, not an object or "
-                   "array");
-    }
-    props->emplace_back(std::move(key), std::move(text));
+// One member of the "props" object.
+absl::Status ParseProp(std::string_view key_view, const Value& val,
+                       Props* props) {
+  if (val.IsNull()) return absl::OkStatus();
+  std::string key(key_view);
+  std::string text;
+  if (val.IsString()) {
+    text.assign(val.GetString(), val.GetStringLength());
+  } else if (val.IsNumber()) {
+    NumberText(val, &text);
+  } else if (val.IsBool()) {
+    text = val.GetBool() ? "true" : "false";
+  } else {
+    if (!ValidUtf8(key)) return Error("props", "key is not valid UTF-8");
+    return Error(PropField(key),
+                 "expected a string, number or boolean, not an object or "
+                 "array");
   }
+  props->emplace_back(std::move(key), std::move(text));
   return absl::OkStatus();
 }
 
@@ -229,7 +265,10 @@ absl::Status ParseMember(std::string_view key, const Value& v, EventInput* in) {
       if (key == "name") return GetString(v, key, &in->name);
       break;
     case 5:
-      if (key == "props") return ParseProps(v, &in->props);
+      // An object is taken member by member (EventSax::Open).
+      if (key == "props" && !v.IsNull()) {
+        return Error("props", "expected an object");
+      }
       break;
     case 6:
       if (key == "locale") return GetString(v, key, &in->locale);
@@ -258,6 +297,92 @@ absl::Status ParseMember(std::string_view key, const Value& v, EventInput* in) {
   }
   return absl::OkStatus();  // unknown keys are ignored
 }
+
+// Streams the canonical object's members into an EventInput, in document
+// order, with the field parsers above: the same checks and the same first
+// error as walking a parsed DOM, without building one. Members of unknown
+// keys and nested containers are skipped. Never stops the parse, so that
+// malformed JSON is reported as such even after a field error.
+class EventSax
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EventSax> {
+ public:
+  explicit EventSax(EventInput* in) : in_(in) {}
+
+  bool Null() { return Scalar(Value::Of(Value::Type::kNull)); }
+  bool Bool(bool b) { return Scalar(Value::Bool(b)); }
+  bool Int(int i) { return Scalar(Value::Int64(i)); }
+  bool Uint(unsigned u) { return Scalar(Value::Int64(u)); }
+  bool Int64(int64_t i) { return Scalar(Value::Int64(i)); }
+  bool Uint64(uint64_t u) { return Scalar(Value::Uint64(u)); }
+  bool Double(double d) { return Scalar(Value::Double(d)); }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    return Scalar(Value::String(s, n));
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (depth_ == 1) {
+      key_ = std::string_view(s, n);
+    } else if (depth_ == 2 && in_props_) {
+      prop_key_ = std::string_view(s, n);
+    }
+    return true;
+  }
+  bool StartObject() { return Open(Value::Of(Value::Type::kObject)); }
+  bool StartArray() { return Open(Value::Of(Value::Type::kArray)); }
+  bool EndObject(rapidjson::SizeType) { return Close(); }
+  bool EndArray(rapidjson::SizeType) { return Close(); }
+
+  static constexpr int kMaxDepth = 32;
+
+  bool root_is_object() const { return root_is_object_; }
+  bool too_deep() const { return too_deep_; }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  bool active() const { return root_is_object_ && status_.ok(); }
+  bool Scalar(const Value& v) {
+    if (!active()) return true;
+    if (depth_ == 1) {
+      status_ = ParseMember(key_, v, in_);
+    } else if (depth_ == 2 && in_props_) {
+      status_ = ParseProp(prop_key_, v, &in_->props);
+    }
+    return true;
+  }
+  bool Open(const Value& v) {
+    // RapidJSON's reader recurses once per level: a 64 KiB body of '['
+    // overflowed the stack of an ASan build (fuzz/canonical_fuzzer). Real
+    // events nest 2 levels (props); stop far above that.
+    if (depth_ >= kMaxDepth) {
+      too_deep_ = true;
+      return false;
+    }
+    if (depth_ == 0) {
+      root_is_object_ = v.IsObject();
+    } else if (active()) {
+      if (depth_ == 1 && v.IsObject() && key_ == "props") {
+        in_props_ = true;
+      } else if (depth_ == 1) {
+        status_ = ParseMember(key_, v, in_);
+      } else if (depth_ == 2 && in_props_) {
+        status_ = ParseProp(prop_key_, v, &in_->props);
+      }
+    }
+    ++depth_;
+    return true;
+  }
+  bool Close() {
+    if (--depth_ == 1) in_props_ = false;
+    return true;
+  }
+
+  EventInput* in_;
+  bool too_deep_ = false;
+  int depth_ = 0;
+  bool root_is_object_ = false;
+  bool in_props_ = false;
+  std::string_view key_, prop_key_;
+  absl::Status status_;
+};
 
 }  // namespace
 
@@ -321,30 +446,41 @@ absl::Status ValidateEventInput(const EventInput& in) {
 }
 
 absl::StatusOr<EventInput> ParseEventJson(std::string_view json) {
-  // Small events parse without touching the heap for the DOM.
-  char value_buffer[8192];
-  char parse_buffer[1024];
-  rapidjson::MemoryPoolAllocator<> value_allocator(value_buffer,
-                                                   sizeof(value_buffer));
-  rapidjson::MemoryPoolAllocator<> parse_allocator(parse_buffer,
-                                                   sizeof(parse_buffer));
-  using Pool = rapidjson::MemoryPoolAllocator<>;
-  rapidjson::GenericDocument<rapidjson::UTF8<>, Pool, Pool> doc(
-      &value_allocator, sizeof(parse_buffer) / 2, &parse_allocator);
-  doc.Parse<rapidjson::kParseDefaultFlags>(json.data(), json.size());
-  if (doc.HasParseError()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("body: invalid JSON at offset ", doc.GetErrorOffset(),
-                     ": ", rapidjson::GetParseError_En(doc.GetParseError())));
+  // Like rapidjson's parse of a memory buffer, skip leading 0xEF, 0xBB and
+  // 0xBF bytes (a UTF-8 byte order mark); error offsets count them.
+  size_t skip = 0;
+  for (unsigned char bom : {0xEF, 0xBB, 0xBF}) {
+    if (skip < json.size() && static_cast<unsigned char>(json[skip]) == bom) {
+      ++skip;
+    }
   }
-  if (!doc.IsObject()) return Error("body", "expected a JSON object");
-
+  // In-situ parse (strings are unescaped in place, no DOM) of a per-thread
+  // copy, NUL-terminated (an embedded NUL ends the input, as it does for a
+  // memory buffer) and padded for the SSE2 scans.
+  thread_local std::string buffer;
+  buffer.assign(json.data() + skip, json.size() - skip);
+  buffer.append(16, '\0');
   EventInput in;
-  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-    const std::string_view key(it->name.GetString(),
-                               it->name.GetStringLength());
-    if (absl::Status s = ParseMember(key, it->value, &in); !s.ok()) return s;
+  EventSax handler(&in);
+  rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader;
+  rapidjson::InsituStringStream stream(buffer.data());
+  const rapidjson::ParseResult parsed =
+      reader.Parse<rapidjson::kParseDefaultFlags | rapidjson::kParseInsituFlag>(
+          stream, handler);
+  if (buffer.capacity() > (1 << 20)) std::string().swap(buffer);
+  if (handler.too_deep()) {
+    return Error("body", absl::StrCat("nested deeper than ",
+                                      EventSax::kMaxDepth, " levels"));
   }
+  if (parsed.IsError()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("body: invalid JSON at offset ", parsed.Offset() + skip,
+                     ": ", rapidjson::GetParseError_En(parsed.Code())));
+  }
+  if (!handler.root_is_object()) {
+    return Error("body", "expected a JSON object");
+  }
+  if (!handler.status().ok()) return handler.status();
   if (absl::Status s = ValidateEventInput(in); !s.ok()) return s;
   return in;
 }

@@ -117,6 +117,22 @@ TEST(CanonicalTest, InvalidJson) {
               HasSubstr("Missing a name for object member."));
 }
 
+// Deep nesting is refused before it costs stack (the reader recurses per
+// level; 64 KiB of '[' overflowed an ASan build's stack in fuzzing).
+TEST(CanonicalTest, DeepNestingIsRefused) {
+  const std::string ok = absl::StrCat(
+      R"({"site":"a.b","name":"pageview","url":"https://a.b/","x":)",
+      std::string(30, '['), std::string(30, ']'), "}");
+  EXPECT_TRUE(ParseEventJson(ok).ok()) << ParseEventJson(ok).status();
+  const std::string deep = absl::StrCat(
+      R"({"site":"a.b","name":"pageview","url":"https://a.b/","x":)",
+      std::string(40, '['), std::string(40, ']'), "}");
+  ExpectError(ParseEventJson(deep).status(),
+              "body: nested deeper than 32 levels");
+  ExpectError(ParseEventJson(std::string(65000, '[')).status(),
+              "body: nested deeper than 32 levels");
+}
+
 TEST(CanonicalTest, TopLevelMustBeObject) {
   ExpectJsonError("[]", "body: expected a JSON object");
   ExpectJsonError("\"x\"", "body: expected a JSON object");

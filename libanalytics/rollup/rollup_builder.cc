@@ -125,18 +125,21 @@ void RollupBuilder::AddOne(const Event& e) {
     for (DimId d : kRollupDims) dim_names_.emplace_back(DimName(d));
   }
   const int64_t hour_e = HourBucket(e.ts_ms);
-  const int64_t day_e = DayBucket(e.site_id, e.ts_ms);
   const int64_t hour_s = HourBucket(e.session_start_ms);
-  const int64_t day_s = DayBucket(e.site_id, e.session_start_ms);
   const uint64_t vh = HyperLogLog::HashKey(e.visitor_id);
+  // Whole-hour zones derive day cells from hour cells (see the header).
   const int levels = ZoneOf(e.site_id).derive_days ? 1 : 2;
   const int64_t pv = e.is_pageview() ? 1 : 0;
 
-  Bucket* be[2] = {BucketFor(e.site_id, kHour, hour_e),
-                   BucketFor(e.site_id, kDay, day_e)};
+  Bucket* be[2] = {BucketFor(e.site_id, kHour, hour_e), nullptr};
   Bucket* bs[2] = {
-      hour_s == hour_e ? be[0] : BucketFor(e.site_id, kHour, hour_s),
-      day_s == day_e ? be[1] : BucketFor(e.site_id, kDay, day_s)};
+      hour_s == hour_e ? be[0] : BucketFor(e.site_id, kHour, hour_s), nullptr};
+  if (levels == 2) {
+    const int64_t day_e = DayBucket(e.site_id, e.ts_ms);
+    const int64_t day_s = DayBucket(e.site_id, e.session_start_ms);
+    be[1] = BucketFor(e.site_id, kDay, day_e);
+    bs[1] = day_s == day_e ? be[1] : BucketFor(e.site_id, kDay, day_s);
+  }
   // Session-constant dimensions have one value per session, so their cells
   // in an event bucket already hold the visitor after the session's first
   // event there (HLL inserts are idempotent: skipping them changes nothing).
@@ -194,10 +197,11 @@ void RollupBuilder::Add(absl::Span<const Event> events) {
 }
 
 namespace {
+// `value` views the key of an hour cell (alive until Take clears them).
 struct DayKey {
   int64_t site, bucket;
   uint16_t dim;
-  std::string value;
+  std::string_view value;
   bool operator==(const DayKey&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const DayKey& k) {
@@ -208,13 +212,13 @@ struct DayKey {
 
 RollupRow RollupBuilder::ToRow(const Bucket& b, RollupLevel level,
                                int64_t bucket, const std::string& dim,
-                               const std::string& value, Cell& c) {
+                               std::string_view value, Cell& c) {
   RollupRow r;
   r.site_id = b.site_id;
   r.level = level;
   r.bucket = bucket;
   r.dim = dim;
-  r.value = value;
+  r.value.assign(value.data(), value.size());
   r.m = c.m;
   c.FlushVisitors();
   c.visitors.SerializeTo(&r.visitors);
@@ -236,8 +240,8 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
       for (auto& [value, c] : b->dims[dim]) {
         rows.push_back(ToRow(*b, level, b->bucket, dim_names_[dim], value, c));
         if (!derive) continue;
-        Cell& d =
-            days[DayKey{b->site_id, day, static_cast<uint16_t>(dim), value}];
+        Cell& d = days[DayKey{b->site_id, day, static_cast<uint16_t>(dim),
+                              std::string_view(value)}];
         d.m.pageviews += c.m.pageviews;
         d.m.events += c.m.events;
         d.m.visits += c.m.visits;

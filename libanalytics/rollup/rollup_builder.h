@@ -23,9 +23,11 @@
 #ifndef ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
 #define ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -75,15 +77,22 @@ class RollupBuilder {
     // Visitor hashes not yet in `visitors`: added in batches (one sort and
     // merge instead of a sorted insert per event).
     std::vector<uint64_t> buffer;
+    uint32_t flush_at = 256;
     void AddVisitor(uint64_t h) {
       if (!buffer.empty() && buffer.back() == h) return;
       buffer.push_back(h);
-      if (buffer.size() >= 256) FlushVisitors();
+      if (buffer.size() >= flush_at) FlushVisitors();
     }
     void FlushVisitors() {
       if (buffer.empty()) return;
       visitors.AddMany(absl::MakeSpan(buffer));
       buffer.clear();
+      // A sparse sketch merges a batch in one pass over all its entries (up
+      // to 4094): batches of at least half its size keep that pass, and its
+      // reallocation, to a few operations per hash. The sketch is the same
+      // whatever the batching (it depends only on the set of hashes).
+      flush_at =
+          static_cast<uint32_t>(std::max<size_t>(256, visitors.entries() / 2));
     }
   };
   // Cells of one (site, level, bucket), per dimension index, by value. Two
@@ -123,7 +132,7 @@ class RollupBuilder {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   SiteZone& ZoneOf(int64_t site) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static RollupRow ToRow(const Bucket& b, RollupLevel level, int64_t bucket,
-                         const std::string& dim, const std::string& value,
+                         const std::string& dim, std::string_view value,
                          Cell& c);
   uint16_t PropDim(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddOne(const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

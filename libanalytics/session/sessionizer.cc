@@ -80,13 +80,20 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   }
   const bool fresh = s == nullptr;
   if (fresh) {
-    auto state = std::make_unique<State>(NewState(key, *e));
-    s = state.get();
     if (it != shard->sessions.end()) {
-      it->second = std::move(state);
+      s = it->second.get();  // the visitor's expired session: reuse it
     } else {
+      std::unique_ptr<State> state;
+      if (!shard->spare.empty()) {
+        state = std::move(shard->spare.back());
+        shard->spare.pop_back();
+      } else {
+        state = std::make_unique<State>();
+      }
+      s = state.get();
       shard->sessions.emplace(key, std::move(state));
     }
+    ResetState(s, key, *e);
   }
   Apply(s, fresh, e, interactive);
   shard->mu.Unlock();
@@ -101,6 +108,20 @@ Sessionizer::State Sessionizer::NewState(uint64_t key, const Event& e) {
   s.site_id = e.site_id;
   s.session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e.ts_ms));
   return s;
+}
+
+void Sessionizer::ResetState(State* s, uint64_t key, const Event& e) {
+  s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e.ts_ms));
+  s->visitor_id = e.visitor_id;
+  s->start_ms = e.ts_ms;
+  s->last_ms = e.ts_ms;
+  s->live_ms = 0;
+  s->site_id = e.site_id;
+  s->pageviews = 0;
+  s->events = 0;
+  s->interactive_custom = 0;
+  s->exit_page.clear();
+  s->seen.clear();
 }
 
 void Sessionizer::StampEngagement(const State& s, Event* e) {
@@ -230,9 +251,12 @@ size_t Sessionizer::Sweep() {
   size_t evicted = 0;
   for (Shard& shard : shards_) {
     absl::MutexLock l(&shard.mu);
-    absl::erase_if(shard.sessions, [&](const auto& kv) {
+    absl::erase_if(shard.sessions, [&](auto& kv) {
       if (kv.second->last_ms < cutoff) {
         ++evicted;
+        if (shard.spare.size() < kSparePerShard) {
+          shard.spare.push_back(std::move(kv.second));
+        }
         return true;
       }
       return false;

@@ -8,7 +8,8 @@
 // interactive custom event. Duration: last event time minus start.
 //
 // Memory is bounded: sessions idle longer than `timeout` behind the newest
-// event time seen are evicted by Sweep(), which Assign() calls periodically.
+// event time seen are evicted by Sweep(), which Assign() calls periodically
+// (up to kSparePerShard evicted states per shard are kept for reuse).
 //
 // Shared state (several workers): constructed with a Coordinator, the
 // sessionizer keeps no session in memory between calls. AssignBatch() loads
@@ -148,16 +149,23 @@ class Sessionizer {
   static constexpr int kMaxCasAttempts = 12;
   static constexpr size_t kStripes = 1024;  // shared mode: per-key turns
   static constexpr int kShards = 64;
+  // Evicted states kept per shard for reuse (their strings and `seen` keep
+  // their capacity, so a new session usually allocates nothing).
+  static constexpr size_t kSparePerShard = 128;
   struct Shard {
     mutable absl::Mutex mu;
     absl::flat_hash_map<uint64_t, std::unique_ptr<State>> sessions
         ABSL_GUARDED_BY(mu);
+    std::vector<std::unique_ptr<State>> spare ABSL_GUARDED_BY(mu);
   };
   static uint64_t Key(int64_t site_id, uint64_t visitor_id);
   Shard& ShardFor(uint64_t key) { return shards_[key % kShards]; }
 
   // The stamping rules shared by both paths.
   static State NewState(uint64_t key, const Event& e);
+  // NewState() in place: *s as NewState(key, e) would make it, except that
+  // `visit` is left for Apply() to overwrite.
+  static void ResetState(State* s, uint64_t key, const Event& e);
   static void StampEngagement(const State& s, Event* e);
   static void Apply(State* s, bool fresh, Event* e, bool interactive);
   absl::StatusOr<std::vector<bool>> AssignShared(
