@@ -4,9 +4,11 @@
 // libanalytics/query/goals.h.
 //
 //   build/bin/goals_benchmark [--events N] [--db PATH] [--reuse] [--check]
+//                             [--only SUBSTRING]
 //
-// --check also runs each funnel once with a raw scan and exits 1 unless the
-// answers are identical.
+// --check also runs each funnel, and each goal query answered from the funnel
+// segments, once with a raw scan and exits 1 unless the answers are
+// identical.
 //
 // Prints per-query times (best of 3; one run when over 2 s; funnels: the
 // first run, which builds the funnel segments, and the best of 3 after it)
@@ -40,6 +42,7 @@ int Main(int argc, char** argv) {
   std::string db = "/tmp/analytics-goals/goals.db";
   bool reuse = false;
   bool check = false;  // funnels: compare with the raw scan's answer
+  std::string only;    // run only the cases whose name contains this
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--events") && i + 1 < argc) {
       n = atoll(argv[++i]);
@@ -49,9 +52,12 @@ int Main(int argc, char** argv) {
       reuse = true;
     } else if (!strcmp(argv[i], "--check")) {
       check = true;
+    } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+      only = argv[++i];
     } else {
       fprintf(stderr,
-              "usage: %s [--events N] [--db PATH] [--reuse] [--check]\n",
+              "usage: %s [--events N] [--db PATH] [--reuse] [--check] "
+              "[--only SUBSTRING]\n",
               argv[0]);
       return 2;
     }
@@ -74,7 +80,12 @@ int Main(int argc, char** argv) {
   }
   auto engine = *std::move(engine_or);
   if (!reuse) {
-    (void)engine->AddSite({.domain = "example.com"});
+    absl::StatusOr<Site> added = engine->AddSite({.domain = "example.com"});
+    if (!added.ok()) {
+      fprintf(stderr, "add site: %s\n",
+              std::string(added.status().message()).c_str());
+      return 1;
+    }
     auto t0 = std::chrono::steady_clock::now();
     const int64_t chunk = 100000;
     for (int64_t done = 0; done < n; done += chunk) {
@@ -152,7 +163,48 @@ int Main(int argc, char** argv) {
            R"({"site_id":"example.com",)", range,
            R"(,"metrics":["visitors","group_conversion_rate"],"dimensions":["visit:source"],"filters":[["is","event:goal",["Signup"]]],"pagination":{"limit":10}})"),
        false},
+      {"visitors by source (rollups, the denominator)",
+       absl::StrCat(
+           R"({"site_id":"example.com",)", range,
+           R"(,"metrics":["visitors"],"dimensions":["visit:source"],"pagination":{"limit":10}})"),
+       false},
+      {"goal Visit /page/1* by day",
+       absl::StrCat(
+           R"({"site_id":"example.com",)", range,
+           R"(,"metrics":["visitors","events"],"dimensions":["time:day"],"filters":[["is","event:goal",["Visit /page/1*"]]]})"),
+       false},
+      {"top goals, visit:country DE, has_done Signup",
+       absl::StrCat(
+           R"({"site_id":"example.com",)", range,
+           R"(,"metrics":["visitors","events","conversion_rate"],"dimensions":["event:goal"],"filters":[["is","visit:country",["DE"]],["has_done",["is","event:goal",["Signup"]]]]})"),
+       false},
   };
+  if (!only.empty()) {
+    std::erase_if(cases, [&](const Case& c) {
+      return c.name.find(only) == std::string::npos;
+    });
+    // The first query would build the funnel segments: build them first as
+    // analyticsd's background warm-up does, one day per step.
+    auto t0 = std::chrono::steady_clock::now();
+    double longest = 0;
+    int steps = 0;
+    for (;;) {
+      auto s0 = std::chrono::steady_clock::now();
+      absl::StatusOr<int64_t> left = WarmFunnelSegmentsStep(
+          engine->store(), site_id, absl::ToUnixMillis(start),
+          absl::ToUnixMillis(end), 1);
+      if (!left.ok()) {
+        fprintf(stderr, "warm: %s\n",
+                std::string(left.status().message()).c_str());
+        return 1;
+      }
+      longest = std::max(longest, Ms(s0));
+      ++steps;
+      if (*left == 0) break;
+    }
+    printf("%-48s %9.1f ms  (%d steps of one day, longest %.1f ms)\n",
+           "build the funnel segments (30 days)", Ms(t0), steps, longest);
+  }
   for (const Case& c : cases) {
     double best = 1e18;
     double first = 0;
@@ -181,6 +233,26 @@ int Main(int argc, char** argv) {
         return 1;
       }
       answer = *r;
+    }
+    if (!c.funnel && check &&
+        answer.find("\"source\":\"segments\"") != std::string::npos) {
+      // Goal queries answered from the segments: the same answer from raw
+      // events.
+      SetFunnelCacheEnabled(false);
+      auto t0 = std::chrono::steady_clock::now();
+      absl::StatusOr<std::string> scan = engine->Query(c.body);
+      SetFunnelCacheEnabled(true);
+      const std::string want =
+          scan.ok() ? absl::StrReplaceAll(*scan, {{"\"source\":\"events\"",
+                                                   "\"source\":\"segments\""}})
+                    : std::string(scan.status().message());
+      printf("%-48s %9.1f ms  raw scan, answer %s\n", c.name.c_str(), Ms(t0),
+             want == answer ? "identical" : "DIFFERENT");
+      if (want != answer) {
+        fprintf(stderr, "scan: %s\nsegments: %s\n", want.c_str(),
+                answer.c_str());
+        return 1;
+      }
     }
     if (c.funnel && check) {
       SetFunnelCacheEnabled(false);

@@ -51,6 +51,7 @@
 #include "libanalytics/ingest/trackers.h"
 #include "libanalytics/jobs/jobs.h"
 #include "libanalytics/query/goals.h"
+#include "libanalytics/query/goals_cache.h"
 #include "libanalytics/query/v1.h"
 #include "rapidjson/document.h"
 #include "server/common.h"
@@ -116,6 +117,14 @@ ABSL_FLAG(std::string, public_url,
           analytics::server::EnvOr("ANALYTICS_PUBLIC_URL", ""),
           "public base URL for printed URLs, e.g. https://stats.example.com "
           "($ANALYTICS_PUBLIC_URL)");
+// Funnel and goal segments (libanalytics/query/goals_cache.h) built in the
+// background at start, one day per step. Off by default: the segments are an
+// in-memory copy of the events (~20 bytes each, kept up to date as events
+// arrive), so a worker that never answers goal queries should not pay for
+// them; the first goal query builds the days it needs.
+ABSL_FLAG(int64_t, warm_segment_days, EnvInt("ANALYTICS_WARM_SEGMENT_DAYS", 0),
+          "days of funnel/goal segments to build in the background at start "
+          "($ANALYTICS_WARM_SEGMENT_DAYS; 0 turns off)");
 // Scheduled jobs (libanalytics/jobs, docs/JOBS.md). The SMTP password is read
 // from $ANALYTICS_SMTP_PASSWORD only, never from a flag.
 ABSL_FLAG(bool, jobs, EnvInt("ANALYTICS_JOBS", 1) != 0,
@@ -1624,8 +1633,16 @@ int Main(int argc, char** argv) {
   // Returns after stop(), once in-flight requests have finished (the task
   // queue is shut down and joined).
   if (absl::GetFlag(FLAGS_jobs)) (*scheduled)->Start();
+  std::unique_ptr<SegmentWarmer> warmer;
+  if (absl::GetFlag(FLAGS_warm_segment_days) > 0) {
+    SegmentWarmer::Options wo;
+    wo.days = absl::GetFlag(FLAGS_warm_segment_days);
+    warmer = std::make_unique<SegmentWarmer>((*engine)->store(), wo);
+    warmer->Start();
+  }
   svr.listen_after_bind();
   done = true;
+  if (warmer) warmer->Stop();
   (*scheduled)->Stop();
   absl::Status flushed = (*engine)->Flush();
   if (!flushed.ok())

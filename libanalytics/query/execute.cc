@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "libanalytics/core/strings.h"
 #include "libanalytics/query/goals.h"
+#include "libanalytics/query/goals_cache.h"
 #include "libanalytics/query/query.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -34,7 +35,9 @@ struct Agg {
   HyperLogLog hll;
   absl::flat_hash_set<uint64_t> vis;
   bool exact = false;
+  int64_t counted = -1;  // exact distinct visitors counted by the segments
   int64_t visitors() const {
+    if (counted >= 0) return counted;
     return exact ? static_cast<int64_t>(vis.size())
                  : static_cast<int64_t>(hll.Estimate());
   }
@@ -408,12 +411,106 @@ absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
   return absl::OkStatus();
 }
 
+// Goal counts from the funnel segments (goals_cache.h), which hold every
+// non-engagement event in memory: the event:goal breakdown and goal-filtered
+// queries with visitors / events / pageviews. False when they cannot answer.
+absl::StatusOr<bool> RunSegments(const QuerySpec& q, int64_t from_ms,
+                                 int64_t to_ms, const QuerySources& src,
+                                 RowSet* rows, bool lookup_only) {
+  if (q.force_raw || !FunnelCacheEnabled()) return false;
+  for (Metric m : q.metrics) {
+    if (m != Metric::kVisitors && m != Metric::kEvents &&
+        m != Metric::kPageviews && m != Metric::kPercentage &&
+        m != Metric::kConversionRate && m != Metric::kGroupConversionRate) {
+      return false;
+    }
+  }
+  SegmentQuery sq;
+  sq.site_id = q.site.id;
+  sq.from_ms = from_ms;
+  sq.to_ms = to_ms;
+  sq.include_imports = q.include_imports;
+  sq.filter = q.filter;
+  sq.goals = q.goals.get();
+  sq.lookup_only = lookup_only;
+  for (const DimSpec& d : q.dims) {
+    SegmentDim sd;
+    if (d.grain != TimeGrain::kNone) {
+      sd.kind = SegmentDim::Kind::kTime;
+      // Labels change at local hour boundaries only: one label per UTC hour
+      // (or minute, for zones with offsets of whole minutes).
+      int64_t slot = 3'600'000;
+      for (int64_t ms = from_ms;; ms = std::min(ms + 86'400'000, to_ms)) {
+        const int offset = q.tz.At(absl::FromUnixMillis(ms)).offset;
+        if (offset % 60 != 0) return false;
+        if (offset % 3600 != 0) slot = 60'000;
+        if (ms == to_ms) break;
+      }
+      sq.time_slot_ms = slot;
+      const TimeGrain grain = d.grain;
+      sq.time_label = [&q, grain](int64_t ms) {
+        return TimeLabel(ms, grain, q.tz, q.from_ms);
+      };
+    } else if (d.name == kGoalDimName) {
+      sd.kind = SegmentDim::Kind::kGoal;
+    } else {
+      sd.dim = d.dim;
+    }
+    sq.dims.push_back(std::move(sd));
+  }
+  absl::StatusOr<std::optional<std::vector<SegmentRow>>> r =
+      CachedGoalRows(src.store, sq);
+  if (!r.ok()) return r.status();
+  if (!*r) return false;
+  std::string key;
+  std::vector<std::string_view> parts;
+  for (const SegmentRow& row : **r) {
+    key.clear();
+    parts.clear();
+    for (size_t i = 0; i < row.dims.size(); ++i) {
+      if (i) key.push_back('\x1f');
+      key += row.dims[i];
+      parts.push_back(row.dims[i]);
+    }
+    Agg& a = rows->agg(rows->Get(key, parts));
+    a.exact = true;
+    a.m.events += row.events;
+    a.m.pageviews += row.pageviews;
+    a.counted = row.visitors;
+  }
+  return true;
+}
+
+// Whether a (resolved) query is about goals: it reads event:goal, or a
+// has_done / has_not_done filter (a visitor set). Only those build and read
+// the funnel segments for their denominators.
+bool GoalRelated(const QuerySpec& q) {
+  if (q.goals) return true;
+  std::function<bool(const Filter&)> any = [&](const Filter& f) {
+    if (f.goal || f.op == Filter::Op::kInSet) return true;
+    for (const Filter& c : f.children) {
+      if (any(c)) return true;
+    }
+    return false;
+  };
+  return q.filter && any(*q.filter);
+}
+
+// `lookup_only`: the rows are only looked up (denominators), see
+// SegmentQuery::lookup_only.
 absl::Status Run(const QuerySpec& q, int64_t from_ms, int64_t to_ms,
                  const QuerySources& src, RowSet* rows,
-                 std::string* path = nullptr) {
+                 std::string* path = nullptr, bool lookup_only = false) {
   Plan plan = MakePlan(q, from_ms, to_ms);
   if (path) *path = plan.rollups ? "rollups" : "events";
   if (plan.rollups) return RunRollups(q, plan, from_ms, to_ms, src, rows);
+  absl::StatusOr<bool> seg =
+      RunSegments(q, from_ms, to_ms, src, rows, lookup_only);
+  if (!seg.ok()) return seg.status();
+  if (*seg) {
+    if (path) *path = "segments";
+    return absl::OkStatus();
+  }
   return RunRaw(q, from_ms, to_ms, src, rows);
 }
 
@@ -533,6 +630,7 @@ absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
 
   const bool want_pct = std::find(q.metrics.begin(), q.metrics.end(),
                                   Metric::kPercentage) != q.metrics.end();
+  const bool lookup_only = GoalRelated(q);
   const bool want_cr =
       std::find(q.metrics.begin(), q.metrics.end(), Metric::kConversionRate) !=
           q.metrics.end() ||
@@ -544,7 +642,7 @@ absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
     t.dims.clear();
     t.metrics = {Metric::kVisitors};
     RowSet tr;
-    s = Run(t, from_ms, to_ms, src, &tr);
+    s = Run(t, from_ms, to_ms, src, &tr, nullptr, lookup_only);
     if (!s.ok()) return s;
     if (tr.size() > 0) total_visitors = tr.agg(0).visitors();
   }
@@ -562,7 +660,7 @@ absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
       tdenom_dims.push_back(i);
     }
     t.metrics = {Metric::kVisitors};
-    s = Run(t, from_ms, to_ms, src, &tdenom);
+    s = Run(t, from_ms, to_ms, src, &tdenom, nullptr, lookup_only);
     if (!s.ok()) return s;
   }
   if (want_cr) {
@@ -580,7 +678,7 @@ absl::StatusOr<std::vector<OutRow>> ComputeResolved(const QuerySpec& q,
       denom_dims.push_back(i);
     }
     t.metrics = {Metric::kVisitors};
-    s = Run(t, from_ms, to_ms, src, &denom);
+    s = Run(t, from_ms, to_ms, src, &denom, nullptr, lookup_only);
     if (!s.ok()) return s;
   }
 

@@ -709,21 +709,44 @@ absl::Status ResolveBehavioural(Filter* f, const QuerySpec& q, int64_t from_ms,
   }
   const Filter inner = f->children[0];
   auto set = std::make_shared<absl::flat_hash_set<std::string>>();
-  EventScan scan;
-  scan.site_id = q.site.id;
-  scan.from_ms = from_ms;
-  scan.to_ms = to_ms;
-  absl::Status s = src.store->ScanEvents(scan, [&](const Event& e) {
-    if (e.is_engagement()) return true;
-    if (!q.include_imports && e.imported) return true;
-    if (e.ts_ms < from_ms || e.ts_ms >= to_ms) return true;
-    if (inner.Eval([&](const Dimension& d) { return EventDimValue(e, d); })) {
-      set->emplace(reinterpret_cast<const char*>(&e.visitor_id),
-                   sizeof(e.visitor_id));
+  // From the funnel segments (goals_cache.h) when they can answer.
+  std::optional<std::vector<SegmentRow>> cached;
+  if (FunnelCacheEnabled() && !q.force_raw) {
+    SegmentQuery sq;
+    sq.site_id = q.site.id;
+    sq.from_ms = from_ms;
+    sq.to_ms = to_ms;
+    sq.include_imports = q.include_imports;
+    sq.filter = inner;
+    sq.want_visitor_ids = true;
+    absl::StatusOr<std::optional<std::vector<SegmentRow>>> r =
+        CachedGoalRows(src.store, sq);
+    if (!r.ok()) return r.status();
+    cached = *std::move(r);
+  }
+  if (cached) {
+    for (const SegmentRow& row : *cached) {
+      for (const uint64_t& id : row.visitor_ids) {
+        set->emplace(reinterpret_cast<const char*>(&id), sizeof(id));
+      }
     }
-    return true;
-  });
-  if (!s.ok()) return s;
+  } else {
+    EventScan scan;
+    scan.site_id = q.site.id;
+    scan.from_ms = from_ms;
+    scan.to_ms = to_ms;
+    absl::Status s = src.store->ScanEvents(scan, [&](const Event& e) {
+      if (e.is_engagement()) return true;
+      if (!q.include_imports && e.imported) return true;
+      if (e.ts_ms < from_ms || e.ts_ms >= to_ms) return true;
+      if (inner.Eval([&](const Dimension& d) { return EventDimValue(e, d); })) {
+        set->emplace(reinterpret_cast<const char*>(&e.visitor_id),
+                     sizeof(e.visitor_id));
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+  }
   Filter in;
   in.op = Filter::Op::kInSet;
   in.dim.name = std::string(kVisitorDimName);

@@ -18,7 +18,9 @@
 //     unique per site and is the value of the `event:goal` dimension.
 // Goals are evaluated at query time, so a goal added later counts past
 // conversions. Event goals without props answer from rollups (event:name is a
-// rollup dimension); page goals and prop goals scan raw events.
+// rollup dimension); the other goal queries and has_done / has_not_done
+// answer from the funnel segments (goals_cache.h), or scan raw events when
+// those cannot answer.
 //
 // Funnel semantics (see docs/API.md): 2..8 ordered steps, each a goal (by
 // display name), a page pattern or an event name. A visitor enters step i

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "libanalytics/core/dimensions.h"
@@ -20,8 +21,11 @@ namespace analytics {
 namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
+constexpr int64_t kMaxSegmentDays = 800;
 constexpr std::string_view kTokenMetaKey = "funnel_cache_token";
 constexpr uint32_t kImportedBit = 0x80000000u;
+constexpr uint8_t kMixedAny = 1;
+constexpr uint8_t kMixedVisit = 2;
 
 std::atomic<bool> g_enabled{true};
 
@@ -67,7 +71,9 @@ struct SiteData {
   absl::flat_hash_map<uint64_t, uint32_t> sess_index;
   std::vector<uint32_t> sess_visitor;  // session index -> visitor index
   std::vector<uint32_t> sess_attrs;    // session index -> attrs index
-  std::vector<uint8_t> sess_mixed;     // events with different attrs
+  // Events with different attrs: kMixedAny, plus kMixedVisit when they differ
+  // in more than the hostname.
+  std::vector<uint8_t> sess_mixed;
   absl::flat_hash_map<uint64_t, uint32_t> vis_index;
   std::vector<uint64_t> visitors;  // visitor index -> visitor id
   absl::flat_hash_map<std::string, uint32_t> key_index;
@@ -88,6 +94,7 @@ struct Cache {
   absl::flat_hash_map<int32_t, int64_t> watermark;  // per worker
   int64_t first_seen_max = 0;  // watermark for workers that appear later
   int64_t rows = 0;
+  int64_t days_built = 0;
   absl::flat_hash_map<int64_t, SiteData> sites;
   uint64_t last_used = 0;  // guarded by g_registry_mu
 };
@@ -159,7 +166,13 @@ void AddRow(SiteData& site, const Event& e, int64_t day,
     site.sess_attrs.push_back(ait->second);
     site.sess_mixed.push_back(0);
   } else if (site.sess_attrs[sit->second] != ait->second) {
-    site.sess_mixed[sit->second] = 1;
+    uint8_t& mixed = site.sess_mixed[sit->second];
+    mixed |= kMixedAny;
+    const AttrIds& a = site.attrs[site.sess_attrs[sit->second]];
+    const AttrIds& b = site.attrs[ait->second];
+    if (!std::equal(a.begin() + 1, a.end(), b.begin() + 1)) {
+      mixed |= kMixedVisit;
+    }
   }
   rows.push_back(Row{e.seq, static_cast<int32_t>(e.ts_ms - day * kDayMs),
                      kit->second | (e.imported ? kImportedBit : 0u),
@@ -287,6 +300,7 @@ absl::StatusOr<bool> BuildDays(Store* store, Cache& c, int64_t site_id,
         std::sort(rows.begin(), rows.end(), RowLess);
       }
       c.rows += static_cast<int64_t>(rows.size());
+      ++c.days_built;
       rows.shrink_to_fit();
       site.days[day].rows = std::move(rows);
     }
@@ -302,6 +316,7 @@ absl::StatusOr<bool> BuildDays(Store* store, Cache& c, int64_t site_id,
 absl::Status DropIfDeleted(Store* store, Cache& c, int64_t site_id) {
   auto it = c.sites.find(site_id);
   if (it == c.sites.end()) return absl::OkStatus();
+  bool checked = false;
   for (const auto& [day, seg] : it->second.days) {
     if (seg.rows.empty()) continue;
     const Row first = seg.rows.front();
@@ -316,9 +331,11 @@ absl::Status DropIfDeleted(Store* store, Cache& c, int64_t site_id) {
     });
     if (!s.ok()) return s;
     if (found) return absl::OkStatus();
+    checked = true;
     break;
   }
-  if (it->second.days.empty()) return absl::OkStatus();
+  // Only empty days cached: no event of them can be gone.
+  if (!checked) return absl::OkStatus();
   for (const auto& [day, seg] : it->second.days) {
     c.rows -= static_cast<int64_t>(seg.rows.size());
   }
@@ -346,6 +363,82 @@ absl::Status WarmFunnelSegments(Store* store, int64_t site_id, int64_t from_ms,
       .status();
 }
 
+absl::StatusOr<int64_t> WarmFunnelSegmentsStep(Store* store, int64_t site_id,
+                                               int64_t from_ms, int64_t to_ms,
+                                               int64_t max_days) {
+  if (!g_enabled || to_ms <= from_ms) return 0;
+  absl::StatusOr<std::shared_ptr<Cache>> cache_or = CacheFor(store);
+  if (!cache_or.ok()) return cache_or.status();
+  Cache& c = **cache_or;
+  std::lock_guard<std::mutex> l(c.mu);
+  absl::Status s = CatchUp(store, c);
+  if (!s.ok()) return s;
+  s = DropIfDeleted(store, c, site_id);
+  if (!s.ok()) return s;
+  int64_t missing = 0;
+  int64_t built = 0;
+  for (int64_t d = DayOf(to_ms - 1); d >= DayOf(from_ms); --d) {
+    if (c.sites[site_id].days.contains(d)) continue;
+    if (built < max_days) {
+      absl::StatusOr<bool> ok = BuildDays(store, c, site_id, d, d);
+      if (!ok.ok()) return ok.status();
+      if (!*ok) return 0;  // over the row budget: nothing more to build
+      ++built;
+    } else {
+      ++missing;
+    }
+  }
+  return missing;
+}
+
+SegmentWarmer::SegmentWarmer(Store* store, Options options)
+    : store_(store), options_(std::move(options)) {}
+
+SegmentWarmer::~SegmentWarmer() { Stop(); }
+
+void SegmentWarmer::Start() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (thread_.joinable() || stop_) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void SegmentWarmer::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SegmentWarmer::Loop() {
+  auto wait = [&](absl::Duration d) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, absl::ToChronoMilliseconds(d), [&] { return stop_; });
+    return !stop_;
+  };
+  while (wait(options_.pause)) {
+    absl::StatusOr<std::vector<Site>> sites = store_->ListSites();
+    bool more = false;
+    if (sites.ok()) {
+      const int64_t to_ms = absl::ToUnixMillis(options_.now());
+      // Whole UTC days, today included.
+      const int64_t to = (DayOf(to_ms) + 1) * kDayMs;
+      // One more day: a local day of the site may start on the previous UTC
+      // day.
+      const int64_t from = to - (options_.days + 1) * kDayMs;
+      for (const Site& site : *sites) {
+        absl::StatusOr<int64_t> left =
+            WarmFunnelSegmentsStep(store_, site.id, from, to, 1);
+        if (left.ok() && *left > 0) more = true;
+        std::lock_guard<std::mutex> l(mu_);
+        if (stop_) return;
+      }
+    }
+    if (!more && !wait(options_.idle)) return;
+  }
+}
+
 FunnelCacheStats GetFunnelCacheStats(const Store* store) {
   std::shared_ptr<Cache> c;
   {
@@ -357,7 +450,9 @@ FunnelCacheStats GetFunnelCacheStats(const Store* store) {
   std::lock_guard<std::mutex> l(c->mu);
   FunnelCacheStats st;
   st.rows = c->rows;
+  st.days_built = c->days_built;
   for (const auto& [id, site] : c->sites) {
+    st.days += static_cast<int64_t>(site.days.size());
     st.keys += static_cast<int64_t>(site.keys.size());
     st.attrs += static_cast<int64_t>(site.attrs.size());
     st.sessions += static_cast<int64_t>(site.sess_visitor.size());
@@ -590,6 +685,409 @@ absl::StatusOr<std::optional<std::vector<int64_t>>> CachedFunnelCounts(
   for (int i = n; i >= 1; --i) {
     acc += at[i];
     out[i - 1] = acc;
+  }
+  return Out(std::move(out));
+}
+
+namespace {
+
+// Exact distinct visitors of one answer row: a hash set of visitor indexes
+// while small, a bitmap over the site's visitors once that is smaller.
+class VisitorSet {
+ public:
+  void Add(uint32_t v, size_t nvis) {
+    if (!bits_.empty()) {
+      uint64_t& w = bits_[v >> 6];
+      const uint64_t b = uint64_t{1} << (v & 63);
+      count_ += (w & b) == 0;
+      w |= b;
+      return;
+    }
+    if (set_.insert(v).second &&
+        set_.size() > std::max<size_t>(1024, nvis / 32)) {
+      bits_.assign((nvis + 63) / 64, 0);
+      for (uint32_t x : set_) bits_[x >> 6] |= uint64_t{1} << (x & 63);
+      count_ = static_cast<int64_t>(set_.size());
+      set_ = absl::flat_hash_set<uint32_t>();
+    }
+  }
+  int64_t size() const {
+    return bits_.empty() ? static_cast<int64_t>(set_.size()) : count_;
+  }
+  template <typename F>
+  void ForEach(F f) const {
+    if (bits_.empty()) {
+      for (uint32_t v : set_) f(v);
+      return;
+    }
+    for (size_t w = 0; w < bits_.size(); ++w) {
+      for (uint64_t b = bits_[w]; b != 0; b &= b - 1) {
+        f(static_cast<uint32_t>(w * 64 + __builtin_ctzll(b)));
+      }
+    }
+  }
+
+ private:
+  absl::flat_hash_set<uint32_t> set_;
+  std::vector<uint64_t> bits_;
+  int64_t count_ = 0;
+};
+
+// Dimensions a step key carries: they differ per event.
+bool KeyLevel(const Dimension& d) {
+  return d.name != kVisitorDimName &&
+         (d.kind == DimKind::kEvent || d.kind == DimKind::kProp);
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<std::vector<SegmentRow>>> CachedGoalRows(
+    Store* store, const SegmentQuery& q) {
+  using Out = std::optional<std::vector<SegmentRow>>;
+  // "all" (from_ms < 0) and ranges of years: the raw scan.
+  if (!g_enabled || q.to_ms <= q.from_ms || q.from_ms < 0 ||
+      q.to_ms - q.from_ms > kMaxSegmentDays * kDayMs) {
+    return Out();
+  }
+  int goal_dim = -1, time_dim = -1;
+  bool session_breakdown = false;
+  for (size_t i = 0; i < q.dims.size(); ++i) {
+    const SegmentDim& d = q.dims[i];
+    switch (d.kind) {
+      case SegmentDim::Kind::kGoal:
+        if (q.goals == nullptr || q.goals->size() > 64 || goal_dim >= 0) {
+          return Out();
+        }
+        goal_dim = static_cast<int>(i);
+        break;
+      case SegmentDim::Kind::kTime:
+        if (!q.time_label || q.time_slot_ms <= 0 ||
+            3'600'000 % q.time_slot_ms != 0 || time_dim >= 0) {
+          return Out();
+        }
+        time_dim = static_cast<int>(i);
+        break;
+      case SegmentDim::Kind::kDim:
+        if (d.dim.kind == DimKind::kSession) {
+          session_breakdown = true;
+        } else if (!KeyLevel(d.dim)) {
+          return Out();
+        }
+        break;
+    }
+  }
+  // The filter's top-level clauses: on the event alone (its step key,
+  // memoized per key), on its visit attributes alone (memoized per attribute
+  // set), on both (memoized per key and attribute set), or on the visitor
+  // (evaluated per event).
+  std::vector<const Filter*> key_clauses, attr_clauses, mixed_clauses,
+      visitor_clauses, visitor_only_clauses;
+  bool positive_goal = false;
+  if (q.filter) {
+    std::vector<const Filter*> conj;
+    if (q.filter->op == Filter::Op::kAnd) {
+      for (const Filter& c : q.filter->children) conj.push_back(&c);
+    } else {
+      conj.push_back(&*q.filter);
+    }
+    for (const Filter* c : conj) {
+      if (c->goal && c->op != Filter::Op::kNot) positive_goal = true;
+      std::vector<Dimension> dims;
+      c->CollectDims(&dims);
+      bool on_key = false, on_attrs = false, on_visitor = false;
+      for (const Dimension& d : dims) {
+        if (d.name == kVisitorDimName) {
+          on_visitor = true;
+        } else if (d.kind == DimKind::kSession) {
+          on_attrs = true;
+        } else if (KeyLevel(d)) {
+          on_key = true;
+        } else {
+          return Out();  // visit:exit_page: known at the session's end
+        }
+      }
+      if (on_visitor && !on_attrs && !on_key) {
+        visitor_only_clauses.push_back(c);  // memoized per visitor
+      } else if (on_visitor) {
+        visitor_clauses.push_back(c);
+      } else if (on_attrs && on_key) {
+        mixed_clauses.push_back(c);
+      } else if (on_attrs) {
+        attr_clauses.push_back(c);
+      } else {
+        key_clauses.push_back(c);
+      }
+    }
+  }
+  // Engagement events are not in the segments: only a goal (never an
+  // engagement event) keeps them out of the answer.
+  if (goal_dim < 0 && !positive_goal && !q.lookup_only && !q.want_visitor_ids) {
+    return Out();
+  }
+  const bool uses_attrs = session_breakdown || !attr_clauses.empty() ||
+                          !mixed_clauses.empty() || !visitor_clauses.empty();
+
+  absl::StatusOr<std::shared_ptr<Cache>> cache_or = CacheFor(store);
+  if (!cache_or.ok()) return cache_or.status();
+  Cache& c = **cache_or;
+  std::lock_guard<std::mutex> l(c.mu);
+  absl::Status s = CatchUp(store, c);
+  if (!s.ok()) return s;
+  s = DropIfDeleted(store, c, q.site_id);
+  if (!s.ok()) return s;
+  const int64_t from_day = DayOf(q.from_ms);
+  const int64_t to_day = DayOf(q.to_ms - 1);
+  absl::StatusOr<bool> built = BuildDays(store, c, q.site_id, from_day, to_day);
+  if (!built.ok()) return built.status();
+  if (!*built) return Out();
+  SiteData& site = c.sites[q.site_id];
+  const size_t nvis = site.visitors.size();
+
+  auto value = [&](const Dimension& d, uint32_t k,
+                   uint32_t sess) -> std::optional<std::string_view> {
+    if (d.name == kVisitorDimName) {
+      const uint64_t& v = site.visitors[site.sess_visitor[sess]];
+      return std::string_view(reinterpret_cast<const char*>(&v), sizeof(v));
+    }
+    if (d.kind == DimKind::kSession) {
+      const AttrIds& a = site.attrs[site.sess_attrs[sess]];
+      const int f = AttrField(d.id);
+      return DisplayValue(d.id, site.fields[f].values[a[f]]);
+    }
+    return EventDimValue(site.keys[k], d);
+  };
+  auto holds = [&](const std::vector<const Filter*>& clauses, uint32_t k,
+                   uint32_t sess) {
+    for (const Filter* f : clauses) {
+      if (!f->Eval([&](const Dimension& d) { return value(d, k, sess); })) {
+        return false;
+      }
+    }
+    return true;
+  };
+  // The values of the breakdown dimensions of one kind ("" when missing or
+  // empty: the event adds to no row, as in the raw path's BuildKey).
+  auto tuple = [&](bool session, uint32_t k, uint32_t sess, std::string* out) {
+    out->clear();
+    for (const SegmentDim& d : q.dims) {
+      if (d.kind != SegmentDim::Kind::kDim ||
+          (d.dim.kind == DimKind::kSession) != session) {
+        continue;
+      }
+      std::optional<std::string_view> v = value(d.dim, k, sess);
+      if (!v || v->empty()) return false;
+      out->append(*v);
+      out->push_back('\x1f');
+    }
+    return true;
+  };
+
+  // Per step key: a class (the goals it completes, or bit 0 when there is no
+  // goal dimension, and its event-level breakdown values); -1 when excluded.
+  constexpr int32_t kUnknown = -2;
+  std::vector<int32_t> kclass(site.keys.size(), kUnknown);
+  std::vector<uint8_t> kpageview(site.keys.size(), 0);
+  absl::flat_hash_map<std::string, int32_t> class_index;
+  int32_t nclasses = 0;
+  // Per visit attribute set: a class (its session-level breakdown values);
+  // -1 when the attribute clauses exclude it.
+  std::vector<int32_t> aclass(uses_attrs ? site.attrs.size() : 0, kUnknown);
+  absl::flat_hash_map<std::string, int32_t> aclass_index;
+  // Groups: the answer rows (without the time label) an event adds to.
+  std::vector<std::vector<uint32_t>> groups;
+  std::vector<int32_t> kgroup;  // per key class, when no attribute matters
+  std::vector<std::vector<int32_t>> class_groups;  // [key class][attr class]
+  absl::flat_hash_map<uint64_t, uint32_t> pair_group;  // (key, attrs)
+  absl::flat_hash_map<std::string, uint32_t> partial_index;
+  std::vector<std::vector<std::string>> partial_dims;
+  std::string scratch;
+  auto make_group = [&](uint32_t k, uint32_t sess) {
+    std::vector<uint32_t> rows;
+    if (holds(mixed_clauses, k, sess)) {
+      uint64_t m = 1;
+      if (goal_dim >= 0) {
+        m = 0;
+        for (size_t g = 0; g < q.goals->size(); ++g) {
+          if ((*q.goals)[g].Matches(site.keys[k])) m |= uint64_t{1} << g;
+        }
+      }
+      for (int g = 0; m != 0; ++g, m >>= 1) {
+        if (!(m & 1)) continue;
+        std::vector<std::string> dims(q.dims.size());
+        std::string key;
+        for (int i = 0; i < static_cast<int>(q.dims.size()); ++i) {
+          if (i) key.push_back('\x1f');
+          if (i == time_dim) continue;
+          if (i == goal_dim) {
+            dims[i] = (*q.goals)[g].display_name;
+          } else {
+            // Present and non-empty: checked by the classes.
+            dims[i] = std::string(*value(q.dims[i].dim, k, sess));
+          }
+          key += dims[i];
+        }
+        auto [it, fresh] = partial_index.try_emplace(
+            std::move(key), static_cast<uint32_t>(partial_dims.size()));
+        if (fresh) partial_dims.push_back(std::move(dims));
+        rows.push_back(it->second);
+      }
+    }
+    groups.push_back(std::move(rows));
+    return static_cast<uint32_t>(groups.size() - 1);
+  };
+
+  struct Acc {
+    int64_t events = 0, pageviews = 0;
+    VisitorSet vis;
+  };
+  std::vector<Acc> acc;
+  std::vector<int8_t> vmemo(visitor_only_clauses.empty() ? 0 : nvis, -1);
+  std::vector<std::pair<uint32_t, uint32_t>> final_keys;  // (label, partial)
+  absl::flat_hash_map<uint64_t, uint32_t> final_index;
+  std::vector<std::string> labels;
+  absl::flat_hash_map<std::string, uint32_t> label_index;
+  int64_t cur_slot = INT64_MIN;
+  uint32_t cur_label = 0;
+  for (auto it = site.days.lower_bound(from_day);
+       it != site.days.end() && it->first <= to_day; ++it) {
+    const int64_t base = it->first * kDayMs;
+    const bool whole = base >= q.from_ms && base + kDayMs <= q.to_ms;
+    for (const Row& r : it->second.rows) {
+      if (!q.include_imports && (r.key & kImportedBit)) continue;
+      const uint32_t k = r.key & ~kImportedBit;
+      int32_t& kc = kclass[k];
+      if (kc == kUnknown) {
+        kpageview[k] = site.keys[k].is_pageview();
+        kc = -1;
+        bool any = goal_dim < 0;
+        if (!any) {
+          for (const Goal& g : *q.goals) any = any || g.Matches(site.keys[k]);
+        }
+        if (any && holds(key_clauses, k, r.sess) &&
+            tuple(false, k, r.sess, &scratch)) {
+          uint64_t m = 1;
+          if (goal_dim >= 0) {
+            m = 0;
+            for (size_t g = 0; g < q.goals->size(); ++g) {
+              if ((*q.goals)[g].Matches(site.keys[k])) m |= uint64_t{1} << g;
+            }
+          }
+          scratch.append(reinterpret_cast<const char*>(&m), sizeof(m));
+          auto [cit, fresh] = class_index.try_emplace(scratch, nclasses);
+          if (fresh) ++nclasses;
+          kc = cit->second;
+        }
+      }
+      if (kc < 0) continue;
+      const int64_t ts = base + r.ts_off;
+      if (!whole && (ts < q.from_ms || ts >= q.to_ms)) continue;
+      uint32_t g;
+      if (!uses_attrs) {
+        if (kgroup.size() <= static_cast<size_t>(kc)) {
+          kgroup.resize(kc + 1, -1);
+        }
+        int32_t& x = kgroup[kc];
+        if (x < 0) x = static_cast<int32_t>(make_group(k, r.sess));
+        g = static_cast<uint32_t>(x);
+      } else {
+        // The raw path reads each event's own visit attributes (the
+        // hostname comes from the step key).
+        if (site.sess_mixed[r.sess] & kMixedVisit) return Out();
+        const uint32_t at = site.sess_attrs[r.sess];
+        int32_t& ac = aclass[at];
+        if (ac == kUnknown) {
+          ac = -1;
+          if (holds(attr_clauses, k, r.sess) &&
+              tuple(true, k, r.sess, &scratch)) {
+            auto [ait, fresh] = aclass_index.try_emplace(
+                scratch, static_cast<int32_t>(aclass_index.size()));
+            ac = ait->second;
+          }
+        }
+        if (ac < 0) continue;
+        if (mixed_clauses.empty()) {
+          // Dense: few key classes, attribute classes by first use.
+          if (class_groups.size() <= static_cast<size_t>(kc)) {
+            class_groups.resize(kc + 1);
+          }
+          std::vector<int32_t>& row = class_groups[kc];
+          if (row.size() <= static_cast<size_t>(ac)) row.resize(ac + 1, -1);
+          if (row[ac] < 0)
+            row[ac] = static_cast<int32_t>(make_group(k, r.sess));
+          g = static_cast<uint32_t>(row[ac]);
+        } else {
+          const uint64_t pk = (static_cast<uint64_t>(k) << 32) | at;
+          auto pit = pair_group.find(pk);
+          if (pit == pair_group.end()) {
+            pit = pair_group.emplace(pk, make_group(k, r.sess)).first;
+          }
+          g = pit->second;
+        }
+      }
+      if (groups[g].empty()) continue;
+      if (!visitor_clauses.empty() && !holds(visitor_clauses, k, r.sess)) {
+        continue;
+      }
+      const uint32_t vis = site.sess_visitor[r.sess];
+      if (!visitor_only_clauses.empty()) {
+        int8_t& vm = vmemo[vis];
+        if (vm < 0) vm = holds(visitor_only_clauses, k, r.sess) ? 1 : 0;
+        if (!vm) continue;
+      }
+      for (uint32_t p : groups[g]) {
+        uint32_t fr = p;
+        if (time_dim >= 0) {
+          const int64_t slot = FloorDiv(ts, q.time_slot_ms);
+          if (slot != cur_slot) {
+            cur_slot = slot;
+            std::string label = q.time_label(slot * q.time_slot_ms);
+            auto [lit, fresh] = label_index.try_emplace(
+                label, static_cast<uint32_t>(labels.size()));
+            if (fresh) labels.push_back(std::move(label));
+            cur_label = lit->second;
+          }
+          auto [fit, fresh] = final_index.try_emplace(
+              (static_cast<uint64_t>(cur_label) << 32) | p,
+              static_cast<uint32_t>(acc.size()));
+          if (fresh) {
+            acc.emplace_back();
+            final_keys.emplace_back(cur_label, p);
+          }
+          fr = fit->second;
+        } else if (p >= acc.size()) {
+          acc.resize(p + 1);
+        }
+        Acc& a = acc[fr];
+        ++a.events;
+        a.pageviews += kpageview[k];
+        a.vis.Add(vis, nvis);
+      }
+    }
+  }
+  std::vector<SegmentRow> out;
+  out.reserve(acc.size());
+  for (size_t i = 0; i < acc.size(); ++i) {
+    if (acc[i].events == 0) continue;
+    SegmentRow row;
+    if (time_dim >= 0) {
+      row.dims = partial_dims[final_keys[i].second];
+      row.dims[time_dim] = labels[final_keys[i].first];
+    } else {
+      row.dims = partial_dims[i];
+    }
+    row.events = acc[i].events;
+    row.pageviews = acc[i].pageviews;
+    row.visitors = acc[i].vis.size();
+    if (q.want_visitor_ids) {
+      row.visitor_ids.reserve(row.visitors);
+      acc[i].vis.ForEach(
+          [&](uint32_t v) { row.visitor_ids.push_back(site.visitors[v]); });
+    }
+    out.push_back(std::move(row));
   }
   return Out(std::move(out));
 }
