@@ -237,10 +237,46 @@ class EngineImpl : public Engine {
 
   absl::StatusOr<BatchResult> TrackBatch(
       absl::Span<const EventInput> inputs) override {
+    BatchResult result;
+    std::shared_ptr<Pending> pending;
+    bool queued = false;
+    absl::Status s = Prepare(inputs, &result, &pending, &queued);
+    if (!s.ok()) return s;
+    if (queued) pending->done.WaitForNotification();
+    return Finish(*pending, std::move(result));
+  }
+
+  absl::Status SubmitBatch(
+      absl::Span<const EventInput> inputs,
+      std::function<void(absl::StatusOr<BatchResult>)> done) override {
+    auto result = std::make_shared<BatchResult>();
+    std::shared_ptr<Pending> pending;
+    bool queued = false;
+    absl::Status s = Prepare(inputs, result.get(), &pending, &queued,
+                             [this, result, done](const Pending& p) {
+                               done(Finish(p, std::move(*result)));
+                             });
+    if (!s.ok()) return s;
+    if (!queued) done(Finish(*pending, std::move(*result)));
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Pending;
+
+  // TrackBatch up to the group commit: validates, enriches and (locally)
+  // sessionizes `inputs` into *result_out and *out, and queues *out for the
+  // committer (*queued false when no event is left to store). `on_commit`,
+  // if set, runs on the committer thread once the commit is done. Not OK:
+  // nothing was queued.
+  absl::Status Prepare(
+      absl::Span<const EventInput> inputs, BatchResult* result_out,
+      std::shared_ptr<Pending>* out, bool* queued,
+      std::function<void(const Pending&)> on_commit = nullptr) {
     if (closed_.load()) {
       return absl::FailedPreconditionError("engine: closed");
     }
-    BatchResult result;
+    BatchResult& result = *result_out;
     auto pending = std::make_shared<Pending>();
     pending->events.reserve(inputs.size());
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -288,29 +324,38 @@ class EngineImpl : public Engine {
       if (!assigned.ok()) return assigned.status();
       pending->no_session = DropUnassigned(*assigned, &pending->events);
     }
+    *queued = false;
+    *out = pending;
     if (!pending->events.empty()) {
-      {
-        absl::MutexLock l(&queue_mu_);
-        if (stopping_) return absl::FailedPreconditionError("engine: closed");
-        pending->count = pending->events.size();
-        queued_events_ += static_cast<int64_t>(pending->count);
-        queue_.push_back(pending);
-      }
-      pending->done.WaitForNotification();
+      pending->on_commit = std::move(on_commit);
+      absl::MutexLock l(&queue_mu_);
+      if (stopping_) return absl::FailedPreconditionError("engine: closed");
+      pending->count = pending->events.size();
+      queued_events_ += static_cast<int64_t>(pending->count);
+      queue_.push_back(std::move(pending));
+      *queued = true;
     }
-    if (pending->no_session > 0) {
-      result.dropped["engagement_without_session"] += pending->no_session;
+    return absl::OkStatus();
+  }
+
+  // TrackBatch after the group commit of `pending` (if it was queued):
+  // counts and returns the result.
+  absl::StatusOr<BatchResult> Finish(const Pending& pending,
+                                     BatchResult result) {
+    if (pending.no_session > 0) {
+      result.dropped["engagement_without_session"] += pending.no_session;
     }
     {
       absl::MutexLock l(&stats_mu_);
       for (const auto& [reason, n] : result.dropped) dropped_[reason] += n;
     }
-    if (!pending->status.ok()) return pending->status;
-    result.accepted = static_cast<int64_t>(pending->accepted);
+    if (!pending.status.ok()) return pending.status;
+    result.accepted = static_cast<int64_t>(pending.accepted);
     accepted_.fetch_add(result.accepted);
     return result;
   }
 
+ public:
   // Removes the events AssignBatch did not keep (engagement without a live
   // session) from `events`, in place. Returns how many were removed.
   static int64_t DropUnassigned(const std::vector<bool>& assigned,
@@ -642,6 +687,8 @@ class EngineImpl : public Engine {
     int64_t no_session = 0;  // engagement events dropped by the sessionizer
     size_t accepted = 0;     // events stored (set before `done`)
     absl::Status status;
+    // Set by SubmitBatch: runs (on the committer) before `done` is notified.
+    std::function<void(const Pending&)> on_commit;
     absl::Notification done;
   };
 
@@ -801,7 +848,7 @@ class EngineImpl : public Engine {
       if (!s.ok()) {
         for (const auto& p : batch) {
           p->status = s;
-          p->done.Notify();
+          Complete(*p);
         }
         return;
       }
@@ -819,7 +866,7 @@ class EngineImpl : public Engine {
       }
     }
     if (all.empty()) {  // every event was an engagement without session
-      for (const auto& p : batch) p->done.Notify();
+      for (const auto& p : batch) Complete(*p);
       return;
     }
     const absl::Time t0 = absl::Now();
@@ -846,8 +893,14 @@ class EngineImpl : public Engine {
     }
     for (const auto& p : batch) {
       p->status = s;
-      p->done.Notify();
+      Complete(*p);
     }
+  }
+
+  // Acknowledges a committed (or failed) Pending to its caller.
+  static void Complete(Pending& p) {
+    if (p.on_commit) p.on_commit(p);
+    p.done.Notify();
   }
 
   void RecordCommitLatency(double ms) {

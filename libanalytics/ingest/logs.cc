@@ -20,6 +20,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "analytics/engine.h"
 #include "analytics/event.h"
@@ -827,7 +831,71 @@ absl::StatusOr<FileImport> ImportLog(Engine& engine, LogReader& reader,
   int64_t line_no = done.lines;
   int64_t since_progress = 0;
 
-  auto commit = [&](const Progress& upto) -> absl::Status {
+  // Batches are pipelined: Engine::SubmitBatch returns once a batch is
+  // enriched and sessionized, so that the next one is read and prepared
+  // while the engine commits it. At most options.in_flight batches are left
+  // unfinished; they are settled strictly in order, and the resume point
+  // (meta) only advances past a batch once it is durable.
+  struct InFlight {
+    Progress upto;
+    std::vector<int64_t> lines;  // line number of each event of the batch
+    absl::Mutex mu;
+    std::optional<absl::StatusOr<BatchResult>> result ABSL_GUARDED_BY(mu);
+  };
+  std::deque<std::shared_ptr<InFlight>> in_flight;
+  bool failed = false;
+  // Waits for the oldest batch in flight and accounts for it.
+  auto settle_one = [&]() -> absl::Status {
+    std::shared_ptr<InFlight> f = std::move(in_flight.front());
+    in_flight.pop_front();
+    absl::StatusOr<BatchResult> r = absl::UnknownError("");
+    {
+      absl::MutexLock l(&f->mu);
+      f->mu.Await(absl::Condition(
+          +[](std::optional<absl::StatusOr<BatchResult>>* res) {
+            return res->has_value();
+          },
+          &f->result));
+      r = *std::move(*f->result);
+    }
+    // After a failed batch nothing later counts or moves the resume point
+    // (it would skip the failed batch's lines on the next run).
+    if (failed) return absl::OkStatus();
+    if (!r.ok()) {
+      failed = true;
+      return r.status();
+    }
+    t.imported += r->accepted;
+    for (const auto& [reason, c] : r->dropped) t.skipped[reason] += c;
+    for (const auto& [index, status] : r->rejected) {
+      ++t.rejected;
+      Note(&t.rejected_shown, options.max_shown,
+           index < f->lines.size() ? f->lines[index] : 0, SV(status.message()));
+    }
+    if (!meta_key.empty() &&
+        (f->upto.offset != done.offset || f->upto.lines != done.lines)) {
+      absl::Status s = store->PutMeta(meta_key, EncodeProgress(f->upto));
+      if (!s.ok()) {
+        failed = true;
+        return s;
+      }
+    }
+    done = f->upto;
+    return absl::OkStatus();
+  };
+  // Waits for every batch in flight; the first error wins.
+  auto settle_all = [&]() -> absl::Status {
+    absl::Status first;
+    while (!in_flight.empty()) {
+      absl::Status s = settle_one();
+      if (first.ok()) first = s;
+    }
+    return first;
+  };
+
+  // Submits the batch read so far (resume point `upto`); with `wait`, also
+  // waits until everything submitted is durable.
+  auto commit = [&](const Progress& upto, bool wait = false) -> absl::Status {
     if (options.dry_run) {
       t.imported += static_cast<int64_t>(n);
       n = 0;
@@ -835,25 +903,28 @@ absl::StatusOr<FileImport> ImportLog(Engine& engine, LogReader& reader,
       if (options.progress) options.progress(t.lines, reader.raw_offset());
       return absl::OkStatus();
     }
-    if (n > 0) {
-      absl::StatusOr<BatchResult> r =
-          engine.TrackBatch(absl::MakeConstSpan(batch.data(), n));
-      if (!r.ok()) return r.status();
-      t.imported += r->accepted;
-      for (const auto& [reason, c] : r->dropped) t.skipped[reason] += c;
-      for (const auto& [index, status] : r->rejected) {
-        ++t.rejected;
-        Note(&t.rejected_shown, options.max_shown,
-             index < n ? batch_lines[index] : 0, SV(status.message()));
+    auto f = std::make_shared<InFlight>();
+    f->upto = upto;
+    f->lines.assign(batch_lines.begin(), batch_lines.begin() + n);
+    absl::Status s = engine.SubmitBatch(absl::MakeConstSpan(batch.data(), n),
+                                        [f](absl::StatusOr<BatchResult> r) {
+                                          absl::MutexLock l(&f->mu);
+                                          f->result = std::move(r);
+                                        });
+    n = 0;
+    if (!s.ok()) {
+      failed = true;       // nothing of this batch was queued; the resume point
+      (void)settle_all();  // stays before it
+      return s;
+    }
+    in_flight.push_back(std::move(f));
+    while (in_flight.size() > (wait ? 0 : options.in_flight)) {
+      s = settle_one();
+      if (!s.ok()) {
+        (void)settle_all();
+        return s;
       }
-      n = 0;
     }
-    if (!meta_key.empty() &&
-        (upto.offset != done.offset || upto.lines != done.lines)) {
-      absl::Status s = store->PutMeta(meta_key, EncodeProgress(upto));
-      if (!s.ok()) return s;
-    }
-    done = upto;
     if (options.progress) options.progress(t.lines, reader.raw_offset());
     return absl::OkStatus();
   };
@@ -916,12 +987,12 @@ absl::StatusOr<FileImport> ImportLog(Engine& engine, LogReader& reader,
       }
     }
     if (!reader.status().ok()) {
-      absl::Status s = commit(pos);  // keep what was read
+      absl::Status s = commit(pos, /*wait=*/true);  // keep what was read
       if (!s.ok()) return s;
       return reader.status();
     }
   }
-  status = commit(pos);
+  status = commit(pos, /*wait=*/true);
   if (!status.ok()) return status;
   result.end_offset = done.offset;
   result.end_line = done.lines;

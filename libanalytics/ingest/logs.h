@@ -22,9 +22,13 @@
 // "import:<site>:<16 hex digits>", where the identity is a stable hash of the
 // file's first line (its decompressed content for .gz): a rotated or
 // compressed copy of a log has the same identity as the original, so it is
-// not imported twice; a log that grew imports only its new lines. The meta is
-// written after each committed batch; a crash between a commit and that write
-// re-imports at most that one batch. stdin is never resumed.
+// not imported twice; a log that grew imports only its new lines. Batches are
+// pipelined (Engine::SubmitBatch: the next batch is read and prepared while
+// the engine commits the previous one); the meta advances past a batch only
+// after the engine acknowledged it durable, in order, and never past a
+// failed batch. A crash between a commit and that meta write re-imports at
+// most the batches then in flight (ImportOptions::in_flight + 1). stdin is
+// never resumed.
 #ifndef ANALYTICS_INGEST_LOGS_H_
 #define ANALYTICS_INGEST_LOGS_H_
 
@@ -163,6 +167,10 @@ struct ImportOptions {
   LogFormat format = LogFormat::kAuto;
   LogFilter filter;
   size_t batch_size = 4000;
+  // Batches left committing in the engine while the next one is read and
+  // prepared (Engine::SubmitBatch); 0 waits for each batch before reading
+  // the next.
+  size_t in_flight = 1;
   size_t max_shown = 5;  // malformed/rejected line numbers kept
   // Parse and filter only: no events tracked, no progress remembered
   // (`imported` then counts the pageviews that would be sent to the engine,

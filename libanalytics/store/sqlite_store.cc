@@ -350,6 +350,13 @@ class Conn {
     auto conn = std::unique_ptr<Conn>(new Conn(db));
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, 5000);
+    // Durability: in WAL mode, synchronous=NORMAL writes each commit's WAL
+    // frames with write() before COMMIT returns (no fsync per commit; fsync
+    // only at WAL checkpoints). A committed transaction therefore survives
+    // kill -9 or a crash of this process (the OS holds the pages), which is
+    // what a 2xx promises (tests/reliability); it may be lost on power
+    // failure or a kernel crash, where FULL would be needed (an fsync per
+    // group commit).
     absl::Status st = conn->Exec("PRAGMA synchronous=NORMAL");
     if (st.ok()) st = conn->Exec("PRAGMA temp_store=MEMORY");
     if (st.ok() && writer) st = conn->Exec("PRAGMA cache_size=-16384");

@@ -14,6 +14,7 @@
 #define ANALYTICS_ENGINE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -137,6 +138,21 @@ class Engine {
   // the whole call.
   virtual absl::StatusOr<BatchResult> TrackBatch(
       absl::Span<const EventInput> events) = 0;
+  // Pipelined TrackBatch for bulk loaders (log import): validates, enriches
+  // and sessionizes `events` in the caller's thread, queues them for the
+  // group commit and returns without waiting for it, so that the caller can
+  // prepare its next batch meanwhile. `done` gets what TrackBatch would have
+  // returned, once the events are durable (or failed); it runs on an engine
+  // thread and must be quick. Batches submitted one after another by one
+  // thread are sessionized and committed in that order. A non-OK return
+  // means nothing was queued and `done` is not called. The caller bounds how
+  // many batches it keeps in flight. The default runs TrackBatch.
+  virtual absl::Status SubmitBatch(
+      absl::Span<const EventInput> events,
+      std::function<void(absl::StatusOr<BatchResult>)> done) {
+    done(TrackBatch(events));
+    return absl::OkStatus();
+  }
 
   // Answers a Plausible Stats API v2 query body (JSON), returning the
   // response JSON ({"results":[…],"meta":{…},"query":{…}}).
