@@ -106,7 +106,9 @@ def main():
             failures.append(f"p99 latency {worst_p99:.0f} ms")
         if set(load.statuses) - {202}:
             failures.append(f"non-202 answers at half the peak rate: "
-                            f"{dict(load.statuses)}")
+                            f"{dict(load.statuses)}; connection errors "
+                            f"(kind, message, reused connection, seconds "
+                            f"after sending): {dict(load.errors)}")
         sent = sum(load.statuses.values())
         if sent < 0.5 * args.rate * args.duration:
             failures.append(f"only {sent} events sent: the client could not "

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -39,13 +40,19 @@ std::string Combined(std::string_view ip, std::string_view request,
 struct Parsed {
   bool ok = false;
   LogRecord r;
-  std::string scratch;
   std::string_view error;
 };
 
+// LogRecord holds views into the line and the scratch buffer, and tests pass
+// temporaries (Combined(...)) and reassign results; so both are kept alive
+// for the whole test binary in a deque (stable addresses, unlike a moved
+// std::string whose short-string buffer moves with it).
 Parsed Parse(LogFormat f, std::string_view line) {
+  static std::deque<std::string>* keep = new std::deque<std::string>();
+  const std::string& kept = keep->emplace_back(line);
+  std::string& scratch = keep->emplace_back();
   Parsed p;
-  p.ok = ParseLogLine(f, line, &p.r, &p.scratch, &p.error);
+  p.ok = ParseLogLine(f, kept, &p.r, &scratch, &p.error);
   return p;
 }
 

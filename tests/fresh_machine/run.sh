@@ -42,19 +42,10 @@ now() { date +%s; }
 log() { printf '[fresh %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 # --- mirror: exactly the one this machine's apt uses ------------------------
-find_mirror() {
-  local f
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -f "$f" ]] || continue
-    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i ~ /:\/\//) { print $i; break } }' "$f"
-  done
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f "$f" ]] || continue
-    awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
-  done
-}
+# shellcheck source=../../scripts/apt-mirrors.sh
+source "$REPO/scripts/apt-mirrors.sh"
 if [[ -z "${MIRROR:-}" ]]; then
-  MIRROR="$(find_mirror | grep -E '/debian/?$' | head -n1 || true)"
+  MIRROR="$(apt_mirrors | grep -E '/debian/?$' | head -n1 || true)"
 fi
 if [[ -z "$MIRROR" ]]; then
   echo "fresh_machine: no Debian mirror found in /etc/apt/sources.list(.d); set MIRROR=" >&2

@@ -44,6 +44,7 @@ class Load:
         self.refused = []
         self.statuses = collections.Counter()
         self.retry_after_missing = 0
+        self.errors = collections.Counter()  # (kind, message, reused, s)
         self.latencies = []  # seconds, of answered requests
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, args=(w,),
@@ -77,6 +78,7 @@ class Load:
             body = ('{"n":"pageview","u":"https://%s%s","d":"%s"}'
                     % (self.site, path, self.site))
             t0 = time.monotonic()
+            sent_on_reused = conn is not None
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(
@@ -94,13 +96,20 @@ class Load:
                         r.getheader("Connection") or "").lower() == "close":
                     conn.close()
                     conn = None
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as e:
+                reused = conn is not None and sent_on_reused
                 if conn is not None:
                     conn.close()
                 conn = None
                 with self.lock:
                     self.unknown.append(path)
                     self.statuses["error"] += 1
+                    # What failed, how long after sending, and whether the
+                    # connection had carried requests before (a server
+                    # closing an idle keep-alive connection as the client
+                    # reuses it looks different from a stall or a reset).
+                    self.errors[(type(e).__name__, str(e)[:80], reused,
+                                 round(time.monotonic() - t0, 1))] += 1
                 time.sleep(0.01)
                 continue
             with self.lock:
