@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,8 +71,7 @@ int Main(int argc, char** argv) {
   const bool sqlite = store_url.empty();
   o.store_url = sqlite ? "sqlite://" + db : store_url;
   o.clock = &clock;
-  if (!reuse && sqlite)
-    std::filesystem::remove_all(std::filesystem::path(db).parent_path());
+  if (!reuse && sqlite) FreshSqliteFile(db);
   auto engine_or = Engine::Open(o);
   if (!engine_or.ok()) {
     fprintf(stderr, "open: %s\n",

@@ -4,6 +4,7 @@
 #define ANALYTICS_BENCH_GEN_H_
 
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -128,6 +129,21 @@ inline std::string ToJsonLine(const EventInput& e) {
   }
   absl::StrAppend(&s, "}");
   return s;
+}
+
+// Starts a fresh SQLite database at `db`: removes that file and its WAL and
+// shared-memory siblings (never anything else: `db` may sit in /tmp or a
+// directory holding other data) and creates the parent directory.
+inline void FreshSqliteFile(const std::string& db) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::error_code ec;
+    std::filesystem::remove(db + suffix, ec);
+  }
+  const std::filesystem::path parent = std::filesystem::path(db).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+  }
 }
 
 }  // namespace analytics::bench

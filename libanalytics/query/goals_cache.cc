@@ -343,6 +343,25 @@ absl::Status DropIfDeleted(Store* store, Cache& c, int64_t site_id) {
   return absl::OkStatus();
 }
 
+// The store's cache, locked, caught up with the events appended since it was
+// last read, and without the site's segments if their events were deleted:
+// what every reader and warmer starts from.
+struct LockedCache {
+  std::shared_ptr<Cache> cache;
+  std::unique_lock<std::mutex> lock;
+};
+absl::StatusOr<LockedCache> OpenCache(Store* store, int64_t site_id) {
+  absl::StatusOr<std::shared_ptr<Cache>> cache_or = CacheFor(store);
+  if (!cache_or.ok()) return cache_or.status();
+  LockedCache out{std::move(*cache_or), {}};
+  out.lock = std::unique_lock<std::mutex>(out.cache->mu);
+  absl::Status s = CatchUp(store, *out.cache);
+  if (!s.ok()) return s;
+  s = DropIfDeleted(store, *out.cache, site_id);
+  if (!s.ok()) return s;
+  return out;
+}
+
 }  // namespace
 
 void SetFunnelCacheEnabled(bool enabled) { g_enabled = enabled; }
@@ -351,14 +370,9 @@ bool FunnelCacheEnabled() { return g_enabled; }
 absl::Status WarmFunnelSegments(Store* store, int64_t site_id, int64_t from_ms,
                                 int64_t to_ms) {
   if (!g_enabled || to_ms <= from_ms) return absl::OkStatus();
-  absl::StatusOr<std::shared_ptr<Cache>> cache_or = CacheFor(store);
-  if (!cache_or.ok()) return cache_or.status();
-  Cache& c = **cache_or;
-  std::lock_guard<std::mutex> l(c.mu);
-  absl::Status s = CatchUp(store, c);
-  if (!s.ok()) return s;
-  s = DropIfDeleted(store, c, site_id);
-  if (!s.ok()) return s;
+  absl::StatusOr<LockedCache> locked = OpenCache(store, site_id);
+  if (!locked.ok()) return locked.status();
+  Cache& c = *locked->cache;
   return BuildDays(store, c, site_id, DayOf(from_ms), DayOf(to_ms - 1))
       .status();
 }
@@ -367,14 +381,9 @@ absl::StatusOr<int64_t> WarmFunnelSegmentsStep(Store* store, int64_t site_id,
                                                int64_t from_ms, int64_t to_ms,
                                                int64_t max_days) {
   if (!g_enabled || to_ms <= from_ms) return 0;
-  absl::StatusOr<std::shared_ptr<Cache>> cache_or = CacheFor(store);
-  if (!cache_or.ok()) return cache_or.status();
-  Cache& c = **cache_or;
-  std::lock_guard<std::mutex> l(c.mu);
-  absl::Status s = CatchUp(store, c);
-  if (!s.ok()) return s;
-  s = DropIfDeleted(store, c, site_id);
-  if (!s.ok()) return s;
+  absl::StatusOr<LockedCache> locked = OpenCache(store, site_id);
+  if (!locked.ok()) return locked.status();
+  Cache& c = *locked->cache;
   int64_t missing = 0;
   int64_t built = 0;
   for (int64_t d = DayOf(to_ms - 1); d >= DayOf(from_ms); --d) {
@@ -507,14 +516,9 @@ absl::StatusOr<std::optional<std::vector<int64_t>>> CachedFunnelCounts(
       }
     }
   }
-  absl::StatusOr<std::shared_ptr<Cache>> cache_or = CacheFor(store);
-  if (!cache_or.ok()) return cache_or.status();
-  Cache& c = **cache_or;
-  std::lock_guard<std::mutex> l(c.mu);
-  absl::Status s = CatchUp(store, c);
-  if (!s.ok()) return s;
-  s = DropIfDeleted(store, c, site_id);
-  if (!s.ok()) return s;
+  absl::StatusOr<LockedCache> locked = OpenCache(store, site_id);
+  if (!locked.ok()) return locked.status();
+  Cache& c = *locked->cache;
   const int64_t from_day = DayOf(from_ms);
   const int64_t to_day = DayOf(to_ms - 1);
   absl::StatusOr<bool> built = BuildDays(store, c, site_id, from_day, to_day);
@@ -831,14 +835,9 @@ absl::StatusOr<std::optional<std::vector<SegmentRow>>> CachedGoalRows(
   const bool uses_attrs = session_breakdown || !attr_clauses.empty() ||
                           !mixed_clauses.empty() || !visitor_clauses.empty();
 
-  absl::StatusOr<std::shared_ptr<Cache>> cache_or = CacheFor(store);
-  if (!cache_or.ok()) return cache_or.status();
-  Cache& c = **cache_or;
-  std::lock_guard<std::mutex> l(c.mu);
-  absl::Status s = CatchUp(store, c);
-  if (!s.ok()) return s;
-  s = DropIfDeleted(store, c, q.site_id);
-  if (!s.ok()) return s;
+  absl::StatusOr<LockedCache> locked = OpenCache(store, q.site_id);
+  if (!locked.ok()) return locked.status();
+  Cache& c = *locked->cache;
   const int64_t from_day = DayOf(q.from_ms);
   const int64_t to_day = DayOf(q.to_ms - 1);
   absl::StatusOr<bool> built = BuildDays(store, c, q.site_id, from_day, to_day);
