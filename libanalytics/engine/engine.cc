@@ -43,6 +43,12 @@
 namespace analytics {
 namespace {
 
+// SetStoreWrapperForTest (engine_testing.h).
+StoreWrapper& TestStoreWrapper() {
+  static StoreWrapper* wrap = new StoreWrapper();
+  return *wrap;
+}
+
 constexpr int64_t kDayMs = 86400000;
 
 int64_t FloorDiv(int64_t a, int64_t b) {
@@ -147,6 +153,9 @@ class EngineImpl : public Engine {
       return store.status();
     }
     store_ = *std::move(store);
+    if (const StoreWrapper& wrap = TestStoreWrapper(); wrap) {
+      store_ = wrap(std::move(store_));
+    }
     absl::StatusOr<std::unique_ptr<CountryResolver>> geo =
         CountryResolver::Create(opts_.geoip_path);
     if (!geo.ok()) return geo.status();
@@ -959,14 +968,33 @@ class EngineImpl : public Engine {
 
   // Moves pending rollups into the store. Holds checkpoint_mu_ exclusively so
   // that no query sees the rows neither pending nor stored.
+  //
+  // A failed ApplyRollups may still have committed: e.g. PostgreSQL commits
+  // and the connection drops before the answer arrives (a restart). Putting
+  // those rows back would fold them into the store twice. So they are kept
+  // aside "in doubt", and the next checkpoint first reads this worker's
+  // stored checkpoint: at or past the failed apply's seq, the apply (or an
+  // adopting worker that folded the same events) committed and the rows are
+  // dropped; before it, they are put back and applied again. Until then
+  // queries see neither (a store outage, during which they fail anyway).
   absl::Status Checkpoint() {
     if (crashed_.load()) return absl::OkStatus();
     absl::MutexLock l(&checkpoint_mu_);
+    if (in_doubt_seq_ >= 0) {
+      absl::StatusOr<int64_t> stored = store_->RollupCheckpoint(opts_.worker);
+      if (!stored.ok()) return stored.status();
+      if (*stored < in_doubt_seq_) rollups_.PutBack(in_doubt_rows_);
+      in_doubt_rows_.clear();
+      in_doubt_seq_ = -1;
+    }
     int64_t seq = 0;
     std::vector<RollupRow> rows = rollups_.Take(&seq);
     if (rows.empty()) return absl::OkStatus();
     absl::Status s = store_->ApplyRollups(rows, opts_.worker, seq);
-    if (!s.ok()) rollups_.PutBack(rows);
+    if (!s.ok()) {
+      in_doubt_rows_ = std::move(rows);
+      in_doubt_seq_ = seq;
+    }
     return s;
   }
 
@@ -1211,6 +1239,10 @@ class EngineImpl : public Engine {
   bool fold_stopping_ ABSL_GUARDED_BY(fold_mu_) = false;
   std::thread folder_;
   absl::Mutex checkpoint_mu_;
+  // Rows of a failed ApplyRollups whose commit is unknown, and its seq (-1:
+  // none). See Checkpoint().
+  std::vector<RollupRow> in_doubt_rows_ ABSL_GUARDED_BY(checkpoint_mu_);
+  int64_t in_doubt_seq_ ABSL_GUARDED_BY(checkpoint_mu_) = -1;
 
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> accepted_{0};
@@ -1232,6 +1264,10 @@ void AbandonEngineForTest(Engine* engine) {
 
 absl::StatusOr<int> AdoptOrphansForTest(Engine* engine) {
   return dynamic_cast<EngineImpl&>(*engine).AdoptOrphans();
+}
+
+void SetStoreWrapperForTest(StoreWrapper wrap) {
+  TestStoreWrapper() = std::move(wrap);
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const Options& options) {

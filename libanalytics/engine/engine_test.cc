@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -12,6 +13,8 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libanalytics/engine/engine_testing.h"
+#include "libanalytics/store/forwarding_store.h"
 #include "rapidjson/document.h"
 
 namespace analytics {
@@ -395,6 +398,74 @@ TEST_F(EngineTest, SubmitBatchPipelinesInOrder) {
   EXPECT_EQ(m[3].GetInt(), 299);
   engine.reset();
   std::filesystem::remove_all(dir);
+}
+
+// A rollup write whose outcome is unknown (the store committed it, then the
+// connection dropped before the answer: PostgreSQL restarting) must not be
+// applied a second time; one that really failed must not be lost.
+class FlakyRollupStore : public ForwardingStore {
+ public:
+  enum Fault { kNone, kCommitThenFail, kFail };
+  using ForwardingStore::ForwardingStore;
+  void Arm(Fault f) { fault_ = f; }
+  absl::Status ApplyRollups(absl::Span<const RollupRow> deltas, int32_t worker,
+                            int64_t checkpoint_seq) override {
+    const Fault f = fault_.exchange(kNone);
+    if (f == kFail) return absl::UnavailableError("store: connection lost");
+    absl::Status s =
+        ForwardingStore::ApplyRollups(deltas, worker, checkpoint_seq);
+    if (f == kCommitThenFail && s.ok()) {
+      return absl::UnavailableError("store: connection lost after COMMIT");
+    }
+    return s;
+  }
+
+ private:
+  std::atomic<Fault> fault_{kNone};
+};
+
+TEST_F(EngineTest, RollupWriteOfUnknownOutcomeCountsOnce) {
+  FlakyRollupStore* flaky = nullptr;
+  SetStoreWrapperForTest([&](std::unique_ptr<Store> base) {
+    auto s = std::make_unique<FlakyRollupStore>(std::move(base));
+    flaky = s.get();
+    return s;
+  });
+  Options o;
+  o.store_url = "memory://";
+  o.clock = &clock_;
+  o.checkpoint_interval = absl::Hours(1);  // only Flush() checkpoints
+  o.checkpoint_events = 1 << 30;
+  auto opened = Engine::Open(o);
+  SetStoreWrapperForTest(nullptr);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Engine> engine = *std::move(opened);
+  ASSERT_NE(flaky, nullptr);
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  auto track = [&](int n) {
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(engine->Track(Ev("/a", i)).ok());
+  };
+  auto pageviews = [&] {
+    auto d = Q(*engine, R"({"site_id":"example.com","date_range":"day",)"
+                        R"("metrics":["pageviews"]})");
+    EXPECT_STREQ(d["meta"]["source"].GetString(), "rollups");
+    return d["results"][0]["metrics"][0].GetInt();
+  };
+
+  track(10);
+  flaky->Arm(FlakyRollupStore::kCommitThenFail);
+  EXPECT_EQ(engine->Flush().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pageviews(), 10);  // stored, although the write "failed"
+  track(5);
+  ASSERT_TRUE(engine->Flush().ok());
+  EXPECT_EQ(pageviews(), 15);  // not 25: the 10 were not applied again
+
+  track(4);
+  flaky->Arm(FlakyRollupStore::kFail);
+  EXPECT_EQ(engine->Flush().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(engine->Flush().ok());
+  EXPECT_EQ(pageviews(), 19);  // the failed write's 4 are applied later
+  EXPECT_TRUE(engine->Close().ok());
 }
 
 // Acknowledged events survive kill -9: a child process tracks events and

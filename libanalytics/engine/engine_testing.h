@@ -2,8 +2,12 @@
 #ifndef ANALYTICS_ENGINE_ENGINE_TESTING_H_
 #define ANALYTICS_ENGINE_ENGINE_TESTING_H_
 
+#include <functional>
+#include <memory>
+
 #include "absl/status/statusor.h"
 #include "analytics/engine.h"
+#include "analytics/store.h"
 
 namespace analytics {
 
@@ -15,6 +19,13 @@ void AbandonEngineForTest(Engine* engine);
 // Runs the leader's orphan adoption now (see engine.cc), returning how many
 // workers' events were adopted. 0 with a local coordinator.
 absl::StatusOr<int> AdoptOrphansForTest(Engine* engine);
+
+// Engines opened from now on use wrap(the store their URL names) instead of
+// that store, e.g. a ForwardingStore (store/forwarding_store.h) that injects
+// faults. An empty function restores the default. Set it while no Open runs.
+using StoreWrapper =
+    std::function<std::unique_ptr<Store>(std::unique_ptr<Store>)>;
+void SetStoreWrapperForTest(StoreWrapper wrap);
 
 }  // namespace analytics
 
