@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
@@ -44,6 +45,9 @@
 
 namespace analytics {
 namespace {
+
+// DropPostgresAppendAnswersForTest.
+std::atomic<int> g_drop_append_answers{0};
 
 // ---------------------------------------------------------------------------
 // Schema. Append new migrations at the end; never edit an applied one.
@@ -901,6 +905,7 @@ class PostgresStore : public Store {
                                        absl::UTCTimeZone()));
     }
     std::vector<int64_t> seqs;
+    bool commit_sent = false;
     // One append at a time per store: seqs are taken and committed in the
     // same order, so within one process they increase in commit order.
     absl::MutexLock append_lock(&append_mu_);
@@ -959,11 +964,52 @@ class PostgresStore : public Store {
         copy_st = c->Error(nullptr, "append events (COPY data)");
       }
       if (!copy_st.ok()) return copy_st;
-      return txn.Commit();
+      commit_sent = true;
+      absl::Status commit = txn.Commit();
+      if (commit.ok() && g_drop_append_answers.load() > 0 &&
+          g_drop_append_answers.fetch_sub(1) > 0) {
+        return absl::UnavailableError(
+            "store: postgres: commit: connection lost (test)");
+      }
+      return commit;
     });
+    if (!st.ok() && commit_sent) st = ResolveAppend(events, seqs, st);
     if (!st.ok()) return st;
     for (size_t i = 0; i < events.size(); ++i) events[i].seq = seqs[i];
     return absl::OkStatus();
+  }
+
+  // After a COMMIT whose answer was lost (the server restarted or the
+  // connection dropped), the transaction may or may not have committed.
+  // Reporting a failure then would refuse events that are stored (and that
+  // this worker would never fold into rollups); reporting success without
+  // knowing would acknowledge events that may be lost. The batch's first
+  // seq, taken from the sequence inside the transaction, tells: it is in
+  // the events table exactly when the transaction committed. Asks for up to
+  // 3 s while the server comes back; if it cannot tell, the original error
+  // stands (the outcome is unknown, nothing is acknowledged).
+  absl::Status ResolveAppend(absl::Span<const Event> events,
+                             const std::vector<int64_t>& seqs,
+                             const absl::Status& failure) {
+    if (seqs.empty()) return failure;
+    // Bounded: the committer waits here, and every caller with it.
+    const absl::Time deadline = absl::Now() + absl::Seconds(3);
+    for (int attempt = 0; attempt == 0 || absl::Now() < deadline; ++attempt) {
+      if (attempt > 0) absl::SleepFor(absl::Milliseconds(300));
+      absl::StatusOr<bool> stored =
+          WithConn([&](Conn* c) -> absl::StatusOr<bool> {
+            absl::StatusOr<Result> r =
+                c->Exec("SELECT 1 FROM events WHERE seq = $1 AND worker = $2",
+                        Params().Int(seqs.front()).Int(events.front().worker),
+                        "check append outcome");
+            if (!r.ok()) return r.status();
+            return PQntuples(r->get()) > 0;
+          });
+      if (!stored.ok()) continue;
+      if (*stored) return absl::OkStatus();
+      return failure;  // not committed: the events are not stored
+    }
+    return failure;
   }
 
   absl::Status ScanEvents(
@@ -1689,6 +1735,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(std::string_view url) {
 }
 
 int PostgresStoreSchemaVersion() { return kSchemaVersion; }
+
+void DropPostgresAppendAnswersForTest(int n) { g_drop_append_answers = n; }
 
 const char* PostgresStoreMigrationSql(int version) {
   if (version < 1 || version > kSchemaVersion) return nullptr;

@@ -92,6 +92,11 @@ int PostgresStoreSchemaVersion();
 // otherwise; for tests that build an older database.
 const char* PostgresStoreMigrationSql(int version);
 
+// Test hook: the next `n` event appends of any PostgreSQL store in this
+// process report Unavailable right after their COMMIT succeeded, as when the
+// connection drops before the answer arrives (a server restart).
+void DropPostgresAppendAnswersForTest(int n);
+
 }  // namespace analytics
 
 #endif  // ANALYTICS_STORE_POSTGRES_STORE_H_

@@ -2245,6 +2245,29 @@ TEST_F(PostgresStoreTest, PartitionsAreCreatedPerMonth) {
   EXPECT_THAT(ts, ElementsAre(5, jan, feb - 1, feb, feb + 10));
 }
 
+// A COMMIT whose answer is lost (server restart, dropped connection) may
+// have committed. The store checks and reports the append as done when it
+// did, so the events are acknowledged (and folded) rather than refused
+// although stored.
+TEST_F(PostgresStoreTest, AppendWhoseCommitAnswerIsLostIsResolved) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Site> site = store->AddSite(MakeSite("a.com", "a"));
+  ASSERT_TRUE(site.ok()) << site.status();
+  std::vector<Event> events = {MakeEvent(site->id, 1000, 1000),
+                               MakeEvent(site->id, 2000, 1000)};
+  DropPostgresAppendAnswersForTest(1);
+  absl::Status st = store->AppendEvents(absl::MakeSpan(events));
+  DropPostgresAppendAnswersForTest(0);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_GT(events[0].seq, 0);
+  EXPECT_GT(events[1].seq, events[0].seq);
+  EXPECT_EQ(PgExec("SELECT count(*) FROM events"), "2");
+  std::vector<Event> more = {MakeEvent(site->id, 3000, 1000)};
+  ASSERT_TRUE(store->AppendEvents(absl::MakeSpan(more)).ok());
+  EXPECT_EQ(PgExec("SELECT count(*) FROM events"), "3");
+}
+
 TEST_F(PostgresStoreTest, ConcurrentOpensMigrateSafely) {
   constexpr int kThreads = 6;
   std::vector<std::unique_ptr<Store>> stores(kThreads);
