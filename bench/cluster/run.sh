@@ -124,7 +124,7 @@ sleep 6  # slowstart 5s: full weight for the new workers
 run_wrk "haproxy+3 workers (pg+redis)" "$URL"
 
 # Reference: one analyticsd on SQLite, no balancer, plain HTTP.
-SQLITE_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+SQLITE_PORT="$(python3 "$ROOT/scripts/free_port.py")"
 ANALYTICS_LISTEN="127.0.0.1:$SQLITE_PORT" ANALYTICS_STORE="sqlite://$STATE/sqlite.db" \
   ANALYTICS_ADMIN_TOKEN="$TOKEN" ANALYTICS_TRUSTED_PROXIES=127.0.0.1 \
   "$BIN_DIR/analyticsd" >"$STATE/sqlite.log" 2>&1 &

@@ -43,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 "$REPO/scripts/free_port.py"
 }
 wait_up() {  # URL
   for _ in $(seq 1 300); do

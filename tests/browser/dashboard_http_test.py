@@ -26,10 +26,9 @@ BINARY = None
 ADMIN = "adm_dash_http_0123456789abcdef"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "scripts"))
+from free_port import free_port  # noqa: E402,F401  (shared: scripts/free_port.py)
 
 
 class Worker:

@@ -11,6 +11,7 @@ if [[ $# -ne 2 ]]; then
 fi
 CLI="$(realpath "$1")"
 DAEMON="$(realpath "$2")"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 TMP="$(mktemp -d)"
 SERVER_PID=""
@@ -149,7 +150,7 @@ fi
 
 # ------------------------------------------------------------- server ---
 step "start analyticsd"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(python3 "$REPO/scripts/free_port.py")"
 BASE="http://127.0.0.1:$PORT"
 ADMIN_TOKEN="adm_cli_test_0123456789abcdef"
 ANALYTICS_ADMIN_TOKEN="$ADMIN_TOKEN" \

@@ -48,6 +48,10 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "scripts"))
+from free_port import free_port  # noqa: E402  (scripts/free_port.py)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOCAL_CLUSTER = os.path.join(ROOT, "deploy", "local-cluster")
 UA = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 "
@@ -647,10 +651,7 @@ class ReferenceServer:
 
     def __init__(self, bin_dir, token):
         self.dir = tempfile.mkdtemp(prefix="analytics-reference-")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
+        self.port = free_port()
         env = dict(os.environ)
         env.update({"ANALYTICS_LISTEN": f"127.0.0.1:{self.port}",
                     "ANALYTICS_STORE": f"sqlite://{self.dir}/a.db",

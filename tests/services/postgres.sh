@@ -32,11 +32,9 @@ as_pg() {
   fi
 }
 
+# Below the ephemeral port range (see scripts/free_port.py).
 free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+  python3 "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free_port.py"
 }
 
 # start: sets DIR and URL, or exits 1.
