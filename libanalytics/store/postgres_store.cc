@@ -48,6 +48,7 @@ namespace {
 
 // DropPostgresAppendAnswersForTest.
 std::atomic<int> g_drop_append_answers{0};
+std::atomic<bool> g_drop_rolls_back{false};
 
 // ---------------------------------------------------------------------------
 // Schema. Append new migrations at the end; never edit an applied one.
@@ -458,6 +459,11 @@ class Txn {
   }
   absl::Status Commit() {
     absl::Status st = c_->Exec("COMMIT", "commit").status();
+    active_ = false;
+    return st;
+  }
+  absl::Status Rollback() {
+    absl::Status st = c_->Exec("ROLLBACK", "rollback").status();
     active_ = false;
     return st;
   }
@@ -965,15 +971,21 @@ class PostgresStore : public Store {
       }
       if (!copy_st.ok()) return copy_st;
       commit_sent = true;
-      absl::Status commit = txn.Commit();
-      if (commit.ok() && g_drop_append_answers.load() > 0 &&
+      if (g_drop_append_answers.load() > 0 &&
           g_drop_append_answers.fetch_sub(1) > 0) {
-        return absl::UnavailableError(
-            "store: postgres: commit: connection lost (test)");
+        // Test hook: the answer of this COMMIT (or, with
+        // g_drop_rolls_back, of a transaction that did not commit) is lost.
+        absl::Status end =
+            g_drop_rolls_back.load() ? txn.Rollback() : txn.Commit();
+        if (end.ok()) {
+          return absl::UnavailableError(
+              "store: postgres: commit: connection lost (test)");
+        }
+        return end;
       }
-      return commit;
+      return txn.Commit();
     });
-    if (!st.ok() && commit_sent) st = ResolveAppend(events, seqs, st);
+    if (!st.ok() && commit_sent) st = ResolveAppend(seqs, st);
     if (!st.ok()) return st;
     for (size_t i = 0; i < events.size(); ++i) events[i].seq = seqs[i];
     return absl::OkStatus();
@@ -988,8 +1000,7 @@ class PostgresStore : public Store {
   // the events table exactly when the transaction committed. Asks for up to
   // 3 s while the server comes back; if it cannot tell, the original error
   // stands (the outcome is unknown, nothing is acknowledged).
-  absl::Status ResolveAppend(absl::Span<const Event> events,
-                             const std::vector<int64_t>& seqs,
+  absl::Status ResolveAppend(const std::vector<int64_t>& seqs,
                              const absl::Status& failure) {
     if (seqs.empty()) return failure;
     // Bounded: the committer waits here, and every caller with it.
@@ -999,9 +1010,8 @@ class PostgresStore : public Store {
       absl::StatusOr<bool> stored =
           WithConn([&](Conn* c) -> absl::StatusOr<bool> {
             absl::StatusOr<Result> r =
-                c->Exec("SELECT 1 FROM events WHERE seq = $1 AND worker = $2",
-                        Params().Int(seqs.front()).Int(events.front().worker),
-                        "check append outcome");
+                c->Exec("SELECT 1 FROM events WHERE seq = $1",
+                        Params().Int(seqs.front()), "check append outcome");
             if (!r.ok()) return r.status();
             return PQntuples(r->get()) > 0;
           });
@@ -1736,7 +1746,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(std::string_view url) {
 
 int PostgresStoreSchemaVersion() { return kSchemaVersion; }
 
-void DropPostgresAppendAnswersForTest(int n) { g_drop_append_answers = n; }
+void DropPostgresAppendAnswersForTest(int n, bool committed) {
+  g_drop_rolls_back = !committed;
+  g_drop_append_answers = n;
+}
 
 const char* PostgresStoreMigrationSql(int version) {
   if (version < 1 || version > kSchemaVersion) return nullptr;

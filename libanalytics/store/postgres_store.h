@@ -93,9 +93,11 @@ int PostgresStoreSchemaVersion();
 const char* PostgresStoreMigrationSql(int version);
 
 // Test hook: the next `n` event appends of any PostgreSQL store in this
-// process report Unavailable right after their COMMIT succeeded, as when the
-// connection drops before the answer arrives (a server restart).
-void DropPostgresAppendAnswersForTest(int n);
+// process lose the answer to their COMMIT, as when the connection drops
+// before it arrives (a server restart): the transaction committed, or with
+// committed=false it was rolled back; either way Unavailable comes back
+// where the answer would have.
+void DropPostgresAppendAnswersForTest(int n, bool committed = true);
 
 }  // namespace analytics
 

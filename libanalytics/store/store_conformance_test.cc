@@ -2266,6 +2266,14 @@ TEST_F(PostgresStoreTest, AppendWhoseCommitAnswerIsLostIsResolved) {
   std::vector<Event> more = {MakeEvent(site->id, 3000, 1000)};
   ASSERT_TRUE(store->AppendEvents(absl::MakeSpan(more)).ok());
   EXPECT_EQ(PgExec("SELECT count(*) FROM events"), "3");
+  // The answer is lost, and the transaction did not commit: still a
+  // failure, and nothing stored.
+  std::vector<Event> lost = {MakeEvent(site->id, 4000, 1000)};
+  DropPostgresAppendAnswersForTest(1, /*committed=*/false);
+  st = store->AppendEvents(absl::MakeSpan(lost));
+  DropPostgresAppendAnswersForTest(0);
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+  EXPECT_EQ(PgExec("SELECT count(*) FROM events"), "3");
 }
 
 TEST_F(PostgresStoreTest, ConcurrentOpensMigrateSafely) {

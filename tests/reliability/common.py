@@ -97,7 +97,6 @@ class Load:
                     conn.close()
                     conn = None
             except (OSError, http.client.HTTPException) as e:
-                reused = conn is not None and sent_on_reused
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -108,7 +107,7 @@ class Load:
                     # connection had carried requests before (a server
                     # closing an idle keep-alive connection as the client
                     # reuses it looks different from a stall or a reset).
-                    self.errors[(type(e).__name__, str(e)[:80], reused,
+                    self.errors[(type(e).__name__, str(e)[:80], sent_on_reused,
                                  round(time.monotonic() - t0, 1))] += 1
                 time.sleep(0.01)
                 continue
