@@ -1,11 +1,13 @@
 // SQLite Store (see sqlite_store.h). Owns: the schema and its migrations,
-// connection handling (one writer, a pool of readers), the event row encoding
-// (props as JSON text, empty visit attributes as NULL, 64-bit ids bit-cast to
-// INTEGER) and the hll_merge() SQL function used to merge rollup sketches.
+// connection handling (one writer, a pool of readers), the event blocks
+// (event_codec.h blocks, one row per site, worker and append, found by site
+// and time range or by seq; scans merge blocks in order) and the hll_merge()
+// SQL function used to merge rollup sketches.
 #include "libanalytics/store/sqlite_store.h"
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstdio>
@@ -30,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libanalytics/sketch/hll.h"
+#include "libanalytics/store/event_codec.h"
 #include "libanalytics/store/props_codec.h"
 #include "libanalytics/store/store_checks.h"
 #include "rapidjson/document.h"
@@ -154,7 +157,31 @@ CREATE TABLE job_runs(
   PRIMARY KEY(job, site_id, period));
 CREATE INDEX job_runs_updated ON job_runs(updated_ms);
 )sql",
+    // Version 4: events stored as blocks (event_codec.h), one row per site,
+    // worker and append: a row per event cost ~3 us of insert and index
+    // upkeep, most of the durable ingestion cost. Rows of `events` are moved
+    // into blocks by ConvertEventRows (C++, same transaction), then dropped.
+    // min_time/max_time span both ts_ms and session_start_ms.
+    R"sql(
+CREATE TABLE event_blocks(
+  first_seq INTEGER PRIMARY KEY,
+  last_seq INTEGER NOT NULL,
+  site_id INTEGER NOT NULL,
+  worker INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  min_ts INTEGER NOT NULL,
+  max_ts INTEGER NOT NULL,
+  min_time INTEGER NOT NULL,
+  max_time INTEGER NOT NULL,
+  data BLOB NOT NULL);
+CREATE INDEX event_blocks_site_time
+  ON event_blocks(site_id, max_time, min_time);
+CREATE INDEX event_blocks_last_seq ON event_blocks(last_seq);
+)sql",
 };
+constexpr int kEventBlocksVersion = 4;
+// Events per block at most: a scan decodes a whole block at a time.
+constexpr size_t kMaxBlockEvents = 2048;
 constexpr int kSchemaVersion =
     static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
@@ -167,7 +194,8 @@ constexpr char kSeqFloorKey[] = "seq_floor";
 // collide with the internal keys above.
 constexpr char kUserMetaPrefix[] = "user:";
 
-// Event columns after seq, in bind order (?1..?37); SELECTs prepend seq.
+// Columns of the `events` table of schema versions 1-4, read only to move
+// its rows into blocks (ConvertEventRows).
 #define ANALYTICS_EVENT_COLUMNS                                              \
   "site_id, ts_ms, name, hostname, page, props, visitor_id, session_id, "    \
   "session_start_ms, entry_page, source, referrer, utm_source, utm_medium, " \
@@ -176,29 +204,11 @@ constexpr char kUserMetaPrefix[] = "user:";
   "first_name, s_pageviews, s_events, s_bounce, s_duration_ms, "             \
   "s_exit_page, d_bounce, d_duration_ms, imported, worker"
 
-constexpr int kEventParams = 38;  // 37 columns + seq (NULL: the next rowid)
-// Rows per multi-row INSERT: one statement execution per kInsertRows events
-// amortizes statement start-up and cursor opening (about 1/3 of the cost of
-// single-row inserts); the remainder of a batch uses single-row inserts.
-constexpr int kInsertRows = 16;
-
-// "INSERT INTO events(...) VALUES(?, ..., ?), ... (rows times)". Only column
-// names and placeholders are concatenated, never values.
-std::string InsertEventsSql(int rows) {
-  std::string sql =
-      "INSERT INTO events(" ANALYTICS_EVENT_COLUMNS ", seq) VALUES";
-  for (int r = 0; r < rows; ++r) {
-    sql += r == 0 ? "(" : ", (";
-    for (int p = 0; p < kEventParams; ++p) sql += p == 0 ? "?" : ", ?";
-    sql += ")";
-  }
-  return sql;
-}
 constexpr char kSelectEvents[] =
     "SELECT seq, " ANALYTICS_EVENT_COLUMNS " FROM events ";
 #undef ANALYTICS_EVENT_COLUMNS
 
-// VisitAttrs fields, in column order (entry_page .. locale = ?10 .. ?25).
+// VisitAttrs fields, in column order (entry_page .. locale = 10 .. 25).
 constexpr std::string VisitAttrs::*kVisitFields[] = {
     &VisitAttrs::entry_page,      &VisitAttrs::source,
     &VisitAttrs::referrer,        &VisitAttrs::utm_source,
@@ -442,39 +452,6 @@ class Txn {
 
 // ---------------------------------------------------------------------------
 
-// Binds e to parameters base+1 .. base+37 (base+38, seq, is left alone).
-void BindEvent(sqlite3_stmt* s, int base, const Event& e,
-               std::string* props_buf) {
-  sqlite3_bind_int64(s, base + 1, e.site_id);
-  sqlite3_bind_int64(s, base + 2, e.ts_ms);
-  BindText(s, base + 3, e.name);
-  BindText(s, base + 4, e.hostname);
-  BindText(s, base + 5, e.page);
-  if (e.props.empty()) {
-    sqlite3_bind_null(s, base + 6);
-  } else {
-    EncodeProps(e.props, props_buf);
-    BindText(s, base + 6, *props_buf);
-  }
-  sqlite3_bind_int64(s, base + 7, std::bit_cast<int64_t>(e.visitor_id));
-  sqlite3_bind_int64(s, base + 8, std::bit_cast<int64_t>(e.session_id));
-  sqlite3_bind_int64(s, base + 9, e.session_start_ms);
-  int col = base + kFirstVisitColumn;
-  for (auto field : kVisitFields) BindTextOrNull(s, col++, e.visit.*field);
-  sqlite3_bind_int(s, base + 26, e.first_in_session ? 1 : 0);
-  sqlite3_bind_int(s, base + 27, e.first_page ? 1 : 0);
-  sqlite3_bind_int(s, base + 28, e.first_name ? 1 : 0);
-  sqlite3_bind_int(s, base + 29, e.s_pageviews);
-  sqlite3_bind_int(s, base + 30, e.s_events);
-  sqlite3_bind_int(s, base + 31, e.s_bounce ? 1 : 0);
-  sqlite3_bind_int64(s, base + 32, e.s_duration_ms);
-  BindText(s, base + 33, e.s_exit_page);
-  sqlite3_bind_int(s, base + 34, e.d_bounce);
-  sqlite3_bind_int64(s, base + 35, e.d_duration_ms);
-  sqlite3_bind_int(s, base + 36, e.imported ? 1 : 0);
-  sqlite3_bind_int(s, base + 37, e.worker);
-}
-
 // Reads a row of kSelectEvents into e (reusing e's buffers).
 absl::Status ReadEvent(sqlite3_stmt* s, Event* e) {
   e->seq = sqlite3_column_int64(s, 0);
@@ -531,6 +508,161 @@ absl::Status StepEvents(Conn* c, sqlite3_stmt* s,
   }
 }
 
+// ---------------------------------------------------------------------------
+// Event blocks (schema version 4).
+
+// Writes one block row of `evs` (non-empty, in seq order, one site and
+// worker), keyed by `key` (default: the first event's seq; a rewritten block
+// keeps its key, which its seqs are encoded against). `replace` replaces the
+// row with that key.
+absl::Status WriteBlock(Conn* c, absl::Span<const Event* const> evs,
+                        bool replace, std::string* buf, int64_t key = 0) {
+  if (key == 0) key = evs.front()->seq;
+  int64_t min_ts = evs.front()->ts_ms, max_ts = min_ts;
+  int64_t min_time = min_ts, max_time = max_ts;
+  for (const Event* e : evs) {
+    min_ts = std::min(min_ts, e->ts_ms);
+    max_ts = std::max(max_ts, e->ts_ms);
+    min_time = std::min({min_time, e->ts_ms, e->session_start_ms});
+    max_time = std::max({max_time, e->ts_ms, e->session_start_ms});
+  }
+  EncodeEventBlock(evs, key, buf);
+  absl::StatusOr<sqlite3_stmt*> s = c->Prepare(
+      replace ? "INSERT OR REPLACE INTO event_blocks(first_seq, last_seq, "
+                "site_id, worker, n, min_ts, max_ts, min_time, max_time, data) "
+                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+              : "INSERT INTO event_blocks(first_seq, last_seq, site_id, "
+                "worker, n, min_ts, max_ts, min_time, max_time, data) "
+                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  if (!s.ok()) return s.status();
+  ResetOnExit reset(*s);
+  sqlite3_bind_int64(*s, 1, key);
+  sqlite3_bind_int64(*s, 2, evs.back()->seq);
+  sqlite3_bind_int64(*s, 3, evs.front()->site_id);
+  sqlite3_bind_int(*s, 4, evs.front()->worker);
+  sqlite3_bind_int64(*s, 5, static_cast<int64_t>(evs.size()));
+  sqlite3_bind_int64(*s, 6, min_ts);
+  sqlite3_bind_int64(*s, 7, max_ts);
+  sqlite3_bind_int64(*s, 8, min_time);
+  sqlite3_bind_int64(*s, 9, max_time);
+  sqlite3_bind_blob(*s, 10, buf->data(), static_cast<int>(buf->size()),
+                    SQLITE_STATIC);
+  return c->Run(*s, "append events");
+}
+
+// Streams the events of block rows in key order: (ts_ms, seq) when by_time,
+// else seq. `s` yields rows (first_seq, worker, data, lower) ordered by
+// `lower`, a lower bound of the key (ts_ms or seq) of every event of the
+// row's block. A block is decoded when the merge reaches its lower bound, so
+// only blocks whose spans overlap are held at once (appends come in time
+// order, so that is a few). Events failing `keep` are skipped.
+absl::Status MergeBlocks(Conn* c, sqlite3_stmt* s,
+                         const std::function<bool(const Event&)>& keep,
+                         bool by_time,
+                         const std::function<bool(const Event&)>& fn) {
+  struct Cursor {
+    std::vector<Event> ev;
+    size_t pos = 0;
+    const Event& top() const { return ev[pos]; }
+  };
+  auto less = [by_time](const Event& a, const Event& b) {
+    if (by_time && a.ts_ms != b.ts_ms) return a.ts_ms < b.ts_ms;
+    return a.seq < b.seq;
+  };
+  auto key = [by_time](const Event& e) { return by_time ? e.ts_ms : e.seq; };
+  // A min-heap of cursors by their current event.
+  std::vector<std::unique_ptr<Cursor>> heap;
+  auto heap_less = [&](const std::unique_ptr<Cursor>& a,
+                       const std::unique_ptr<Cursor>& b) {
+    return less(b->top(), a->top());
+  };
+  bool have_row = false;
+  auto step = [&]() -> absl::Status {
+    int rc = sqlite3_step(s);
+    have_row = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return absl::OkStatus();
+    return SqlError(c->db(), rc, "scan events");
+  };
+  absl::Status st = step();
+  if (!st.ok()) return st;
+  while (true) {
+    while (have_row && (heap.empty() || sqlite3_column_int64(s, 3) <=
+                                            key(heap.front()->top()))) {
+      auto cur = std::make_unique<Cursor>();
+      const void* p = sqlite3_column_blob(s, 2);
+      const int bytes = sqlite3_column_bytes(s, 2);
+      st = DecodeEventBlock(std::string_view(static_cast<const char*>(p),
+                                             static_cast<size_t>(bytes)),
+                            sqlite3_column_int64(s, 0),
+                            sqlite3_column_int(s, 1), &cur->ev);
+      if (!st.ok()) {
+        return absl::DataLossError(absl::StrCat(
+            st.message(), " (block ", sqlite3_column_int64(s, 0), ")"));
+      }
+      std::erase_if(cur->ev, [&](const Event& e) { return !keep(e); });
+      if (by_time) std::sort(cur->ev.begin(), cur->ev.end(), less);
+      if (!cur->ev.empty()) {
+        heap.push_back(std::move(cur));
+        std::push_heap(heap.begin(), heap.end(), heap_less);
+      }
+      st = step();
+      if (!st.ok()) return st;
+    }
+    if (heap.empty()) {
+      if (!have_row) return absl::OkStatus();
+      continue;
+    }
+    std::pop_heap(heap.begin(), heap.end(), heap_less);
+    Cursor& cur = *heap.back();
+    if (!fn(cur.top())) return absl::OkStatus();
+    if (++cur.pos < cur.ev.size()) {
+      std::push_heap(heap.begin(), heap.end(), heap_less);
+    } else {
+      heap.pop_back();
+    }
+  }
+}
+
+// Schema version 4: moves the rows of the old `events` table into blocks
+// (per site and worker, in seq order) and drops the table.
+absl::Status ConvertEventRows(Conn* w) {
+  absl::StatusOr<sqlite3_stmt*> s =
+      w->Prepare(std::string(kSelectEvents) + "ORDER BY seq");
+  if (!s.ok()) return s.status();
+  absl::flat_hash_map<std::pair<int64_t, int32_t>, std::vector<Event>> pending;
+  std::string buf;
+  auto flush = [&](std::vector<Event>* evs) {
+    std::vector<const Event*> ptrs;
+    for (const Event& e : *evs) ptrs.push_back(&e);
+    absl::Status st = WriteBlock(w, ptrs, /*replace=*/false, &buf);
+    evs->clear();
+    return st;
+  };
+  {
+    ResetOnExit reset(*s);
+    while (true) {
+      int rc = sqlite3_step(*s);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return SqlError(w->db(), rc, "read event rows");
+      Event e;
+      absl::Status st = ReadEvent(*s, &e);
+      if (!st.ok()) return st;
+      std::vector<Event>& evs = pending[std::make_pair(e.site_id, e.worker)];
+      evs.push_back(std::move(e));
+      if (evs.size() == kMaxBlockEvents) {
+        st = flush(&evs);
+        if (!st.ok()) return st;
+      }
+    }
+  }
+  for (auto& [k, evs] : pending) {
+    if (evs.empty()) continue;
+    absl::Status st = flush(&evs);
+    if (!st.ok()) return st;
+  }
+  return w->Exec("DROP TABLE events");
+}
+
 // Reads a row of "SELECT id, site_id, name, prefix, secret_hash, created_ms,
 // revoked_ms FROM api_keys".
 ApiKeyRecord ReadApiKey(sqlite3_stmt* s) {
@@ -581,9 +713,9 @@ JobRun ReadJobRun(sqlite3_stmt* s) {
   return r;
 }
 
-// Rows deleted per transaction by DeleteEventsBefore, so that the writer is
-// not held for long.
-constexpr int kDeleteChunk = 20000;
+// Event blocks deleted or rewritten per transaction by DeleteEventsBefore,
+// so that the writer is not held for long.
+constexpr int kDeleteBlocks = 64;
 
 // ---------------------------------------------------------------------------
 
@@ -628,16 +760,7 @@ class SqliteStore : public Store {
         w->db(), "hll_merge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
         &HllMergeFunc, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return SqlError(w->db(), rc, "register hll_merge");
-    absl::StatusOr<sqlite3_stmt*> one = w->Prepare(InsertEventsSql(1));
-    if (!one.ok()) return one.status();
-    absl::StatusOr<sqlite3_stmt*> many =
-        w->Prepare(InsertEventsSql(kInsertRows));
-    if (!many.ok()) return many.status();
-    auto store =
-        std::unique_ptr<SqliteStore>(new SqliteStore(path, *std::move(writer)));
-    store->insert_one_ = *one;
-    store->insert_many_ = *many;
-    return std::unique_ptr<Store>(std::move(store));
+    return std::unique_ptr<Store>(new SqliteStore(path, *std::move(writer)));
   }
 
   ~SqliteStore() override {
@@ -708,7 +831,7 @@ class SqliteStore : public Store {
     if (!st.ok()) return st;
     int64_t removed = 0;
     for (const char* sql : {"DELETE FROM sites WHERE id = ?1",
-                            "DELETE FROM events WHERE site_id = ?1",
+                            "DELETE FROM event_blocks WHERE site_id = ?1",
                             "DELETE FROM rollups WHERE site_id = ?1",
                             "DELETE FROM api_keys WHERE site_id = ?1",
                             "DELETE FROM config_docs WHERE site_id = ?1"}) {
@@ -975,45 +1098,42 @@ class SqliteStore : public Store {
 
   absl::Status AppendEvents(absl::Span<Event> events) override {
     if (events.empty()) return absl::OkStatus();
-    std::vector<int64_t> seqs;
-    seqs.reserve(events.size());
-    {
-      absl::MutexLock lock(&write_mu_);
-      Txn txn(writer_.get());
-      absl::Status st = txn.Begin();
-      if (!st.ok()) return st;
-      // Normally 0; else the first event's seq must exceed a deleted one.
-      absl::StatusOr<int64_t> min_seq = MinNextSeqLocked();
-      if (!min_seq.ok()) return min_seq.status();
-      sqlite3* db = writer_->db();
-      size_t i = 0;
-      while (i < events.size()) {
-        const int rows = events.size() - i >= static_cast<size_t>(kInsertRows)
-                             ? kInsertRows
-                             : 1;
-        sqlite3_stmt* s = rows == 1 ? insert_one_ : insert_many_;
-        ResetOnExit reset(s);
-        for (int r = 0; r < rows; ++r) {
-          const int base = r * kEventParams;
-          BindEvent(s, base, events[i + r], &props_bufs_[r]);
-          if (r == 0 && *min_seq > 0) {
-            sqlite3_bind_int64(s, base + kEventParams, *min_seq);
-            *min_seq = 0;
-          } else {
-            sqlite3_bind_null(s, base + kEventParams);
-          }
-        }
-        int rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE) return SqlError(db, rc, "append events");
-        // Rows of one statement get consecutive rowids (max + 1 each).
-        const int64_t last = sqlite3_last_insert_rowid(db);
-        for (int r = 0; r < rows; ++r) seqs.push_back(last - rows + 1 + r);
-        i += rows;
-      }
-      st = txn.Commit();
-      if (!st.ok()) return st;
+    absl::MutexLock lock(&write_mu_);
+    Txn txn(writer_.get());
+    absl::Status st = txn.Begin();
+    if (!st.ok()) return st;
+    absl::StatusOr<int64_t> next = NextSeqLocked();
+    if (!next.ok()) return next.status();
+    // Seqs in the order given; one block per (site, worker) of the append
+    // (split at kMaxBlockEvents), each in seq order.
+    std::vector<int64_t> old_seqs(events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      old_seqs[i] = events[i].seq;
+      events[i].seq = *next + static_cast<int64_t>(i);
     }
-    for (size_t i = 0; i < events.size(); ++i) events[i].seq = seqs[i];
+    absl::flat_hash_map<std::pair<int64_t, int32_t>, size_t> group_of;
+    std::vector<std::vector<const Event*>> groups;
+    for (const Event& e : events) {
+      auto [it, added] =
+          group_of.try_emplace(std::make_pair(e.site_id, e.worker), 0);
+      if (added) {
+        it->second = groups.size();
+        groups.emplace_back();
+      }
+      groups[it->second].push_back(&e);
+    }
+    for (const std::vector<const Event*>& g : groups) {
+      for (size_t at = 0; at < g.size() && st.ok(); at += kMaxBlockEvents) {
+        const size_t n = std::min(kMaxBlockEvents, g.size() - at);
+        st = WriteBlock(writer_.get(), absl::MakeConstSpan(g).subspan(at, n),
+                        /*replace=*/false, &block_buf_);
+      }
+    }
+    if (st.ok()) st = txn.Commit();
+    if (!st.ok()) {
+      for (size_t i = 0; i < events.size(); ++i) events[i].seq = old_seqs[i];
+      return st;
+    }
     return absl::OkStatus();
   }
 
@@ -1022,33 +1142,28 @@ class SqliteStore : public Store {
       const std::function<bool(const Event&)>& fn) override {
     absl::StatusOr<Reader> r = AcquireReader();
     if (!r.ok()) return r.status();
-    std::string sql = kSelectEvents;
-    if (scan.include_session_starts) {
-      // Same as "site_id = ?1 AND ((ts_ms in range) OR (session_start_ms in
-      // range))", written so that both indexes are range-scanned: for the
-      // plain OR, SQLite's planner (without ANALYZE statistics) scans all of
-      // the site's events.
-      sql +=
-          "WHERE seq IN ("
-          "SELECT seq FROM events WHERE site_id = ?1 AND ts_ms >= ?2 "
-          "AND ts_ms < ?3 "
-          "UNION ALL "
-          "SELECT seq FROM events WHERE site_id = ?1 AND session_start_ms >= "
-          "?2 "
-          "AND session_start_ms < ?3) "
-          "ORDER BY ts_ms, seq";
-    } else {
-      sql +=
-          "WHERE site_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 "
-          "ORDER BY ts_ms, seq";
-    }
+    // Blocks whose time span meets the range (the covering index finds them
+    // by site and max_time), in order of their first event time.
+    std::string sql =
+        "SELECT first_seq, worker, data, min_ts FROM event_blocks "
+        "WHERE site_id = ?1 AND max_time >= ?2 AND min_time < ?3 ";
+    if (!scan.include_session_starts)
+      sql += "AND max_ts >= ?2 AND min_ts < ?3 ";
+    sql += "ORDER BY min_ts, first_seq";
     absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(sql);
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     sqlite3_bind_int64(*s, 1, scan.site_id);
     sqlite3_bind_int64(*s, 2, scan.from_ms);
     sqlite3_bind_int64(*s, 3, scan.to_ms);
-    return StepEvents(r->conn.get(), *s, fn);
+    auto in = [&](int64_t t) { return t >= scan.from_ms && t < scan.to_ms; };
+    return MergeBlocks(
+        r->conn.get(), *s,
+        [&](const Event& e) {
+          return in(e.ts_ms) ||
+                 (scan.include_session_starts && in(e.session_start_ms));
+        },
+        /*by_time=*/true, fn);
   }
 
   absl::Status ScanEventsAfter(
@@ -1056,17 +1171,16 @@ class SqliteStore : public Store {
       const std::function<bool(const Event&)>& fn) override {
     absl::StatusOr<Reader> r = AcquireReader();
     if (!r.ok()) return r.status();
-    // A rowid range scan filtered by worker, without an index on worker
-    // (which would cost every append a few percent): the events after a
-    // worker's checkpoint are mostly recent ones, of any worker.
-    absl::StatusOr<sqlite3_stmt*> s =
-        r->conn->Prepare(std::string(kSelectEvents) +
-                         "WHERE seq > ?1 AND worker = ?2 ORDER BY seq");
+    absl::StatusOr<sqlite3_stmt*> s = r->conn->Prepare(
+        "SELECT first_seq, worker, data, first_seq FROM event_blocks "
+        "WHERE last_seq > ?1 AND worker = ?2 ORDER BY first_seq");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     sqlite3_bind_int64(*s, 1, after_seq);
     sqlite3_bind_int(*s, 2, worker);
-    return StepEvents(r->conn.get(), *s, fn);
+    return MergeBlocks(
+        r->conn.get(), *s, [&](const Event& e) { return e.seq > after_seq; },
+        /*by_time=*/false, fn);
   }
 
   // ---- Rollups.
@@ -1239,24 +1353,64 @@ class SqliteStore : public Store {
       if (!st.ok()) return st;
       st = RaiseSeqFloorLocked();
       if (!st.ok()) return st;
-      absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-          "DELETE FROM events WHERE seq IN (SELECT seq FROM events "
-          "WHERE site_id = ?1 AND ts_ms < ?2 LIMIT ?3)");
-      if (!s.ok()) return s.status();
-      int64_t n = 0;
+      // Blocks holding events before the cut: whole ones are deleted, the
+      // others rewritten without those events.
+      struct Old {
+        int64_t first_seq, n, max_ts;
+        int32_t worker;
+        std::string data;
+      };
+      std::vector<Old> old;
       {
+        absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
+            "SELECT first_seq, n, max_ts, worker, data FROM event_blocks "
+            "WHERE site_id = ?1 AND min_ts < ?2 LIMIT ?3");
+        if (!s.ok()) return s.status();
         ResetOnExit reset(*s);
         sqlite3_bind_int64(*s, 1, site_id);
         sqlite3_bind_int64(*s, 2, before_ms);
-        sqlite3_bind_int(*s, 3, kDeleteChunk);
-        st = writer_->Run(*s, "delete events");
+        sqlite3_bind_int(*s, 3, kDeleteBlocks);
+        while (true) {
+          int rc = sqlite3_step(*s);
+          if (rc == SQLITE_DONE) break;
+          if (rc != SQLITE_ROW) {
+            return SqlError(writer_->db(), rc, "find old event blocks");
+          }
+          Old o{sqlite3_column_int64(*s, 0), sqlite3_column_int64(*s, 1),
+                sqlite3_column_int64(*s, 2), sqlite3_column_int(*s, 3), ""};
+          if (o.max_ts >= before_ms) o.data = ColumnBlob(*s, 4);
+          old.push_back(std::move(o));
+        }
+      }
+      int64_t n = 0;
+      for (const Old& o : old) {
+        std::vector<Event> keep;
+        if (o.max_ts >= before_ms) {
+          st = DecodeEventBlock(o.data, o.first_seq, o.worker, &keep);
+          if (!st.ok()) return st;
+          std::erase_if(keep,
+                        [&](const Event& e) { return e.ts_ms < before_ms; });
+        }
+        n += o.n - static_cast<int64_t>(keep.size());
+        if (keep.empty()) {
+          absl::StatusOr<sqlite3_stmt*> d =
+              writer_->Prepare("DELETE FROM event_blocks WHERE first_seq = ?1");
+          if (!d.ok()) return d.status();
+          ResetOnExit reset(*d);
+          sqlite3_bind_int64(*d, 1, o.first_seq);
+          st = writer_->Run(*d, "delete event block");
+        } else {
+          std::vector<const Event*> ptrs;
+          for (const Event& e : keep) ptrs.push_back(&e);
+          st = WriteBlock(writer_.get(), ptrs, /*replace=*/true, &block_buf_,
+                          o.first_seq);
+        }
         if (!st.ok()) return st;
-        n = sqlite3_changes64(writer_->db());
       }
       st = txn.Commit();
       if (!st.ok()) return st;
       total += n;
-      if (n < kDeleteChunk) return total;
+      if (old.size() < static_cast<size_t>(kDeleteBlocks)) return total;
     }
   }
 
@@ -1269,7 +1423,7 @@ class SqliteStore : public Store {
     if (!st.ok()) return st;
     st = RaiseSeqFloorLocked();
     if (!st.ok()) return st;
-    for (const char* sql : {"DELETE FROM events WHERE site_id = ?1",
+    for (const char* sql : {"DELETE FROM event_blocks WHERE site_id = ?1",
                             "DELETE FROM rollups WHERE site_id = ?1"}) {
       absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
       if (!s.ok()) return s.status();
@@ -1518,8 +1672,8 @@ class SqliteStore : public Store {
   absl::Status RaiseSeqFloorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
         "INSERT INTO meta(key, value) "
-        "SELECT ?1, seq FROM (SELECT seq FROM events ORDER BY seq DESC "
-        "LIMIT 1) WHERE true "
+        "SELECT ?1, m FROM (SELECT MAX(last_seq) AS m FROM event_blocks) "
+        "WHERE m IS NOT NULL "
         "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
@@ -1561,20 +1715,20 @@ class SqliteStore : public Store {
     return std::optional<JobRun>(ReadJobRun(*s));
   }
 
-  // The seq the next event must get at least, when the newest events were
-  // deleted by RemoveSite; else 0 (the next rowid is right).
-  absl::StatusOr<int64_t> MinNextSeqLocked()
+  // The seq of the next event: above every stored seq and above the seq
+  // floor (the newest seq ever deleted), so a seq is never reused.
+  absl::StatusOr<int64_t> NextSeqLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(
-        "SELECT value FROM meta WHERE key = ?1 "
-        "AND value >= COALESCE((SELECT MAX(seq) FROM events), 0)");
+        "SELECT MAX(COALESCE((SELECT MAX(last_seq) FROM event_blocks), 0), "
+        "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), "
+        "0)) + 1");
     if (!s.ok()) return s.status();
     ResetOnExit reset(*s);
     BindText(*s, 1, kSeqFloorKey);
     int rc = sqlite3_step(*s);
-    if (rc == SQLITE_DONE) return int64_t{0};
-    if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "read seq floor");
-    return static_cast<int64_t>(sqlite3_column_int64(*s, 0)) + 1;
+    if (rc != SQLITE_ROW) return SqlError(writer_->db(), rc, "next seq");
+    return static_cast<int64_t>(sqlite3_column_int64(*s, 0));
   }
 
   // Applies the migrations this database lacks, one transaction each.
@@ -1610,6 +1764,14 @@ class SqliteStore : public Store {
             st.code(), absl::StrCat("store: sqlite: migration to version ",
                                     version + 1, " failed: ", st.message()));
       }
+      if (version + 1 == kEventBlocksVersion) {
+        st = ConvertEventRows(w);
+        if (!st.ok()) {
+          return absl::Status(
+              st.code(), absl::StrCat("store: sqlite: migration to version ",
+                                      version + 1, " failed: ", st.message()));
+        }
+      }
       absl::StatusOr<sqlite3_stmt*> s = w->Prepare(
           "INSERT INTO schema_version(version, applied_ms) VALUES(?1, ?2)");
       if (!s.ok()) return s.status();
@@ -1628,11 +1790,8 @@ class SqliteStore : public Store {
   const std::string path_;
   absl::Mutex write_mu_;
   std::unique_ptr<Conn> writer_ ABSL_GUARDED_BY(write_mu_);
-  // Owned by writer_'s statement cache.
-  sqlite3_stmt* insert_one_ ABSL_GUARDED_BY(write_mu_) = nullptr;
-  sqlite3_stmt* insert_many_ ABSL_GUARDED_BY(write_mu_) = nullptr;
-  // Encoded props, one per row of insert_many_ (bound SQLITE_STATIC).
-  std::string props_bufs_[kInsertRows] ABSL_GUARDED_BY(write_mu_);
+  // Encoded block of AppendEvents (bound SQLITE_STATIC).
+  std::string block_buf_ ABSL_GUARDED_BY(write_mu_);
   absl::Mutex pool_mu_;
   std::vector<std::unique_ptr<Conn>> readers_ ABSL_GUARDED_BY(pool_mu_);
 };

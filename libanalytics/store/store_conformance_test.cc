@@ -20,6 +20,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -2605,6 +2606,229 @@ TEST(SqliteStoreTest, Version1DatabaseIsMigrated) {
     absl::StrAppend(&want, v == 1 ? "" : ",", v);
   }
   EXPECT_EQ(versions, want);
+}
+
+// Events are stored in blocks (one per site, worker and append, split at
+// 2,048 events): scans must merge blocks into (ts, seq) and seq order
+// whatever the interleaving, and retention must cut through blocks.
+// Brute force over random appends is the reference.
+TEST(SqliteStoreTest, EventBlocksMergeLikeOneTable) {
+  TempDir dir;
+  absl::StatusOr<std::unique_ptr<Store>> s =
+      OpenSqliteStore(dir.path() + "/blocks.db");
+  ASSERT_TRUE(s.ok()) << s.status();
+  Store& store = **s;
+  std::vector<int64_t> sites;
+  for (const char* d : {"a.com", "b.com", "c.com"}) {
+    sites.push_back(store.AddSite(MakeSite(d, std::string(d) + "-id"))->id);
+  }
+  std::mt19937_64 rng(7);
+  std::vector<Event> all;
+  int64_t clock = 1000000;
+  for (int append = 0; append < 40; ++append) {
+    const int n = append == 7 ? 5000 : 1 + static_cast<int>(rng() % 300);
+    std::vector<Event> batch;
+    for (int i = 0; i < n; ++i) {
+      clock += static_cast<int64_t>(rng() % 50);
+      // Mostly in time order, some late and some duplicate times.
+      int64_t ts =
+          rng() % 10 == 0 ? clock - static_cast<int64_t>(rng() % 20000) : clock;
+      // Append 7 is one long run of one site and worker (several blocks).
+      Event e = MakeEvent(append == 7 ? sites[0] : sites[rng() % 3], ts,
+                          ts - static_cast<int64_t>(rng() % 5000),
+                          absl::StrCat("/p", rng() % 50));
+      e.worker = append == 7 ? 0 : static_cast<int32_t>(rng() % 2);
+      batch.push_back(std::move(e));
+    }
+    ASSERT_TRUE(store.AppendEvents(absl::MakeSpan(batch)).ok());
+    for (Event& e : batch) all.push_back(std::move(e));
+  }
+  auto check = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    for (int q = 0; q < 30; ++q) {
+      EventScan scan{sites[rng() % 3], 0, 0, rng() % 2 == 0};
+      scan.from_ms = 1000000 + static_cast<int64_t>(rng() % (clock - 1000000));
+      scan.to_ms = scan.from_ms + static_cast<int64_t>(rng() % 200000);
+      auto in = [&](int64_t t) { return t >= scan.from_ms && t < scan.to_ms; };
+      std::vector<std::pair<int64_t, int64_t>> want, got;
+      for (const Event& e : all) {
+        if (e.site_id == scan.site_id &&
+            (in(e.ts_ms) ||
+             (scan.include_session_starts && in(e.session_start_ms)))) {
+          want.emplace_back(e.ts_ms, e.seq);
+        }
+      }
+      std::sort(want.begin(), want.end());
+      ASSERT_TRUE(store
+                      .ScanEvents(scan,
+                                  [&](const Event& e) {
+                                    got.emplace_back(e.ts_ms, e.seq);
+                                    return true;
+                                  })
+                      .ok());
+      EXPECT_EQ(got, want) << "scan " << q;
+    }
+    for (int32_t worker : {0, 1}) {
+      const int64_t after = all[rng() % all.size()].seq;
+      std::vector<int64_t> want, got;
+      for (const Event& e : all) {
+        if (e.worker == worker && e.seq > after) want.push_back(e.seq);
+      }
+      ASSERT_TRUE(store
+                      .ScanEventsAfter(after, worker,
+                                       [&](const Event& e) {
+                                         EXPECT_EQ(e.worker, worker);
+                                         got.push_back(e.seq);
+                                         return true;
+                                       })
+                      .ok());
+      EXPECT_EQ(got, want) << "worker " << worker << " after " << after;
+    }
+  };
+  check("after appends");
+  // Retention cuts through blocks of one site only.
+  const int64_t cut = 1000000 + (clock - 1000000) / 2;
+  int64_t want_deleted = 0;
+  std::erase_if(all, [&](const Event& e) {
+    const bool old = e.site_id == sites[1] && e.ts_ms < cut;
+    want_deleted += old ? 1 : 0;
+    return old;
+  });
+  absl::StatusOr<int64_t> deleted = store.DeleteEventsBefore(sites[1], cut);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, want_deleted);
+  check("after retention");
+}
+
+// A block whose bytes were damaged is a DataLoss error naming the block, not
+// a crash or a silent gap.
+TEST(SqliteStoreTest, DamagedEventBlockIsDataLoss) {
+  TempDir dir;
+  const std::string path = dir.path() + "/damaged.db";
+  {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    int64_t site = (*s)->AddSite(MakeSite("a.com", "a"))->id;
+    std::vector<Event> events = {MakeEvent(site, 10, 10),
+                                 MakeEvent(site, 20, 10)};
+    ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(events)).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE event_blocks SET data = "
+                         "substr(data, 1, length(data) - 3)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::Status st =
+      (*s)->ScanEvents({1, 0, 100, false}, [](const Event&) { return true; });
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+  EXPECT_THAT(st.message(), HasSubstr("block"));
+  st = (*s)->ScanEventsAfter(0, 0, [](const Event&) { return true; });
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+}
+
+// A database of schema version 3 (events as rows): its rows move into blocks
+// with every field, for several sites and workers, and the table goes away.
+TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
+  TempDir dir;
+  const std::string path = dir.path() + "/v3.db";
+  ASSERT_GE(SqliteStoreSchemaVersion(), 4);
+  std::vector<Event> want;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    auto exec = [&](const std::string& sql) {
+      char* err = nullptr;
+      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err),
+                SQLITE_OK)
+          << (err != nullptr ? err : "") << " in " << sql;
+      sqlite3_free(err);
+    };
+    exec(
+        "CREATE TABLE schema_version("
+        "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)");
+    for (int v = 1; v <= 3; ++v) {
+      exec(SqliteStoreMigrationSql(v));
+      exec(absl::StrCat("INSERT INTO schema_version VALUES(", v, ", 5)"));
+    }
+    exec(
+        "INSERT INTO sites(domain, short_id, timezone, created_ms) VALUES"
+        "('a.com', 'aaaaaaaaaaaa', 'UTC', 1), ('b.com', 'bbbbbbbbbbbb', "
+        "'UTC', 2)");
+    // 5,000 rows: more than one block per (site, worker).
+    exec("BEGIN");
+    for (int i = 0; i < 5000; ++i) {
+      Event e = MakeEvent(1 + i % 2, 1000 + 7 * (i % 900), 1000 + i % 13,
+                          absl::StrCat("/p", i % 17));
+      e.seq = 10 + 2 * i;
+      e.worker = (i / 3) % 2;
+      e.visitor_id = 0x8000000000000000ull + static_cast<uint64_t>(i);
+      e.visit.country = i % 5 == 0 ? "" : "DE";
+      e.visit.browser = "Firefox";
+      if (i % 4 == 0) e.props = {{"plan", absl::StrCat("p", i)}};
+      e.s_pageviews = i % 9;
+      e.d_bounce = static_cast<int8_t>(i % 3 - 1);
+      e.imported = i % 7 == 0;
+      exec(absl::StrCat(
+          "INSERT INTO events(seq, site_id, ts_ms, name, hostname, page, "
+          "props, visitor_id, session_id, session_start_ms, country, browser, "
+          "first_in_session, first_page, first_name, s_pageviews, s_events, "
+          "s_bounce, s_duration_ms, s_exit_page, d_bounce, d_duration_ms, "
+          "imported, worker) VALUES(",
+          e.seq, ", ", e.site_id, ", ", e.ts_ms, ", '", e.name, "', '",
+          e.hostname, "', '", e.page, "', ",
+          e.props.empty()
+              ? std::string("NULL")
+              : absl::StrCat("'{\"plan\":\"", e.props[0].second, "\"}'"),
+          ", ", static_cast<int64_t>(e.visitor_id), ", ", e.session_id, ", ",
+          e.session_start_ms, ", ",
+          e.visit.country.empty() ? std::string("NULL") : "'DE'",
+          ", 'Firefox', 0, 0, 0, ", e.s_pageviews, ", 0, 0, 0, '",
+          e.s_exit_page, "', ", static_cast<int>(e.d_bounce), ", 0, ",
+          e.imported ? 1 : 0, ", ", e.worker, ")"));
+      want.push_back(std::move(e));
+    }
+    exec("COMMIT");
+    sqlite3_close(db);
+  }
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  for (int32_t worker : {0, 1}) {
+    std::vector<Event> got;
+    ASSERT_TRUE((*s)->ScanEventsAfter(0, worker,
+                                      [&](const Event& e) {
+                                        got.push_back(e);
+                                        return true;
+                                      })
+                    .ok());
+    std::vector<const Event*> mine;
+    for (const Event& e : want) {
+      if (e.worker == worker) mine.push_back(&e);
+    }
+    ASSERT_EQ(got.size(), mine.size());
+    for (size_t i = 0; i < got.size(); ++i) ExpectSameEvent(got[i], *mine[i]);
+  }
+  // New events continue after the old seqs.
+  std::vector<Event> more = {MakeEvent(1, 5, 5)};
+  ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(more)).ok());
+  EXPECT_EQ(more[0].seq, want.back().seq + 1);
+  s->reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT count(*) FROM sqlite_master WHERE "
+                               "name LIKE 'events%'",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 TEST(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
