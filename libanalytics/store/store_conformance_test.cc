@@ -2831,6 +2831,32 @@ TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
   sqlite3_close(db);
 }
 
+// The WAL stays bounded while events keep coming (checkpoints keep up with
+// large appends; SQLite's automatic checkpoint runs in the committing call).
+TEST(SqliteStoreTest, WalStaysBoundedUnderSustainedAppends) {
+  TempDir dir;
+  const std::string path = dir.path() + "/wal.db";
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  int64_t site = (*s)->AddSite(MakeSite("a.com", "a"))->id;
+  std::vector<Event> batch;
+  for (int i = 0; i < 1000; ++i) {
+    Event e = MakeEvent(site, i, i, std::string(150, 'p'));
+    e.visit.referrer = std::string(100, 'r');
+    batch.push_back(std::move(e));
+  }
+  // ~200 MB of event blocks.
+  uintmax_t max_wal = 0;
+  for (int round = 0; round < 500; ++round) {
+    ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(batch)).ok());
+    std::error_code ec;
+    max_wal = std::max(max_wal, std::filesystem::file_size(path + "-wal", ec));
+  }
+  const uintmax_t db = std::filesystem::file_size(path);
+  EXPECT_GT(db, 50u << 20) << "checkpoints copied little into the database";
+  EXPECT_LT(max_wal, 64u << 20) << "the WAL grew without checkpoints";
+}
+
 TEST(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
   TempDir dir;
   std::string path = dir.path() + "/a.db";
