@@ -148,13 +148,17 @@ class Value {
   size_t GetStringLength() const { return len_; }
 
  private:
+  // Small (24 bytes, one member of the union live, as type_ and the is_*
+  // flags say): the fast parser builds one per member.
   Type type_ = Type::kNull;
-  bool b_ = false;
   bool is_int64_ = false, is_uint64_ = false, is_double_ = false;
-  int64_t i_ = 0;
-  uint64_t u_ = 0;
-  double d_ = 0;
-  const char* str_ = nullptr;
+  union {
+    int64_t i_ = 0;
+    uint64_t u_;
+    double d_;
+    bool b_;
+    const char* str_;
+  };
   size_t len_ = 0;
 };
 

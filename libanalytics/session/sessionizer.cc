@@ -2,6 +2,7 @@
 #include "libanalytics/session/sessionizer.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <random>
 #include <thread>
@@ -68,11 +69,16 @@ bool InsertSeen(T& seen, uint64_t h) {
 
 void Sessionizer::PackedVisit::Set(const VisitAttrs& v) {
   static_assert(std::size(kVisitFields) == std::tuple_size_v<decltype(len_)>);
-  buf_.clear();
+  size_t total = 0;
   for (size_t i = 0; i < std::size(kVisitFields); ++i) {
-    const std::string& f = v.*kVisitFields[i];
-    len_[i] = static_cast<uint32_t>(f.size());
-    buf_.append(f);
+    len_[i] = static_cast<uint32_t>((v.*kVisitFields[i]).size());
+    total += len_[i];
+  }
+  buf_.resize(total);
+  char* out = buf_.data();
+  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
+    std::memcpy(out, (v.*kVisitFields[i]).data(), len_[i]);
+    out += len_[i];
   }
 }
 
@@ -124,8 +130,8 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   auto it = shard->sessions.find(key);
   LocalState* s = nullptr;
   if (it != shard->sessions.end() &&
-      e->ts_ms - it->second->last_ms <= timeout_ms_) {
-    s = it->second.get();
+      e->ts_ms - it->second.last_ms <= timeout_ms_) {
+    s = &it->second;
   } else if (prev_visitor_id != 0) {
     // The visitor may have a session under yesterday's salt.
     uint64_t pkey = Key(e->site_id, prev_visitor_id);
@@ -136,11 +142,11 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     }
     auto pit = pshard->sessions.find(pkey);
     if (pit != pshard->sessions.end() &&
-        e->ts_ms - pit->second->last_ms <= timeout_ms_) {
+        e->ts_ms - pit->second.last_ms <= timeout_ms_) {
       shard = pshard;
       key = pkey;
       it = pit;
-      s = pit->second.get();
+      s = &pit->second;
       e->visitor_id = prev_visitor_id;
     } else if (pshard != shard) {
       pshard->mu.Unlock();
@@ -162,17 +168,9 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   const bool fresh = s == nullptr;
   if (fresh) {
     if (it != shard->sessions.end()) {
-      s = it->second.get();  // the visitor's expired session: reuse it
+      s = &it->second;  // the visitor's expired session: reuse it
     } else {
-      std::unique_ptr<LocalState> state;
-      if (!shard->spare.empty()) {
-        state = std::move(shard->spare.back());
-        shard->spare.pop_back();
-      } else {
-        state = std::make_unique<LocalState>();
-      }
-      s = state.get();
-      shard->sessions.emplace(key, std::move(state));
+      s = &shard->sessions.try_emplace(key).first->second;
     }
     ResetState(s, key, *e);
   }
@@ -262,7 +260,8 @@ void Sessionizer::Restore(const Event& last) {
   uint64_t key = Key(last.site_id, last.visitor_id);
   Shard& shard = ShardFor(key);
   ShardLock l(&shard.mu);
-  auto s = std::make_unique<LocalState>();
+  LocalState* s = &shard.sessions[key];
+  s->seen.Clear();
   s->session_id = last.session_id;
   s->visitor_id = last.visitor_id;
   s->start_ms = last.session_start_ms;
@@ -277,7 +276,6 @@ void Sessionizer::Restore(const Event& last) {
   s->visit.Set(last.visit);
   s->seen.Insert(SeenHash('p', last.page));
   s->seen.Insert(SeenHash('n', last.name));
-  shard.sessions[key] = std::move(s);
   int64_t wm = watermark_ms_.load();
   while (last.ts_ms > wm &&
          !watermark_ms_.compare_exchange_weak(wm, last.ts_ms)) {
@@ -293,8 +291,8 @@ bool Sessionizer::Touch(int64_t site_id, uint64_t visitor_id,
     ShardLock l(&shard.mu);
     auto it = shard.sessions.find(key);
     if (it != shard.sessions.end() &&
-        ts_ms - it->second->last_ms <= timeout_ms_) {
-      it->second->live_ms = std::max(it->second->live_ms, ts_ms);
+        ts_ms - it->second.last_ms <= timeout_ms_) {
+      it->second.live_ms = std::max(it->second.live_ms, ts_ms);
       return true;
     }
   }
@@ -306,8 +304,8 @@ int64_t Sessionizer::CountLive(int64_t site_id, int64_t since_ms) const {
   for (const Shard& shard : shards_) {
     ShardLock l(&shard.mu);
     for (const auto& [key, s] : shard.sessions) {
-      if (s->site_id == site_id && s->live_ms >= since_ms) {
-        visitors.insert(s->visitor_id);
+      if (s.site_id == site_id && s.live_ms >= since_ms) {
+        visitors.insert(s.visitor_id);
       }
     }
   }
@@ -319,7 +317,7 @@ size_t Sessionizer::Forget(const absl::flat_hash_set<uint64_t>& session_ids) {
   for (Shard& shard : shards_) {
     ShardLock l(&shard.mu);
     absl::erase_if(shard.sessions, [&](const auto& kv) {
-      if (session_ids.contains(kv.second->session_id)) {
+      if (session_ids.contains(kv.second.session_id)) {
         ++dropped;
         return true;
       }
@@ -335,11 +333,8 @@ size_t Sessionizer::Sweep() {
   for (Shard& shard : shards_) {
     ShardLock l(&shard.mu);
     absl::erase_if(shard.sessions, [&](auto& kv) {
-      if (kv.second->last_ms < cutoff) {
+      if (kv.second.last_ms < cutoff) {
         ++evicted;
-        if (shard.spare.size() < kSparePerShard) {
-          shard.spare.push_back(std::move(kv.second));
-        }
         return true;
       }
       return false;

@@ -8,11 +8,11 @@
 // interactive custom event. Duration: last event time minus start.
 //
 // Memory is bounded: sessions idle longer than `timeout` behind the newest
-// event time seen are evicted by Sweep(), which Assign() calls periodically
-// (up to kSparePerShard evicted states per shard are kept for reuse).
-// In memory a session is a LocalState: its visit attributes in one buffer
-// and the first page/name hashes inline (most sessions have 1-2 events, so
-// starting a session is most of the per-event work).
+// event time seen are evicted by Sweep(), which Assign() calls periodically.
+// In memory a session is a LocalState held in the shard's map itself, with
+// its visit attributes in one inline buffer and the first page/name hashes
+// inline: most sessions have 1-2 events, so starting one must be cheap (no
+// allocation, a few cache lines).
 //
 // Shared state (several workers): constructed with a Coordinator, the
 // sessionizer keeps no session in memory between calls. AssignBatch() loads
@@ -46,6 +46,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -153,18 +154,15 @@ class Sessionizer {
   static constexpr int kMaxCasAttempts = 12;
   static constexpr size_t kStripes = 1024;  // shared mode: per-key turns
   static constexpr int kShards = 64;
-  // Evicted states kept per shard for reuse (their buffers keep their
-  // capacity, so a new session usually allocates nothing).
-  static constexpr size_t kSparePerShard = 128;
-
-  // The 16 VisitAttrs strings in one buffer (copied in once per session).
+  // The 16 VisitAttrs strings in one buffer (copied in once per session;
+  // inline up to 128 bytes, which most visits fit).
   class PackedVisit {
    public:
     void Set(const VisitAttrs& v);
     void CopyTo(VisitAttrs* v) const;
 
    private:
-    std::string buf_;
+    absl::InlinedVector<char, 128> buf_;
     std::array<uint32_t, 16> len_{};
   };
   // Hashes of the pages and names seen in a session: inline for the first
@@ -220,9 +218,7 @@ class Sessionizer {
   };
   struct Shard {
     mutable ShardMutex mu;
-    absl::flat_hash_map<uint64_t, std::unique_ptr<LocalState>> sessions
-        ABSL_GUARDED_BY(mu);
-    std::vector<std::unique_ptr<LocalState>> spare ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<uint64_t, LocalState> sessions ABSL_GUARDED_BY(mu);
   };
   static uint64_t Key(int64_t site_id, uint64_t visitor_id);
   Shard& ShardFor(uint64_t key) { return shards_[key % kShards]; }
