@@ -44,7 +44,7 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
                               absl::Time now, Event* e,
                               uint64_t* prev_visitor_id,
                               std::string* bot_reason) {
-  std::shared_ptr<const UserAgentInfo> ua = ua_cache_.Get(in.user_agent);
+  const UserAgentInfo* ua = &ua_cache_.Lookup(in.user_agent);
   if (!ua->bot_reason.empty()) {
     *bot_reason = ua->bot_reason;
     return absl::OkStatus();

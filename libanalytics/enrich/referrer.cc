@@ -1,5 +1,6 @@
 #include "libanalytics/enrich/referrer.h"
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -7,6 +8,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "libanalytics/enrich/string_util.h"
 #include "libanalytics/enrich/url.h"
 namespace analytics {
@@ -195,6 +197,68 @@ bool IsSelfReferral(std::string_view host, std::string_view site) {
          host[host.size() - site.size() - 1] == '.';
 }
 
+// What a (stripped, non-empty) referrer contributes to an Acquisition.
+struct ReferrerPart {
+  bool counts = false;  // false: no host, or a self-referral
+  std::string source;   // SourceForHost(host)
+  std::string referrer;
+};
+
+void ComputeReferrerPart(std::string_view referrer,
+                         std::string_view site_domain, ReferrerPart* part) {
+  part->counts = false;
+  part->source.clear();
+  part->referrer.clear();
+  const UrlParts ref = SplitUrl(referrer);
+  std::string host = NormalizeHost(ref.host);
+  if (host.empty()) return;
+
+  // The site domain may arrive as a URL or with "www."; compare normalized.
+  std::string site =
+      NormalizeHost(site_domain.find("://") != std::string_view::npos
+                        ? SplitUrl(site_domain).host
+                        : site_domain);
+  if (IsSelfReferral(host, site)) return;
+
+  part->counts = true;
+  part->source = SourceForHost(host);
+  part->referrer = std::move(host);
+  part->referrer.append(NormalizePath(ref.path));
+}
+
+// Referrers repeat (search engines, social sites): each thread keeps the
+// parts of recent (referrer, site domain) pairs, direct-mapped.
+struct ReferrerEntry {
+  std::string referrer;
+  std::string site_domain;
+  bool used = false;
+  ReferrerPart part;
+};
+constexpr size_t kReferrerEntries = 256;
+constexpr size_t kMaxCachedReferrer = 512;
+
+const ReferrerPart& CachedReferrerPart(std::string_view referrer,
+                                       std::string_view site_domain) {
+  thread_local std::array<ReferrerEntry, kReferrerEntries> entries;
+  thread_local ReferrerPart uncached;
+  if (referrer.size() > kMaxCachedReferrer ||
+      site_domain.size() > kMaxCachedReferrer) {
+    ComputeReferrerPart(referrer, site_domain, &uncached);
+    return uncached;
+  }
+  ReferrerEntry& e =
+      entries[absl::HashOf(enrich_internal::ToAbsl(referrer),
+                           enrich_internal::ToAbsl(site_domain)) %
+              kReferrerEntries];
+  if (!e.used || e.referrer != referrer || e.site_domain != site_domain) {
+    ComputeReferrerPart(referrer, site_domain, &e.part);
+    e.referrer.assign(referrer);
+    e.site_domain.assign(site_domain);
+    e.used = true;
+  }
+  return e.part;
+}
+
 }  // namespace
 
 std::string SourceForHost(std::string_view host) {
@@ -247,20 +311,10 @@ Acquisition ParseAcquisition(const UrlParts& page, std::string_view referrer,
 
   referrer = StripWhitespace(referrer);
   if (referrer.empty()) return acq;
-  const UrlParts ref = SplitUrl(referrer);
-  std::string host = NormalizeHost(ref.host);
-  if (host.empty()) return acq;
-
-  // The site domain may arrive as a URL or with "www."; compare normalized.
-  std::string site =
-      NormalizeHost(site_domain.find("://") != std::string_view::npos
-                        ? SplitUrl(site_domain).host
-                        : site_domain);
-  if (IsSelfReferral(host, site)) return acq;
-
-  if (acq.source.empty()) acq.source = SourceForHost(host);
-  acq.referrer = std::move(host);
-  acq.referrer.append(NormalizePath(ref.path));
+  const ReferrerPart& part = CachedReferrerPart(referrer, site_domain);
+  if (!part.counts) return acq;
+  if (acq.source.empty()) acq.source = part.source;
+  acq.referrer = part.referrer;
   return acq;
 }
 

@@ -8,7 +8,8 @@
 // t.co/twitter.com/x.com -> "Twitter", facebook.com, instagram.com,
 // linkedin.com/lnkd.in, youtube.com, github.com, ...), otherwise the referrer
 // host itself. A referrer on the site's own domain (or a subdomain of it) is
-// a self-referral: no source, no referrer.
+// a self-referral: no source, no referrer. What a referrer contributes is
+// kept per thread for recent (referrer, site domain) pairs (they repeat).
 #ifndef ANALYTICS_ENRICH_REFERRER_H_
 #define ANALYTICS_ENRICH_REFERRER_H_
 

@@ -1,5 +1,8 @@
 #include "libanalytics/enrich/referrer.h"
 
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace analytics {
@@ -132,6 +135,41 @@ TEST(ParseAcquisitionTest, GarbageReferrer) {
       ParseAcquisition("https://example.com/", "/relative/path", "example.com");
   EXPECT_EQ(a.source, "");
   EXPECT_EQ(a.referrer, "");
+}
+
+
+// The per-thread cache of referrer parts never answers for another pair:
+// random interleavings of many pairs (more than the cache holds, on two
+// sites) give what each pair gave when first seen.
+TEST(ParseAcquisitionTest, CachedReferrersKeepTheirOwnAnswers) {
+  std::vector<std::string> referrers = {"", " ", "https://www.google.com/",
+                                        "android-app://com.google.android.gm",
+                                        "https://example.com/self",
+                                        "https://sub.example.org/x"};
+  for (int i = 0; i < 700; ++i) {
+    referrers.push_back("https://host" + std::to_string(i % 97) + ".example" +
+                        (i % 3 ? ".org" : ".com") + "/p/" +
+                        std::to_string(i) + "/?q=1");
+  }
+  const std::string sites[] = {"example.com", "https://www.example.org"};
+  std::vector<Acquisition> first;
+  for (const std::string& r : referrers) {
+    for (const std::string& site : sites) {
+      first.push_back(ParseAcquisition("https://example.com/a?ref=x", r, site));
+    }
+  }
+  uint64_t x = 1;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const size_t k = (x >> 33) % first.size();
+    const Acquisition got = ParseAcquisition(
+        "https://example.com/a?ref=x", referrers[k / 2], sites[k % 2]);
+    ASSERT_EQ(got.source, first[k].source) << k;
+    ASSERT_EQ(got.referrer, first[k].referrer) << k;
+  }
+  EXPECT_EQ(first[4 * 2 + 0].referrer, "");  // a self-referral
+  EXPECT_EQ(first[2 * 2 + 0].source, "x");   // ?ref= wins
+  EXPECT_EQ(first[2 * 2 + 0].referrer, "google.com/");
 }
 
 }  // namespace

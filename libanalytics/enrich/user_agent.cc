@@ -1,6 +1,9 @@
 #include "libanalytics/enrich/user_agent.h"
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -216,6 +219,52 @@ UserAgentInfo ParseUserAgent(std::string_view ua) {
   info.os_version = std::move(os.version);
   info.device = std::string(device);
   return info;
+}
+
+namespace {
+
+// Per-thread direct-mapped entries in front of every UserAgentCache.
+struct ThreadUaEntry {
+  std::string ua;
+  std::shared_ptr<const UserAgentInfo> info;  // null: empty slot
+};
+constexpr size_t kThreadUaEntries = 64;
+constexpr size_t kMaxThreadUaLength = 512;
+thread_local std::array<ThreadUaEntry, kThreadUaEntries> thread_ua;
+thread_local std::shared_ptr<const UserAgentInfo> thread_ua_long;
+
+// A cheap slot choice (a collision only costs a miss): the length and a
+// few words spread over the string.
+size_t ThreadUaSlot(std::string_view ua) {
+  uint64_t h = ua.size() * 0x9E3779B97F4A7C15ULL;
+  if (ua.size() >= 8) {
+    uint64_t a, b, c;
+    std::memcpy(&a, ua.data(), 8);
+    std::memcpy(&b, ua.data() + ua.size() / 2 - 4, 8);
+    std::memcpy(&c, ua.data() + ua.size() - 8, 8);
+    h ^= (a + (b * 0xC2B2AE3D27D4EB4FULL)) ^ (c * 0x165667B19E3779F9ULL);
+  } else {
+    for (char ch : ua) h = (h ^ static_cast<unsigned char>(ch)) * 31;
+  }
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ULL;
+  h ^= h >> 32;
+  return h % kThreadUaEntries;
+}
+
+}  // namespace
+
+const UserAgentInfo& UserAgentCache::Lookup(std::string_view ua) {
+  ThreadUaEntry& e = thread_ua[ThreadUaSlot(ua)];
+  if (e.info != nullptr && e.ua == ua) return *e.info;
+  std::shared_ptr<const UserAgentInfo> info = Get(ua);
+  if (ua.size() > kMaxThreadUaLength) {  // not kept in the table
+    thread_ua_long = std::move(info);
+    return *thread_ua_long;
+  }
+  e.ua.assign(ua);
+  e.info = std::move(info);
+  return *e.info;
 }
 
 std::shared_ptr<const UserAgentInfo> UserAgentCache::Get(std::string_view ua) {

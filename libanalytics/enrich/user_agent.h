@@ -31,12 +31,16 @@ struct UserAgentInfo {
 UserAgentInfo ParseUserAgent(std::string_view ua);
 
 // Thread-safe bounded cache in front of ParseUserAgent (the same strings
-// repeat). Cleared wholesale when it reaches capacity.
+// repeat). Cleared wholesale when it reaches capacity. Lookup() adds a small
+// per-thread cache in front (no lock, no reference count per call).
 class UserAgentCache {
  public:
   explicit UserAgentCache(size_t capacity = 10000) : capacity_(capacity) {}
   // The returned pointer stays valid for the cache's lifetime.
   std::shared_ptr<const UserAgentInfo> Get(std::string_view ua);
+  // Get(ua)'s info, valid until this thread's next Lookup() (of any cache:
+  // the per-thread entries are shared, as the info depends on `ua` alone).
+  const UserAgentInfo& Lookup(std::string_view ua);
 
  private:
   size_t capacity_;

@@ -206,5 +206,29 @@ TEST(UserAgentCacheTest, ConcurrentUse) {
   for (auto& t : threads) t.join();
 }
 
+
+// The per-thread entries in front of the cache answer for their own string
+// only: many strings (more than the entries, some long, some empty) looked
+// up in random order give ParseUserAgent's answer and DetectBot's reason.
+TEST(UserAgentCacheTest, LookupMatchesGet) {
+  UserAgentCache cache(/*capacity=*/16);
+  std::vector<std::string> uas = {"", " ", "curl/8.0", std::string(600, 'M'),
+                                  std::string(600, 'M') + "Chrome/1"};
+  for (const Case& c : kCases) uas.push_back(c.ua);
+  for (int i = 0; i < 300; ++i) {
+    uas.push_back("Mozilla/5.0 (Windows NT 10.0) Chrome/" + std::to_string(i));
+  }
+  uint64_t x = 7;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const std::string& ua = uas[(x >> 33) % uas.size()];
+    const UserAgentInfo& got = cache.Lookup(ua);
+    ASSERT_EQ(got, *cache.Get(ua)) << ua;
+    UserAgentInfo want = ParseUserAgent(ua);
+    ASSERT_EQ(got.browser_version, want.browser_version) << ua;
+    ASSERT_EQ(got.os, want.os) << ua;
+  }
+}
+
 }  // namespace
 }  // namespace analytics

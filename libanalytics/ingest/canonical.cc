@@ -1,19 +1,28 @@
 // Canonical event validation and JSON parsing (see analytics/event.h).
+// Two parsers: a one-pass fast path for the common shape (no escapes, flat
+// props) that falls back, on anything else, to RapidJSON's SAX reader, which
+// decides every error (canonical_internal.h; the test checks they agree).
 // SSE2 string scanning and whitespace skipping for the in-situ parse below
 // (x86-64 always has SSE2). Only this file uses rapidjson's in-situ stream,
 // the one stream type these SIMD paths change, and its buffer is padded so
-// that their aligned 16-byte loads stay inside it.
+// that their aligned 16-byte loads stay inside it (as is the fast path's
+// number buffer, read through a StringStream).
 #if defined(__SSE2__) && !defined(RAPIDJSON_SSE2)
 #define RAPIDJSON_SSE2
 #endif
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +32,7 @@
 #include "absl/time/time.h"
 #include "analytics/event.h"
 #include "libanalytics/core/utf8.h"
+#include "libanalytics/ingest/canonical_internal.h"
 
 namespace analytics {
 namespace {
@@ -105,6 +115,18 @@ class Value {
     return v;
   }
 
+  // In place (no temporary: the fast parser's values are built in the
+  // caller's frame).
+  void SetString(const char* s, size_t n) {
+    type_ = Type::kString;
+    str_ = s;
+    len_ = n;
+  }
+  void SetBool(bool b) {
+    type_ = Type::kBool;
+    b_ = b;
+  }
+
   bool IsNull() const { return type_ == Type::kNull; }
   bool IsBool() const { return type_ == Type::kBool; }
   bool IsNumber() const { return type_ == Type::kNumber; }
@@ -126,13 +148,17 @@ class Value {
   size_t GetStringLength() const { return len_; }
 
  private:
+  // Small (24 bytes, one member of the union live, as type_ and the is_*
+  // flags say): the fast parser builds one per member.
   Type type_ = Type::kNull;
-  bool b_ = false;
   bool is_int64_ = false, is_uint64_ = false, is_double_ = false;
-  int64_t i_ = 0;
-  uint64_t u_ = 0;
-  double d_ = 0;
-  const char* str_ = nullptr;
+  union {
+    int64_t i_ = 0;
+    uint64_t u_;
+    double d_;
+    bool b_;
+    const char* str_;
+  };
   size_t len_ = 0;
 };
 
@@ -384,18 +410,226 @@ class EventSax
   absl::Status status_;
 };
 
-}  // namespace
+// Records the one number of a document parsed by ParseNumber() below.
+class NumberSax
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NumberSax> {
+ public:
+  bool Int(int i) { return Set(Value::Int64(i)); }
+  bool Uint(unsigned u) { return Set(Value::Int64(u)); }
+  bool Int64(int64_t i) { return Set(Value::Int64(i)); }
+  bool Uint64(uint64_t u) { return Set(Value::Uint64(u)); }
+  bool Double(double d) { return Set(Value::Double(d)); }
+  bool Default() { return false; }  // anything but a number
+  Value value;
 
-absl::Status ValidateEventInput(const EventInput& in) {
+ private:
+  bool Set(const Value& v) {
+    value = v;
+    return true;
+  }
+};
+
+// The fast path of ParseEventJson: one pass over the text for the shape
+// nearly every event has (an object of strings without escapes, numbers,
+// literals, and a flat "props" object), feeding ParseMember/ParseProp in
+// document order exactly as EventSax does. Numbers are parsed by RapidJSON
+// itself (the same digits give the same double). Returns false on anything
+// else (escapes, control characters, NUL, nesting, a BOM, malformed JSON, a
+// field error): the caller then runs the full parser on a fresh EventInput,
+// which decides the result and the error. *ascii: every string byte seen
+// was ASCII (so every field is valid UTF-8).
+class FastEventParser {
+ public:
+  FastEventParser(std::string_view json, EventInput* in)
+      : p_(json.data()), end_(json.data() + json.size()), in_(in) {}
+
+  bool Parse() {
+    SkipWs();
+    if (!Eat('{')) return false;
+    SkipWs();
+    if (Eat('}')) return AtEnd();
+    while (true) {
+      std::string_view key;
+      if (!Eat('"') || !String(&key)) return false;
+      SkipWs();
+      if (!Eat(':')) return false;
+      SkipWs();
+      if (p_ < end_ && *p_ == '{') {
+        if (key != "props") return false;
+        ++p_;
+        if (!Props()) return false;
+      } else {
+        Value v;
+        if (!Scalar(&v) || !ParseMember(key, v, in_).ok()) return false;
+      }
+      SkipWs();
+      if (Eat(',')) {
+        SkipWs();
+        continue;
+      }
+      if (Eat('}')) return AtEnd();
+      return false;
+    }
+  }
+  bool ascii() const { return high_bits_ == 0; }
+
+ private:
+  bool Eat(char c) {
+    if (p_ < end_ && *p_ == c) {
+      ++p_;
+      return true;
+    }
+    return false;
+  }
+  void SkipWs() {
+    while (p_ < end_ &&
+           (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
+      ++p_;
+    }
+  }
+  bool AtEnd() {
+    SkipWs();
+    return p_ == end_;
+  }
+
+  // The members of "props" (after its '{'), up to and including its '}'.
+  bool Props() {
+    SkipWs();
+    if (Eat('}')) return true;
+    while (true) {
+      std::string_view key;
+      if (!Eat('"') || !String(&key)) return false;
+      SkipWs();
+      if (!Eat(':')) return false;
+      SkipWs();
+      Value v;
+      if (!Scalar(&v) || !ParseProp(key, v, &in_->props).ok()) return false;
+      SkipWs();
+      if (Eat(',')) {
+        SkipWs();
+        continue;
+      }
+      return Eat('}');
+    }
+  }
+
+  bool Scalar(Value* v) {
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '"': {
+        ++p_;
+        std::string_view s;
+        if (!String(&s)) return false;
+        v->SetString(s.data(), s.size());
+        return true;
+      }
+      case 't':
+        v->SetBool(true);
+        return Literal("true");
+      case 'f':
+        v->SetBool(false);
+        return Literal("false");
+      case 'n':
+        return Literal("null");  // *v is null
+      default:
+        return Number(v);
+    }
+  }
+
+  bool Literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() ||
+        std::memcmp(p_, word.data(), word.size()) != 0) {
+      return false;
+    }
+    p_ += word.size();
+    return true;
+  }
+
+  bool Number(Value* v) {
+    const char* start = p_;
+    while (p_ < end_ && ((*p_ >= '0' && *p_ <= '9') || *p_ == '-' ||
+                         *p_ == '+' || *p_ == '.' || *p_ == 'e' ||
+                         *p_ == 'E')) {
+      ++p_;
+    }
+    const size_t n = static_cast<size_t>(p_ - start);
+    alignas(16) char buf[80] = {};  // NUL-padded past any 16-byte load
+    if (n == 0 || n >= 64) return false;
+    std::memcpy(buf, start, n);
+    NumberSax handler;
+    rapidjson::StringStream stream(buf);
+    if (reader_.Parse<rapidjson::kParseDefaultFlags>(stream, handler)
+            .IsError()) {
+      return false;
+    }
+    *v = handler.value;
+    return true;
+  }
+
+  // The rest of a string after its opening quote, through the closing one.
+  // No escapes, control characters or NUL (RapidJSON would unescape or
+  // reject them); bytes >= 0x80 are kept as they are, as RapidJSON does.
+  bool String(std::string_view* out) {
+    const char* start = p_;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i control = _mm_set1_epi8(0x1F);
+    while (end_ - p_ >= 16) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+      const __m128i stop = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+          _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
+      const int stop_mask = _mm_movemask_epi8(stop);
+      const int high_mask = _mm_movemask_epi8(x);
+      if (stop_mask == 0) {
+        high_bits_ |= high_mask;
+        p_ += 16;
+        continue;
+      }
+      const int i = __builtin_ctz(static_cast<unsigned>(stop_mask));
+      high_bits_ |= high_mask & ((1 << i) - 1);
+      p_ += i;
+      break;
+    }
+#endif
+    while (p_ < end_) {
+      const unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == '"' || c == '\\' || c < 0x20) break;
+      high_bits_ |= c & 0x80;
+      ++p_;
+    }
+    if (p_ == end_ || *p_ != '"') return false;
+    *out = std::string_view(start, static_cast<size_t>(p_ - start));
+    ++p_;
+    return true;
+  }
+
+  const char* p_;
+  const char* const end_;
+  EventInput* const in_;
+  int high_bits_ = 0;
+  rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader_;
+};
+
+
+// ValidateEventInput; `ascii`: every string of `in` is known to be ASCII
+// (so valid UTF-8, one character per byte), and the UTF-8 checks are skipped.
+absl::Status ValidateEventInputImpl(const EventInput& in, bool ascii) {
+  auto check_utf8 = [ascii](std::string_view field, const std::string& value) {
+    return ascii ? absl::OkStatus() : CheckUtf8(field, value);
+  };
   if (in.site.empty()) return Error("site", "required");
   if (in.site.size() > kMaxSiteBytes) {
     return Error("site", "longer than 253 bytes");
   }
-  if (absl::Status s = CheckUtf8("site", in.site); !s.ok()) return s;
+  if (absl::Status s = check_utf8("site", in.site); !s.ok()) return s;
 
   if (in.name.empty()) return Error("name", "empty");
-  size_t name_chars = 0;
-  if (!ValidUtf8(in.name, &name_chars)) return Error("name", "invalid UTF-8");
+  size_t name_chars = in.name.size();
+  if (!ascii && !ValidUtf8(in.name, &name_chars)) {
+    return Error("name", "invalid UTF-8");
+  }
   if (name_chars > kMaxNameLength) {
     return Error("name", "longer than 120 characters");
   }
@@ -404,20 +638,20 @@ absl::Status ValidateEventInput(const EventInput& in) {
   if (in.url.size() > kMaxUrlBytes) {
     return Error("url", "longer than 2000 bytes");
   }
-  if (absl::Status s = CheckUtf8("url", in.url); !s.ok()) return s;
+  if (absl::Status s = check_utf8("url", in.url); !s.ok()) return s;
 
   if (in.referrer.size() > kMaxUrlBytes) {
     return Error("referrer", "longer than 2000 bytes");
   }
-  if (absl::Status s = CheckUtf8("referrer", in.referrer); !s.ok()) return s;
+  if (absl::Status s = check_utf8("referrer", in.referrer); !s.ok()) return s;
 
-  if (absl::Status s = CheckUtf8("ip", in.ip); !s.ok()) return s;
-  if (absl::Status s = CheckUtf8("user_agent", in.user_agent); !s.ok()) {
+  if (absl::Status s = check_utf8("ip", in.ip); !s.ok()) return s;
+  if (absl::Status s = check_utf8("user_agent", in.user_agent); !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckUtf8("locale", in.locale); !s.ok()) return s;
-  if (absl::Status s = CheckUtf8("timezone", in.timezone); !s.ok()) return s;
-  if (absl::Status s = CheckUtf8("country_hint", in.country_hint); !s.ok()) {
+  if (absl::Status s = check_utf8("locale", in.locale); !s.ok()) return s;
+  if (absl::Status s = check_utf8("timezone", in.timezone); !s.ok()) return s;
+  if (absl::Status s = check_utf8("country_hint", in.country_hint); !s.ok()) {
     return s;
   }
 
@@ -433,19 +667,49 @@ absl::Status ValidateEventInput(const EventInput& in) {
   }
   for (const auto& [key, value] : in.props) {
     if (key.empty()) return Error("props", "empty key");
-    if (!ValidUtf8(key)) return Error("props", "key is not valid UTF-8");
+    if (!ascii && !ValidUtf8(key)) {
+      return Error("props", "key is not valid UTF-8");
+    }
     if (key.size() > kMaxPropKeyBytes) {
       return Error(PropField(key), "key longer than 300 bytes");
     }
     if (value.size() > kMaxPropValueBytes) {
       return Error(PropField(key), "value longer than 2000 bytes");
     }
-    if (!ValidUtf8(value)) return Error(PropField(key), "invalid UTF-8");
+    if (!ascii && !ValidUtf8(value)) {
+      return Error(PropField(key), "invalid UTF-8");
+    }
   }
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ValidateEventInput(const EventInput& in) {
+  return ValidateEventInputImpl(in, /*ascii=*/false);
+}
+
 absl::StatusOr<EventInput> ParseEventJson(std::string_view json) {
+  std::optional<absl::StatusOr<EventInput>> fast =
+      canonical_internal::ParseEventJsonFast(json);
+  if (fast.has_value()) return *std::move(fast);
+  return canonical_internal::ParseEventJsonFull(json);
+}
+
+namespace canonical_internal {
+
+std::optional<absl::StatusOr<EventInput>> ParseEventJsonFast(
+    std::string_view json) {
+  EventInput in;
+  FastEventParser fast(json, &in);
+  if (!fast.Parse()) return std::nullopt;
+  if (absl::Status s = ValidateEventInputImpl(in, fast.ascii()); !s.ok()) {
+    return s;
+  }
+  return in;
+}
+
+absl::StatusOr<EventInput> ParseEventJsonFull(std::string_view json) {
   // Like rapidjson's parse of a memory buffer, skip leading 0xEF, 0xBB and
   // 0xBF bytes (a UTF-8 byte order mark); error offsets count them.
   size_t skip = 0;
@@ -485,4 +749,5 @@ absl::StatusOr<EventInput> ParseEventJson(std::string_view json) {
   return in;
 }
 
+}  // namespace canonical_internal
 }  // namespace analytics

@@ -1,5 +1,8 @@
+#include <optional>
+#include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -7,6 +10,7 @@
 #include "analytics/event.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libanalytics/ingest/canonical_internal.h"
 
 namespace analytics {
 namespace {
@@ -479,6 +483,113 @@ TEST(CanonicalTest, LargeEventOverflowsStackBuffers) {
   ASSERT_TRUE(in.ok()) << in.status();
   EXPECT_EQ(in->props.size(), 30u);
   EXPECT_EQ(in->props[29].second.size(), 1500u);
+}
+
+
+// Same status (code and message) and the same EventInput.
+void ExpectSameResult(const absl::StatusOr<EventInput>& got,
+                      const absl::StatusOr<EventInput>& want,
+                      std::string_view json) {
+  SCOPED_TRACE(testing::PrintToString(std::string(json)));
+  ASSERT_EQ(got.status(), want.status());
+  if (!want.ok()) return;
+  EXPECT_EQ(got->site, want->site);
+  EXPECT_EQ(got->name, want->name);
+  EXPECT_EQ(got->url, want->url);
+  EXPECT_EQ(got->referrer, want->referrer);
+  EXPECT_EQ(got->ts, want->ts);
+  EXPECT_EQ(got->ip, want->ip);
+  EXPECT_EQ(got->user_agent, want->user_agent);
+  EXPECT_EQ(got->props, want->props);
+  EXPECT_EQ(got->screen_width, want->screen_width);
+  EXPECT_EQ(got->locale, want->locale);
+  EXPECT_EQ(got->timezone, want->timezone);
+  EXPECT_EQ(got->country_hint, want->country_hint);
+  EXPECT_EQ(got->interactive, want->interactive);
+  EXPECT_EQ(got->imported, want->imported);
+}
+
+// The fast path answers for ordinary events and, wherever it answers, gives
+// exactly what the full parser gives: checked on edge cases and on random
+// mutations of realistic lines (bytes from JSON's syntax, digits, UTF-8
+// lead/continuation bytes, control characters, NUL; cuts).
+TEST(CanonicalTest, FastPathAgreesWithFullParser) {
+  std::vector<std::string> seeds = {
+      Json(R"("name":"Signup","referrer":"https://www.google.com/",)"
+           R"("ts":1790812840.123,"ip":"203.0.113.9",)"
+           R"("user_agent":"Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0",)"
+           R"("props":{"plan":"pro","n":3,"x":2.5e1,"ok":true,"z":null},)"
+           R"("screen_width":1440,"locale":"en-US","timezone":"Europe/Berlin",)"
+           R"("country":"de","interactive":false,"imported":true)"),
+      Json(R"("ts":"2026-05-01T10:00:00.250+02:00","name":"caf\u00e9")"),
+      Json(R"("url":"https://example.com/\u00e9t\u00e9","props":{})"),
+      "\xEF\xBB\xBF" + Json(R"("name":"x")"),
+      " \t\r\n" + Json(R"("props" : { "a" : "b" } , "ts" : 1790000000 )") +
+          " \n",
+      Json(R"("name":"é","props":{"ключ":"значение"})"),
+      Json(R"("unknown":{"a":[1,2]},"x":[],"y":-0.0,"z":1E400)"),
+      Json(R"("screen_width":1e3,"ts":17900000001e-1)"),
+      Json(R"("screen_width":18446744073709551615)"),
+      Json(R"("screen_width":-9223372036854775809)"),
+      Json(R"("screen_width":00)"),
+      Json(R"("props":{"k":{}})"),
+      Json(R"("props":null,"props":"x")"),
+      Json(R"("site":"a.com","site":"b.com","props":{"a":1},"props":{"a":2})"),
+      R"({"site":"example.com","url":"/"}  x)",
+      std::string(R"({"site":"example.com","url":"/"})") + '\0' + "x",
+      "{}",
+      "",
+      "[]",
+      "1",
+  };
+  std::mt19937_64 rng(11);
+  const std::string alphabet =
+      std::string("\"\\{}[],:0123456789eE.+- \t\r\nntrufals\x01\x1F\x7F", 44) +
+      std::string("\x80\xBF\xC3\xA9\xE2\xED\xF0\xF4\xFF\0", 10);
+  std::vector<std::string> inputs = seeds;
+  for (int i = 0; i < 60000; ++i) {
+    std::string s = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < edits && !s.empty(); ++k) {
+      const size_t at = rng() % s.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 4) {
+        case 0:
+          s.erase(at, 1);
+          break;
+        case 1:
+          s.insert(s.begin() + static_cast<ptrdiff_t>(at), c);
+          break;
+        case 2:
+          s[at] = c;
+          break;
+        case 3:
+          s.resize(at);
+          break;
+      }
+    }
+    inputs.push_back(std::move(s));
+  }
+  int fast = 0, fast_ok = 0, fast_err = 0;
+  for (const std::string& json : inputs) {
+    std::optional<absl::StatusOr<EventInput>> got =
+        canonical_internal::ParseEventJsonFast(json);
+    const absl::StatusOr<EventInput> want =
+        canonical_internal::ParseEventJsonFull(json);
+    ExpectSameResult(ParseEventJson(json), want, json);
+    if (!got.has_value()) continue;
+    ++fast;
+    (got->ok() ? fast_ok : fast_err)++;
+    ExpectSameResult(*got, want, json);
+    if (HasFailure()) return;
+  }
+  // The ordinary seeds take the fast path; mutations exercise both sides.
+  EXPECT_TRUE(canonical_internal::ParseEventJsonFast(seeds[0]).has_value());
+  EXPECT_TRUE(canonical_internal::ParseEventJsonFast(seeds[5]).has_value());
+  EXPECT_GT(fast_ok, 2000);
+  EXPECT_GT(fast_err, 500);
+  EXPECT_GT(static_cast<int>(inputs.size()) - fast, 10000)
+      << fast << " fast (" << fast_ok << " ok, " << fast_err << " errors)";
 }
 
 }  // namespace

@@ -2,9 +2,11 @@
 #include "libanalytics/session/sessionizer.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <random>
 #include <thread>
+#include <type_traits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
@@ -26,7 +28,92 @@ namespace {
 uint64_t SeenHash(char kind, std::string_view s) {
   return absl::HashOf(kind, s);
 }
+
+constexpr std::string VisitAttrs::*kVisitFields[] = {
+    &VisitAttrs::entry_page,   &VisitAttrs::source,
+    &VisitAttrs::referrer,     &VisitAttrs::utm_source,
+    &VisitAttrs::utm_medium,   &VisitAttrs::utm_campaign,
+    &VisitAttrs::utm_term,     &VisitAttrs::utm_content,
+    &VisitAttrs::country,      &VisitAttrs::browser,
+    &VisitAttrs::browser_version, &VisitAttrs::os,
+    &VisitAttrs::os_version,   &VisitAttrs::device,
+    &VisitAttrs::screen,       &VisitAttrs::locale};
+
+// A state's visit and seen set, for both state types (SessionState holds a
+// VisitAttrs and a flat_hash_set, LocalState their compact forms).
+template <typename V>
+void StoreVisit(V& dst, const VisitAttrs& v) {
+  if constexpr (std::is_same_v<V, VisitAttrs>) {
+    dst = v;
+  } else {
+    dst.Set(v);
+  }
+}
+template <typename V>
+void LoadVisit(const V& src, VisitAttrs* v) {
+  if constexpr (std::is_same_v<V, VisitAttrs>) {
+    *v = src;
+  } else {
+    src.CopyTo(v);
+  }
+}
+template <typename T>
+bool InsertSeen(T& seen, uint64_t h) {
+  if constexpr (std::is_same_v<T, absl::flat_hash_set<uint64_t>>) {
+    return seen.insert(h).second;
+  } else {
+    return seen.Insert(h);
+  }
+}
 }  // namespace
+
+void Sessionizer::PackedVisit::Set(const VisitAttrs& v) {
+  static_assert(std::size(kVisitFields) == std::tuple_size_v<decltype(len_)>);
+  size_t total = 0;
+  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
+    len_[i] = static_cast<uint32_t>((v.*kVisitFields[i]).size());
+    total += len_[i];
+  }
+  buf_.resize(total);
+  char* out = buf_.data();
+  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
+    std::memcpy(out, (v.*kVisitFields[i]).data(), len_[i]);
+    out += len_[i];
+  }
+}
+
+void Sessionizer::PackedVisit::CopyTo(VisitAttrs* v) const {
+  size_t off = 0;
+  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
+    (v->*kVisitFields[i]).assign(buf_.data() + off, len_[i]);
+    off += len_[i];
+  }
+}
+
+bool Sessionizer::SeenSet::Insert(uint64_t h) {
+  if (spilled_) return more_->insert(h).second;
+  for (int i = 0; i < n_; ++i) {
+    if (inline_[i] == h) return false;
+  }
+  if (n_ < kInline) {
+    inline_[n_++] = h;
+    return true;
+  }
+  if (more_ == nullptr) {
+    more_ = std::make_unique<absl::flat_hash_set<uint64_t>>();
+  }
+  more_->insert(inline_.begin(), inline_.end());
+  spilled_ = true;
+  return more_->insert(h).second;
+}
+
+void Sessionizer::SeenSet::Clear() {
+  n_ = 0;
+  if (spilled_) {
+    more_->clear();
+    spilled_ = false;
+  }
+}
 
 bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   int64_t wm = watermark_ms_.load(std::memory_order_relaxed);
@@ -41,10 +128,10 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   Shard* shard = &ShardFor(key);
   shard->mu.Lock();
   auto it = shard->sessions.find(key);
-  State* s = nullptr;
+  LocalState* s = nullptr;
   if (it != shard->sessions.end() &&
-      e->ts_ms - it->second->last_ms <= timeout_ms_) {
-    s = it->second.get();
+      e->ts_ms - it->second.last_ms <= timeout_ms_) {
+    s = &it->second;
   } else if (prev_visitor_id != 0) {
     // The visitor may have a session under yesterday's salt.
     uint64_t pkey = Key(e->site_id, prev_visitor_id);
@@ -55,11 +142,11 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
     }
     auto pit = pshard->sessions.find(pkey);
     if (pit != pshard->sessions.end() &&
-        e->ts_ms - pit->second->last_ms <= timeout_ms_) {
+        e->ts_ms - pit->second.last_ms <= timeout_ms_) {
       shard = pshard;
       key = pkey;
       it = pit;
-      s = pit->second.get();
+      s = &pit->second;
       e->visitor_id = prev_visitor_id;
     } else if (pshard != shard) {
       pshard->mu.Unlock();
@@ -81,17 +168,9 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   const bool fresh = s == nullptr;
   if (fresh) {
     if (it != shard->sessions.end()) {
-      s = it->second.get();  // the visitor's expired session: reuse it
+      s = &it->second;  // the visitor's expired session: reuse it
     } else {
-      std::unique_ptr<State> state;
-      if (!shard->spare.empty()) {
-        state = std::move(shard->spare.back());
-        shard->spare.pop_back();
-      } else {
-        state = std::make_unique<State>();
-      }
-      s = state.get();
-      shard->sessions.emplace(key, std::move(state));
+      s = &shard->sessions.try_emplace(key).first->second;
     }
     ResetState(s, key, *e);
   }
@@ -110,7 +189,7 @@ Sessionizer::State Sessionizer::NewState(uint64_t key, const Event& e) {
   return s;
 }
 
-void Sessionizer::ResetState(State* s, uint64_t key, const Event& e) {
+void Sessionizer::ResetState(LocalState* s, uint64_t key, const Event& e) {
   s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e.ts_ms));
   s->visitor_id = e.visitor_id;
   s->start_ms = e.ts_ms;
@@ -121,11 +200,12 @@ void Sessionizer::ResetState(State* s, uint64_t key, const Event& e) {
   s->events = 0;
   s->interactive_custom = 0;
   s->exit_page.clear();
-  s->seen.clear();
+  s->seen.Clear();
 }
 
-void Sessionizer::StampEngagement(const State& s, Event* e) {
-  e->visit = s.visit;
+template <typename S>
+void Sessionizer::StampEngagement(const S& s, Event* e) {
+  LoadVisit(s.visit, &e->visit);
   e->first_in_session = e->first_page = e->first_name = false;
   e->session_id = s.session_id;
   e->session_start_ms = s.start_ms;
@@ -138,18 +218,19 @@ void Sessionizer::StampEngagement(const State& s, Event* e) {
   e->d_duration_ms = 0;
 }
 
-void Sessionizer::Apply(State* s, bool fresh, Event* e, bool interactive) {
+template <typename S>
+void Sessionizer::Apply(S* s, bool fresh, Event* e, bool interactive) {
   int32_t prev_bounce = 0;
   int64_t prev_duration = 0;
   if (fresh) {
     e->visit.entry_page = e->page;
-    s->visit = e->visit;
+    StoreVisit(s->visit, e->visit);
     e->first_in_session = true;
   } else {
     prev_bounce = (s->pageviews == 1 && s->interactive_custom == 0) ? 1 : 0;
     prev_duration = s->last_ms - s->start_ms;
     e->first_in_session = false;
-    e->visit = s->visit;
+    LoadVisit(s->visit, &e->visit);
   }
   s->events++;
   if (e->is_pageview()) {
@@ -160,8 +241,8 @@ void Sessionizer::Apply(State* s, bool fresh, Event* e, bool interactive) {
   }
   s->last_ms = std::max(s->last_ms, e->ts_ms);
   s->live_ms = std::max(s->live_ms, e->ts_ms);
-  e->first_page = s->seen.insert(SeenHash('p', e->page)).second;
-  e->first_name = s->seen.insert(SeenHash('n', e->name)).second;
+  e->first_page = InsertSeen(s->seen, SeenHash('p', e->page));
+  e->first_name = InsertSeen(s->seen, SeenHash('n', e->name));
 
   e->session_id = s->session_id;
   e->session_start_ms = s->start_ms;
@@ -178,8 +259,9 @@ void Sessionizer::Apply(State* s, bool fresh, Event* e, bool interactive) {
 void Sessionizer::Restore(const Event& last) {
   uint64_t key = Key(last.site_id, last.visitor_id);
   Shard& shard = ShardFor(key);
-  absl::MutexLock l(&shard.mu);
-  auto s = std::make_unique<State>();
+  ShardLock l(&shard.mu);
+  LocalState* s = &shard.sessions[key];
+  s->seen.Clear();
   s->session_id = last.session_id;
   s->visitor_id = last.visitor_id;
   s->start_ms = last.session_start_ms;
@@ -191,10 +273,9 @@ void Sessionizer::Restore(const Event& last) {
   // Recover "interactive custom events happened" from the bounce flag.
   s->interactive_custom = (last.s_pageviews == 1 && !last.s_bounce) ? 1 : 0;
   s->exit_page = last.s_exit_page;
-  s->visit = last.visit;
-  s->seen.insert(SeenHash('p', last.page));
-  s->seen.insert(SeenHash('n', last.name));
-  shard.sessions[key] = std::move(s);
+  s->visit.Set(last.visit);
+  s->seen.Insert(SeenHash('p', last.page));
+  s->seen.Insert(SeenHash('n', last.name));
   int64_t wm = watermark_ms_.load();
   while (last.ts_ms > wm &&
          !watermark_ms_.compare_exchange_weak(wm, last.ts_ms)) {
@@ -207,11 +288,11 @@ bool Sessionizer::Touch(int64_t site_id, uint64_t visitor_id,
     if (id == 0) continue;
     const uint64_t key = Key(site_id, id);
     Shard& shard = ShardFor(key);
-    absl::MutexLock l(&shard.mu);
+    ShardLock l(&shard.mu);
     auto it = shard.sessions.find(key);
     if (it != shard.sessions.end() &&
-        ts_ms - it->second->last_ms <= timeout_ms_) {
-      it->second->live_ms = std::max(it->second->live_ms, ts_ms);
+        ts_ms - it->second.last_ms <= timeout_ms_) {
+      it->second.live_ms = std::max(it->second.live_ms, ts_ms);
       return true;
     }
   }
@@ -221,10 +302,10 @@ bool Sessionizer::Touch(int64_t site_id, uint64_t visitor_id,
 int64_t Sessionizer::CountLive(int64_t site_id, int64_t since_ms) const {
   absl::flat_hash_set<uint64_t> visitors;
   for (const Shard& shard : shards_) {
-    absl::MutexLock l(&shard.mu);
+    ShardLock l(&shard.mu);
     for (const auto& [key, s] : shard.sessions) {
-      if (s->site_id == site_id && s->live_ms >= since_ms) {
-        visitors.insert(s->visitor_id);
+      if (s.site_id == site_id && s.live_ms >= since_ms) {
+        visitors.insert(s.visitor_id);
       }
     }
   }
@@ -234,9 +315,9 @@ int64_t Sessionizer::CountLive(int64_t site_id, int64_t since_ms) const {
 size_t Sessionizer::Forget(const absl::flat_hash_set<uint64_t>& session_ids) {
   size_t dropped = 0;
   for (Shard& shard : shards_) {
-    absl::MutexLock l(&shard.mu);
+    ShardLock l(&shard.mu);
     absl::erase_if(shard.sessions, [&](const auto& kv) {
-      if (session_ids.contains(kv.second->session_id)) {
+      if (session_ids.contains(kv.second.session_id)) {
         ++dropped;
         return true;
       }
@@ -250,13 +331,10 @@ size_t Sessionizer::Sweep() {
   const int64_t cutoff = watermark_ms_.load() - timeout_ms_;
   size_t evicted = 0;
   for (Shard& shard : shards_) {
-    absl::MutexLock l(&shard.mu);
+    ShardLock l(&shard.mu);
     absl::erase_if(shard.sessions, [&](auto& kv) {
-      if (kv.second->last_ms < cutoff) {
+      if (kv.second.last_ms < cutoff) {
         ++evicted;
-        if (shard.spare.size() < kSparePerShard) {
-          shard.spare.push_back(std::move(kv.second));
-        }
         return true;
       }
       return false;
@@ -268,7 +346,7 @@ size_t Sessionizer::Sweep() {
 size_t Sessionizer::size() const {
   size_t n = 0;
   for (const Shard& shard : shards_) {
-    absl::MutexLock l(&shard.mu);
+    ShardLock l(&shard.mu);
     n += shard.sessions.size();
   }
   return n;

@@ -8,8 +8,11 @@
 // interactive custom event. Duration: last event time minus start.
 //
 // Memory is bounded: sessions idle longer than `timeout` behind the newest
-// event time seen are evicted by Sweep(), which Assign() calls periodically
-// (up to kSparePerShard evicted states per shard are kept for reuse).
+// event time seen are evicted by Sweep(), which Assign() calls periodically.
+// In memory a session is a LocalState held in the shard's map itself, with
+// its visit attributes in one inline buffer and the first page/name hashes
+// inline: most sessions have 1-2 events, so starting one must be cheap (no
+// allocation, a few cache lines).
 //
 // Shared state (several workers): constructed with a Coordinator, the
 // sessionizer keeps no session in memory between calls. AssignBatch() loads
@@ -35,6 +38,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +46,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -149,25 +154,84 @@ class Sessionizer {
   static constexpr int kMaxCasAttempts = 12;
   static constexpr size_t kStripes = 1024;  // shared mode: per-key turns
   static constexpr int kShards = 64;
-  // Evicted states kept per shard for reuse (their strings and `seen` keep
-  // their capacity, so a new session usually allocates nothing).
-  static constexpr size_t kSparePerShard = 128;
+  // The 16 VisitAttrs strings in one buffer (copied in once per session;
+  // inline up to 128 bytes, which most visits fit).
+  class PackedVisit {
+   public:
+    void Set(const VisitAttrs& v);
+    void CopyTo(VisitAttrs* v) const;
+
+   private:
+    absl::InlinedVector<char, 128> buf_;
+    std::array<uint32_t, 16> len_{};
+  };
+  // Hashes of the pages and names seen in a session: inline for the first
+  // few, a hash set beyond.
+  class SeenSet {
+   public:
+    bool Insert(uint64_t h);  // true: not seen before
+    void Clear();
+
+   private:
+    static constexpr int kInline = 6;
+    std::array<uint64_t, kInline> inline_;
+    int n_ = 0;
+    bool spilled_ = false;
+    std::unique_ptr<absl::flat_hash_set<uint64_t>> more_;
+  };
+  // A live session in memory: SessionState with a compact visit and seen.
+  struct LocalState {
+    uint64_t session_id = 0;
+    uint64_t visitor_id = 0;
+    int64_t start_ms = 0;
+    int64_t last_ms = 0;
+    int64_t live_ms = 0;
+    int64_t site_id = 0;
+    int32_t pageviews = 0;
+    int32_t events = 0;
+    int32_t interactive_custom = 0;
+    std::string exit_page;
+    PackedVisit visit;
+    SeenSet seen;
+  };
+  // The shard lock: std::mutex, annotated for the thread-safety analysis.
+  // (absl::Mutex::Lock costs ~4x more here: Debian's abseil is built
+  // without NDEBUG, so every Lock does deadlock-detection bookkeeping.)
+  class ABSL_LOCKABLE ShardMutex {
+   public:
+    void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+    void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+   private:
+    std::mutex mu_;
+  };
+  class ABSL_SCOPED_LOCKABLE ShardLock {
+   public:
+    explicit ShardLock(ShardMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+        : mu_(mu) {
+      mu_->Lock();
+    }
+    ~ShardLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+
+   private:
+    ShardMutex* mu_;
+  };
   struct Shard {
-    mutable absl::Mutex mu;
-    absl::flat_hash_map<uint64_t, std::unique_ptr<State>> sessions
-        ABSL_GUARDED_BY(mu);
-    std::vector<std::unique_ptr<State>> spare ABSL_GUARDED_BY(mu);
+    mutable ShardMutex mu;
+    absl::flat_hash_map<uint64_t, LocalState> sessions ABSL_GUARDED_BY(mu);
   };
   static uint64_t Key(int64_t site_id, uint64_t visitor_id);
   Shard& ShardFor(uint64_t key) { return shards_[key % kShards]; }
 
-  // The stamping rules shared by both paths.
+  // The stamping rules shared by both paths (S: State or LocalState).
   static State NewState(uint64_t key, const Event& e);
   // NewState() in place: *s as NewState(key, e) would make it, except that
   // `visit` is left for Apply() to overwrite.
-  static void ResetState(State* s, uint64_t key, const Event& e);
-  static void StampEngagement(const State& s, Event* e);
-  static void Apply(State* s, bool fresh, Event* e, bool interactive);
+  static void ResetState(LocalState* s, uint64_t key, const Event& e);
+  template <typename S>
+  static void StampEngagement(const S& s, Event* e);
+  template <typename S>
+  static void Apply(S* s, bool fresh, Event* e, bool interactive);
   absl::StatusOr<std::vector<bool>> AssignShared(
       absl::Span<Event> events, absl::Span<const uint64_t> prev_visitor_ids,
       const std::vector<bool>& interactive);

@@ -1,6 +1,8 @@
 #include "libanalytics/session/sessionizer.h"
 
 #include <memory>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "analytics/coordinator.h"
@@ -262,6 +264,65 @@ TEST(SharedSessionizerTest, StampsLikeTheLocalPathAcrossWorkers) {
   EXPECT_EQ(got[4].s_pageviews, 3);      // the two workers shared one session
   EXPECT_TRUE(got[5].first_in_session);  // after the timeout: a new one
   EXPECT_EQ(w1.size(), 0u);              // nothing kept in memory
+}
+
+// The local path keeps sessions compactly (packed visit, inline seen
+// hashes spilling to a set); the shared path keeps SessionState. Random
+// traffic with long sessions (many distinct pages and names), engagement,
+// non-interactive events, previous-day ids and varied visit attributes must
+// be stamped identically by both.
+TEST(SharedSessionizerTest, RandomTrafficStampsLikeTheLocalPath) {
+  std::unique_ptr<Coordinator> coord = Local();
+  Sessionizer local;
+  Sessionizer shared(absl::Minutes(30), coord.get());
+  std::mt19937_64 rng(3);
+  int64_t ts = 1000000;
+  int spilled_sessions = 0;
+  for (int i = 0; i < 4000; ++i) {
+    ts += static_cast<int64_t>(rng() % 90);
+    const uint64_t visitor = 1 + rng() % 12;
+    const uint64_t r = rng();
+    std::string name = r % 7 == 0   ? "engagement"
+                       : r % 5 == 0 ? "custom" + std::to_string(r % 11)
+                                    : "pageview";
+    Event e = Make(ts, name, "/p" + std::to_string(rng() % 40), visitor);
+    e.site_id = 1 + static_cast<int64_t>(rng() % 2);
+    e.visit.source = std::string(rng() % 40, 's');  // long: heap strings
+    e.visit.referrer = "ref" + std::to_string(rng() % 3);
+    e.visit.utm_campaign = rng() % 3 ? "" : "campaign";
+    e.visit.country = "DE";
+    e.visit.locale = std::string(rng() % 20, 'l');
+    const uint64_t prev = rng() % 4 == 0 ? visitor + 100 : 0;
+    const bool interactive = rng() % 3 != 0;
+    if (rng() % 500 == 0) ts += 31 * 60;  // some sessions time out
+    Event got = e;
+    const bool kept_local = local.Assign(&e, prev, interactive);
+    std::vector<Event> one = {got};
+    absl::StatusOr<std::vector<bool>> kept =
+        shared.AssignBatch(absl::MakeSpan(one), std::vector<uint64_t>{prev},
+                           std::vector<bool>{interactive});
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    ASSERT_EQ((*kept)[0], kept_local) << i;
+    if (!kept_local) continue;
+    got = one[0];
+    SCOPED_TRACE(i);
+    ASSERT_EQ(got.visitor_id, e.visitor_id);
+    ASSERT_EQ(got.session_id, e.session_id);
+    ASSERT_EQ(got.session_start_ms, e.session_start_ms);
+    ASSERT_EQ(got.first_in_session, e.first_in_session);
+    ASSERT_EQ(got.first_page, e.first_page);
+    ASSERT_EQ(got.first_name, e.first_name);
+    ASSERT_EQ(got.s_pageviews, e.s_pageviews);
+    ASSERT_EQ(got.s_events, e.s_events);
+    ASSERT_EQ(got.s_bounce, e.s_bounce);
+    ASSERT_EQ(got.s_duration_ms, e.s_duration_ms);
+    ASSERT_EQ(got.s_exit_page, e.s_exit_page);
+    ASSERT_EQ(got.d_bounce, e.d_bounce);
+    ASSERT_EQ(got.d_duration_ms, e.d_duration_ms);
+    ASSERT_EQ(got.visit, e.visit);
+    if (e.s_events > 12) ++spilled_sessions;
+  }
+  EXPECT_GT(spilled_sessions, 100);  // the seen hashes left the inline slots
 }
 
 TEST(SharedSessionizerTest, OneBatchAppliesInOrderAndDropsLoneEngagement) {

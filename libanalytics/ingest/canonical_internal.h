@@ -1,0 +1,26 @@
+// The two parsers behind ParseEventJson (ingest/canonical.cc), for tests:
+// the fast path must give exactly what the full parser gives wherever it
+// answers.
+#ifndef ANALYTICS_INGEST_CANONICAL_INTERNAL_H_
+#define ANALYTICS_INGEST_CANONICAL_INTERNAL_H_
+
+#include <optional>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "analytics/event.h"
+
+namespace analytics::canonical_internal {
+
+// One pass for the common shape (an object of strings without escapes,
+// numbers, literals and a flat "props" object, every field accepted);
+// nullopt for anything else.
+std::optional<absl::StatusOr<EventInput>> ParseEventJsonFast(
+    std::string_view json);
+
+// RapidJSON's SAX reader over any input; decides every error.
+absl::StatusOr<EventInput> ParseEventJsonFull(std::string_view json);
+
+}  // namespace analytics::canonical_internal
+
+#endif  // ANALYTICS_INGEST_CANONICAL_INTERNAL_H_
