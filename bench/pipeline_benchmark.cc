@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/synchronization/mutex.h"
 #include "analytics/engine.h"
 #include "bench/gen.h"
 #include "benchmark/benchmark.h"
@@ -127,4 +128,13 @@ BENCHMARK(BM_TrackSqlite)
 }  // namespace
 }  // namespace analytics::bench
 
-BENCHMARK_MAIN();
+// As analyticsd and the CLI do (see server/analyticsd.cc main): Debian's
+// Abseil leaves absl::Mutex deadlock detection on.
+int main(int argc, char** argv) {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
