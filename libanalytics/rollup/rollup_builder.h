@@ -19,6 +19,13 @@
 // hour cells only and the day cells are derived from them (Take, Scan): half
 // the work per event. Other zones (e.g. Asia/Kolkata) fold both levels.
 //
+// Per event the work is counters and appends: values are interned per
+// dimension (until the next Take) and cells found by integer keys; visitor
+// hashes go to a log and are added to the cells' sketches in one batch per
+// cell when the log is drained (Take, Scan, or when it is long). A sketch
+// depends only on the set of hashes added, so the rows are the same as with
+// an insert per event.
+//
 // Thread-safety: all methods lock an internal mutex.
 #ifndef ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
 #define ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
