@@ -1,6 +1,7 @@
 // Library benchmarks: the in-memory pipeline (parse + enrich + sessionize +
 // rollup fold) on one core, and durable ingestion through the Engine on
-// SQLite (TrackBatch of 1,000 from 4 threads; Track from 64 threads).
+// SQLite (TrackBatch of 1,000 from 4 threads; Track from 64 threads); the
+// rollup fold alone.
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -68,6 +69,46 @@ void BM_PipelineInMemory(benchmark::State& state) {
       static_cast<double>(std::max<int64_t>(1, sessions_started));
 }
 BENCHMARK(BM_PipelineInMemory)->Unit(benchmark::kNanosecond)->MinTime(3);
+
+// The rollup fold alone (RollupBuilder::Add one event at a time, and Take
+// every 50,000 events as in BM_PipelineInMemory) over the same events,
+// enriched and sessionized once before timing.
+void BM_RollupFold(benchmark::State& state) {
+  const int64_t n = 200000;
+  static std::vector<Event> events;
+  if (events.empty()) {
+    std::vector<EventInput> inputs =
+        Generate("example.com", n, kStart, absl::Hours(24));
+    auto geo = *CountryResolver::Create("");
+    const std::string salt = NewSalt();
+    Enricher enricher(geo.get(), [&](int64_t) { return salt; });
+    Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
+    Sessionizer sessions;
+    events.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      Event& e = events[i];
+      uint64_t prev = 0;
+      std::string bot;
+      (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
+      sessions.Assign(&e, prev, inputs[i].interactive);
+      e.seq = i + 1;
+    }
+  }
+  absl::TimeZone tz;
+  absl::LoadTimeZone("Europe/Berlin", &tz);
+  auto rollups = std::make_unique<RollupBuilder>();
+  rollups->SetSiteTimezone(1, tz);
+  int64_t i = 0;
+  for (auto _ : state) {
+    rollups->Add(absl::MakeConstSpan(&events[i % n], 1));
+    if (++i % 50000 == 0) {
+      int64_t seq;
+      benchmark::DoNotOptimize(rollups->Take(&seq));
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RollupFold)->Unit(benchmark::kNanosecond)->MinTime(3);
 
 std::unique_ptr<Engine> g_engine;
 std::vector<EventInput> g_events;

@@ -2,6 +2,9 @@
 #include "libanalytics/rollup/rollup_builder.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
+#include <utility>
 
 #include "libanalytics/core/dimensions.h"
 #include "libanalytics/core/strings.h"
@@ -73,18 +76,31 @@ int64_t RollupBuilder::DayBucket(int64_t site, int64_t ts_ms) {
   return z.day_bucket;
 }
 
+RollupBuilder::RollupBuilder() {
+  for (DimId d : kRollupDims) dim_names_.emplace_back(DimName(d));
+  values_.resize(dim_names_.size());
+}
+
+RollupBuilder::~RollupBuilder() = default;
+
 uint16_t RollupBuilder::PropDim(std::string_view key) {
-  if (dim_names_.empty()) {
-    for (DimId d : kRollupDims) dim_names_.emplace_back(DimName(d));
-  }
   lookup_scratch_.assign("event:props:");
   lookup_scratch_.append(key);
-  auto it = dim_index_.find(lookup_scratch_);
+  return DimOf(lookup_scratch_);
+}
+
+uint16_t RollupBuilder::DimOf(const std::string& name) {
+  auto it = dim_index_.find(name);
   if (it != dim_index_.end()) return it->second;
-  uint16_t id = static_cast<uint16_t>(dim_names_.size());
-  dim_names_.push_back(lookup_scratch_);
-  dim_index_.emplace(lookup_scratch_, id);
-  return id;
+  auto pos = std::find(dim_names_.begin(), dim_names_.end(), name);
+  if (pos == dim_names_.end()) {
+    dim_names_.push_back(name);
+    values_.resize(dim_names_.size());
+    pos = dim_names_.end() - 1;
+  }
+  const uint16_t dim = static_cast<uint16_t>(pos - dim_names_.begin());
+  dim_index_.emplace(name, dim);
+  return dim;
 }
 
 RollupBuilder::Bucket* RollupBuilder::BucketFor(int64_t site, uint8_t level,
@@ -107,22 +123,197 @@ RollupBuilder::Bucket* RollupBuilder::BucketFor(int64_t site, uint8_t level,
   return slot.get();
 }
 
-RollupBuilder::Cell& RollupBuilder::CellFor(Bucket* b, uint16_t dim,
-                                            std::string_view value) {
-  if (b->dims.size() <= dim) b->dims.resize(dim + 1);
-  auto& cells = b->dims[dim];
-  auto it = cells.find(AV(value));
-  if (it != cells.end()) return it->second;
-  return cells[std::string(value)];
+namespace {
+inline uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline uint64_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t Mix(uint64_t a, uint64_t b) {
+  const unsigned __int128 m =
+      static_cast<unsigned __int128>(a ^ 0x9E3779B97F4A7C15ULL) *
+      (b ^ 0xD6E8FEB86659FD93ULL);
+  return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+}
+}  // namespace
+
+RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::KeyOf(
+    std::string_view v) {
+  const char* p = v.data();
+  const size_t n = v.size();
+  Key k{0, 0, 0, static_cast<uint32_t>(n)};
+  if (n >= 8) {
+    k.w0 = Load64(p);
+    k.w1 = Load64(p + n - 8);
+  } else if (n >= 4) {
+    k.w0 = Load32(p);
+    k.w1 = Load32(p + n - 4);
+  } else if (n > 0) {
+    k.w0 = uint64_t{static_cast<uint8_t>(p[0])} |
+           uint64_t{static_cast<uint8_t>(p[n / 2])} << 8 |
+           uint64_t{static_cast<uint8_t>(p[n - 1])} << 16;
+  }
+  k.hash = n <= 16 ? Mix(k.w0 ^ n, k.w1)
+                   : absl::Hash<absl::string_view>{}(AV(v));
+  return k;
+}
+
+RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Find(
+    const Key& k, std::string_view v) {
+  if (table.empty()) return nullptr;
+  const size_t mask = table.size() - 1;
+  for (size_t i = k.hash & mask;; i = (i + 1) & mask) {
+    Entry& e = table[i];
+    if (e.id == kNoId) return nullptr;
+    if (e.w0 == k.w0 && e.w1 == k.w1 && e.size == k.size &&
+        (k.size <= 16 || values[e.id] == v)) {
+      return &e;
+    }
+  }
+}
+
+RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Insert(
+    const Key& k, std::string_view v) {
+  const uint32_t id = static_cast<uint32_t>(values.size());
+  if (2 * (values.size() + 1) > table.size()) {  // load factor <= 1/2
+    std::vector<Entry> old = std::move(table);
+    table.assign(std::max<size_t>(16, 2 * old.size()), Entry());
+    const size_t mask = table.size() - 1;
+    for (const Entry& e : old) {
+      if (e.id == kNoId) continue;
+      const uint64_t hash = KeyOf(values[e.id]).hash;
+      size_t i = hash & mask;
+      while (table[i].id != kNoId) i = (i + 1) & mask;
+      table[i] = e;
+    }
+  }
+  const size_t mask = table.size() - 1;
+  size_t i = k.hash & mask;
+  while (table[i].id != kNoId) i = (i + 1) & mask;
+  Entry& e = table[i];
+  e.w0 = k.w0;
+  e.w1 = k.w1;
+  e.size = k.size;
+  e.id = id;
+  values.emplace_back(v);
+  return &e;
+}
+
+RollupBuilder::ValueTable::Entry& RollupBuilder::Intern(
+    uint16_t dim, std::string_view value) {
+  ValueTable& t = values_[dim];
+  const ValueTable::Key k = ValueTable::KeyOf(value);
+  ValueTable::Entry* e = t.Find(k, value);
+  return e != nullptr ? *e : *t.Insert(k, value);
+}
+
+uint32_t RollupBuilder::CellAt(Bucket* b, uint16_t dim,
+                               ValueTable::Entry& v) {
+  if (v.b[0] == b) return v.cell[0];
+  uint32_t cell;
+  if (v.b[1] == b) {
+    cell = v.cell[1];
+  } else {
+    auto [it, inserted] = b->cells.try_emplace(
+        uint64_t{dim} << 32 | v.id, static_cast<uint32_t>(cells_.size()));
+    if (inserted) {
+      cells_.emplace_back();
+      CellInfo& c = cell_info_.emplace_back();
+      c.bucket = b;
+      c.value = v.id;
+      c.dim = dim;
+    }
+    cell = it->second;
+  }
+  v.b[1] = v.b[0];
+  v.cell[1] = v.cell[0];
+  v.b[0] = b;
+  v.cell[0] = cell;
+  return cell;
+}
+
+namespace {
+// Visitor hashes logged before they are added to the sketches (12 bytes
+// each): bounds the log's memory; Take and Scan drain it too.
+constexpr size_t kMaxLoggedVisitors = size_t{1} << 20;
+
+// The most entries a sparse sketch holds (sketch/hll.h, serialized format:
+// sparse count 1..4094); a sketch with more distinct sparse indexes is dense.
+constexpr size_t kSparseLimit = HyperLogLog::kRegisters / 4 - 2;
+
+// Number of distinct dense registers (top kPrecision bits) of `hashes`: a
+// lower bound of the number of distinct sparse indexes (each sparse index
+// lies in one register), so above kSparseLimit the sketch of these hashes is
+// dense, whatever else it holds.
+size_t DistinctRegisters(absl::Span<const uint64_t> hashes) {
+  uint64_t seen[HyperLogLog::kRegisters / 64] = {};
+  for (uint64_t h : hashes) {
+    const uint32_t r =
+        static_cast<uint32_t>(h >> (64 - HyperLogLog::kPrecision));
+    seen[r >> 6] |= uint64_t{1} << (r & 63);
+  }
+  size_t n = 0;
+  for (uint64_t w : seen) n += static_cast<size_t>(std::popcount(w));
+  return n;
+}
+}  // namespace
+
+void RollupBuilder::AddVisitor(uint32_t cell, uint64_t h) {
+  CellStats& c = cells_[cell];
+  if (c.has_last && c.last_hash == h) return;
+  c.has_last = true;
+  c.last_hash = h;
+  log_cells_.push_back(cell);
+  log_hashes_.push_back(h);
+  if (log_cells_.size() >= kMaxLoggedVisitors) DrainVisitors();
+}
+
+void RollupBuilder::DrainVisitors() {
+  if (log_cells_.empty()) return;
+  // Counting sort of the log by cell, then one AddMany per cell: the sketch
+  // depends only on the set of hashes added, not on their order or batching.
+  const size_t n = cells_.size();
+  std::vector<uint32_t> end(n + 1, 0);
+  for (uint32_t c : log_cells_) ++end[c + 1];
+  for (size_t i = 1; i <= n; ++i) end[i] += end[i - 1];
+  std::vector<uint64_t> sorted(log_hashes_.size());
+  {
+    std::vector<uint32_t> pos(end.begin(), end.end() - 1);
+    for (size_t k = 0; k < log_cells_.size(); ++k) {
+      sorted[pos[log_cells_[k]]++] = log_hashes_[k];
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (end[i] == end[i + 1]) continue;
+    CellInfo& c = cell_info_[i];
+    const absl::Span<uint64_t> hashes =
+        absl::MakeSpan(sorted.data() + end[i], end[i + 1] - end[i]);
+    if (c.sketch == nullptr) c.sketch = std::make_unique<HyperLogLog>();
+    const bool dense = c.sketch->entries() == 0 && !c.sketch->empty();
+    if (!dense && hashes.size() > kSparseLimit &&
+        DistinctRegisters(hashes) > kSparseLimit) {
+      // The sketch ends dense: build it dense right away (adding a hash to
+      // a dense sketch is a register max; the sparse path would sort them).
+      auto dense = std::make_unique<HyperLogLog>();
+      dense->PromoteToDense();
+      dense->Merge(*c.sketch);
+      c.sketch = std::move(dense);
+    }
+    c.sketch->AddMany(hashes);
+  }
+  log_cells_.clear();
+  log_hashes_.clear();
 }
 
 void RollupBuilder::AddOne(const Event& e) {
   if (e.is_engagement()) {  // feeds only raw-event metrics
     last_seq_ = std::max(last_seq_, e.seq);
     return;
-  }
-  if (dim_names_.empty()) {
-    for (DimId d : kRollupDims) dim_names_.emplace_back(DimName(d));
   }
   const int64_t hour_e = HourBucket(e.ts_ms);
   const int64_t hour_s = HourBucket(e.session_start_ms);
@@ -150,7 +341,8 @@ void RollupBuilder::AddOne(const Event& e) {
   }
   for (size_t i = 0; i < kNumRollupDims; ++i) {
     const DimId d = kRollupDims[i];
-    const std::string_view v = RawValue(e, d);
+    const uint16_t dim = static_cast<uint16_t>(i);
+    ValueTable::Entry& v = Intern(dim, RawValue(e, d));
     const DimKind kind = KindOf(d);
     int64_t visits = 0;
     bool session_part = false;
@@ -162,14 +354,17 @@ void RollupBuilder::AddOne(const Event& e) {
       session_part = true;
     }
     for (int level = 0; level < levels; ++level) {
-      Cell& c = CellFor(be[level], static_cast<uint16_t>(i), v);
-      c.m.pageviews += pv;
-      c.m.events += 1;
-      if (kind == DimKind::kEvent || !visitor_known[level]) c.AddVisitor(vh);
+      const uint32_t ci = CellAt(be[level], dim, v);
+      {
+        CellStats& c = cells_[ci];
+        c.m.pageviews += pv;
+        c.m.events += 1;
+      }
+      if (kind == DimKind::kEvent || !visitor_known[level]) AddVisitor(ci, vh);
       if (!session_part) continue;
-      Cell& s = bs[level] == be[level]
-                    ? c
-                    : CellFor(bs[level], static_cast<uint16_t>(i), v);
+      const uint32_t si =
+          bs[level] == be[level] ? ci : CellAt(bs[level], dim, v);
+      CellStats& s = cells_[si];
       s.m.visits += visits;
       if (kind != DimKind::kEvent) {
         s.m.bounces += e.d_bounce;
@@ -180,11 +375,13 @@ void RollupBuilder::AddOne(const Event& e) {
   }
   for (const auto& [key, value] : e.props) {
     const uint16_t dim = PropDim(key);
+    ValueTable::Entry& v = Intern(dim, value);
     for (int level = 0; level < levels; ++level) {
-      Cell& c = CellFor(be[level], dim, value);
+      const uint32_t ci = CellAt(be[level], dim, v);
+      CellStats& c = cells_[ci];
       c.m.pageviews += pv;
       c.m.events += 1;
-      c.AddVisitor(vh);
+      AddVisitor(ci, vh);
     }
   }
   ++pending_events_;
@@ -197,67 +394,84 @@ void RollupBuilder::Add(absl::Span<const Event> events) {
 }
 
 namespace {
-// `value` views the key of an hour cell (alive until Take clears them).
 struct DayKey {
   int64_t site, bucket;
   uint16_t dim;
-  std::string_view value;
+  uint32_t value;
   bool operator==(const DayKey&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const DayKey& k) {
     return H::combine(std::move(h), k.site, k.bucket, k.dim, k.value);
   }
 };
-}  // namespace
-
-RollupRow RollupBuilder::ToRow(const Bucket& b, RollupLevel level,
-                               int64_t bucket, const std::string& dim,
-                               std::string_view value, Cell& c) {
-  RollupRow r;
-  r.site_id = b.site_id;
-  r.level = level;
-  r.bucket = bucket;
-  r.dim = dim;
-  r.value.assign(value.data(), value.size());
-  r.m = c.m;
-  c.FlushVisitors();
-  c.visitors.SerializeTo(&r.visitors);
-  return r;
+struct DayCell {
+  RollupMetrics m;
+  HyperLogLog visitors;
+};
+void AddMetrics(RollupMetrics& to, const RollupMetrics& m) {
+  to.pageviews += m.pageviews;
+  to.events += m.events;
+  to.visits += m.visits;
+  to.bounces += m.bounces;
+  to.duration_ms += m.duration_ms;
+  to.session_pageviews += m.session_pageviews;
 }
+}  // namespace
 
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   absl::MutexLock l(&mu_);
-  std::vector<RollupRow> rows;
-  // Day cells derived from hour cells, for whole-hour zones.
-  absl::flat_hash_map<DayKey, Cell> days;
+  DrainVisitors();
   for (auto& [k, b] : buckets_) {
-    const RollupLevel level = static_cast<RollupLevel>(b->level);
-    const bool derive =
-        level == RollupLevel::kHour && ZoneOf(b->site_id).derive_days;
-    const int64_t day =
-        derive ? LocalDayStart(b->bucket * 1000, ZoneOf(b->site_id).tz) : 0;
-    for (size_t dim = 0; dim < b->dims.size(); ++dim) {
-      for (auto& [value, c] : b->dims[dim]) {
-        rows.push_back(ToRow(*b, level, b->bucket, dim_names_[dim], value, c));
-        if (!derive) continue;
-        Cell& d = days[DayKey{b->site_id, day, static_cast<uint16_t>(dim),
-                              std::string_view(value)}];
-        d.m.pageviews += c.m.pageviews;
-        d.m.events += c.m.events;
-        d.m.visits += c.m.visits;
-        d.m.bounces += c.m.bounces;
-        d.m.duration_ms += c.m.duration_ms;
-        d.m.session_pageviews += c.m.session_pageviews;
-        d.visitors.Merge(c.visitors);
-      }
+    b->derive = b->level == kHour && ZoneOf(b->site_id).derive_days;
+    b->day = b->derive ? LocalDayStart(b->bucket * 1000, ZoneOf(b->site_id).tz)
+                       : 0;
+  }
+  std::vector<RollupRow> rows;
+  rows.reserve(cells_.size());
+  const HyperLogLog empty;
+  // Day cells derived from hour cells, for whole-hour zones.
+  absl::flat_hash_map<DayKey, uint32_t> day_index;
+  std::vector<DayCell> days;
+  std::vector<DayKey> day_keys;
+  for (size_t i = 0; i < cells_.size(); ++i) {
+    const CellInfo& c = cell_info_[i];
+    const Bucket& b = *c.bucket;
+    const std::string& value = values_[c.dim].values[c.value];
+    RollupRow& r = rows.emplace_back();
+    r.site_id = b.site_id;
+    r.level = static_cast<RollupLevel>(b.level);
+    r.bucket = b.bucket;
+    r.dim = dim_names_[c.dim];
+    r.value = value;
+    r.m = cells_[i].m;
+    const HyperLogLog& sketch = c.sketch ? *c.sketch : empty;
+    sketch.SerializeTo(&r.visitors);
+    if (!b.derive) continue;
+    const DayKey key{b.site_id, b.day, c.dim, c.value};
+    auto [it, inserted] =
+        day_index.try_emplace(key, static_cast<uint32_t>(days.size()));
+    if (inserted) {
+      days.emplace_back();
+      day_keys.push_back(key);
     }
+    DayCell& d = days[it->second];
+    AddMetrics(d.m, r.m);
+    if (c.sketch) d.visitors.Merge(*c.sketch);
   }
-  Bucket proto;
-  for (auto& [k, c] : days) {
-    proto.site_id = k.site;
-    rows.push_back(ToRow(proto, RollupLevel::kDay, k.bucket, dim_names_[k.dim],
-                         k.value, c));
+  for (size_t i = 0; i < days.size(); ++i) {
+    const DayKey& k = day_keys[i];
+    RollupRow& r = rows.emplace_back();
+    r.site_id = k.site;
+    r.level = RollupLevel::kDay;
+    r.bucket = k.bucket;
+    r.dim = dim_names_[k.dim];
+    r.value = values_[k.dim].values[k.value];
+    r.m = days[i].m;
+    days[i].visitors.SerializeTo(&r.visitors);
   }
+  cells_.clear();
+  cell_info_.clear();
+  for (ValueTable& t : values_) t = ValueTable();
   buckets_.clear();
   for (Bucket*& b : last_bucket_) b = nullptr;
   pending_events_ = 0;
@@ -271,29 +485,14 @@ void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
     if (r.level == RollupLevel::kDay && ZoneOf(r.site_id).derive_days) {
       continue;  // derived again from the hour rows put back
     }
-    auto it = dim_index_.find(r.dim);
-    uint16_t dim;
-    if (it != dim_index_.end()) {
-      dim = it->second;
-    } else {
-      auto pos = std::find(dim_names_.begin(), dim_names_.end(), r.dim);
-      if (pos == dim_names_.end()) {
-        dim_names_.push_back(r.dim);
-        pos = dim_names_.end() - 1;
-      }
-      dim = static_cast<uint16_t>(pos - dim_names_.begin());
-      dim_index_.emplace(r.dim, dim);
-    }
-    Cell& c =
-        CellFor(BucketFor(r.site_id, static_cast<uint8_t>(r.level), r.bucket),
-                dim, r.value);
-    c.m.pageviews += r.m.pageviews;
-    c.m.events += r.m.events;
-    c.m.visits += r.m.visits;
-    c.m.bounces += r.m.bounces;
-    c.m.duration_ms += r.m.duration_ms;
-    c.m.session_pageviews += r.m.session_pageviews;
-    (void)c.visitors.MergeSerialized(r.visitors);
+    const uint16_t dim = DimOf(r.dim);
+    const uint32_t ci =
+        CellAt(BucketFor(r.site_id, static_cast<uint8_t>(r.level), r.bucket),
+               dim, Intern(dim, r.value));
+    AddMetrics(cells_[ci].m, r.m);
+    CellInfo& c = cell_info_[ci];
+    if (c.sketch == nullptr) c.sketch = std::make_unique<HyperLogLog>();
+    (void)c.sketch->MergeSerialized(r.visitors);
   }
 }
 
@@ -302,36 +501,37 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
                          absl::Span<const std::string> dims,
                          const std::function<void(const RollupRow&)>& fn) {
   absl::MutexLock l(&mu_);
+  DrainVisitors();
   SiteZone& zone = ZoneOf(site_id);
   // Day cells of whole-hour zones are the hour cells, relabelled with their
   // local day; callers aggregate rows with equal keys.
   const bool derived = level == RollupLevel::kDay && zone.derive_days;
   const uint8_t want =
       static_cast<uint8_t>(derived ? RollupLevel::kHour : level);
+  std::vector<bool> wanted(dim_names_.size());
+  for (size_t dim = 0; dim < dim_names_.size(); ++dim) {
+    wanted[dim] =
+        std::find(dims.begin(), dims.end(), dim_names_[dim]) != dims.end();
+  }
+  const HyperLogLog empty;
   RollupRow r;
   for (const auto& [k, b] : buckets_) {
     if (k.site_id != site_id || k.level != want) continue;
     const int64_t bucket =
         derived ? LocalDayStart(k.bucket * 1000, zone.tz) : k.bucket;
     if (bucket < from_bucket || bucket >= to_bucket) continue;
-    for (size_t dim = 0; dim < b->dims.size(); ++dim) {
-      const std::string& name = dim_names_[dim];
-      if (b->dims[dim].empty() ||
-          std::find(dims.begin(), dims.end(), name) == dims.end()) {
-        continue;
-      }
-      for (auto& [value, c] : b->dims[dim]) {
-        c.FlushVisitors();
-        r.site_id = k.site_id;
-        r.level = level;
-        r.bucket = bucket;
-        r.dim = name;
-        r.value = value;
-        r.m = c.m;
-        r.visitors.clear();
-        c.visitors.SerializeTo(&r.visitors);
-        fn(r);
-      }
+    for (const auto& [key, index] : b->cells) {
+      const CellInfo& c = cell_info_[index];
+      if (!wanted[c.dim]) continue;
+      r.site_id = k.site_id;
+      r.level = level;
+      r.bucket = bucket;
+      r.dim = dim_names_[c.dim];
+      r.value = values_[c.dim].values[c.value];
+      r.m = cells_[index].m;
+      r.visitors.clear();
+      (c.sketch ? *c.sketch : empty).SerializeTo(&r.visitors);
+      fn(r);
     }
   }
 }

@@ -19,13 +19,22 @@
 // hour cells only and the day cells are derived from them (Take, Scan): half
 // the work per event. Other zones (e.g. Asia/Kolkata) fold both levels.
 //
+// Per event the work is counters and appends: values are interned per
+// dimension (until the next Take) and cells found by integer keys; visitor
+// hashes go to a log and are added to the cells' sketches in one batch per
+// cell when the log is drained (Take, Scan, or when it is long). A sketch
+// depends only on the set of hashes added, so the rows are the same as with
+// an insert per event.
+//
 // Thread-safety: all methods lock an internal mutex.
 #ifndef ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
 #define ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +42,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -47,7 +57,8 @@ int64_t LocalDayStart(int64_t ts_ms, const absl::TimeZone& tz);
 
 class RollupBuilder {
  public:
-  RollupBuilder() = default;
+  RollupBuilder();
+  ~RollupBuilder();
 
   // Day buckets of events of `site_id` use this zone (UTC when never set).
   void SetSiteTimezone(int64_t site_id, const absl::TimeZone& tz);
@@ -71,41 +82,62 @@ class RollupBuilder {
   void set_last_seq(int64_t seq);
 
  private:
-  struct Cell {
+  // A cell's metrics and visitor sketch. Visitor hashes are first appended to
+  // the builder's visitor log and added to `sketch` in one batch per cell
+  // when the log is drained (Take, Scan, or when it is long).
+  struct Bucket;
+  // Per-event fields of a cell (one cache line).
+  struct alignas(64) CellStats {
     RollupMetrics m;
-    HyperLogLog visitors;
-    // Visitor hashes not yet in `visitors`: added in batches (one sort and
-    // merge instead of a sorted insert per event).
-    std::vector<uint64_t> buffer;
-    uint32_t flush_at = 256;
-    void AddVisitor(uint64_t h) {
-      if (!buffer.empty() && buffer.back() == h) return;
-      buffer.push_back(h);
-      if (buffer.size() >= flush_at) FlushVisitors();
-    }
-    void FlushVisitors() {
-      if (buffer.empty()) return;
-      visitors.AddMany(absl::MakeSpan(buffer));
-      buffer.clear();
-      // A sparse sketch merges a batch in one pass over all its entries (up
-      // to 4094): batches of at least half its size keep that pass, and its
-      // reallocation, to a few operations per hash. The sketch is the same
-      // whatever the batching (it depends only on the set of hashes).
-      flush_at =
-          static_cast<uint32_t>(std::max<size_t>(256, visitors.entries() / 2));
-    }
+    uint64_t last_hash = 0;  // last logged visitor (repeats are skipped)
+    bool has_last = false;
   };
-  // Cells of one (site, level, bucket), per dimension index, by value. Two
-  // levels keep the per-event work to one short-string lookup per dimension.
+  struct CellInfo {
+    Bucket* bucket = nullptr;
+    uint32_t value = 0;  // id in values_[dim]
+    uint16_t dim = 0;
+    std::unique_ptr<HyperLogLog> sketch;  // null: empty so far
+  };
+  // The cells of one (site, level, bucket), by (dim << 32 | value id).
   struct Bucket {
     int64_t site_id = 0;
     uint8_t level = 0;
     int64_t bucket = 0;
-    std::vector<absl::flat_hash_map<std::string, Cell>> dims;
+    absl::flat_hash_map<uint64_t, uint32_t> cells;  // -> index in cells_
     // Sessions (session id mixed with visitor hash) whose visitor is already
     // in this bucket's cells of the session-constant dimensions (total and
     // visit:*): later events of the session skip those sketch inserts.
     absl::flat_hash_set<uint64_t> visitor_done;
+    // Set by Take: whether day cells derive from this hour bucket, and its
+    // local day.
+    bool derive = false;
+    int64_t day = 0;
+  };
+  // The values of one dimension seen since the last Take, interned to dense
+  // ids, with each value's cells in the two buckets it was used in last (so
+  // that most cell look-ups are an id compare, not a hash look-up).
+  struct ValueTable {
+    // A value's identity: its size and two words that, up to 16 bytes, are
+    // its bytes (so comparing them compares the values); longer values are
+    // compared in full when the words and the size match.
+    struct Key {
+      uint64_t w0, w1, hash;
+      uint32_t size;
+    };
+    struct Entry {
+      uint64_t w0 = 0, w1 = 0;
+      uint32_t size = 0;
+      uint32_t id = kNoId;
+      // The value's cells in the two buckets it was used in last.
+      Bucket* b[2] = {nullptr, nullptr};
+      uint32_t cell[2] = {0, 0};
+    };
+    static constexpr uint32_t kNoId = ~uint32_t{0};
+    std::vector<Entry> table;  // open addressing, size a power of two
+    std::vector<std::string> values;  // by id
+    static Key KeyOf(std::string_view v);
+    Entry* Find(const Key& k, std::string_view v);  // null when absent
+    Entry* Insert(const Key& k, std::string_view v);
   };
   struct BucketKey {
     int64_t site_id;
@@ -127,27 +159,40 @@ class RollupBuilder {
 
   Bucket* BucketFor(int64_t site, uint8_t level, int64_t bucket)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static Cell& CellFor(Bucket* b, uint16_t dim, std::string_view value);
+  // The value's entry in values_[dim] (valid until the next Intern).
+  ValueTable::Entry& Intern(uint16_t dim, std::string_view value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Index in cells_ of the cell (b, dim, v), created when missing.
+  uint32_t CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddVisitor(uint32_t cell, uint64_t h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the logged visitor hashes to their cells' sketches.
+  void DrainVisitors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t DayBucket(int64_t site, int64_t ts_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   SiteZone& ZoneOf(int64_t site) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static RollupRow ToRow(const Bucket& b, RollupLevel level, int64_t bucket,
-                         const std::string& dim, std::string_view value,
-                         Cell& c);
   uint16_t PropDim(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint16_t DimOf(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddOne(const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<BucketKey, std::unique_ptr<Bucket>> buckets_
       ABSL_GUARDED_BY(mu_);
   Bucket* last_bucket_[4] ABSL_GUARDED_BY(mu_) = {};  // small lookup cache
+  int next_cache_slot_ ABSL_GUARDED_BY(mu_) = 0;
+  // Every pending cell, in creation order; cleared by Take.
+  std::vector<CellStats> cells_ ABSL_GUARDED_BY(mu_);
+  std::vector<CellInfo> cell_info_ ABSL_GUARDED_BY(mu_);  // by cell index
+  // Visitor hashes not yet in their cells' sketches: (cell index, hash).
+  std::vector<uint32_t> log_cells_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> log_hashes_ ABSL_GUARDED_BY(mu_);
+  std::vector<ValueTable> values_ ABSL_GUARDED_BY(mu_);  // by dim
   std::vector<std::string> dim_names_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint16_t> dim_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, SiteZone> zones_ ABSL_GUARDED_BY(mu_);
   int64_t pending_events_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::string lookup_scratch_ ABSL_GUARDED_BY(mu_);
-  int next_cache_slot_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace analytics

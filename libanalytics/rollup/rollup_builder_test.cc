@@ -1,6 +1,13 @@
 #include "libanalytics/rollup/rollup_builder.h"
 
+#include <map>
+#include <set>
+#include <random>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "libanalytics/core/dimensions.h"
 
 namespace analytics {
 namespace {
@@ -197,6 +204,383 @@ TEST(RollupBuilderTest, VisitorsOfRepeatedSessionEventsAreKept) {
   EXPECT_EQ(estimate(rows[{0, hour, "visit:source", "Google"}]), 1u);
   EXPECT_EQ(estimate(rows[{0, hour, "event:page", "/"}]), 1u);
   EXPECT_EQ((rows[{0, hour, "", ""}].m.events), 2);
+}
+
+// The fold as first written (one string-keyed map of cells per bucket and
+// dimension, visitors buffered per cell), kept as the reference that the
+// optimized RollupBuilder must match exactly.
+class ReferenceFold {
+ public:
+  ReferenceFold() {
+    for (DimId d : kRollupDims) dim_names_.emplace_back(DimName(d));
+  }
+  void SetSiteTimezone(int64_t site, const absl::TimeZone& tz, bool whole) {
+    zones_[site] = Zone{tz, whole};
+  }
+  void Add(const std::vector<Event>& events) {
+    for (const Event& e : events) AddOne(e);
+  }
+  std::vector<RollupRow> Take(int64_t* seq) {
+    std::vector<RollupRow> rows;
+    std::map<std::tuple<int64_t, int64_t, uint16_t, std::string>, Cell> days;
+    for (auto& [k, b] : buckets_) {
+      const auto [site, level, bucket] = k;
+      const bool derive = level == 0 && ZoneOf(site).whole;
+      const int64_t day =
+          derive ? LocalDayStart(bucket * 1000, ZoneOf(site).tz) : 0;
+      for (auto& [dk, c] : b.cells) {
+        const auto& [dim, value] = dk;
+        rows.push_back(ToRow(site, static_cast<RollupLevel>(level), bucket,
+                             dim_names_[dim], value, c));
+        if (!derive) continue;
+        Cell& d = days[{site, day, dim, value}];
+        Sum(d.m, c.m);
+        d.visitors.Merge(c.visitors);
+      }
+    }
+    for (auto& [k, c] : days) {
+      const auto& [site, day, dim, value] = k;
+      rows.push_back(
+          ToRow(site, RollupLevel::kDay, day, dim_names_[dim], value, c));
+    }
+    buckets_.clear();
+    pending_ = 0;
+    *seq = last_seq_;
+    return rows;
+  }
+  void PutBack(const std::vector<RollupRow>& rows) {
+    for (const RollupRow& r : rows) {
+      if (r.level == RollupLevel::kDay && ZoneOf(r.site_id).whole) continue;
+      Cell& c = Bucket(r.site_id, static_cast<int>(r.level), r.bucket)
+                    .cells[{DimOf(r.dim), r.value}];
+      Sum(c.m, r.m);
+      (void)c.visitors.MergeSerialized(r.visitors);
+    }
+  }
+  void Scan(int64_t site, RollupLevel level, int64_t from, int64_t to,
+            const std::vector<std::string>& dims,
+            const std::function<void(const RollupRow&)>& fn) {
+    const bool derived = level == RollupLevel::kDay && ZoneOf(site).whole;
+    const int want = derived ? 0 : static_cast<int>(level);
+    for (auto& [k, b] : buckets_) {
+      const auto [s, l, bucket] = k;
+      if (s != site || l != want) continue;
+      const int64_t at =
+          derived ? LocalDayStart(bucket * 1000, ZoneOf(site).tz) : bucket;
+      if (at < from || at >= to) continue;
+      for (auto& [dk, c] : b.cells) {
+        if (std::find(dims.begin(), dims.end(), dim_names_[dk.first]) ==
+            dims.end()) {
+          continue;
+        }
+        fn(ToRow(site, level, at, dim_names_[dk.first], dk.second, c));
+      }
+    }
+  }
+  int64_t pending_events() const { return pending_; }
+  int64_t last_seq() const { return last_seq_; }
+
+ private:
+  struct Cell {
+    RollupMetrics m;
+    HyperLogLog visitors;
+  };
+  struct BucketCells {
+    std::map<std::pair<uint16_t, std::string>, Cell> cells;
+    std::set<uint64_t> visitor_done;
+  };
+  struct Zone {
+    absl::TimeZone tz = absl::UTCTimeZone();
+    bool whole = true;
+  };
+  static void Sum(RollupMetrics& to, const RollupMetrics& m) {
+    to.pageviews += m.pageviews;
+    to.events += m.events;
+    to.visits += m.visits;
+    to.bounces += m.bounces;
+    to.duration_ms += m.duration_ms;
+    to.session_pageviews += m.session_pageviews;
+  }
+  static RollupRow ToRow(int64_t site, RollupLevel level, int64_t bucket,
+                         const std::string& dim, const std::string& value,
+                         const Cell& c) {
+    RollupRow r;
+    r.site_id = site;
+    r.level = level;
+    r.bucket = bucket;
+    r.dim = dim;
+    r.value = value;
+    r.m = c.m;
+    r.visitors = c.visitors.Serialize();
+    return r;
+  }
+  static int64_t Hour(int64_t ts_ms) {
+    int64_t s = ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000;
+    return s - ((s % 3600) + 3600) % 3600;
+  }
+  Zone& ZoneOf(int64_t site) { return zones_[site]; }
+  BucketCells& Bucket(int64_t site, int level, int64_t bucket) {
+    return buckets_[{site, level, bucket}];
+  }
+  uint16_t DimOf(const std::string& name) {
+    auto pos = std::find(dim_names_.begin(), dim_names_.end(), name);
+    if (pos == dim_names_.end()) {
+      dim_names_.push_back(name);
+      pos = dim_names_.end() - 1;
+    }
+    return static_cast<uint16_t>(pos - dim_names_.begin());
+  }
+  void AddOne(const Event& e) {
+    last_seq_ = std::max(last_seq_, e.seq);
+    if (e.is_engagement()) return;
+    const uint64_t vh = HyperLogLog::HashKey(e.visitor_id);
+    const int levels = ZoneOf(e.site_id).whole ? 1 : 2;
+    const int64_t pv = e.is_pageview() ? 1 : 0;
+    for (int level = 0; level < levels; ++level) {
+      const absl::TimeZone& tz = ZoneOf(e.site_id).tz;
+      BucketCells& be = level == 0 ? Bucket(e.site_id, 0, Hour(e.ts_ms))
+                                   : Bucket(e.site_id, 1,
+                                            LocalDayStart(e.ts_ms, tz));
+      BucketCells& bs =
+          level == 0 ? Bucket(e.site_id, 0, Hour(e.session_start_ms))
+                     : Bucket(e.site_id, 1,
+                              LocalDayStart(e.session_start_ms, tz));
+      const uint64_t key = e.session_id ^ (vh * 0x9E3779B97F4A7C15ULL);
+      const bool known =
+          e.session_id != 0 && !be.visitor_done.insert(key).second;
+      for (size_t i = 0; i < std::size(kRollupDims); ++i) {
+        const DimId d = kRollupDims[i];
+        const std::string v(RawValue(e, d));
+        const bool event_kind = KindOf(d) == DimKind::kEvent;
+        const bool first =
+            event_kind ? (d == DimId::kPage ? e.first_page : e.first_name)
+                       : e.first_in_session;
+        Cell& c = be.cells[{static_cast<uint16_t>(i), v}];
+        c.m.pageviews += pv;
+        c.m.events += 1;
+        if (event_kind || !known) c.visitors.Add(vh);
+        if (event_kind && !first) continue;
+        Cell& s = bs.cells[{static_cast<uint16_t>(i), v}];
+        s.m.visits += first ? 1 : 0;
+        if (!event_kind) {
+          s.m.bounces += e.d_bounce;
+          s.m.duration_ms += e.d_duration_ms;
+          s.m.session_pageviews += pv;
+        }
+      }
+      for (const auto& [key, value] : e.props) {
+        Cell& c = be.cells[{DimOf("event:props:" + key), value}];
+        c.m.pageviews += pv;
+        c.m.events += 1;
+        c.visitors.Add(vh);
+      }
+    }
+    ++pending_;
+  }
+
+  std::vector<std::string> dim_names_;
+  std::map<std::tuple<int64_t, int, int64_t>, BucketCells> buckets_;
+  std::map<int64_t, Zone> zones_;
+  int64_t pending_ = 0;
+  int64_t last_seq_ = 0;
+};
+
+using RowKey = std::tuple<int64_t, int, int64_t, std::string, std::string,
+                          int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                          std::string>;
+std::vector<RowKey> Sorted(const std::vector<RollupRow>& rows) {
+  std::vector<RowKey> out;
+  for (const RollupRow& r : rows) {
+    out.emplace_back(r.site_id, static_cast<int>(r.level), r.bucket, r.dim,
+                     r.value, r.m.pageviews, r.m.events, r.m.visits,
+                     r.m.bounces, r.m.duration_ms, r.m.session_pageviews,
+                     r.visitors);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Random events over a few days for sites in whole-hour zones, in a
+// half-hour zone (Asia/Kolkata) and without a zone, with sessions that
+// continue across hours and days, visit attributes that (rarely) change
+// within a session, props, engagement events, and values of every length
+// (the builder interns values by their first and last bytes up to 16).
+class EventSource {
+ public:
+  explicit EventSource(uint64_t seed) : rng_(seed) {}
+  Event Next(int64_t t0, int64_t span_ms, int visitors) {
+    Event e;
+    e.seq = ++seq_;
+    e.site_id = 1 + Pick(4);
+    e.ts_ms = t0 + static_cast<int64_t>(rng_() % span_ms);
+    const int v = Pick(visitors);
+    e.visitor_id = 1000 + v;
+    e.session_id = Pick(20) == 0 ? 0 : 5000 + v + Pick(2) * 100000;
+    e.session_start_ms = e.ts_ms - static_cast<int64_t>(
+                                       Pick(4) == 0 ? rng_() % 172800000
+                                                    : rng_() % 3600000);
+    const int kind = Pick(20);
+    e.name = kind == 0 ? "engagement" : kind < 4 ? "Signup" : "pageview";
+    e.page = Value(40, "/p");
+    e.hostname = "example.com";
+    VisitAttrs& a = e.visit;
+    const int s = Pick(8) == 0 ? Pick(1000) : v;  // attrs follow the visitor
+    a.entry_page = absl::StrCat("/p", s % 37);
+    a.source = s % 5 == 0 ? "" : absl::StrCat("src", s % 7);
+    a.referrer = s % 3 == 0 ? "" : absl::StrCat("ref.example/", s % 11);
+    a.utm_source = s % 9 == 0 ? "newsletter" : "";
+    a.utm_medium = s % 9 == 0 ? "email" : "";
+    a.utm_campaign = s % 13 == 0 ? std::string(s % 40, 'c') : "";
+    a.country = s % 4 == 0 ? "" : absl::StrCat("C", s % 6);
+    a.browser = absl::StrCat("B", s % 5);
+    a.browser_version = absl::StrCat(s % 5, ".0.", s % 3);
+    a.os = s % 2 ? "Windows" : "Mac";
+    a.os_version = absl::StrCat(s % 4);
+    a.device = s % 3 ? "Desktop" : "Mobile";
+    a.screen = s % 3 ? "Desktop" : "Mobile";
+    a.locale = s % 2 ? "en-US" : "de-DE";
+    for (int n = Pick(4) == 0 ? Pick(4) : 0; n > 0; --n) {
+      e.props.emplace_back(absl::StrCat("k", Pick(3)), Value(12, "v"));
+    }
+    e.first_in_session = Pick(3) == 0;
+    e.first_page = Pick(2) == 0;
+    e.first_name = Pick(2) == 0;
+    e.d_bounce = static_cast<int8_t>(Pick(3) - 1);
+    e.d_duration_ms = Pick(3) == 0 ? -Pick(50000) : Pick(50000);
+    return e;
+  }
+
+ private:
+  int Pick(int n) { return static_cast<int>(rng_() % n); }
+  // Values up to 40 bytes that often share their first or last 8 bytes, or
+  // both (with the same size).
+  std::string Value(int n, const char* prefix) {
+    const int i = Pick(n);
+    switch (i % 5) {
+      case 4:
+        return absl::StrCat("aaaaaaaa", prefix, i % 10, "bbbbbbbb");
+      case 0:
+        return absl::StrCat(prefix, i);
+      case 1:
+        return absl::StrCat(prefix, std::string(i % 23, 'x'), i);
+      case 2:
+        return absl::StrCat(i, std::string(i % 31, 'y'), prefix);
+      default:
+        return i % 8 == 3 ? std::string() : std::string(i % 41, 'z');
+    }
+  }
+  std::mt19937_64 rng_;
+  int64_t seq_ = 0;
+};
+
+TEST(RollupBuilderTest, MatchesTheReferenceFold) {
+  absl::TimeZone berlin, kolkata, ny;
+  ASSERT_TRUE(absl::LoadTimeZone("Europe/Berlin", &berlin));
+  ASSERT_TRUE(absl::LoadTimeZone("Asia/Kolkata", &kolkata));
+  ASSERT_TRUE(absl::LoadTimeZone("America/New_York", &ny));
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    SCOPED_TRACE(seed);
+    RollupBuilder b;
+    ReferenceFold ref;
+    b.SetSiteTimezone(1, berlin);
+    ref.SetSiteTimezone(1, berlin, true);
+    b.SetSiteTimezone(2, kolkata);
+    ref.SetSiteTimezone(2, kolkata, false);
+    b.SetSiteTimezone(4, ny);  // site 3: no zone (UTC)
+    ref.SetSiteTimezone(4, ny, true);
+    EventSource src(seed);
+    std::mt19937_64 rng(seed * 77);
+    // 2026-11-01 (a DST change in New York), over three days.
+    const int64_t t0 = 1793491200000;
+    const int64_t span = 3 * 86400000LL;
+    std::vector<RollupRow> taken;
+    for (int step = 0; step < 60; ++step) {
+      const int op = static_cast<int>(rng() % 10);
+      if (op < 6) {
+        std::vector<Event> events;
+        const int n = 1 + static_cast<int>(rng() % 300);
+        for (int i = 0; i < n; ++i) events.push_back(src.Next(t0, span, 300));
+        b.Add(events);
+        ref.Add(events);
+        ASSERT_EQ(b.pending_events(), ref.pending_events());
+      } else if (op < 8) {
+        const int64_t site = 1 + static_cast<int64_t>(rng() % 4);
+        const RollupLevel level =
+            rng() % 2 ? RollupLevel::kDay : RollupLevel::kHour;
+        const int64_t from = t0 / 1000 - 86400 + rng() % (4 * 86400);
+        const int64_t to = from + rng() % (3 * 86400);
+        std::vector<std::string> dims = {"", "event:page", "visit:source",
+                                         "event:props:k1"};
+        dims.resize(1 + rng() % dims.size());
+        std::vector<RollupRow> got, want;
+        b.Scan(site, level, from, to, dims,
+               [&](const RollupRow& r) { got.push_back(r); });
+        ref.Scan(site, level, from, to, dims,
+                 [&](const RollupRow& r) { want.push_back(r); });
+        ASSERT_EQ(Sorted(got), Sorted(want)) << "scan at step " << step;
+      } else if (op < 9) {
+        int64_t seq = 0, ref_seq = 0;
+        taken = b.Take(&seq);
+        std::vector<RollupRow> want = ref.Take(&ref_seq);
+        ASSERT_EQ(seq, ref_seq);
+        ASSERT_EQ(Sorted(taken), Sorted(want)) << "take at step " << step;
+      } else {
+        // Put back what was taken last, or a part of it.
+        std::vector<RollupRow> rows = taken;
+        if (rng() % 2) rows.resize(rows.size() / 2);
+        b.PutBack(rows);
+        ref.PutBack(rows);
+      }
+    }
+    int64_t seq = 0, ref_seq = 0;
+    std::vector<RollupRow> got = b.Take(&seq);
+    ASSERT_EQ(Sorted(got), Sorted(ref.Take(&ref_seq)));
+    ASSERT_EQ(b.last_seq(), ref.last_seq());
+  }
+}
+
+// Cells with thousands of visitors (sparse and dense sketches, and the
+// switch between them), and more logged visitors than the builder keeps
+// before adding them to the sketches (its log is drained mid-period).
+TEST(RollupBuilderTest, MatchesTheReferenceFoldForLargeCells) {
+  RollupBuilder b;
+  ReferenceFold ref;
+  EventSource src(99);
+  const int64_t t0 = 1793491200000;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<Event> events;
+    // 70,000 events, one hour per round: some cells take nearly every
+    // visitor (dense), some a few thousand (near the sparse limit).
+    for (int i = 0; i < 70000; ++i) {
+      Event e = src.Next(t0 + round * 3600000LL, 3600000, 9000 * (round + 1));
+      e.site_id = 1;
+      e.session_start_ms = e.ts_ms;
+      events.push_back(std::move(e));
+    }
+    b.Add(events);
+    ref.Add(events);
+    if (round == 1) {
+      std::vector<RollupRow> got, want;
+      const std::vector<std::string> dims = {"", "visit:browser"};
+      b.Scan(1, RollupLevel::kDay, 0, int64_t{1} << 40, dims,
+             [&](const RollupRow& r) { got.push_back(r); });
+      ref.Scan(1, RollupLevel::kDay, 0, int64_t{1} << 40, dims,
+               [&](const RollupRow& r) { want.push_back(r); });
+      ASSERT_EQ(Sorted(got), Sorted(want));
+    }
+  }
+  int64_t seq = 0, ref_seq = 0;
+  std::vector<RollupRow> got = b.Take(&seq);
+  std::vector<RollupRow> want = ref.Take(&ref_seq);
+  ASSERT_EQ(Sorted(got), Sorted(want));
+  // The sketches span the three forms.
+  std::set<char> encodings;
+  for (const RollupRow& r : got) encodings.insert(r.visitors[3]);
+  EXPECT_EQ(encodings, (std::set<char>{1, 2, 3}));
+  // Put back into a fresh builder: the same rows come out again.
+  RollupBuilder again;
+  again.PutBack(got);
+  ASSERT_EQ(Sorted(again.Take(&seq)), Sorted(got));
 }
 
 }  // namespace
