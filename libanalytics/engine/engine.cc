@@ -929,12 +929,12 @@ class EngineImpl : public Engine {
   // The folder: folds committed events into pending rollups, off the
   // committer's path, and checkpoints them periodically: every
   // checkpoint_interval or checkpoint_events, but never sooner than
-  // kCheckpointSpacing times the last checkpoint's duration after it. A
-  // checkpoint costs per distinct cell, not per event (SQLite: a stored
-  // sketch merged per row), so under heavy ingestion spacing them out keeps
-  // the folder's time spent writing rollups to a few percent; the price is
-  // more events to replay after a crash, and queries see pending cells
-  // anyway.
+  // kCheckpointSpacing times the last checkpoint's duration after it, unless
+  // kMaxPendingCells cells are pending (memory). A checkpoint costs per
+  // distinct cell, not per event (SQLite: a stored sketch merged per row),
+  // so under heavy ingestion spacing them out keeps the folder's time spent
+  // writing rollups to a few percent; the price is more events to replay
+  // after a crash, and queries see pending cells anyway.
   void FoldLoop() {
     absl::Time last_checkpoint = absl::Now();
     absl::Duration last_took = absl::ZeroDuration();
@@ -961,9 +961,10 @@ class EngineImpl : public Engine {
         folded_seq_ = events.back().seq;
       }
       const absl::Duration since = absl::Now() - last_checkpoint;
-      if (stop || ((rollups_.pending_events() >= opts_.checkpoint_events ||
-                    since >= opts_.checkpoint_interval) &&
-                   since >= kCheckpointSpacing * last_took)) {
+      if (stop || rollups_.pending_cells() >= kMaxPendingCells ||
+          ((rollups_.pending_events() >= opts_.checkpoint_events ||
+            since >= opts_.checkpoint_interval) &&
+           since >= kCheckpointSpacing * last_took)) {
         const absl::Time t0 = absl::Now();
         (void)Checkpoint();
         last_checkpoint = absl::Now();
@@ -1248,9 +1249,12 @@ class EngineImpl : public Engine {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::thread committer_;
 
-  // Queued events cost ~1 KB each (an Event's strings).
-  static constexpr int64_t kMaxFoldLag = 200000;
+  // Queued events cost ~1 KB each (an Event and its strings).
+  static constexpr int64_t kMaxFoldLag = 65536;
   static constexpr int kCheckpointSpacing = 20;  // see FoldLoop
+  // Pending rollup cells that force a checkpoint whatever the spacing: the
+  // bound on the folder's memory (a cell's sketch takes up to 16 KiB).
+  static constexpr int64_t kMaxPendingCells = 16384;
   absl::Mutex fold_mu_;
   std::deque<std::vector<Event>> fold_queue_ ABSL_GUARDED_BY(fold_mu_);
   int64_t fold_queued_ ABSL_GUARDED_BY(fold_mu_) = 0;

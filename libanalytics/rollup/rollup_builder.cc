@@ -158,8 +158,8 @@ RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::KeyOf(
            uint64_t{static_cast<uint8_t>(p[n / 2])} << 8 |
            uint64_t{static_cast<uint8_t>(p[n - 1])} << 16;
   }
-  k.hash = n <= 16 ? Mix(k.w0 ^ n, k.w1)
-                   : absl::Hash<absl::string_view>{}(AV(v));
+  k.hash =
+      n <= 16 ? Mix(k.w0 ^ n, k.w1) : absl::Hash<absl::string_view>{}(AV(v));
   return k;
 }
 
@@ -212,8 +212,7 @@ RollupBuilder::ValueTable::Entry& RollupBuilder::Intern(
   return e != nullptr ? *e : *t.Insert(k, value);
 }
 
-uint32_t RollupBuilder::CellAt(Bucket* b, uint16_t dim,
-                               ValueTable::Entry& v) {
+uint32_t RollupBuilder::CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v) {
   if (v.b[0] == b) return v.cell[0];
   uint32_t cell;
   if (v.b[1] == b) {
@@ -423,8 +422,8 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   DrainVisitors();
   for (auto& [k, b] : buckets_) {
     b->derive = b->level == kHour && ZoneOf(b->site_id).derive_days;
-    b->day = b->derive ? LocalDayStart(b->bucket * 1000, ZoneOf(b->site_id).tz)
-                       : 0;
+    b->day =
+        b->derive ? LocalDayStart(b->bucket * 1000, ZoneOf(b->site_id).tz) : 0;
   }
   std::vector<RollupRow> rows;
   rows.reserve(cells_.size());
@@ -539,6 +538,11 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
 int64_t RollupBuilder::pending_events() const {
   absl::MutexLock l(&mu_);
   return pending_events_;
+}
+
+int64_t RollupBuilder::pending_cells() const {
+  absl::MutexLock l(&mu_);
+  return static_cast<int64_t>(cells_.size());
 }
 
 int64_t RollupBuilder::last_seq() const {

@@ -78,6 +78,9 @@ class RollupBuilder {
             const std::function<void(const RollupRow&)>& fn);
 
   int64_t pending_events() const;
+  // Pending cells (each holds a visitor sketch of up to 16 KiB): what the
+  // builder's memory grows with.
+  int64_t pending_cells() const;
   int64_t last_seq() const;
   void set_last_seq(int64_t seq);
 
@@ -133,7 +136,7 @@ class RollupBuilder {
       uint32_t cell[2] = {0, 0};
     };
     static constexpr uint32_t kNoId = ~uint32_t{0};
-    std::vector<Entry> table;  // open addressing, size a power of two
+    std::vector<Entry> table;         // open addressing, size a power of two
     std::vector<std::string> values;  // by id
     static Key KeyOf(std::string_view v);
     Entry* Find(const Key& k, std::string_view v);  // null when absent

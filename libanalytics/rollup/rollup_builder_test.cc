@@ -1,8 +1,8 @@
 #include "libanalytics/rollup/rollup_builder.h"
 
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -48,9 +48,12 @@ TEST(RollupBuilderTest, FirstPageviewOfASession) {
   e.seq = 7;
   b.Add({e});
   EXPECT_EQ(b.pending_events(), 1);
+  // One hour cell per dimension (the day cells are derived at Take).
+  EXPECT_EQ(b.pending_cells(), 19);
   int64_t seq = 0;
   auto rows = Rows(b, &seq);
   EXPECT_EQ(seq, 7);
+  EXPECT_EQ(b.pending_cells(), 0);
   const int64_t hour = kT / 1000 / 3600 * 3600;
   const RollupRow& total = rows[{0, hour, "", ""}];
   EXPECT_EQ(total.m.pageviews, 1);
@@ -338,13 +341,13 @@ class ReferenceFold {
     const int64_t pv = e.is_pageview() ? 1 : 0;
     for (int level = 0; level < levels; ++level) {
       const absl::TimeZone& tz = ZoneOf(e.site_id).tz;
-      BucketCells& be = level == 0 ? Bucket(e.site_id, 0, Hour(e.ts_ms))
-                                   : Bucket(e.site_id, 1,
-                                            LocalDayStart(e.ts_ms, tz));
+      BucketCells& be = level == 0
+                            ? Bucket(e.site_id, 0, Hour(e.ts_ms))
+                            : Bucket(e.site_id, 1, LocalDayStart(e.ts_ms, tz));
       BucketCells& bs =
-          level == 0 ? Bucket(e.site_id, 0, Hour(e.session_start_ms))
-                     : Bucket(e.site_id, 1,
-                              LocalDayStart(e.session_start_ms, tz));
+          level == 0
+              ? Bucket(e.site_id, 0, Hour(e.session_start_ms))
+              : Bucket(e.site_id, 1, LocalDayStart(e.session_start_ms, tz));
       const uint64_t key = e.session_id ^ (vh * 0x9E3779B97F4A7C15ULL);
       const bool known =
           e.session_id != 0 && !be.visitor_done.insert(key).second;
@@ -385,9 +388,9 @@ class ReferenceFold {
   int64_t last_seq_ = 0;
 };
 
-using RowKey = std::tuple<int64_t, int, int64_t, std::string, std::string,
-                          int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                          std::string>;
+using RowKey =
+    std::tuple<int64_t, int, int64_t, std::string, std::string, int64_t,
+               int64_t, int64_t, int64_t, int64_t, int64_t, std::string>;
 std::vector<RowKey> Sorted(const std::vector<RollupRow>& rows) {
   std::vector<RowKey> out;
   for (const RollupRow& r : rows) {
@@ -416,8 +419,8 @@ class EventSource {
     const int v = Pick(visitors);
     e.visitor_id = 1000 + v;
     e.session_id = Pick(20) == 0 ? 0 : 5000 + v + Pick(2) * 100000;
-    e.session_start_ms = e.ts_ms - static_cast<int64_t>(
-                                       Pick(4) == 0 ? rng_() % 172800000
+    e.session_start_ms =
+        e.ts_ms - static_cast<int64_t>(Pick(4) == 0 ? rng_() % 172800000
                                                     : rng_() % 3600000);
     const int kind = Pick(20);
     e.name = kind == 0 ? "engagement" : kind < 4 ? "Signup" : "pageview";
