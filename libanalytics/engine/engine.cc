@@ -395,25 +395,49 @@ class EngineImpl : public Engine {
     if (spare_.empty()) return {};
     size_t best = 0;
     for (size_t i = 1; i < spare_.size(); ++i) {
-      const size_t have = spare_[i].size();
-      const size_t cur = spare_[best].size();
+      const size_t have = spare_[i].events.size();
+      const size_t cur = spare_[best].events.size();
       if (cur >= n ? (have >= n && have < cur) : have > cur) best = i;
     }
     if (best + 1 != spare_.size()) std::swap(spare_[best], spare_.back());
-    std::vector<Event> v = std::move(spare_.back());
+    std::vector<Event> v = std::move(spare_.back().events);
+    spare_bytes_ -= spare_.back().bytes;
     spare_.pop_back();
-    spare_events_ -= v.size();
     return v;
   }
 
-  // Hands folded (or failed) events back for TakeSpare, while the free list
-  // holds fewer than kMaxSpareEvents; otherwise leaves *events as it is.
+  // Hands folded (or failed) events back for TakeSpare while the free list
+  // holds less than kMaxSpareBytes (with these); otherwise leaves *events as
+  // it is (to be freed). Events keep the capacity of the largest strings and
+  // props they held, so the bound is on bytes, not on events.
   void Recycle(std::vector<Event>& events) {
     if (!recycle_ || events.empty()) return;
+    size_t bytes = 0;
+    for (const Event& e : events) bytes += RetainedBytes(e);
     absl::MutexLock l(&spare_mu_);
-    if (spare_events_ + events.size() > kMaxSpareEvents) return;
-    spare_events_ += events.size();
-    spare_.push_back(std::move(events));
+    if (spare_bytes_ + bytes > kMaxSpareBytes) return;
+    spare_bytes_ += bytes;
+    spare_.push_back({std::move(events), bytes});
+  }
+
+  // About the memory an Event holds: itself, its strings' capacity (inline
+  // ones count as their inline capacity) and its props.
+  static size_t RetainedBytes(const Event& e) {
+    const VisitAttrs& v = e.visit;
+    size_t n =
+        sizeof(Event) + e.name.capacity() + e.hostname.capacity() +
+        e.page.capacity() + e.s_exit_page.capacity() + v.entry_page.capacity() +
+        v.source.capacity() + v.referrer.capacity() + v.utm_source.capacity() +
+        v.utm_medium.capacity() + v.utm_campaign.capacity() +
+        v.utm_term.capacity() + v.utm_content.capacity() +
+        v.country.capacity() + v.browser.capacity() +
+        v.browser_version.capacity() + v.os.capacity() +
+        v.os_version.capacity() + v.device.capacity() + v.screen.capacity() +
+        v.locale.capacity() + e.props.capacity() * sizeof(Props::value_type);
+    for (const auto& [key, value] : e.props) {
+      n += key.capacity() + value.capacity();
+    }
+    return n;
   }
 
   // TrackBatch after the group commit of `pending` (if it was queued):
@@ -1023,12 +1047,12 @@ class EngineImpl : public Engine {
       }
       if (!events.empty()) {
         rollups_.Add(events);
-        {
-          absl::MutexLock l(&fold_mu_);
-          fold_queued_ -= static_cast<int64_t>(events.size());
-          folded_seq_ = events.back().seq;
-        }
-        Recycle(events);
+        const int64_t n = static_cast<int64_t>(events.size());
+        const int64_t seq = events.back().seq;
+        Recycle(events);  // before AwaitFolded returns (tests rely on it)
+        absl::MutexLock l(&fold_mu_);
+        fold_queued_ -= n;
+        folded_seq_ = seq;
       }
       const absl::Duration since = absl::Now() - last_checkpoint;
       if (stop || ((rollups_.pending_events() >= opts_.checkpoint_events ||
@@ -1321,13 +1345,17 @@ class EngineImpl : public Engine {
   // Event vectors handed back by the folder, whose Events Prepare fills in
   // place: their strings keep their capacity, so an event costs no malloc
   // and free per string (frees that would run on the folder thread, for
-  // memory the callers' threads allocated: glibc's slow path). Bounded:
-  // about 1 KB per spare Event.
-  static constexpr size_t kMaxSpareEvents = 16384;
+  // memory the callers' threads allocated: glibc's slow path). Bounded in
+  // bytes (see Recycle): ~16K typical events, a few batches in flight.
+  static constexpr size_t kMaxSpareBytes = 16 << 20;
   const bool recycle_;  // SetEventRecyclingForTest
+  struct Spare {
+    std::vector<Event> events;
+    size_t bytes = 0;  // RetainedBytes of the events
+  };
   absl::Mutex spare_mu_;
-  std::vector<std::vector<Event>> spare_ ABSL_GUARDED_BY(spare_mu_);
-  size_t spare_events_ ABSL_GUARDED_BY(spare_mu_) = 0;
+  std::vector<Spare> spare_ ABSL_GUARDED_BY(spare_mu_);
+  size_t spare_bytes_ ABSL_GUARDED_BY(spare_mu_) = 0;
   std::atomic<int64_t> recycled_events_{0};
 
   // Queued events cost ~1 KB each (an Event's strings).

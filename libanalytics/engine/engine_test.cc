@@ -750,5 +750,36 @@ TEST_F(EngineTest, RecycledEventsStoreWhatFreshOnesStore) {
   }
 }
 
+// The free list of recycled events is bounded in bytes: a batch of events
+// with large props (which the spare Events would keep the capacity of) is
+// not kept; ordinary batches are (and Flush returns once they are).
+TEST_F(EngineTest, RecyclingKeepsNoHugeEvents) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  std::vector<EventInput> huge;
+  for (int i = 0; i < 300; ++i) {
+    EventInput in = Ev("/h", i, absl::StrCat("10.2.0.", i % 250));
+    for (int p = 0; p < 30; ++p) {
+      in.props.emplace_back(absl::StrCat("k", p), std::string(2000, 'v'));
+    }
+    huge.push_back(std::move(in));
+  }
+  for (int round = 0; round < 3; ++round) {
+    auto r = engine->TrackBatch(huge);
+    ASSERT_TRUE(r.ok() && r->accepted == 300);
+    ASSERT_TRUE(engine->Flush().ok());
+  }
+  EXPECT_EQ(RecycledEventsForTest(engine.get()), 0);  // ~20 MB each
+  std::vector<EventInput> small;
+  for (int i = 0; i < 300; ++i) {
+    small.push_back(Ev("/s", i, absl::StrCat("10.3.0.", i % 250)));
+  }
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(engine->TrackBatch(small).ok());
+    ASSERT_TRUE(engine->Flush().ok());
+  }
+  EXPECT_EQ(RecycledEventsForTest(engine.get()), 600);
+}
+
 }  // namespace
 }  // namespace analytics
