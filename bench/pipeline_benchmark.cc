@@ -38,19 +38,25 @@ void BM_PipelineInMemory(benchmark::State& state) {
   auto sessions = std::make_unique<Sessionizer>();
   auto rollups = std::make_unique<RollupBuilder>();
   rollups->SetSiteTimezone(1, tz);
+  // One EventInput and one Event, parsed and enriched into again and again
+  // (as the CLI's ingest parses and the engine enriches into recycled
+  // Events): their strings keep their capacity.
+  EventInput in;
   std::vector<Event> batch(1);
+  std::string bot;
   int64_t sessions_started = 0;
   for (auto _ : state) {
-    absl::StatusOr<EventInput> in = ParseEventJson(lines[i % n]);
+    (void)ParseEventJson(lines[i % n], &in);
     Event& e = batch[0];
-    e = Event();
     uint64_t prev = 0;
-    std::string bot;
-    (void)enricher.Enrich(*in, site, kStart, &e, &prev, &bot);
-    sessions->Assign(&e, prev, in->interactive);
-    sessions_started += e.first_in_session ? 1 : 0;
-    e.seq = i + 1;
-    rollups->Add(batch);
+    bot.clear();
+    (void)enricher.Enrich(in, site, kStart, &e, &prev, &bot);
+    if (bot.empty()) {  // (the generated traffic has no bots)
+      sessions->Assign(&e, prev, in.interactive);
+      sessions_started += e.first_in_session ? 1 : 0;
+      e.seq = i + 1;
+      rollups->Add(batch);
+    }
     if (++i % n == 0) {
       state.PauseTiming();
       int64_t seq;

@@ -360,17 +360,21 @@ void PrintSummary(const IngestTotals& t) {
 }
 
 // Sends one batch; `line_numbers[i]` is the input line of `events[i]`.
-absl::Status SendBatch(Engine& engine, std::vector<EventInput>& events,
-                       std::vector<int64_t>& line_numbers, IngestTotals& t) {
-  if (events.empty()) return absl::OkStatus();
-  absl::StatusOr<BatchResult> r = engine.TrackBatch(events);
+// Sends events[0, *used) and empties the batch (*used = 0; the EventInputs
+// stay, to be parsed into again).
+absl::Status SendBatch(Engine& engine, const std::vector<EventInput>& events,
+                       size_t* used, std::vector<int64_t>& line_numbers,
+                       IngestTotals& t) {
+  if (*used == 0) return absl::OkStatus();
+  absl::StatusOr<BatchResult> r =
+      engine.TrackBatch(absl::MakeConstSpan(events).first(*used));
   if (!r.ok()) return r.status();
   t.accepted += r->accepted;
   for (const auto& [reason, n] : r->dropped) t.dropped[reason] += n;
   for (const auto& [index, status] : r->rejected) {
     t.Reject(index < line_numbers.size() ? line_numbers[index] : 0, status);
   }
-  events.clear();
+  *used = 0;
   line_numbers.clear();
   return absl::OkStatus();
 }
@@ -410,7 +414,10 @@ int Ingest(int argc, char** argv) {
   Progress progress(isatty(STDERR_FILENO) != 0, total_bytes);
   auto start = std::chrono::steady_clock::now();
   IngestTotals totals;
+  // Lines are parsed into the batch's EventInputs in place (their strings
+  // keep their capacity from batch to batch).
   std::vector<EventInput> events;
+  size_t used = 0;
   std::vector<int64_t> line_numbers;
   events.reserve(kBatchSize);
   line_numbers.reserve(kBatchSize);
@@ -431,15 +438,16 @@ int Ingest(int argc, char** argv) {
       line.remove_prefix(1);
     }
     if (line.empty()) continue;
-    absl::StatusOr<EventInput> event = ParseEventJson(line);
-    if (!event.ok()) {
-      totals.Reject(totals.lines, event.status());
+    if (used == events.size()) events.emplace_back();
+    absl::Status parsed = ParseEventJson(line, &events[used]);
+    if (!parsed.ok()) {
+      totals.Reject(totals.lines, parsed);
     } else {
-      events.push_back(*std::move(event));
+      ++used;
       line_numbers.push_back(totals.lines);
     }
-    if (events.size() >= kBatchSize) {
-      store_error = SendBatch(**engine, events, line_numbers, totals);
+    if (used >= kBatchSize) {
+      store_error = SendBatch(**engine, events, &used, line_numbers, totals);
       if (!store_error.ok()) break;
     }
     progress.Update(totals.lines, bytes);
@@ -449,7 +457,7 @@ int Ingest(int argc, char** argv) {
   std::free(buf);
   if (in != stdin) std::fclose(in);
   if (store_error.ok()) {
-    store_error = SendBatch(**engine, events, line_numbers, totals);
+    store_error = SendBatch(**engine, events, &used, line_numbers, totals);
   }
   if (store_error.ok()) store_error = (*engine)->Flush();
   progress.Update(totals.lines, bytes, /*force=*/true);

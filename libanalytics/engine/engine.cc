@@ -3,7 +3,8 @@
 // Owns: the order of the stages (validate -> drop bots -> enrich -> visitor
 // id -> session -> group commit -> rollup fold -> checkpoint; with a shared
 // coordinator the committer sessionizes each group commit at once), the site
-// and salt caches, the committer and folder threads, and, when workers share
+// and salt caches, the committer and folder threads, the free list of folded
+// event vectors that TrackBatch enriches into in place, and, when workers share
 // the dataset through a remote coordinator, the worker and leader leases
 // (renewed by a lease thread) and orphan adoption (the leader folds the events
 // of a worker that is gone). No backend header is included here; the store
@@ -13,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <deque>
@@ -49,6 +51,9 @@ StoreWrapper& TestStoreWrapper() {
   static StoreWrapper* wrap = new StoreWrapper();
   return *wrap;
 }
+
+// SetEventRecyclingForTest (engine_testing.h).
+std::atomic<bool> recycle_events{true};
 
 constexpr int64_t kDayMs = 86400000;
 
@@ -101,7 +106,8 @@ class EngineImpl : public Engine {
       : opts_(o),
         clock_(o.clock ? o.clock : RealClock()),
         worker_name_(MakeWorkerName(o.worker)),
-        holder_(absl::StrCat(worker_name_, "#", next_instance.fetch_add(1))) {}
+        holder_(absl::StrCat(worker_name_, "#", next_instance.fetch_add(1))),
+        recycle_(recycle_events.load()) {}
 
   ~EngineImpl() override { (void)Close(); }
 
@@ -288,7 +294,18 @@ class EngineImpl : public Engine {
     }
     BatchResult& result = *result_out;
     auto pending = std::make_shared<Pending>();
-    pending->events.reserve(inputs.size());
+    // Events are enriched in place into a folded vector's Events (see
+    // TakeSpare): into slots [base, base + inputs.size()), growing it if
+    // short. A slot is kept (`used` advances) only for an event to store;
+    // Enrich overwrites every field, so nothing of a slot's previous event
+    // or of a rejected input remains.
+    std::vector<Event> events = TakeSpare(inputs.size());
+    const size_t had = events.size();
+    const size_t base =
+        events.size() > inputs.size() ? events.size() - inputs.size() : 0;
+    size_t used = base;
+    if (base == 0) events.reserve(inputs.size());
+    std::string bot;
     // The site of the previous input: batches are mostly of one site, and a
     // lookup copies the Site (four strings).
     std::optional<absl::StatusOr<Site>> site;
@@ -306,9 +323,10 @@ class EngineImpl : public Engine {
         result.rejected.emplace_back(i, site->status());
         continue;
       }
-      Event e;
+      if (used == events.size()) events.emplace_back();
+      Event& e = events[used];
       uint64_t prev_id = 0;
-      std::string bot;
+      bot.clear();
       absl::Status es =
           enricher_->Enrich(in, **site, clock_->Now(), &e, &prev_id, &bot);
       if (!es.ok()) {
@@ -322,7 +340,23 @@ class EngineImpl : public Engine {
       e.worker = opts_.worker;
       pending->prev_ids.push_back(prev_id);
       pending->interactive.push_back(in.interactive);
-      pending->events.push_back(std::move(e));
+      ++used;
+    }
+    if (recycle_) {
+      recycled_events_.fetch_add(
+          static_cast<int64_t>(std::min(used, had) - base));
+    }
+    if (base == 0) {
+      events.resize(used);  // drops the slots of rejected inputs
+      pending->events = std::move(events);
+    } else {
+      // The filled tail moves out (with its strings); the head goes back.
+      pending->events.reserve(used - base);
+      for (size_t i = base; i < used; ++i) {
+        pending->events.push_back(std::move(events[i]));
+      }
+      events.resize(base);
+      Recycle(events);
     }
     if (remote_ && !pending->events.empty() && !holds_worker_lease_.load()) {
       return absl::UnavailableError(absl::StrCat(
@@ -353,6 +387,59 @@ class EngineImpl : public Engine {
     return absl::OkStatus();
   }
 
+  // A vector of spare Events for Prepare to fill in place (empty when there
+  // is none): the smallest of at least `n` events, else the largest.
+  std::vector<Event> TakeSpare(size_t n) {
+    if (!recycle_) return {};
+    absl::MutexLock l(&spare_mu_);
+    if (spare_.empty()) return {};
+    size_t best = 0;
+    for (size_t i = 1; i < spare_.size(); ++i) {
+      const size_t have = spare_[i].events.size();
+      const size_t cur = spare_[best].events.size();
+      if (cur >= n ? (have >= n && have < cur) : have > cur) best = i;
+    }
+    if (best + 1 != spare_.size()) std::swap(spare_[best], spare_.back());
+    std::vector<Event> v = std::move(spare_.back().events);
+    spare_bytes_ -= spare_.back().bytes;
+    spare_.pop_back();
+    return v;
+  }
+
+  // Hands folded (or failed) events back for TakeSpare while the free list
+  // holds less than kMaxSpareBytes (with these); otherwise leaves *events as
+  // it is (to be freed). Events keep the capacity of the largest strings and
+  // props they held, so the bound is on bytes, not on events.
+  void Recycle(std::vector<Event>& events) {
+    if (!recycle_ || events.empty()) return;
+    size_t bytes = 0;
+    for (const Event& e : events) bytes += RetainedBytes(e);
+    absl::MutexLock l(&spare_mu_);
+    if (spare_bytes_ + bytes > kMaxSpareBytes) return;
+    spare_bytes_ += bytes;
+    spare_.push_back({std::move(events), bytes});
+  }
+
+  // About the memory an Event holds: itself, its strings' capacity (inline
+  // ones count as their inline capacity) and its props.
+  static size_t RetainedBytes(const Event& e) {
+    const VisitAttrs& v = e.visit;
+    size_t n =
+        sizeof(Event) + e.name.capacity() + e.hostname.capacity() +
+        e.page.capacity() + e.s_exit_page.capacity() + v.entry_page.capacity() +
+        v.source.capacity() + v.referrer.capacity() + v.utm_source.capacity() +
+        v.utm_medium.capacity() + v.utm_campaign.capacity() +
+        v.utm_term.capacity() + v.utm_content.capacity() +
+        v.country.capacity() + v.browser.capacity() +
+        v.browser_version.capacity() + v.os.capacity() +
+        v.os_version.capacity() + v.device.capacity() + v.screen.capacity() +
+        v.locale.capacity() + e.props.capacity() * sizeof(Props::value_type);
+    for (const auto& [key, value] : e.props) {
+      n += key.capacity() + value.capacity();
+    }
+    return n;
+  }
+
   // TrackBatch after the group commit of `pending` (if it was queued):
   // counts and returns the result.
   absl::StatusOr<BatchResult> Finish(const Pending& pending,
@@ -371,6 +458,9 @@ class EngineImpl : public Engine {
   }
 
  public:
+  // Events enriched into a recycled Event so far (engine_testing.h).
+  int64_t recycled_events() const { return recycled_events_.load(); }
+
   // Removes the events AssignBatch did not keep (engagement without a live
   // session) from `events`, in place. Returns how many were removed.
   static int64_t DropUnassigned(const std::vector<bool>& assigned,
@@ -905,6 +995,7 @@ class EngineImpl : public Engine {
       // The sessions counted these events; start them afresh so that later
       // events do not carry deltas built on events that were never stored.
       (void)sessions_->ForgetEvents(all);
+      Recycle(all);
     }
     for (const auto& p : batch) {
       p->status = s;
@@ -956,9 +1047,12 @@ class EngineImpl : public Engine {
       }
       if (!events.empty()) {
         rollups_.Add(events);
+        const int64_t n = static_cast<int64_t>(events.size());
+        const int64_t seq = events.back().seq;
+        Recycle(events);  // before AwaitFolded returns (tests rely on it)
         absl::MutexLock l(&fold_mu_);
-        fold_queued_ -= static_cast<int64_t>(events.size());
-        folded_seq_ = events.back().seq;
+        fold_queued_ -= n;
+        folded_seq_ = seq;
       }
       const absl::Duration since = absl::Now() - last_checkpoint;
       if (stop || rollups_.pending_cells() >= kMaxPendingCells ||
@@ -1249,6 +1343,22 @@ class EngineImpl : public Engine {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::thread committer_;
 
+  // Event vectors handed back by the folder, whose Events Prepare fills in
+  // place: their strings keep their capacity, so an event costs no malloc
+  // and free per string (frees that would run on the folder thread, for
+  // memory the callers' threads allocated: glibc's slow path). Bounded in
+  // bytes (see Recycle): ~16K typical events, a few batches in flight.
+  static constexpr size_t kMaxSpareBytes = 16 << 20;
+  const bool recycle_;  // SetEventRecyclingForTest
+  struct Spare {
+    std::vector<Event> events;
+    size_t bytes = 0;  // RetainedBytes of the events
+  };
+  absl::Mutex spare_mu_;
+  std::vector<Spare> spare_ ABSL_GUARDED_BY(spare_mu_);
+  size_t spare_bytes_ ABSL_GUARDED_BY(spare_mu_) = 0;
+  std::atomic<int64_t> recycled_events_{0};
+
   // Queued events cost ~1 KB each (an Event and its strings).
   static constexpr int64_t kMaxFoldLag = 65536;
   static constexpr int kCheckpointSpacing = 20;  // see FoldLoop
@@ -1292,6 +1402,12 @@ absl::StatusOr<int> AdoptOrphansForTest(Engine* engine) {
 
 void SetStoreWrapperForTest(StoreWrapper wrap) {
   TestStoreWrapper() = std::move(wrap);
+}
+
+void SetEventRecyclingForTest(bool enabled) { recycle_events.store(enabled); }
+
+int64_t RecycledEventsForTest(Engine* engine) {
+  return dynamic_cast<EngineImpl&>(*engine).recycled_events();
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const Options& options) {

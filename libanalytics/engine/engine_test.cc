@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -552,6 +554,231 @@ TEST_F(EngineTest, SitesAddListRemove) {
   EXPECT_EQ(engine->FindSite("example.com").status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_TRUE(engine->ListSites()->empty());
+}
+
+// VisitAttrs field by field (readable failures), then by its defaulted ==
+// (which covers any field added later).
+void ExpectSameVisit(const VisitAttrs& got, const VisitAttrs& want) {
+  EXPECT_EQ(got.entry_page, want.entry_page);
+  EXPECT_EQ(got.source, want.source);
+  EXPECT_EQ(got.referrer, want.referrer);
+  EXPECT_EQ(got.utm_source, want.utm_source);
+  EXPECT_EQ(got.utm_medium, want.utm_medium);
+  EXPECT_EQ(got.utm_campaign, want.utm_campaign);
+  EXPECT_EQ(got.utm_term, want.utm_term);
+  EXPECT_EQ(got.utm_content, want.utm_content);
+  EXPECT_EQ(got.country, want.country);
+  EXPECT_EQ(got.browser, want.browser);
+  EXPECT_EQ(got.browser_version, want.browser_version);
+  EXPECT_EQ(got.os, want.os);
+  EXPECT_EQ(got.os_version, want.os_version);
+  EXPECT_EQ(got.device, want.device);
+  EXPECT_EQ(got.screen, want.screen);
+  EXPECT_EQ(got.locale, want.locale);
+  EXPECT_TRUE(got == want);
+}
+
+// A stored event's every field.
+void ExpectSameStoredEvent(const Event& got, const Event& want) {
+  EXPECT_EQ(got.seq, want.seq);
+  EXPECT_EQ(got.site_id, want.site_id);
+  EXPECT_EQ(got.ts_ms, want.ts_ms);
+  EXPECT_EQ(got.name, want.name);
+  EXPECT_EQ(got.hostname, want.hostname);
+  EXPECT_EQ(got.page, want.page);
+  EXPECT_EQ(got.props, want.props);
+  EXPECT_EQ(got.visitor_id, want.visitor_id);
+  EXPECT_EQ(got.session_id, want.session_id);
+  EXPECT_EQ(got.session_start_ms, want.session_start_ms);
+  ExpectSameVisit(got.visit, want.visit);
+  EXPECT_EQ(got.first_in_session, want.first_in_session);
+  EXPECT_EQ(got.first_page, want.first_page);
+  EXPECT_EQ(got.first_name, want.first_name);
+  EXPECT_EQ(got.s_pageviews, want.s_pageviews);
+  EXPECT_EQ(got.s_events, want.s_events);
+  EXPECT_EQ(got.s_bounce, want.s_bounce);
+  EXPECT_EQ(got.s_duration_ms, want.s_duration_ms);
+  EXPECT_EQ(got.s_exit_page, want.s_exit_page);
+  EXPECT_EQ(got.d_bounce, want.d_bounce);
+  EXPECT_EQ(got.d_duration_ms, want.d_duration_ms);
+  EXPECT_EQ(got.imported, want.imported);
+  EXPECT_EQ(got.worker, want.worker);
+}
+
+// TrackBatch enriches into recycled Events (the folder hands folded vectors
+// back): many batches of varied sizes, some pipelined (their group commit
+// folds into one larger vector, which a later batch splits), with bots,
+// invalid inputs and engagement events without a session among them, store
+// exactly the events an engine that builds every Event afresh stores (every
+// field, in the same seq order), with the same results.
+TEST_F(EngineTest, RecycledEventsStoreWhatFreshOnesStore) {
+  std::mt19937_64 rng(3);
+  const char* const kRefs[] = {"", "https://www.google.com/",
+                               "https://a-long-referring-host.example.org/"
+                               "with/a/long/path",
+                               "https://news.ycombinator.com/item?id=1"};
+  const char* const kNames[] = {"pageview", "pageview", "pageview", "Signup",
+                                "engagement"};
+  const size_t kSizes[] = {1, 2, 7, 60, 250, 700};
+  std::vector<std::vector<EventInput>> batches(150);
+  int64_t offset_ms = -absl::ToInt64Milliseconds(absl::Hours(11));
+  for (auto& batch : batches) {
+    const size_t n = kSizes[rng() % std::size(kSizes)];
+    for (size_t i = 0; i < n; ++i) {
+      const int visitor = static_cast<int>(rng() % 300);
+      std::string page = absl::StrCat("/p", rng() % 50);
+      if (rng() % 3 == 0) absl::StrAppend(&page, "/a/longer/path/of/the/page");
+      if (rng() % 15 == 0) absl::StrAppend(&page, "?utm_source=newsletter");
+      EventInput in =
+          Ev(page, 0, absl::StrCat("10.1.", visitor / 100, ".", visitor % 100));
+      // Today only: hashed with the salts of today and yesterday, which the
+      // store shares (those of other days are random per engine).
+      offset_ms += static_cast<int64_t>(rng() % 2000);
+      in.ts = clock_.Now() + absl::Milliseconds(offset_ms);
+      in.name = kNames[rng() % std::size(kNames)];
+      in.referrer = kRefs[rng() % std::size(kRefs)];
+      if (rng() % 4 == 0) {
+        in.props = {{"plan", std::string(1 + rng() % 30, 'p')}};
+      }
+      in.interactive = rng() % 3 != 0;
+      in.screen_width = static_cast<int>(rng() % 2000);
+      in.locale = rng() % 2 ? "en-US" : "de-DE-x-a-long-locale-tag";
+      if (visitor % 7 == 0) in.user_agent = kIphone;
+      if (rng() % 25 == 0) {
+        in.user_agent =
+            "Mozilla/5.0 (compatible; Googlebot/2.1; "
+            "+http://www.google.com/bot.html)";
+      }
+      if (rng() % 40 == 0) in.name = std::string(121, 'x');  // rejected
+      batch.push_back(std::move(in));
+    }
+  }
+  ASSERT_LT(offset_ms, 0);
+
+  struct Run {
+    std::vector<Event> stored;
+    std::vector<std::string> results;  // accepted, rejected, dropped
+    int64_t recycled = 0;
+  };
+  // `salts`: the engine whose salts of today and yesterday to use (both
+  // engines must hash visitors alike). Leaves the engine open in *keep.
+  auto run = [&](bool recycle, Engine* salts, Run* out,
+                 std::unique_ptr<Engine>* keep) {
+    SetEventRecyclingForTest(recycle);
+    std::unique_ptr<Engine> engine = Open();
+    SetEventRecyclingForTest(true);
+    std::mt19937_64 pattern(5);  // which batches go in flight together
+    ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+    if (salts != nullptr) {
+      const int64_t today = absl::ToUnixSeconds(clock_.Now()) / 86400;
+      for (int64_t day : {today - 1, today}) {
+        auto salt = salts->store()->GetSalt(day);
+        ASSERT_TRUE(salt.ok() && salt->has_value());
+        ASSERT_TRUE(engine->store()->PutSaltIfAbsent(day, **salt).ok());
+      }
+    }
+    auto describe = [](const absl::StatusOr<BatchResult>& r) {
+      if (!r.ok()) return r.status().ToString();
+      std::string d = absl::StrCat(r->accepted, " rejected");
+      for (const auto& [i, s] : r->rejected) absl::StrAppend(&d, " ", i);
+      for (const auto& [reason, n] : r->dropped) {
+        absl::StrAppend(&d, " ", reason, "=", n);
+      }
+      return d;
+    };
+    for (size_t b = 0; b < batches.size();) {
+      if (pattern() % 3 == 0) {
+        // Up to four batches in flight: one group commit, mostly.
+        const size_t k =
+            std::min<size_t>(batches.size() - b, 1 + pattern() % 4);
+        absl::Mutex mu;
+        std::vector<std::string> got(k);
+        size_t done = 0;
+        for (size_t j = 0; j < k; ++j) {
+          ASSERT_TRUE(engine
+                          ->SubmitBatch(batches[b + j],
+                                        [&, j](absl::StatusOr<BatchResult> r) {
+                                          absl::MutexLock l(&mu);
+                                          got[j] = describe(r);
+                                          ++done;
+                                        })
+                          .ok());
+        }
+        absl::MutexLock l(&mu);
+        auto all = [&]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return done == k; };
+        mu.Await(absl::Condition(&all));
+        for (std::string& g : got) out->results.push_back(std::move(g));
+        b += k;
+      } else {
+        out->results.push_back(describe(engine->TrackBatch(batches[b])));
+        ++b;
+      }
+    }
+    ASSERT_TRUE(engine->Flush().ok());
+    const int64_t site_id = engine->FindSite("example.com")->id;
+    ASSERT_TRUE(
+        engine->store()
+            ->ScanEvents(
+                {site_id, 0, std::numeric_limits<int64_t>::max() / 2, false},
+                [&](const Event& e) {
+                  out->stored.push_back(e);
+                  return true;
+                })
+            .ok());
+    std::sort(out->stored.begin(), out->stored.end(),
+              [](const Event& a, const Event& b) { return a.seq < b.seq; });
+    out->recycled = RecycledEventsForTest(engine.get());
+    *keep = std::move(engine);
+  };
+  Run recycled, fresh;
+  std::unique_ptr<Engine> first, second;
+  run(true, nullptr, &recycled, &first);
+  ASSERT_FALSE(HasFailure());
+  run(false, first.get(), &fresh, &second);
+  ASSERT_FALSE(HasFailure());
+
+  EXPECT_GT(recycled.recycled, 5000);
+  EXPECT_EQ(fresh.recycled, 0);
+  EXPECT_EQ(recycled.results, fresh.results);
+  ASSERT_EQ(recycled.stored.size(), fresh.stored.size());
+  EXPECT_GT(recycled.stored.size(), 10000u);
+  for (size_t i = 0; i < fresh.stored.size(); ++i) {
+    SCOPED_TRACE(i);
+    ExpectSameStoredEvent(recycled.stored[i], fresh.stored[i]);
+    if (HasFailure()) return;
+  }
+}
+
+// The free list of recycled events is bounded in bytes: a batch of events
+// with large props (which the spare Events would keep the capacity of) is
+// not kept; ordinary batches are (and Flush returns once they are).
+TEST_F(EngineTest, RecyclingKeepsNoHugeEvents) {
+  auto engine = Open();
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  std::vector<EventInput> huge;
+  for (int i = 0; i < 300; ++i) {
+    EventInput in = Ev("/h", i, absl::StrCat("10.2.0.", i % 250));
+    for (int p = 0; p < 30; ++p) {
+      in.props.emplace_back(absl::StrCat("k", p), std::string(2000, 'v'));
+    }
+    huge.push_back(std::move(in));
+  }
+  for (int round = 0; round < 3; ++round) {
+    auto r = engine->TrackBatch(huge);
+    ASSERT_TRUE(r.ok() && r->accepted == 300);
+    ASSERT_TRUE(engine->Flush().ok());
+  }
+  EXPECT_EQ(RecycledEventsForTest(engine.get()), 0);  // ~20 MB each
+  std::vector<EventInput> small;
+  for (int i = 0; i < 300; ++i) {
+    small.push_back(Ev("/s", i, absl::StrCat("10.3.0.", i % 250)));
+  }
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(engine->TrackBatch(small).ok());
+    ASSERT_TRUE(engine->Flush().ok());
+  }
+  EXPECT_EQ(RecycledEventsForTest(engine.get()), 600);
 }
 
 }  // namespace

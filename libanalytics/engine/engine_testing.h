@@ -27,6 +27,13 @@ using StoreWrapper =
     std::function<std::unique_ptr<Store>(std::unique_ptr<Store>)>;
 void SetStoreWrapperForTest(StoreWrapper wrap);
 
+// Engines opened from now on recycle folded event vectors (the default: see
+// engine.cc, EngineImpl::TakeSpare) or, with false, build every Event afresh.
+void SetEventRecyclingForTest(bool enabled);
+
+// How many events `engine` has enriched into a recycled Event so far.
+int64_t RecycledEventsForTest(Engine* engine);
+
 }  // namespace analytics
 
 #endif  // ANALYTICS_ENGINE_ENGINE_TESTING_H_

@@ -49,28 +49,37 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
     *bot_reason = ua->bot_reason;
     return absl::OkStatus();
   }
+  // Every field is assigned (strings over their capacity), so that *e may be
+  // a recycled Event: the session stamps, seq and worker get a fresh
+  // Event's values for the Sessionizer and the store to fill.
+  e->seq = 0;
   e->site_id = site.id;
   e->ts_ms = absl::ToUnixMillis(in.ts.value_or(now));
   e->name = in.name;
   e->imported = in.imported;
-  UrlParts url = SplitUrl(in.url);
-  e->hostname = NormalizeHost(url.host);
-  e->page = NormalizePath(url.path);
+  const UrlParts url = SplitUrl(in.url);
+  NormalizeHost(url.host, &e->hostname);
+  NormalizePath(url.path, &e->page);
   e->props = in.props;
+  e->session_id = 0;
+  e->session_start_ms = 0;
+  e->first_in_session = e->first_page = e->first_name = false;
+  e->s_pageviews = 0;
+  e->s_events = 0;
+  e->s_bounce = false;
+  e->s_duration_ms = 0;
+  e->s_exit_page.clear();
+  e->d_bounce = 0;
+  e->d_duration_ms = 0;
+  e->worker = 0;
   VisitAttrs& v = e->visit;
+  v.entry_page.clear();
   v.browser = ua->browser;
   v.browser_version = ua->browser_version;
   v.os = ua->os;
   v.os_version = ua->os_version;
   v.device = ua->device;
-  Acquisition acq = ParseAcquisition(url, in.referrer, site.domain);
-  v.source = std::move(acq.source);
-  v.referrer = std::move(acq.referrer);
-  v.utm_source = std::move(acq.utm_source);
-  v.utm_medium = std::move(acq.utm_medium);
-  v.utm_campaign = std::move(acq.utm_campaign);
-  v.utm_term = std::move(acq.utm_term);
-  v.utm_content = std::move(acq.utm_content);
+  ParseAcquisition(url, in.referrer, site.domain, &v);
   v.country = geo_->Resolve(in.ip, in.country_hint, in.timezone);
   v.screen = ScreenClass(in.screen_width);
   v.locale = in.locale;

@@ -37,9 +37,12 @@ class Enricher {
 
   // Fills site_id, ts_ms (in.ts or `now`), name, hostname, page, props,
   // visit (except entry_page), imported and visitor_id; *prev_visitor_id is
-  // the id under the previous day's salt. When the user agent is a bot,
-  // sets *bot_reason (DetectBot's reason) and stops early: the event is to
-  // be dropped.
+  // the id under the previous day's salt. Every other field of *e (seq,
+  // worker, entry_page and the session stamps) gets a fresh Event's value,
+  // so *e may be a recycled Event: strings are assigned over their capacity
+  // and nothing of its previous contents remains. When the user agent is a
+  // bot, sets *bot_reason (DetectBot's reason) and stops early, leaving *e
+  // as it was: the event is to be dropped.
   absl::Status Enrich(const EventInput& in, const Site& site, absl::Time now,
                       Event* e, uint64_t* prev_visitor_id,
                       std::string* bot_reason);

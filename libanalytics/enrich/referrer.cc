@@ -291,31 +291,54 @@ Acquisition ParseAcquisition(std::string_view page_url,
   return ParseAcquisition(SplitUrl(page_url), referrer, site_domain);
 }
 
-Acquisition ParseAcquisition(const UrlParts& page, std::string_view referrer,
-                             std::string_view site_domain) {
-  Acquisition acq;
+namespace {
+// ParseAcquisition into an Acquisition or a VisitAttrs (the same member
+// names): every acquisition field of *acq is assigned, over its capacity.
+template <typename Out>
+void FillAcquisition(const UrlParts& page, std::string_view referrer,
+                     std::string_view site_domain, Out* acq) {
+  acq->source.clear();
+  acq->referrer.clear();
   // Most page URLs carry no campaign parameters: skip the lookups then.
   if (page.query.find("utm_") != std::string_view::npos) {
-    acq.utm_source = Utm(page.query, "utm_source");
-    acq.utm_medium = Utm(page.query, "utm_medium");
-    acq.utm_campaign = Utm(page.query, "utm_campaign");
-    acq.utm_term = Utm(page.query, "utm_term");
-    acq.utm_content = Utm(page.query, "utm_content");
-    acq.source = acq.utm_source;
+    acq->utm_source = Utm(page.query, "utm_source");
+    acq->utm_medium = Utm(page.query, "utm_medium");
+    acq->utm_campaign = Utm(page.query, "utm_campaign");
+    acq->utm_term = Utm(page.query, "utm_term");
+    acq->utm_content = Utm(page.query, "utm_content");
+    acq->source = acq->utm_source;
+  } else {
+    acq->utm_source.clear();
+    acq->utm_medium.clear();
+    acq->utm_campaign.clear();
+    acq->utm_term.clear();
+    acq->utm_content.clear();
   }
-  if (acq.source.empty() &&
+  if (acq->source.empty() &&
       (page.query.find("ref") != std::string_view::npos ||
        page.query.find("source") != std::string_view::npos)) {
-    acq.source = ParamSource(page.query);
+    acq->source = ParamSource(page.query);
   }
 
   referrer = StripWhitespace(referrer);
-  if (referrer.empty()) return acq;
+  if (referrer.empty()) return;
   const ReferrerPart& part = CachedReferrerPart(referrer, site_domain);
-  if (!part.counts) return acq;
-  if (acq.source.empty()) acq.source = part.source;
-  acq.referrer = part.referrer;
+  if (!part.counts) return;
+  if (acq->source.empty()) acq->source = part.source;
+  acq->referrer = part.referrer;
+}
+}  // namespace
+
+Acquisition ParseAcquisition(const UrlParts& page, std::string_view referrer,
+                             std::string_view site_domain) {
+  Acquisition acq;
+  FillAcquisition(page, referrer, site_domain, &acq);
   return acq;
+}
+
+void ParseAcquisition(const UrlParts& page, std::string_view referrer,
+                      std::string_view site_domain, VisitAttrs* visit) {
+  FillAcquisition(page, referrer, site_domain, visit);
 }
 
 }  // namespace analytics

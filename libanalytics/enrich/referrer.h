@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "analytics/event.h"
 #include "libanalytics/enrich/url.h"
 
 namespace analytics {
@@ -34,6 +35,10 @@ Acquisition ParseAcquisition(std::string_view page_url,
 // The same, for a page URL already split with SplitUrl.
 Acquisition ParseAcquisition(const UrlParts& page, std::string_view referrer,
                              std::string_view site_domain);
+// The same into visit's source, referrer and utm_* fields (each one
+// assigned, over its capacity; the other fields are left alone).
+void ParseAcquisition(const UrlParts& page, std::string_view referrer,
+                      std::string_view site_domain, VisitAttrs* visit);
 
 // Source name for a normalized referrer host ("" -> ""), e.g.
 // "google.de" -> "Google", "t.co" -> "Twitter", "example.org" -> "example.org".

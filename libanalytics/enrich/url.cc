@@ -153,25 +153,35 @@ std::optional<std::string> QueryParam(std::string_view query,
 }
 
 std::string NormalizeHost(std::string_view host) {
+  std::string out;
+  NormalizeHost(host, &out);
+  return out;
+}
+
+void NormalizeHost(std::string_view host, std::string* out) {
   while (!host.empty() && host.back() == '.') host.remove_suffix(1);
   if (host.size() > 4 && StartsWithIgnoreCase(host, "www.")) {
     host.remove_prefix(4);
   }
-  std::string out(host);
-  absl::AsciiStrToLower(&out);
-  return out;
+  out->assign(host);
+  absl::AsciiStrToLower(out);
 }
 
 std::string NormalizePath(std::string_view path) {
   std::string out;
-  if (NeedsDecoding(path, /*plus_is_space=*/false)) {
-    AppendDecodedUtf8(path, /*plus_is_space=*/false, &out);
-  } else {
-    out.assign(path);
-  }
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  if (out.empty()) out = "/";
+  NormalizePath(path, &out);
   return out;
+}
+
+void NormalizePath(std::string_view path, std::string* out) {
+  out->clear();
+  if (NeedsDecoding(path, /*plus_is_space=*/false)) {
+    AppendDecodedUtf8(path, /*plus_is_space=*/false, out);
+  } else {
+    out->assign(path);
+  }
+  while (out->size() > 1 && out->back() == '/') out->pop_back();
+  if (out->empty()) out->assign("/");
 }
 
 }  // namespace analytics

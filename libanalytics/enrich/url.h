@@ -29,9 +29,13 @@ std::optional<std::string> QueryParam(std::string_view query,
 
 // Lower-cases ASCII and strips a leading "www." and a trailing ".".
 std::string NormalizeHost(std::string_view host);
+// The same into *out (overwritten; its capacity is reused).
+void NormalizeHost(std::string_view host, std::string* out);
 
 // Percent-decodes a path and removes a trailing '/' (except for "/" itself).
 std::string NormalizePath(std::string_view path);
+// The same into *out (overwritten; its capacity is reused).
+void NormalizePath(std::string_view path, std::string* out);
 
 }  // namespace analytics
 

@@ -232,25 +232,43 @@ void NumberText(const Value& v, std::string* out) {
   out->assign(buf, r.ptr);
 }
 
+// The props of an EventInput being parsed: members are written over the
+// entries a reused EventInput already holds (keeping their strings'
+// capacity); Finish() drops the entries beyond the parsed ones.
+class PropsOut {
+ public:
+  explicit PropsOut(Props* props) : props_(props) {}
+  std::pair<std::string, std::string>& Next() {
+    if (n_ == props_->size()) props_->emplace_back();
+    return (*props_)[n_++];
+  }
+  void Finish() { props_->resize(n_); }
+
+ private:
+  Props* props_;
+  size_t n_ = 0;
+};
+
 // One member of the "props" object.
 absl::Status ParseProp(std::string_view key_view, const Value& val,
-                       Props* props) {
+                       PropsOut* props) {
   if (val.IsNull()) return absl::OkStatus();
-  std::string key(key_view);
-  std::string text;
-  if (val.IsString()) {
-    text.assign(val.GetString(), val.GetStringLength());
-  } else if (val.IsNumber()) {
-    NumberText(val, &text);
-  } else if (val.IsBool()) {
-    text = val.GetBool() ? "true" : "false";
-  } else {
+  if (!val.IsString() && !val.IsNumber() && !val.IsBool()) {
+    const std::string key(key_view);
     if (!ValidUtf8(key)) return Error("props", "key is not valid UTF-8");
     return Error(PropField(key),
                  "expected a string, number or boolean, not an object or "
                  "array");
   }
-  props->emplace_back(std::move(key), std::move(text));
+  auto& [key, text] = props->Next();
+  key.assign(key_view);
+  if (val.IsString()) {
+    text.assign(val.GetString(), val.GetStringLength());
+  } else if (val.IsNumber()) {
+    NumberText(val, &text);
+  } else {
+    text = val.GetBool() ? "true" : "false";
+  }
   return absl::OkStatus();
 }
 
@@ -332,7 +350,7 @@ absl::Status ParseMember(std::string_view key, const Value& v, EventInput* in) {
 class EventSax
     : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EventSax> {
  public:
-  explicit EventSax(EventInput* in) : in_(in) {}
+  explicit EventSax(EventInput* in) : in_(in), props_(&in->props) {}
 
   bool Null() { return Scalar(Value::Of(Value::Type::kNull)); }
   bool Bool(bool b) { return Scalar(Value::Bool(b)); }
@@ -359,6 +377,9 @@ class EventSax
 
   static constexpr int kMaxDepth = 32;
 
+  // Drops the entries of a reused EventInput's props beyond the parsed ones.
+  void Finish() { props_.Finish(); }
+
   bool root_is_object() const { return root_is_object_; }
   bool too_deep() const { return too_deep_; }
   const absl::Status& status() const { return status_; }
@@ -370,7 +391,7 @@ class EventSax
     if (depth_ == 1) {
       status_ = ParseMember(key_, v, in_);
     } else if (depth_ == 2 && in_props_) {
-      status_ = ParseProp(prop_key_, v, &in_->props);
+      status_ = ParseProp(prop_key_, v, &props_);
     }
     return true;
   }
@@ -390,7 +411,7 @@ class EventSax
       } else if (depth_ == 1) {
         status_ = ParseMember(key_, v, in_);
       } else if (depth_ == 2 && in_props_) {
-        status_ = ParseProp(prop_key_, v, &in_->props);
+        status_ = ParseProp(prop_key_, v, &props_);
       }
     }
     ++depth_;
@@ -402,6 +423,7 @@ class EventSax
   }
 
   EventInput* in_;
+  PropsOut props_;
   bool too_deep_ = false;
   int depth_ = 0;
   bool root_is_object_ = false;
@@ -435,15 +457,26 @@ class NumberSax
 // document order exactly as EventSax does. Numbers are parsed by RapidJSON
 // itself (the same digits give the same double). Returns false on anything
 // else (escapes, control characters, NUL, nesting, a BOM, malformed JSON, a
-// field error): the caller then runs the full parser on a fresh EventInput,
-// which decides the result and the error. *ascii: every string byte seen
-// was ASCII (so every field is valid UTF-8).
+// field error): the caller then runs the full parser (which resets the
+// EventInput first), which decides the result and the error. *ascii: every
+// string byte seen was ASCII (so every field is valid UTF-8).
 class FastEventParser {
  public:
   FastEventParser(std::string_view json, EventInput* in)
-      : p_(json.data()), end_(json.data() + json.size()), in_(in) {}
+      : p_(json.data()),
+        end_(json.data() + json.size()),
+        in_(in),
+        props_(&in->props) {}
 
   bool Parse() {
+    const bool ok = ParseObject();
+    props_.Finish();
+    return ok;
+  }
+  bool ascii() const { return high_bits_ == 0; }
+
+ private:
+  bool ParseObject() {
     SkipWs();
     if (!Eat('{')) return false;
     SkipWs();
@@ -471,9 +504,7 @@ class FastEventParser {
       return false;
     }
   }
-  bool ascii() const { return high_bits_ == 0; }
 
- private:
   bool Eat(char c) {
     if (p_ < end_ && *p_ == c) {
       ++p_;
@@ -503,7 +534,7 @@ class FastEventParser {
       if (!Eat(':')) return false;
       SkipWs();
       Value v;
-      if (!Scalar(&v) || !ParseProp(key, v, &in_->props).ok()) return false;
+      if (!Scalar(&v) || !ParseProp(key, v, &props_).ok()) return false;
       SkipWs();
       if (Eat(',')) {
         SkipWs();
@@ -608,10 +639,21 @@ class FastEventParser {
   const char* p_;
   const char* const end_;
   EventInput* const in_;
+  PropsOut props_;
   int high_bits_ = 0;
   rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader_;
 };
 
+
+// Gives a reused EventInput a fresh one's values, keeping the capacity of its
+// strings (copy-assigned from a fresh EventInput, member by member) and of
+// its props (moved aside and back: PropsOut writes over their entries).
+void ResetEventInput(EventInput* in) {
+  static const EventInput* const kFresh = new EventInput();
+  Props props = std::move(in->props);
+  *in = *kFresh;
+  in->props = std::move(props);
+}
 
 // ValidateEventInput; `ascii`: every string of `in` is known to be ASCII
 // (so valid UTF-8, one character per byte), and the UTF-8 checks are skipped.
@@ -689,27 +731,46 @@ absl::Status ValidateEventInput(const EventInput& in) {
   return ValidateEventInputImpl(in, /*ascii=*/false);
 }
 
-absl::StatusOr<EventInput> ParseEventJson(std::string_view json) {
-  std::optional<absl::StatusOr<EventInput>> fast =
-      canonical_internal::ParseEventJsonFast(json);
+absl::Status ParseEventJson(std::string_view json, EventInput* out) {
+  std::optional<absl::Status> fast =
+      canonical_internal::ParseEventJsonFast(json, out);
   if (fast.has_value()) return *std::move(fast);
-  return canonical_internal::ParseEventJsonFull(json);
+  return canonical_internal::ParseEventJsonFull(json, out);
+}
+
+absl::StatusOr<EventInput> ParseEventJson(std::string_view json) {
+  EventInput in;
+  if (absl::Status s = ParseEventJson(json, &in); !s.ok()) return s;
+  return in;
 }
 
 namespace canonical_internal {
 
+std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
+                                               EventInput* out) {
+  ResetEventInput(out);
+  FastEventParser fast(json, out);
+  if (!fast.Parse()) return std::nullopt;
+  return ValidateEventInputImpl(*out, fast.ascii());
+}
+
 std::optional<absl::StatusOr<EventInput>> ParseEventJsonFast(
     std::string_view json) {
   EventInput in;
-  FastEventParser fast(json, &in);
-  if (!fast.Parse()) return std::nullopt;
-  if (absl::Status s = ValidateEventInputImpl(in, fast.ascii()); !s.ok()) {
-    return s;
-  }
+  std::optional<absl::Status> s = ParseEventJsonFast(json, &in);
+  if (!s.has_value()) return std::nullopt;
+  if (!s->ok()) return *std::move(s);
   return in;
 }
 
 absl::StatusOr<EventInput> ParseEventJsonFull(std::string_view json) {
+  EventInput in;
+  if (absl::Status s = ParseEventJsonFull(json, &in); !s.ok()) return s;
+  return in;
+}
+
+absl::Status ParseEventJsonFull(std::string_view json, EventInput* out) {
+  ResetEventInput(out);
   // Like rapidjson's parse of a memory buffer, skip leading 0xEF, 0xBB and
   // 0xBF bytes (a UTF-8 byte order mark); error offsets count them.
   size_t skip = 0;
@@ -724,13 +785,13 @@ absl::StatusOr<EventInput> ParseEventJsonFull(std::string_view json) {
   thread_local std::string buffer;
   buffer.assign(json.data() + skip, json.size() - skip);
   buffer.append(16, '\0');
-  EventInput in;
-  EventSax handler(&in);
+  EventSax handler(out);
   rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader;
   rapidjson::InsituStringStream stream(buffer.data());
   const rapidjson::ParseResult parsed =
       reader.Parse<rapidjson::kParseDefaultFlags | rapidjson::kParseInsituFlag>(
           stream, handler);
+  handler.Finish();
   if (buffer.capacity() > (1 << 20)) std::string().swap(buffer);
   if (handler.too_deep()) {
     return Error("body", absl::StrCat("nested deeper than ",
@@ -745,8 +806,7 @@ absl::StatusOr<EventInput> ParseEventJsonFull(std::string_view json) {
     return Error("body", "expected a JSON object");
   }
   if (!handler.status().ok()) return handler.status();
-  if (absl::Status s = ValidateEventInput(in); !s.ok()) return s;
-  return in;
+  return ValidateEventInput(*out);
 }
 
 }  // namespace canonical_internal

@@ -21,6 +21,13 @@ std::optional<absl::StatusOr<EventInput>> ParseEventJsonFast(
 // RapidJSON's SAX reader over any input; decides every error.
 absl::StatusOr<EventInput> ParseEventJsonFull(std::string_view json);
 
+// The same into *out, reusing its strings' capacity (see ParseEventJson's
+// overload in analytics/event.h). nullopt from the fast path: *out holds
+// whatever it had parsed; the full parser starts afresh.
+std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
+                                               EventInput* out);
+absl::Status ParseEventJsonFull(std::string_view json, EventInput* out);
+
 }  // namespace analytics::canonical_internal
 
 #endif  // ANALYTICS_INGEST_CANONICAL_INTERNAL_H_

@@ -486,7 +486,12 @@ TEST(CanonicalTest, LargeEventOverflowsStackBuffers) {
 }
 
 
-// Same status (code and message) and the same EventInput.
+// Same status (code and message) and the same EventInput (every field: a
+// field added to EventInput must be added here, hence the size check).
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+static_assert(sizeof(EventInput) == 352,
+              "EventInput changed: compare the new field in ExpectSameResult");
+#endif
 void ExpectSameResult(const absl::StatusOr<EventInput>& got,
                       const absl::StatusOr<EventInput>& want,
                       std::string_view json) {
@@ -509,12 +514,9 @@ void ExpectSameResult(const absl::StatusOr<EventInput>& got,
   EXPECT_EQ(got->imported, want->imported);
 }
 
-// The fast path answers for ordinary events and, wherever it answers, gives
-// exactly what the full parser gives: checked on edge cases and on random
-// mutations of realistic lines (bytes from JSON's syntax, digits, UTF-8
-// lead/continuation bytes, control characters, NUL; cuts).
-TEST(CanonicalTest, FastPathAgreesWithFullParser) {
-  std::vector<std::string> seeds = {
+// Edge cases and realistic lines (the first and sixth take the fast path).
+std::vector<std::string> Seeds() {
+  return {
       Json(R"("name":"Signup","referrer":"https://www.google.com/",)"
            R"("ts":1790812840.123,"ip":"203.0.113.9",)"
            R"("user_agent":"Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0",)"
@@ -542,12 +544,18 @@ TEST(CanonicalTest, FastPathAgreesWithFullParser) {
       "[]",
       "1",
   };
+}
+
+// The seeds and `n` random mutations of them (bytes from JSON's syntax,
+// digits, UTF-8 lead/continuation bytes, control characters, NUL; cuts).
+std::vector<std::string> MutatedInputs(int n) {
+  const std::vector<std::string> seeds = Seeds();
   std::mt19937_64 rng(11);
   const std::string alphabet =
       std::string("\"\\{}[],:0123456789eE.+- \t\r\nntrufals\x01\x1F\x7F", 44) +
       std::string("\x80\xBF\xC3\xA9\xE2\xED\xF0\xF4\xFF\0", 10);
   std::vector<std::string> inputs = seeds;
-  for (int i = 0; i < 60000; ++i) {
+  for (int i = 0; i < n; ++i) {
     std::string s = seeds[rng() % seeds.size()];
     const int edits = 1 + static_cast<int>(rng() % 3);
     for (int k = 0; k < edits && !s.empty(); ++k) {
@@ -570,6 +578,15 @@ TEST(CanonicalTest, FastPathAgreesWithFullParser) {
     }
     inputs.push_back(std::move(s));
   }
+  return inputs;
+}
+
+// The fast path answers for ordinary events and, wherever it answers, gives
+// exactly what the full parser gives: checked on edge cases and on random
+// mutations of realistic lines.
+TEST(CanonicalTest, FastPathAgreesWithFullParser) {
+  const std::vector<std::string> seeds = Seeds();
+  const std::vector<std::string> inputs = MutatedInputs(60000);
   int fast = 0, fast_ok = 0, fast_err = 0;
   for (const std::string& json : inputs) {
     std::optional<absl::StatusOr<EventInput>> got =
@@ -590,6 +607,88 @@ TEST(CanonicalTest, FastPathAgreesWithFullParser) {
   EXPECT_GT(fast_err, 500);
   EXPECT_GT(static_cast<int>(inputs.size()) - fast, 10000)
       << fast << " fast (" << fast_ok << " ok, " << fast_err << " errors)";
+}
+
+// An EventInput with every field set to something no parse gives: long
+// strings (on the heap), more props than most lines have, flags flipped.
+EventInput Garbage() {
+  EventInput in;
+  const std::string junk(100, 'g');
+  for (std::string* f :
+       {&in.site, &in.name, &in.url, &in.referrer, &in.ip, &in.user_agent,
+        &in.locale, &in.timezone, &in.country_hint}) {
+    *f = junk;
+  }
+  in.ts = absl::FromUnixSeconds(12345);
+  for (int i = 0; i < 8; ++i) {
+    in.props.emplace_back(junk + std::to_string(i), junk);
+  }
+  in.screen_width = 777;
+  in.interactive = false;
+  in.imported = true;
+  return in;
+}
+
+// Parsing into a reused EventInput gives exactly what a fresh parse gives,
+// for valid lines and errors alike (same status), whatever the EventInput
+// held before: garbage in every field, or the previous line's result (valid
+// or failed), through the public overload and both internal parsers.
+TEST(CanonicalTest, ParseIntoReusedInputMatchesFreshParse) {
+  const std::vector<std::string> inputs = MutatedInputs(20000);
+  EventInput carried = Garbage();  // reused across the whole stream
+  int ok = 0, errors = 0;
+  for (const std::string& json : inputs) {
+    const absl::StatusOr<EventInput> want = ParseEventJson(json);
+    (want.ok() ? ok : errors)++;
+
+    absl::Status s = ParseEventJson(json, &carried);
+    ExpectSameResult(s.ok() ? absl::StatusOr<EventInput>(carried)
+                            : absl::StatusOr<EventInput>(s),
+                     want, json);
+
+    EventInput garbage = Garbage();
+    s = ParseEventJson(json, &garbage);
+    ExpectSameResult(s.ok() ? absl::StatusOr<EventInput>(garbage)
+                            : absl::StatusOr<EventInput>(s),
+                     want, json);
+
+    garbage = Garbage();
+    s = canonical_internal::ParseEventJsonFull(json, &garbage);
+    ExpectSameResult(s.ok() ? absl::StatusOr<EventInput>(garbage)
+                            : absl::StatusOr<EventInput>(s),
+                     canonical_internal::ParseEventJsonFull(json), json);
+
+    garbage = Garbage();
+    std::optional<absl::Status> fast =
+        canonical_internal::ParseEventJsonFast(json, &garbage);
+    std::optional<absl::StatusOr<EventInput>> fast_want =
+        canonical_internal::ParseEventJsonFast(json);
+    ASSERT_EQ(fast.has_value(), fast_want.has_value());
+    if (fast.has_value()) {
+      ExpectSameResult(fast->ok() ? absl::StatusOr<EventInput>(garbage)
+                                  : absl::StatusOr<EventInput>(*fast),
+                       *fast_want, json);
+    }
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(ok, 1000);
+  EXPECT_GT(errors, 1000);
+}
+
+// The props of a reused EventInput shrink to the parsed ones, keep the
+// parsed order, and the defaults (name "pageview", interactive) come back.
+TEST(CanonicalTest, ParseIntoReusedInputResetsDefaults) {
+  EventInput in = Garbage();
+  ASSERT_TRUE(ParseEventJson(Json(R"("props":{"b":"2","a":1})"), &in).ok());
+  EXPECT_THAT(in.props, ElementsAre(Pair("b", "2"), Pair("a", "1")));
+  EXPECT_EQ(in.name, "pageview");
+  EXPECT_TRUE(in.interactive);
+  EXPECT_FALSE(in.imported);
+  EXPECT_FALSE(in.ts.has_value());
+  EXPECT_EQ(in.screen_width, 0);
+  EXPECT_EQ(in.referrer, "");
+  ASSERT_TRUE(ParseEventJson(Json(""), &in).ok());
+  EXPECT_TRUE(in.props.empty());
 }
 
 }  // namespace

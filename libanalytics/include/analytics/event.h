@@ -60,6 +60,12 @@ absl::Status ValidateEventInput(const EventInput& in);
 // `ts` is seconds since the epoch (number) or an ISO 8601 string.
 // Validates like ValidateEventInput.
 absl::StatusOr<EventInput> ParseEventJson(std::string_view json);
+// The same into *out, which is overwritten entirely (every field as a fresh
+// EventInput would have it, then the parsed members) while its strings and
+// props keep their capacity: parsing many lines into one EventInput
+// allocates little. On error the status is the one above, and *out holds
+// unspecified valid values (parse into it again, or assign it).
+absl::Status ParseEventJson(std::string_view json, EventInput* out);
 
 // Session-level attributes fixed at the session's first event.
 struct VisitAttrs {

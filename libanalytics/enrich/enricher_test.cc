@@ -1,0 +1,254 @@
+// Enricher: enriching into a recycled Event (as the engine does) gives
+// exactly the Event a fresh one gives, through the Sessionizer's stamps.
+#include "libanalytics/enrich/enricher.h"
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "libanalytics/enrich/country.h"
+#include "libanalytics/session/sessionizer.h"
+
+namespace analytics {
+namespace {
+
+const absl::Time kStart = absl::FromUnixSeconds(1790000000);
+
+// VisitAttrs field by field (readable failures), then by its defaulted ==
+// (which covers any field added later).
+void ExpectSameVisit(const VisitAttrs& got, const VisitAttrs& want) {
+  EXPECT_EQ(got.entry_page, want.entry_page);
+  EXPECT_EQ(got.source, want.source);
+  EXPECT_EQ(got.referrer, want.referrer);
+  EXPECT_EQ(got.utm_source, want.utm_source);
+  EXPECT_EQ(got.utm_medium, want.utm_medium);
+  EXPECT_EQ(got.utm_campaign, want.utm_campaign);
+  EXPECT_EQ(got.utm_term, want.utm_term);
+  EXPECT_EQ(got.utm_content, want.utm_content);
+  EXPECT_EQ(got.country, want.country);
+  EXPECT_EQ(got.browser, want.browser);
+  EXPECT_EQ(got.browser_version, want.browser_version);
+  EXPECT_EQ(got.os, want.os);
+  EXPECT_EQ(got.os_version, want.os_version);
+  EXPECT_EQ(got.device, want.device);
+  EXPECT_EQ(got.screen, want.screen);
+  EXPECT_EQ(got.locale, want.locale);
+  EXPECT_TRUE(got == want);
+}
+
+// Every field of Event, compared. A field added to Event must be added
+// here (and to Garbage below), hence the size check.
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+static_assert(sizeof(Event) == 760,
+              "Event changed: compare the new field in ExpectSameEvent");
+#endif
+void ExpectSameEvent(const Event& got, const Event& want) {
+  EXPECT_EQ(got.seq, want.seq);
+  EXPECT_EQ(got.site_id, want.site_id);
+  EXPECT_EQ(got.ts_ms, want.ts_ms);
+  EXPECT_EQ(got.name, want.name);
+  EXPECT_EQ(got.hostname, want.hostname);
+  EXPECT_EQ(got.page, want.page);
+  EXPECT_EQ(got.props, want.props);
+  EXPECT_EQ(got.visitor_id, want.visitor_id);
+  EXPECT_EQ(got.session_id, want.session_id);
+  EXPECT_EQ(got.session_start_ms, want.session_start_ms);
+  ExpectSameVisit(got.visit, want.visit);
+  EXPECT_EQ(got.first_in_session, want.first_in_session);
+  EXPECT_EQ(got.first_page, want.first_page);
+  EXPECT_EQ(got.first_name, want.first_name);
+  EXPECT_EQ(got.s_pageviews, want.s_pageviews);
+  EXPECT_EQ(got.s_events, want.s_events);
+  EXPECT_EQ(got.s_bounce, want.s_bounce);
+  EXPECT_EQ(got.s_duration_ms, want.s_duration_ms);
+  EXPECT_EQ(got.s_exit_page, want.s_exit_page);
+  EXPECT_EQ(got.d_bounce, want.d_bounce);
+  EXPECT_EQ(got.d_duration_ms, want.d_duration_ms);
+  EXPECT_EQ(got.imported, want.imported);
+  EXPECT_EQ(got.worker, want.worker);
+}
+
+// An Event with every field set to what no enrichment gives: long strings
+// (on the heap), props, flags set, numbers non-zero.
+Event Garbage() {
+  Event e;
+  const std::string junk(80, 'j');
+  e.seq = 99;
+  e.site_id = 98;
+  e.ts_ms = 97;
+  e.name = e.hostname = e.page = e.s_exit_page = junk;
+  for (int i = 0; i < 5; ++i) e.props.emplace_back(junk, junk);
+  e.visitor_id = 96;
+  e.session_id = 95;
+  e.session_start_ms = 94;
+  VisitAttrs& v = e.visit;
+  for (std::string* f :
+       {&v.entry_page, &v.source, &v.referrer, &v.utm_source, &v.utm_medium,
+        &v.utm_campaign, &v.utm_term, &v.utm_content, &v.country, &v.browser,
+        &v.browser_version, &v.os, &v.os_version, &v.device, &v.screen,
+        &v.locale}) {
+    *f = junk;
+  }
+  e.first_in_session = e.first_page = e.first_name = true;
+  e.s_pageviews = 93;
+  e.s_events = 92;
+  e.s_bounce = true;
+  e.s_duration_ms = 91;
+  e.d_bounce = -1;
+  e.d_duration_ms = 90;
+  e.imported = true;
+  e.worker = 89;
+  return e;
+}
+
+// A random stream of inputs covering what enrichment branches on: long and
+// short pages and hosts, percent-escapes, UTM/ref parameters, referrers
+// (self, search, long), props (0..4), custom and engagement events, bots,
+// days (salts), flags, locales, time zones, country hints, screen widths.
+std::vector<EventInput> RandomInputs(int n, uint64_t seed) {
+  static const char* const kUas[] = {
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+      "like Gecko) Chrome/120.0.0.0 Safari/537.36",
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) "
+      "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 "
+      "Safari/604.1",
+      "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+      "Mozilla/5.0 (compatible; Googlebot/2.1; "
+      "+http://www.google.com/bot.html)",
+      "",
+  };
+  static const char* const kRefs[] = {
+      "",
+      "https://www.google.com/",
+      "https://example.com/self",
+      "https://sub.example.com/x",
+      "https://news.ycombinator.com/item?id=1",
+      "https://a-rather-long-referring-host.example.org/some/long/path/here",
+      "  https://t.co/abc  ",
+      "not a url",
+  };
+  static const char* const kQueries[] = {
+      "",
+      "?utm_source=newsletter&utm_medium=email&utm_campaign=spring-sale-2026",
+      "?ref=producthunt",
+      "?source=a-very-long-source-name-that-is-not-inline&x=1",
+      "?utm_term=t&utm_content=c",
+      "?q=1",
+  };
+  static const char* const kNames[] = {
+      "pageview", "pageview",   "pageview",
+      "Signup",   "engagement", "A rather long custom event name"};
+  static const char* const kZones[] = {"Europe/Berlin", "America/Los_Angeles",
+                                       "", "Asia/Tokyo"};
+  std::mt19937_64 rng(seed);
+  std::vector<EventInput> out;
+  for (int i = 0; i < n; ++i) {
+    EventInput in;
+    in.site = "example.com";
+    const int visitor = static_cast<int>(rng() % 40);
+    in.name = kNames[rng() % std::size(kNames)];
+    std::string host = rng() % 8 == 0 ? "WWW.Example.COM" : "example.com";
+    if (rng() % 10 == 0) host = "a-long-subdomain-name.example.com";
+    std::string path = absl::StrCat("/p", rng() % 30);
+    if (rng() % 4 == 0) absl::StrAppend(&path, "/a/longer/path/segment/");
+    if (rng() % 10 == 0) absl::StrAppend(&path, "/caf%C3%A9");
+    in.url = absl::StrCat("https://", host, path,
+                          kQueries[rng() % std::size(kQueries)]);
+    in.referrer = kRefs[rng() % std::size(kRefs)];
+    // Mostly forward in time, some over midnight (the previous day's salt).
+    in.ts = kStart + absl::Seconds(i * 37 + static_cast<int64_t>(rng() % 600));
+    if (rng() % 20 == 0) in.ts.reset();
+    in.ip = absl::StrCat("10.0.", visitor / 10, ".", visitor);
+    in.user_agent = kUas[rng() % 30 == 0 ? 3 : visitor % 3];
+    if (rng() % 50 == 0) in.user_agent = kUas[4];
+    const int nprops = rng() % 3 == 0 ? static_cast<int>(rng() % 5) : 0;
+    for (int p = 0; p < nprops; ++p) {
+      in.props.emplace_back(absl::StrCat("k", p),
+                            std::string(1 + rng() % 40, 'v'));
+    }
+    in.screen_width = static_cast<int>(rng() % 2000);
+    in.locale = rng() % 2 ? "en-US" : "";
+    in.timezone = kZones[visitor % std::size(kZones)];
+    in.country_hint = rng() % 5 == 0 ? "DE" : "";
+    in.interactive = rng() % 4 != 0;
+    in.imported = rng() % 10 == 0;
+    out.push_back(std::move(in));
+  }
+  return out;
+}
+
+TEST(EnricherTest, RecycledEventGivesWhatAFreshOneGives) {
+  auto geo = *CountryResolver::Create("");
+  Enricher enricher(geo.get(), [](int64_t day) -> absl::StatusOr<std::string> {
+    return std::string(16, static_cast<char>('a' + day % 26));
+  });
+  const Site site{.id = 7, .domain = "example.com", .timezone = "UTC"};
+  const absl::Time now = kStart + absl::Hours(30);
+  // Three pipelines over the same stream, each with its own sessions: a
+  // fresh Event per input; one Event reused for the whole stream (it holds
+  // the previous event, or a bot's leftovers); one refilled with garbage
+  // before each input.
+  Sessionizer fresh_sessions, reused_sessions, garbage_sessions;
+  Event reused = Garbage();
+  int kept = 0, bots = 0, dropped = 0, continued = 0;
+  for (const EventInput& in : RandomInputs(20000, 5)) {
+    Event want;
+    uint64_t want_prev = 0;
+    std::string want_bot;
+    ASSERT_TRUE(
+        enricher.Enrich(in, site, now, &want, &want_prev, &want_bot).ok());
+
+    uint64_t prev = 0;
+    std::string bot;
+    ASSERT_TRUE(enricher.Enrich(in, site, now, &reused, &prev, &bot).ok());
+    EXPECT_EQ(bot, want_bot);
+    Event garbage = Garbage();
+    uint64_t gprev = 0;
+    std::string gbot;
+    ASSERT_TRUE(enricher.Enrich(in, site, now, &garbage, &gprev, &gbot).ok());
+    if (!want_bot.empty()) {
+      ++bots;
+      continue;
+    }
+    EXPECT_EQ(prev, want_prev);
+    EXPECT_EQ(gprev, want_prev);
+    {
+      SCOPED_TRACE("enriched, reused");
+      ExpectSameEvent(reused, want);
+    }
+    {
+      SCOPED_TRACE("enriched, garbage");
+      ExpectSameEvent(garbage, want);
+    }
+    const bool k = fresh_sessions.Assign(&want, want_prev, in.interactive);
+    ASSERT_EQ(reused_sessions.Assign(&reused, prev, in.interactive), k);
+    ASSERT_EQ(garbage_sessions.Assign(&garbage, gprev, in.interactive), k);
+    if (!k) {
+      ++dropped;
+      continue;
+    }
+    ++kept;
+    continued += want.first_in_session ? 0 : 1;
+    {
+      SCOPED_TRACE("sessionized, reused");
+      ExpectSameEvent(reused, want);
+    }
+    {
+      SCOPED_TRACE("sessionized, garbage");
+      ExpectSameEvent(garbage, want);
+    }
+    if (HasFailure()) return;
+  }
+  // The stream exercises bots, dropped engagements and continued sessions.
+  EXPECT_GT(bots, 100);
+  EXPECT_GT(dropped, 50);
+  EXPECT_GT(continued, 5000);
+  EXPECT_GT(kept, 15000);
+}
+
+}  // namespace
+}  // namespace analytics
