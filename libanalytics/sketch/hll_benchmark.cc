@@ -77,6 +77,54 @@ void BM_MergeSparseIntoDense(benchmark::State& state) {
 }
 BENCHMARK(BM_MergeSparseIntoDense);
 
+// RollupBuilder's drain: AddMany of one cell's hashes into a fresh sketch
+// (exact for small batches, sparse for larger ones), 64 cells per run.
+void BM_AddManyFresh(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  constexpr int kCells = 64;
+  std::vector<uint64_t> all(n * kCells);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = HyperLogLog::HashKey(i);
+  std::vector<uint64_t> batch(n);
+  for (auto _ : state) {
+    for (int c = 0; c < kCells; ++c) {
+      batch.assign(all.begin() + c * n, all.begin() + (c + 1) * n);
+      HyperLogLog h;
+      h.AddMany(absl::MakeSpan(batch));
+      benchmark::DoNotOptimize(h);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * n * kCells);
+}
+BENCHMARK(BM_AddManyFresh)->Arg(8)->Arg(30)->Arg(200)->Arg(2000);
+
+void BM_AddManyDense(benchmark::State& state) {
+  HyperLogLog h = Dense(1);
+  std::vector<uint64_t> all(10000), batch;
+  for (size_t i = 0; i < all.size(); ++i) all[i] = HyperLogLog::HashKey(i);
+  for (auto _ : state) {
+    batch = all;
+    h.AddMany(absl::MakeSpan(batch));
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * all.size());
+}
+BENCHMARK(BM_AddManyDense);
+
+// Take's day cells: hour sketches (exact and sparse) merged into a fresh
+// day sketch, 24 per day.
+void BM_MergeHoursIntoDay(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  std::vector<HyperLogLog> hours;
+  for (uint64_t i = 0; i < 24; ++i) hours.push_back(Dense(i + 1, n));
+  for (auto _ : state) {
+    HyperLogLog day;
+    for (const HyperLogLog& h : hours) day.Merge(h);
+    benchmark::DoNotOptimize(day);
+  }
+  state.SetItemsProcessed(state.iterations() * 24);
+}
+BENCHMARK(BM_MergeHoursIntoDay)->Arg(10)->Arg(100);
+
 void BM_EstimateDense(benchmark::State& state) {
   HyperLogLog a = Dense(1);
   for (auto _ : state) benchmark::DoNotOptimize(a.Estimate());
