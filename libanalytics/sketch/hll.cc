@@ -28,6 +28,8 @@ constexpr int kMaxRank = 64 - HyperLogLog::kPrecision + 1;        // 51
 // Bits of index25 below the dense register index.
 constexpr int kExtraBits = kSparsePrecision - HyperLogLog::kPrecision;  // 11
 constexpr size_t kHeaderBytes = 4;
+// Most entries merged into a sparse list by binary search (MergeSparseEntries).
+constexpr size_t kGallopMax = 256;
 constexpr uint8_t kVersion = 2;
 enum Encoding : uint8_t { kEmpty = 0, kExact = 1, kSparse = 2, kDense = 3 };
 
@@ -134,9 +136,12 @@ Scratch& ThreadScratch() {
 
 // Sorts the n sparse entries in `e` ascending; the result is in `out` (room
 // for n). Entries are below 2^31 and their top bits are uniform (hashes are
-// mixed), so a counting pass on the top log2(n) bits puts each in a bucket
-// of about one entry and an insertion sort finishes the job in about n
-// moves; a skewed input (a bucket above 64 entries) falls back to std::sort.
+// mixed), so a counting pass on their top bits into 2n to 4n buckets leaves
+// most buckets with at most one entry, nearly all with at most two: a
+// branchless compare-exchange pass sorts those, and an insertion pass fixes the
+// few entries still out of place (neither pass moves an entry out of its
+// bucket). A skewed input (too many insertion moves) falls back to
+// std::sort.
 void SortEntries(const uint32_t* e, size_t n, uint32_t* out,
                  std::vector<uint32_t>& counts) {
   if (n < 32) {
@@ -144,24 +149,36 @@ void SortEntries(const uint32_t* e, size_t n, uint32_t* out,
     InsertionSort(out, n);
     return;
   }
-  const int bits = std::min(static_cast<int>(std::bit_width(n)) - 1, 14);
+  const int bits = std::min(static_cast<int>(std::bit_width(n)) + 1, 15);
   const int shift = 31 - bits;
   const size_t buckets = size_t{1} << bits;
   counts.assign(buckets + 1, 0);
   uint32_t* c = counts.data();
   for (size_t k = 0; k < n; ++k) ++c[(e[k] >> shift) + 1];
-  uint32_t largest = 0;
-  for (size_t b = 1; b <= buckets; ++b) {
-    largest = std::max(largest, c[b]);
-    c[b] += c[b - 1];
-  }
+  for (size_t b = 1; b <= buckets; ++b) c[b] += c[b - 1];
   for (size_t k = 0; k < n; ++k) out[c[e[k] >> shift]++] = e[k];
-  // Every entry is in its bucket, so one insertion sort never moves an entry
-  // past a bucket boundary.
-  if (largest > 64) {
-    std::sort(out, out + n);
-  } else {
-    InsertionSort(out, n);
+  uint32_t carry = out[0];
+  for (size_t k = 1; k < n; ++k) {
+    const uint32_t x = out[k];
+    out[k - 1] = std::min(carry, x);
+    carry = std::max(carry, x);
+  }
+  out[n - 1] = carry;
+  size_t budget = 4 * n;
+  for (size_t k = 1; k < n; ++k) {
+    if (out[k] >= out[k - 1]) [[likely]]
+      continue;
+    const uint32_t x = out[k];
+    size_t j = k;
+    do {
+      out[j] = out[j - 1];
+      --j;
+    } while (j > 0 && out[j - 1] > x);
+    out[j] = x;
+    if ((budget -= std::min(budget, k - j)) == 0) {
+      std::sort(out, out + n);
+      return;
+    }
   }
 }
 
@@ -539,6 +556,38 @@ void HyperLogLog::MergeSparseEntries(Load load, size_t n) {
   // between the untouched prefix and the merged tail, closed at the end.
   if (n == 0) return;
   const size_t m = sparse_.size();
+  if (n <= kGallopMax && n * 8 <= m) {
+    // Few entries into many: find each one's place by binary search, then
+    // move the runs between them once, from the back, straight to their
+    // final places (memmove instead of one branch per entry).
+    uint32_t pos[kGallopMax];
+    size_t dups = 0, lo = 0;
+    for (size_t j = 0; j < n; ++j) {
+      const uint32_t b = load(j);
+      const uint32_t* a = sparse_.data();
+      lo = static_cast<size_t>(std::lower_bound(a + lo, a + m, b & ~kRankMask) -
+                               a);
+      pos[j] = static_cast<uint32_t>(lo);
+      if (lo < m && EntryIndex(a[lo]) == EntryIndex(b)) ++dups;
+    }
+    const size_t total = m + n - dups;
+    sparse_.resize(total);
+    uint32_t* a = sparse_.data();
+    size_t i = m, k = total;  // a[0..i) not yet moved; a[k..total) final
+    for (size_t j = n; j > 0; --j) {
+      const uint32_t b = load(j - 1);
+      const size_t p = pos[j - 1];
+      const bool same = p < m && EntryIndex(a[p]) == EntryIndex(b);
+      const uint32_t merged = same ? std::max(a[p], b) : b;
+      const size_t from = same ? p + 1 : p;
+      k -= i - from;
+      std::memmove(a + k, a + from, (i - from) * sizeof(uint32_t));
+      a[--k] = merged;
+      i = p;
+    }
+    if (sparse_.size() > kSparseLimit) ToDense();
+    return;
+  }
   sparse_.resize(m + n);
   uint32_t* a = sparse_.data();
   size_t i = m, j = n, k = m + n;
@@ -710,8 +759,12 @@ void HyperLogLog::SerializeTo(std::string* out) const {
       const size_t base = out->size();
       out->resize(base + 8 * exact_.size());
       char* p = out->data() + base;
-      for (uint64_t h : exact_) {
-        for (int b = 0; b < 8; ++b) *p++ = static_cast<char>(h >> (8 * b));
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, exact_.data(), 8 * exact_.size());
+      } else {
+        for (uint64_t h : exact_) {
+          for (int b = 0; b < 8; ++b) *p++ = static_cast<char>(h >> (8 * b));
+        }
       }
       return;
     }
@@ -721,8 +774,12 @@ void HyperLogLog::SerializeTo(std::string* out) const {
       const size_t base = out->size();
       out->resize(base + 4 * sparse_.size());
       char* p = out->data() + base;
-      for (uint32_t e : sparse_) {
-        for (int b = 0; b < 4; ++b) *p++ = static_cast<char>(e >> (8 * b));
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, sparse_.data(), 4 * sparse_.size());
+      } else {
+        for (uint32_t e : sparse_) {
+          for (int b = 0; b < 4; ++b) *p++ = static_cast<char>(e >> (8 * b));
+        }
       }
       return;
     }
