@@ -123,6 +123,7 @@ size_t UniqueSorted(uint64_t* v, size_t n) {
 // at most ~0.6 MB).
 struct Scratch {
   std::vector<uint32_t> entries, sorted, counts;
+  std::vector<uint32_t> merged;  // MergeSparseEntries, at most 2 x 4094
   void Trim() {
     constexpr size_t kKeep = size_t{1} << 16;
     if (entries.capacity() > kKeep) std::vector<uint32_t>().swap(entries);
@@ -565,9 +566,7 @@ void HyperLogLog::AddSparseEntry(uint32_t entry) {
 
 template <typename Load>
 void HyperLogLog::MergeSparseEntries(Load load, size_t n) {
-  // this is sparse; both lists sorted by index, one entry per index. Merged
-  // from the back into sparse_ itself: entries of equal index leave a gap
-  // between the untouched prefix and the merged tail, closed at the end.
+  // this is sparse; both lists sorted by index, one entry per index.
   if (n == 0) return;
   const size_t m = sparse_.size();
   if (n <= kGallopMax && n * 8 <= m) {
@@ -602,24 +601,48 @@ void HyperLogLog::MergeSparseEntries(Load load, size_t n) {
     if (sparse_.size() > kSparseLimit) ToDense();
     return;
   }
-  sparse_.resize(m + n);
-  uint32_t* a = sparse_.data();
-  size_t i = m, j = n, k = m + n;
-  // Branchless: the index is in the high bits, so the entry to place is
-  // always the larger one (the larger index, or at an equal index the
-  // larger rank), and each list steps back when it held it.
-  while (i > 0 && j > 0) {
-    const uint32_t x = a[i - 1], y = load(j - 1);
-    a[--k] = std::max(x, y);
-    i -= EntryIndex(x) >= EntryIndex(y);
-    j -= EntryIndex(y) >= EntryIndex(x);
+  // Comparable lengths: merge from both ends at once (two independent
+  // dependency chains) into scratch, branchless: the index is in the high
+  // bits, so the front takes the smaller entry and the back the larger one,
+  // except that equal indexes give the larger rank at both ends.
+  Scratch& s = ThreadScratch();
+  s.merged.resize(m + n);
+  uint32_t* out = s.merged.data();
+  const uint32_t* a = sparse_.data();
+  size_t i = 0, ie = m, j = 0, je = n, f = 0, back = m + n;
+  while (i < ie && j < je) {
+    {
+      const uint32_t x = a[i], y = load(j);
+      const uint32_t ix = EntryIndex(x), iy = EntryIndex(y);
+      out[f++] = ix == iy ? std::max(x, y) : std::min(x, y);
+      i += ix <= iy;
+      j += iy <= ix;
+    }
+    if (i == ie || j == je) break;
+    {
+      const uint32_t x = a[ie - 1], y = load(je - 1);
+      const uint32_t ix = EntryIndex(x), iy = EntryIndex(y);
+      out[--back] = std::max(x, y);
+      ie -= ix >= iy;
+      je -= iy >= ix;
+    }
   }
-  for (; j > 0; --j) a[--k] = load(j - 1);
-  if (k > i) {
-    std::memmove(a + i, a + k, (m + n - k) * sizeof(uint32_t));
-    sparse_.resize(m + n - (k - i));
+  // One list is used up; the other's rest lies between the two ends.
+  for (; i < ie; ++i) out[f++] = a[i];
+  for (; j < je; ++j) out[f++] = load(j);
+  const size_t tail = m + n - back;
+  std::memmove(out + f, out + back, tail * sizeof(uint32_t));
+  const size_t total = f + tail;
+  if (total > kSparseLimit) {
+    std::vector<uint8_t> dense(kRegisters, 0);
+    for (size_t k = 0; k < total; ++k) FoldIntoDense(dense.data(), out[k]);
+    dense_ = std::move(dense);
+    sparse_.clear();
+    sparse_.shrink_to_fit();
+    mode_ = Mode::kDense;
+    return;
   }
-  if (sparse_.size() > kSparseLimit) ToDense();
+  sparse_.assign(out, out + total);
 }
 
 template <typename Load>

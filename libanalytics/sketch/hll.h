@@ -101,7 +101,7 @@ class HyperLogLog {
   // Adds n strictly ascending hashes (n <= kExactLimit) in one merge.
   void AddSortedUnique(const uint64_t* hashes, size_t n);
   // Merges (this sparse) n sparse entries, sorted by index and one per
-  // index, the k-th given by load(k); in place, from the back.
+  // index, the k-th given by load(k); dense when the result is too long.
   template <typename Load>
   void MergeSparseEntries(Load load, size_t n);
   // Merges such entries into this sketch in any mode.

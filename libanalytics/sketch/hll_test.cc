@@ -830,5 +830,45 @@ TEST(HyperLogLogDifferentialTest, ExactLimitUnions) {
   }
 }
 
+// Unions of exactly 4093, 4094 and 4095 distinct sparse indexes (the last
+// is dense) by every merge path: sketches of comparable and of very
+// different sizes, Merge, MergeSerialized and AddMany, both ways round.
+TEST(HyperLogLogDifferentialTest, SparseLimitUnions) {
+  std::mt19937_64 rng(4094);
+  for (size_t a : {3000, 2048, 4000, 100}) {
+    for (size_t unique : {4093, 4094, 4095}) {
+      std::vector<uint64_t> pool;
+      std::set<uint32_t> indexes;
+      while (pool.size() < unique) {
+        const uint64_t h = rng();
+        if (indexes.insert(static_cast<uint32_t>(h >> 39)).second) {
+          pool.push_back(h);
+        }
+      }
+      const std::vector<uint64_t> first(pool.begin(), pool.begin() + a);
+      std::vector<uint64_t> second(pool.begin() + a, pool.end());
+      for (size_t k = 0; k < a; k += 7) second.push_back(first[k]);
+      SetModel model;
+      model.hashes.insert(pool.begin(), pool.end());
+      const std::string want = model.Bytes();
+      for (int way = 0; way < 2; ++way) {
+        const std::vector<uint64_t>& x = way ? second : first;
+        const std::vector<uint64_t>& y = way ? first : second;
+        HyperLogLog merged = Build(x), serialized = Build(x), many = Build(x);
+        merged.Merge(Build(y));
+        ASSERT_TRUE(serialized.MergeSerialized(Build(y).Serialize()).ok());
+        std::vector<uint64_t> batch = y;
+        many.AddMany(absl::MakeSpan(batch));
+        const std::string tag = std::to_string(a) + "/" +
+                                std::to_string(unique) + "/" +
+                                std::to_string(way);
+        EXPECT_EQ(merged.Serialize(), want) << tag;
+        EXPECT_EQ(serialized.Serialize(), want) << tag;
+        EXPECT_EQ(many.Serialize(), want) << tag;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace analytics
