@@ -569,10 +569,12 @@ void HyperLogLog::MergeSparseEntries(Load load, size_t n) {
   // this is sparse; both lists sorted by index, one entry per index.
   if (n == 0) return;
   const size_t m = sparse_.size();
-  if (n <= kGallopMax && n * 8 <= m) {
+  if (n <= kGallopMax && n * (m < 1024 ? 8 : 32) <= m) {
     // Few entries into many: find each one's place by binary search, then
     // move the runs between them once, from the back, straight to their
-    // final places (memmove instead of one branch per entry).
+    // final places (memmove instead of one branch per entry). Measured: a
+    // win over the linear merge below from 8x as many entries in short
+    // lists, from 32x in long ones.
     uint32_t pos[kGallopMax];
     size_t dups = 0, lo = 0;
     for (size_t j = 0; j < n; ++j) {
@@ -642,7 +644,14 @@ void HyperLogLog::MergeSparseEntries(Load load, size_t n) {
     mode_ = Mode::kDense;
     return;
   }
-  sparse_.assign(out, out + total);
+  if (s.merged.capacity() <= 2 * total) {
+    // Hand the merged buffer over (no copy); this sketch's old buffer
+    // becomes the scratch. At most 2x the entries' size stays allocated.
+    s.merged.resize(total);
+    sparse_.swap(s.merged);
+  } else {
+    sparse_.assign(out, out + total);
+  }
 }
 
 template <typename Load>
