@@ -57,8 +57,10 @@ class HyperLogLog {
   HyperLogLog() = default;
 
   void Add(uint64_t hash);
-  // Adds many hashes at once (reorders `hashes`). In sparse mode this is one
-  // sort and one linear merge instead of an insertion per hash.
+  // Adds many hashes at once (reorders `hashes`): the same sketch as adding
+  // them one by one. A small batch is sorted and merged into the exact or
+  // sparse list in place; a large one has its sparse entries bucket-sorted
+  // and merged in one pass; a dense sketch just takes register maxima.
   void AddMany(absl::Span<uint64_t> hashes);
   void Merge(const HyperLogLog& other);
   // Number of distinct hashes added (exact in exact mode).
@@ -96,9 +98,17 @@ class HyperLogLog {
   void ToSparse();
   void ToDense();
   void AddSparseEntry(uint32_t entry);
-  // Merges n sorted sparse entries, the k-th given by load(k).
+  // Adds n strictly ascending hashes (n <= kExactLimit) in one merge.
+  void AddSortedUnique(const uint64_t* hashes, size_t n);
+  // Merges (this sparse) n sparse entries, sorted by index and one per
+  // index, the k-th given by load(k); dense when the result is too long.
   template <typename Load>
   void MergeSparseEntries(Load load, size_t n);
+  // Merges such entries into this sketch in any mode.
+  template <typename Load>
+  void MergeSparse(Load load, size_t n);
+  // Merges kRegisters dense registers; this sketch becomes dense.
+  void MergeDense(const uint8_t* registers);
 };
 
 }  // namespace analytics

@@ -1,8 +1,11 @@
 #include "libanalytics/sketch/hll.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -531,6 +534,340 @@ TEST(HyperLogLogPromoteTest, PromoteKeepsRegisters) {
   ASSERT_TRUE(b.MergeSerialized(sparse.Serialize()).ok());
   EXPECT_EQ(a.Serialize(), b.Serialize());
   EXPECT_NEAR(static_cast<double>(a.Estimate()), 3000.0, 3000 * 0.03);
+}
+
+}  // namespace
+}  // namespace analytics
+
+namespace analytics {
+namespace {
+
+// A reference for differential tests: the set of hashes added and whether
+// the sketch was made dense (PromoteToDense, or merging a dense sketch). Its
+// serialized form follows the format in hll.h literally: exact up to 64
+// distinct hashes, else sparse up to 4094 distinct index25, else dense.
+struct SetModel {
+  std::set<uint64_t> hashes;
+  bool dense = false;
+
+  static uint32_t Rank(uint64_t bits, int width) {  // 1 + leading zeros
+    int zeros = 0;
+    while (zeros < width && !((bits >> (width - 1 - zeros)) & 1)) ++zeros;
+    return static_cast<uint32_t>(zeros + 1);
+  }
+  std::map<uint32_t, uint32_t> Sparse() const {  // index25 -> max rank25
+    std::map<uint32_t, uint32_t> m;
+    for (uint64_t h : hashes) {
+      uint32_t& r = m[static_cast<uint32_t>(h >> 39)];
+      r = std::max(r, Rank(h & ((uint64_t{1} << 39) - 1), 39));
+    }
+    return m;
+  }
+  static void Put(std::string* s, uint64_t v, int bytes) {
+    for (int b = 0; b < bytes; ++b) s->push_back(static_cast<char>(v >> 8 * b));
+  }
+  std::string Bytes() const {
+    std::string s = "HL\x02";
+    const std::map<uint32_t, uint32_t> sparse = Sparse();
+    if (dense || sparse.size() > 4094) {
+      s.push_back(3);
+      std::string regs(HyperLogLog::kRegisters, '\0');
+      for (uint64_t h : hashes) {
+        char& r = regs[h >> 50];
+        const uint32_t rank = Rank(h & ((uint64_t{1} << 50) - 1), 50);
+        r = static_cast<char>(std::max<uint32_t>(r, rank));
+      }
+      return s + regs;
+    }
+    if (hashes.empty()) return s + '\0';
+    if (hashes.size() <= 64) {
+      s.push_back(1);
+      Put(&s, hashes.size(), 4);
+      for (uint64_t h : hashes) Put(&s, h, 8);
+      return s;
+    }
+    s.push_back(2);
+    Put(&s, sparse.size(), 4);
+    for (auto [index, rank] : sparse) Put(&s, uint64_t{index} << 6 | rank, 4);
+    return s;
+  }
+  size_t Entries() const {
+    const size_t sparse = Sparse().size();
+    if (dense || sparse > 4094) return 0;
+    return hashes.size() <= 64 ? hashes.size() : sparse;
+  }
+};
+
+// Hashes that exercise duplicates, equal sparse indexes with other ranks,
+// equal dense registers, extreme ranks and clustered top bits.
+class HashSource {
+ public:
+  explicit HashSource(uint64_t seed) : rng_(seed) {}
+  uint64_t Next(int kind) {
+    const uint64_t r = rng_();
+    if (seen_.empty() || kind == 0) return Keep(r);
+    const uint64_t base = seen_[rng_() % seen_.size()];
+    switch (kind) {
+      case 1:  // a repeat
+        return base;
+      case 2:  // same index25, another rank
+        return Keep((base & ~((uint64_t{1} << 39) - 1)) |
+                    (r & ((uint64_t{1} << 39) - 1)) >> (rng_() % 40));
+      case 3:  // same dense register, another index25
+        return Keep((base & ~((uint64_t{1} << 50) - 1)) |
+                    (r & ((uint64_t{1} << 50) - 1)) >> (rng_() % 51));
+      case 4:  // all-zero low bits: the largest ranks
+        return Keep(base & ~((uint64_t{1} << (39 + rng_() % 12)) - 1));
+      default:  // clustered: the top 20 bits of cluster_
+        return Keep((cluster_ & ~((uint64_t{1} << 44) - 1)) |
+                    (r & ((uint64_t{1} << 44) - 1)));
+    }
+  }
+  std::vector<uint64_t> Batch(size_t n) {
+    const int mix = static_cast<int>(rng_() % 6);  // mostly one kind
+    if (rng_() % 4 == 0) cluster_ = rng_();
+    std::vector<uint64_t> out(n);
+    for (auto& h : out) {
+      h = Next(rng_() % 3 == 0 ? static_cast<int>(rng_() % 6) : mix);
+    }
+    return out;
+  }
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  uint64_t Keep(uint64_t h) {
+    if (seen_.size() < 4096) {
+      seen_.push_back(h);
+    } else {
+      seen_[rng_() % seen_.size()] = h;
+    }
+    return h;
+  }
+  std::mt19937_64 rng_;
+  std::vector<uint64_t> seen_;
+  uint64_t cluster_ = 0;
+};
+
+size_t BatchSize(std::mt19937_64& rng) {
+  switch (rng() % 8) {
+    case 0:
+      return rng() % 2;  // 0 or 1
+    case 1:
+    case 2:
+      return 2 + rng() % 20;
+    case 3:
+      return 40 + rng() % 50;  // around kExactLimit
+    case 4:
+      return 90 + rng() % 400;
+    case 5:
+      return 500 + rng() % 3000;
+    case 6:
+      return 3500 + rng() % 2000;  // around the sparse limit
+    default:
+      return rng() % 4 == 0 ? 6000 + rng() % 10000 : rng() % 300;
+  }
+}
+
+// Every operation, in random order and batching, gives exactly the bytes,
+// entries and estimate of the set model (the format is stored data).
+TEST(HyperLogLogDifferentialTest, MatchesSetModel) {
+  constexpr int kSketches = 4;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    HashSource src(seed);
+    std::mt19937_64& rng = src.rng();
+    std::vector<HyperLogLog> sk(kSketches);
+    std::vector<SetModel> model(kSketches);
+    for (int step = 0; step < 120; ++step) {
+      const int i = static_cast<int>(rng() % kSketches);
+      const int j = static_cast<int>(rng() % kSketches);
+      const int op = static_cast<int>(rng() % 16);
+      std::string what;
+      if (op < 5) {
+        std::vector<uint64_t> batch = src.Batch(BatchSize(rng));
+        what = "AddMany " + std::to_string(batch.size());
+        model[i].hashes.insert(batch.begin(), batch.end());
+        sk[i].AddMany(absl::MakeSpan(batch));
+      } else if (op < 7) {
+        const size_t n = rng() % 100;
+        what = "Add x" + std::to_string(n);
+        for (size_t k = 0; k < n; ++k) {
+          const uint64_t h = src.Next(static_cast<int>(rng() % 6));
+          model[i].hashes.insert(h);
+          sk[i].Add(h);
+        }
+      } else if (op < 10) {
+        what = "Merge " + std::to_string(j);
+        const SetModel other = model[j];
+        model[i].hashes.insert(other.hashes.begin(), other.hashes.end());
+        model[i].dense |= other.dense;
+        sk[i].Merge(sk[j]);
+      } else if (op < 13) {
+        what = "MergeSerialized " + std::to_string(j);
+        const SetModel other = model[j];
+        model[i].hashes.insert(other.hashes.begin(), other.hashes.end());
+        // An all-zero dense sketch serializes as (and merges like) empty.
+        model[i].dense |= other.dense && !other.hashes.empty();
+        ASSERT_TRUE(sk[i].MergeSerialized(sk[j].Serialize()).ok());
+      } else if (op == 13) {
+        what = "RoundTrip";
+        if (model[i].hashes.empty()) model[i].dense = false;
+        absl::StatusOr<HyperLogLog> back =
+            HyperLogLog::Deserialize(sk[i].Serialize());
+        ASSERT_TRUE(back.ok());
+        sk[i] = *std::move(back);
+      } else if (op == 14) {
+        what = rng() % 2 ? "Promote" : "Copy";
+        if (what == "Promote") {
+          model[i].dense = true;
+          sk[i].PromoteToDense();
+        } else {
+          model[i] = model[j];
+          sk[i] = sk[j];
+        }
+      } else {
+        what = "Reset";
+        model[i] = SetModel();
+        sk[i] = HyperLogLog();
+      }
+      if (model[i].hashes.size() > 40000) {  // keeps the model cheap
+        model[i] = SetModel();
+        sk[i] = HyperLogLog();
+      }
+      const std::string want = model[i].Bytes();
+      ASSERT_EQ(sk[i].Serialize(), want)
+          << "seed " << seed << " step " << step << " " << what << " on " << i
+          << ", " << model[i].hashes.size() << " hashes";
+      ASSERT_EQ(sk[i].entries(), model[i].Entries());
+      EXPECT_EQ(sk[i].empty(), model[i].hashes.empty() && !model[i].dense);
+      EXPECT_EQ(sk[i].Estimate(), HyperLogLog::Deserialize(want)->Estimate());
+    }
+    // And one-at-a-time Add in random order gives the same sketch.
+    for (int i = 0; i < kSketches; ++i) {
+      std::vector<uint64_t> all(model[i].hashes.begin(), model[i].hashes.end());
+      std::shuffle(all.begin(), all.end(), rng);
+      HyperLogLog one;
+      for (uint64_t h : all) one.Add(h);
+      if (model[i].dense) one.PromoteToDense();
+      EXPECT_EQ(one.Serialize(), sk[i].Serialize()) << seed << " " << i;
+      EXPECT_EQ(one.Estimate(), sk[i].Estimate()) << seed << " " << i;
+    }
+  }
+}
+
+// AddMany's large-batch path: batches around each threshold, from each
+// mode, including a batch of one register's hashes (skewed buckets).
+TEST(HyperLogLogDifferentialTest, AddManyThresholds) {
+  std::mt19937_64 rng(77);
+  for (size_t start : {0, 1, 30, 64, 65, 200, 4000, 4094, 4095, 9000}) {
+    for (size_t n :
+         {0, 1, 2, 31, 32, 63, 64, 65, 66, 128, 4093, 4094, 4095, 4096, 5000}) {
+      for (int kind = 0; kind < 3; ++kind) {
+        SetModel model;
+        HyperLogLog a;
+        std::vector<uint64_t> first(start);
+        for (auto& h : first) h = rng();
+        a.AddMany(absl::MakeSpan(first));
+        model.hashes.insert(first.begin(), first.end());
+        std::vector<uint64_t> batch(n);
+        for (size_t k = 0; k < n; ++k) {
+          if (kind == 0) {
+            batch[k] = rng();
+          } else if (kind == 1) {  // half repeats of earlier batch hashes
+            batch[k] = k > 0 && rng() % 2 ? batch[rng() % k] : rng();
+          } else {  // one dense register
+            batch[k] = (uint64_t{0x1234} << 50) | (rng() >> 14);
+          }
+        }
+        model.hashes.insert(batch.begin(), batch.end());
+        a.AddMany(absl::MakeSpan(batch));
+        ASSERT_EQ(a.Serialize(), model.Bytes())
+            << start << " + " << n << " kind " << kind;
+      }
+    }
+  }
+}
+
+// Unions of exactly 63, 64 and 65 distinct hashes, reached by every path:
+// exact + exact merges, and batches with repeats (more than 64 hashes, at
+// most 64 distinct).
+TEST(HyperLogLogDifferentialTest, ExactLimitUnions) {
+  std::mt19937_64 rng(64);
+  for (size_t a = 0; a <= 65; a += 5) {
+    for (size_t unique : {63, 64, 65}) {
+      if (a > unique) continue;
+      std::vector<uint64_t> pool(unique);
+      for (auto& h : pool) h = rng();
+      const std::vector<uint64_t> first(pool.begin(), pool.begin() + a);
+      // The rest, plus some of the first (overlap), repeated 1-3 times.
+      std::vector<uint64_t> second(pool.begin() + a, pool.end());
+      for (size_t k = 0; k < a; k += 3) second.push_back(first[k]);
+      SetModel model;
+      model.hashes.insert(pool.begin(), pool.end());
+      const std::string want = model.Bytes();
+      for (int copies = 1; copies <= 3; ++copies) {
+        std::vector<uint64_t> batch;
+        for (int c = 0; c < copies; ++c) {
+          batch.insert(batch.end(), second.begin(), second.end());
+        }
+        std::shuffle(batch.begin(), batch.end(), rng);
+        HyperLogLog x = Build(first), y = Build(second), z = Build(first);
+        std::vector<uint64_t> b1 = batch, b2 = first;
+        HyperLogLog w;
+        w.AddMany(absl::MakeSpan(b1));
+        w.AddMany(absl::MakeSpan(b2));
+        x.AddMany(absl::MakeSpan(batch));
+        y.Merge(Build(first));
+        ASSERT_TRUE(z.MergeSerialized(Build(second).Serialize()).ok());
+        const std::string tag = std::to_string(a) + "/" +
+                                std::to_string(unique) + "/" +
+                                std::to_string(copies);
+        EXPECT_EQ(x.Serialize(), want) << tag;
+        EXPECT_EQ(y.Serialize(), want) << tag;
+        EXPECT_EQ(z.Serialize(), want) << tag;
+        EXPECT_EQ(w.Serialize(), want) << tag;
+      }
+    }
+  }
+}
+
+// Unions of exactly 4093, 4094 and 4095 distinct sparse indexes (the last
+// is dense) by every merge path: sketches of comparable and of very
+// different sizes, Merge, MergeSerialized and AddMany, both ways round.
+TEST(HyperLogLogDifferentialTest, SparseLimitUnions) {
+  std::mt19937_64 rng(4094);
+  for (size_t a : {3000, 2048, 4000, 100}) {
+    for (size_t unique : {4093, 4094, 4095}) {
+      std::vector<uint64_t> pool;
+      std::set<uint32_t> indexes;
+      while (pool.size() < unique) {
+        const uint64_t h = rng();
+        if (indexes.insert(static_cast<uint32_t>(h >> 39)).second) {
+          pool.push_back(h);
+        }
+      }
+      const std::vector<uint64_t> first(pool.begin(), pool.begin() + a);
+      std::vector<uint64_t> second(pool.begin() + a, pool.end());
+      for (size_t k = 0; k < a; k += 7) second.push_back(first[k]);
+      SetModel model;
+      model.hashes.insert(pool.begin(), pool.end());
+      const std::string want = model.Bytes();
+      for (int way = 0; way < 2; ++way) {
+        const std::vector<uint64_t>& x = way ? second : first;
+        const std::vector<uint64_t>& y = way ? first : second;
+        HyperLogLog merged = Build(x), serialized = Build(x), many = Build(x);
+        merged.Merge(Build(y));
+        ASSERT_TRUE(serialized.MergeSerialized(Build(y).Serialize()).ok());
+        std::vector<uint64_t> batch = y;
+        many.AddMany(absl::MakeSpan(batch));
+        const std::string tag = std::to_string(a) + "/" +
+                                std::to_string(unique) + "/" +
+                                std::to_string(way);
+        EXPECT_EQ(merged.Serialize(), want) << tag;
+        EXPECT_EQ(serialized.Serialize(), want) << tag;
+        EXPECT_EQ(many.Serialize(), want) << tag;
+      }
+    }
+  }
 }
 
 }  // namespace
