@@ -15,12 +15,16 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libanalytics/core/event_testing.h"
 #include "libanalytics/engine/engine_testing.h"
 #include "libanalytics/store/forwarding_store.h"
 #include "rapidjson/document.h"
 
 namespace analytics {
 namespace {
+
+using ::analytics::testing::ExpectSameEvent;
+using ::analytics::testing::ExpectSameVisit;
 
 constexpr char kChrome[] =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
@@ -556,55 +560,6 @@ TEST_F(EngineTest, SitesAddListRemove) {
   EXPECT_TRUE(engine->ListSites()->empty());
 }
 
-// VisitAttrs field by field (readable failures), then by its defaulted ==
-// (which covers any field added later).
-void ExpectSameVisit(const VisitAttrs& got, const VisitAttrs& want) {
-  EXPECT_EQ(got.entry_page, want.entry_page);
-  EXPECT_EQ(got.source, want.source);
-  EXPECT_EQ(got.referrer, want.referrer);
-  EXPECT_EQ(got.utm_source, want.utm_source);
-  EXPECT_EQ(got.utm_medium, want.utm_medium);
-  EXPECT_EQ(got.utm_campaign, want.utm_campaign);
-  EXPECT_EQ(got.utm_term, want.utm_term);
-  EXPECT_EQ(got.utm_content, want.utm_content);
-  EXPECT_EQ(got.country, want.country);
-  EXPECT_EQ(got.browser, want.browser);
-  EXPECT_EQ(got.browser_version, want.browser_version);
-  EXPECT_EQ(got.os, want.os);
-  EXPECT_EQ(got.os_version, want.os_version);
-  EXPECT_EQ(got.device, want.device);
-  EXPECT_EQ(got.screen, want.screen);
-  EXPECT_EQ(got.locale, want.locale);
-  EXPECT_TRUE(got == want);
-}
-
-// A stored event's every field.
-void ExpectSameStoredEvent(const Event& got, const Event& want) {
-  EXPECT_EQ(got.seq, want.seq);
-  EXPECT_EQ(got.site_id, want.site_id);
-  EXPECT_EQ(got.ts_ms, want.ts_ms);
-  EXPECT_EQ(got.name, want.name);
-  EXPECT_EQ(got.hostname, want.hostname);
-  EXPECT_EQ(got.page, want.page);
-  EXPECT_EQ(got.props, want.props);
-  EXPECT_EQ(got.visitor_id, want.visitor_id);
-  EXPECT_EQ(got.session_id, want.session_id);
-  EXPECT_EQ(got.session_start_ms, want.session_start_ms);
-  ExpectSameVisit(got.visit, want.visit);
-  EXPECT_EQ(got.first_in_session, want.first_in_session);
-  EXPECT_EQ(got.first_page, want.first_page);
-  EXPECT_EQ(got.first_name, want.first_name);
-  EXPECT_EQ(got.s_pageviews, want.s_pageviews);
-  EXPECT_EQ(got.s_events, want.s_events);
-  EXPECT_EQ(got.s_bounce, want.s_bounce);
-  EXPECT_EQ(got.s_duration_ms, want.s_duration_ms);
-  EXPECT_EQ(got.s_exit_page, want.s_exit_page);
-  EXPECT_EQ(got.d_bounce, want.d_bounce);
-  EXPECT_EQ(got.d_duration_ms, want.d_duration_ms);
-  EXPECT_EQ(got.imported, want.imported);
-  EXPECT_EQ(got.worker, want.worker);
-}
-
 // TrackBatch enriches into recycled Events (the folder hands folded vectors
 // back): many batches of varied sizes, some pipelined (their group commit
 // folds into one larger vector, which a later batch splits), with bots,
@@ -745,7 +700,7 @@ TEST_F(EngineTest, RecycledEventsStoreWhatFreshOnesStore) {
   EXPECT_GT(recycled.stored.size(), 10000u);
   for (size_t i = 0; i < fresh.stored.size(); ++i) {
     SCOPED_TRACE(i);
-    ExpectSameStoredEvent(recycled.stored[i], fresh.stored[i]);
+    ExpectSameEvent(recycled.stored[i], fresh.stored[i]);
     if (HasFailure()) return;
   }
 }

@@ -12,6 +12,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "libanalytics/core/visit_fields.h"
 #include "libanalytics/sketch/hll.h"
 
 namespace analytics {
@@ -28,16 +29,6 @@ namespace {
 uint64_t SeenHash(char kind, std::string_view s) {
   return absl::HashOf(kind, s);
 }
-
-constexpr std::string VisitAttrs::*kVisitFields[] = {
-    &VisitAttrs::entry_page,   &VisitAttrs::source,
-    &VisitAttrs::referrer,     &VisitAttrs::utm_source,
-    &VisitAttrs::utm_medium,   &VisitAttrs::utm_campaign,
-    &VisitAttrs::utm_term,     &VisitAttrs::utm_content,
-    &VisitAttrs::country,      &VisitAttrs::browser,
-    &VisitAttrs::browser_version, &VisitAttrs::os,
-    &VisitAttrs::os_version,   &VisitAttrs::device,
-    &VisitAttrs::screen,       &VisitAttrs::locale};
 
 // A state's visit and seen set, for both state types (SessionState holds a
 // VisitAttrs and a flat_hash_set, LocalState their compact forms).

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <utility>
 
+#include "libanalytics/core/visit_fields.h"
+
 namespace analytics {
 namespace {
 
@@ -69,17 +71,6 @@ class Reader {
  private:
   std::string_view in_;
   size_t pos_ = 0;
-};
-
-constexpr std::string VisitAttrs::*kVisitFields[] = {
-    &VisitAttrs::entry_page,      &VisitAttrs::source,
-    &VisitAttrs::referrer,        &VisitAttrs::utm_source,
-    &VisitAttrs::utm_medium,      &VisitAttrs::utm_campaign,
-    &VisitAttrs::utm_term,        &VisitAttrs::utm_content,
-    &VisitAttrs::country,         &VisitAttrs::browser,
-    &VisitAttrs::browser_version, &VisitAttrs::os,
-    &VisitAttrs::os_version,      &VisitAttrs::device,
-    &VisitAttrs::screen,          &VisitAttrs::locale,
 };
 
 // EncodeEvent without clearing *out.

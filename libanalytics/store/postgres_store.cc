@@ -36,6 +36,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/core/visit_fields.h"
 #include "libanalytics/net/idle_pool.h"
 #include "libanalytics/net/pg_conn.h"
 #include "libanalytics/sketch/hll.h"
@@ -192,16 +193,6 @@ constexpr char kSelectEvents[] =
     "SELECT seq, " ANALYTICS_EVENT_COLUMNS " FROM events ";
 #undef ANALYTICS_EVENT_COLUMNS
 
-constexpr std::string VisitAttrs::*kVisitFields[] = {
-    &VisitAttrs::entry_page,      &VisitAttrs::source,
-    &VisitAttrs::referrer,        &VisitAttrs::utm_source,
-    &VisitAttrs::utm_medium,      &VisitAttrs::utm_campaign,
-    &VisitAttrs::utm_term,        &VisitAttrs::utm_content,
-    &VisitAttrs::country,         &VisitAttrs::browser,
-    &VisitAttrs::browser_version, &VisitAttrs::os,
-    &VisitAttrs::os_version,      &VisitAttrs::device,
-    &VisitAttrs::screen,          &VisitAttrs::locale,
-};
 constexpr int kFirstVisitColumn = 10;
 
 // Rows fetched per cursor FETCH, rollup rows per upsert statement.

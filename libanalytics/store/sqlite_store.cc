@@ -31,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "libanalytics/core/visit_fields.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/event_codec.h"
 #include "libanalytics/store/props_codec.h"
@@ -209,16 +210,6 @@ constexpr char kSelectEvents[] =
 #undef ANALYTICS_EVENT_COLUMNS
 
 // VisitAttrs fields, in column order (entry_page .. locale = 10 .. 25).
-constexpr std::string VisitAttrs::*kVisitFields[] = {
-    &VisitAttrs::entry_page,      &VisitAttrs::source,
-    &VisitAttrs::referrer,        &VisitAttrs::utm_source,
-    &VisitAttrs::utm_medium,      &VisitAttrs::utm_campaign,
-    &VisitAttrs::utm_term,        &VisitAttrs::utm_content,
-    &VisitAttrs::country,         &VisitAttrs::browser,
-    &VisitAttrs::browser_version, &VisitAttrs::os,
-    &VisitAttrs::os_version,      &VisitAttrs::device,
-    &VisitAttrs::screen,          &VisitAttrs::locale,
-};
 constexpr int kFirstVisitColumn = 10;
 
 // ---------------------------------------------------------------------------

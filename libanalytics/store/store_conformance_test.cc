@@ -34,6 +34,7 @@
 #include "analytics/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libanalytics/core/event_testing.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/memory_store.h"
 #include "libanalytics/store/postgres_store.h"
@@ -41,6 +42,9 @@
 
 namespace analytics {
 namespace {
+
+using ::analytics::testing::ExpectSameEvent;
+using ::analytics::testing::ExpectSameVisit;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -135,32 +139,6 @@ Event FullEvent(int64_t site_id) {
   e.d_duration_ms = 789;
   e.imported = true;
   return e;
-}
-
-void ExpectSameEvent(const Event& a, const Event& b) {
-  EXPECT_EQ(a.seq, b.seq);
-  EXPECT_EQ(a.site_id, b.site_id);
-  EXPECT_EQ(a.ts_ms, b.ts_ms);
-  EXPECT_EQ(a.name, b.name);
-  EXPECT_EQ(a.hostname, b.hostname);
-  EXPECT_EQ(a.page, b.page);
-  EXPECT_EQ(a.props, b.props);
-  EXPECT_EQ(a.visitor_id, b.visitor_id);
-  EXPECT_EQ(a.session_id, b.session_id);
-  EXPECT_EQ(a.session_start_ms, b.session_start_ms);
-  EXPECT_EQ(a.visit, b.visit);
-  EXPECT_EQ(a.first_in_session, b.first_in_session);
-  EXPECT_EQ(a.first_page, b.first_page);
-  EXPECT_EQ(a.first_name, b.first_name);
-  EXPECT_EQ(a.s_pageviews, b.s_pageviews);
-  EXPECT_EQ(a.s_events, b.s_events);
-  EXPECT_EQ(a.s_bounce, b.s_bounce);
-  EXPECT_EQ(a.s_duration_ms, b.s_duration_ms);
-  EXPECT_EQ(a.s_exit_page, b.s_exit_page);
-  EXPECT_EQ(a.d_bounce, b.d_bounce);
-  EXPECT_EQ(a.d_duration_ms, b.d_duration_ms);
-  EXPECT_EQ(a.imported, b.imported);
-  EXPECT_EQ(a.worker, b.worker);
 }
 
 std::string Sketch(uint64_t from, uint64_t to) {
