@@ -552,7 +552,8 @@ std::vector<std::string> MutatedInputs(int n) {
   const std::vector<std::string> seeds = Seeds();
   std::mt19937_64 rng(11);
   const std::string alphabet =
-      std::string("\"\\{}[],:0123456789eE.+- \t\r\nntrufals\x01\x1F\x7F", 44) +
+      // (No embedded NUL here: the literal's own length is right.)
+      std::string("\"\\{}[],:0123456789eE.+- \t\r\nntrufals\x01\x1F\x7F") +
       std::string("\x80\xBF\xC3\xA9\xE2\xED\xF0\xF4\xFF\0", 10);
   std::vector<std::string> inputs = seeds;
   for (int i = 0; i < n; ++i) {
