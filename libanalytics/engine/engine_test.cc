@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "analytics/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libanalytics/core/event_testing.h"
@@ -566,6 +568,77 @@ TEST_F(EngineTest, SitesAddListRemove) {
 // invalid inputs and engagement events without a session among them, store
 // exactly the events an engine that builds every Event afresh stores (every
 // field, in the same seq order), with the same results.
+// Checkpoints are spaced under load, but pending rollup cells are bounded:
+// past 16,384 of them the folder checkpoints whatever the interval (here an
+// hour, so only the bound can make it).
+TEST_F(EngineTest, PendingRollupCellsForceACheckpoint) {
+  const std::string dir = TempDir();
+  const std::string url = "sqlite://" + dir + "/cells.db";
+  Options o;
+  o.store_url = url;
+  o.clock = &clock_;
+  o.checkpoint_interval = absl::Hours(1);
+  o.checkpoint_events = std::numeric_limits<int64_t>::max();
+  auto engine = Engine::Open(o);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  ASSERT_TRUE((*engine)->AddSite({.domain = "example.com"}).ok());
+  // 12,000 distinct pages, each its own session (entry page too): ~24,000
+  // hour cells.
+  std::vector<EventInput> batch;
+  for (int i = 0; i < 12000; ++i) {
+    batch.push_back(Ev(absl::StrCat("/page/", i), 0,
+                       absl::StrCat("10.2.", i / 250, ".", i % 250)));
+  }
+  auto r = (*engine)->TrackBatch(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->accepted, 12000);
+  auto store = OpenStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  int64_t checkpoint = 0;
+  for (int i = 0; i < 200 && checkpoint == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    checkpoint = (*store)->RollupCheckpoint(0).value_or(0);
+  }
+  EXPECT_GT(checkpoint, 0) << "no checkpoint within 10 s of 24,000 cells";
+  ASSERT_TRUE((*engine)->Close().ok());
+  std::filesystem::remove_all(dir);
+}
+
+// A batch mixing sites: each event is stored under its own site (Prepare
+// looks a site up again only when the domain changes).
+TEST_F(EngineTest, MixedSiteBatchKeepsEachEventsSite) {
+  const std::string dir = TempDir();
+  auto engine = Open("sqlite://" + dir + "/sites.db");
+  auto a = engine->AddSite({.domain = "example.com"});
+  auto b = engine->AddSite({.domain = "other.org"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<EventInput> batch;
+  const char* const kOrder[] = {"example.com", "other.org", "other.org",
+                                "example.com", "nope.net",  "example.com"};
+  for (const char* site : kOrder) {
+    EventInput in = Ev("/x");
+    in.site = site;
+    in.url = absl::StrCat("https://", site, "/x");
+    batch.push_back(std::move(in));
+  }
+  auto r = engine->TrackBatch(batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->accepted, 5);
+  ASSERT_EQ(r->rejected.size(), 1u);
+  EXPECT_EQ(r->rejected[0].first, 4u);
+  auto count = [&](const std::string& site) {
+    rapidjson::Document d =
+        Q(*engine,
+          absl::StrCat(R"({"site_id":")", site,
+                       R"(","date_range":"day","metrics":["pageviews"]})"));
+    return d["results"][0]["metrics"][0].GetInt64();
+  };
+  EXPECT_EQ(count("example.com"), 3);
+  EXPECT_EQ(count("other.org"), 2);
+  ASSERT_TRUE(engine->Close().ok());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(EngineTest, RecycledEventsStoreWhatFreshOnesStore) {
   std::mt19937_64 rng(3);
   const char* const kRefs[] = {"", "https://www.google.com/",

@@ -137,19 +137,20 @@ TEST(ParseAcquisitionTest, GarbageReferrer) {
   EXPECT_EQ(a.referrer, "");
 }
 
-
 // The per-thread cache of referrer parts never answers for another pair:
 // random interleavings of many pairs (more than the cache holds, on two
 // sites) give what each pair gave when first seen.
 TEST(ParseAcquisitionTest, CachedReferrersKeepTheirOwnAnswers) {
-  std::vector<std::string> referrers = {"", " ", "https://www.google.com/",
+  std::vector<std::string> referrers = {"",
+                                        " ",
+                                        "https://www.google.com/",
                                         "android-app://com.google.android.gm",
                                         "https://example.com/self",
                                         "https://sub.example.org/x"};
   for (int i = 0; i < 700; ++i) {
     referrers.push_back("https://host" + std::to_string(i % 97) + ".example" +
-                        (i % 3 ? ".org" : ".com") + "/p/" +
-                        std::to_string(i) + "/?q=1");
+                        (i % 3 ? ".org" : ".com") + "/p/" + std::to_string(i) +
+                        "/?q=1");
   }
   const std::string sites[] = {"example.com", "https://www.example.org"};
   std::vector<Acquisition> first;
@@ -162,8 +163,8 @@ TEST(ParseAcquisitionTest, CachedReferrersKeepTheirOwnAnswers) {
   for (int i = 0; i < 20000; ++i) {
     x = x * 6364136223846793005ULL + 1442695040888963407ULL;
     const size_t k = (x >> 33) % first.size();
-    const Acquisition got = ParseAcquisition(
-        "https://example.com/a?ref=x", referrers[k / 2], sites[k % 2]);
+    const Acquisition got = ParseAcquisition("https://example.com/a?ref=x",
+                                             referrers[k / 2], sites[k % 2]);
     ASSERT_EQ(got.source, first[k].source) << k;
     ASSERT_EQ(got.referrer, first[k].referrer) << k;
   }

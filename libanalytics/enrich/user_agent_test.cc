@@ -206,7 +206,6 @@ TEST(UserAgentCacheTest, ConcurrentUse) {
   for (auto& t : threads) t.join();
 }
 
-
 // The per-thread entries in front of the cache answer for their own string
 // only: many strings (more than the entries, some long, some empty) looked
 // up in random order give ParseUserAgent's answer and DetectBot's reason.

@@ -483,10 +483,7 @@ class FastEventParser {
     if (Eat('}')) return AtEnd();
     while (true) {
       std::string_view key;
-      if (!Eat('"') || !String(&key)) return false;
-      SkipWs();
-      if (!Eat(':')) return false;
-      SkipWs();
+      if (!MemberKey(&key)) return false;
       if (p_ < end_ && *p_ == '{') {
         if (key != "props") return false;
         ++p_;
@@ -523,16 +520,22 @@ class FastEventParser {
     return p_ == end_;
   }
 
+  // A member's key and the ':' after it, with the whitespace around.
+  bool MemberKey(std::string_view* key) {
+    if (!Eat('"') || !String(key)) return false;
+    SkipWs();
+    if (!Eat(':')) return false;
+    SkipWs();
+    return true;
+  }
+
   // The members of "props" (after its '{'), up to and including its '}'.
   bool Props() {
     SkipWs();
     if (Eat('}')) return true;
     while (true) {
       std::string_view key;
-      if (!Eat('"') || !String(&key)) return false;
-      SkipWs();
-      if (!Eat(':')) return false;
-      SkipWs();
+      if (!MemberKey(&key)) return false;
       Value v;
       if (!Scalar(&v) || !ParseProp(key, v, &props_).ok()) return false;
       SkipWs();
@@ -578,9 +581,9 @@ class FastEventParser {
 
   bool Number(Value* v) {
     const char* start = p_;
-    while (p_ < end_ && ((*p_ >= '0' && *p_ <= '9') || *p_ == '-' ||
-                         *p_ == '+' || *p_ == '.' || *p_ == 'e' ||
-                         *p_ == 'E')) {
+    while (p_ < end_ &&
+           ((*p_ >= '0' && *p_ <= '9') || *p_ == '-' || *p_ == '+' ||
+            *p_ == '.' || *p_ == 'e' || *p_ == 'E')) {
       ++p_;
     }
     const size_t n = static_cast<size_t>(p_ - start);
@@ -643,7 +646,6 @@ class FastEventParser {
   int high_bits_ = 0;
   rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader_;
 };
-
 
 // Gives a reused EventInput a fresh one's values, keeping the capacity of its
 // strings (copy-assigned from a fresh EventInput, member by member) and of

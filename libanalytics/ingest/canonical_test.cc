@@ -485,7 +485,6 @@ TEST(CanonicalTest, LargeEventOverflowsStackBuffers) {
   EXPECT_EQ(in->props[29].second.size(), 1500u);
 }
 
-
 // Same status (code and message) and the same EventInput (every field: a
 // field added to EventInput must be added here, hence the size check).
 #if defined(__GLIBCXX__) && defined(__x86_64__)

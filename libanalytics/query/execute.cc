@@ -250,12 +250,7 @@ absl::Status RunRollups(const QuerySpec& q, const Plan& plan, int64_t from_ms,
     if (q.filter && !q.filter->Eval(get)) return;
     if (!BuildKey(q, r.bucket * 1000, get, &key, &scratch, &parts)) return;
     Agg& a = rows->agg(rows->Get(key, parts));
-    a.m.pageviews += r.m.pageviews;
-    a.m.events += r.m.events;
-    a.m.visits += r.m.visits;
-    a.m.bounces += r.m.bounces;
-    a.m.duration_ms += r.m.duration_ms;
-    a.m.session_pageviews += r.m.session_pageviews;
+    a.m += r.m;
     if (!r.visitors.empty()) {
       absl::Status s = a.hll.MergeSerialized(r.visitors);
       if (!s.ok()) merge_status = s;

@@ -407,14 +407,6 @@ struct DayCell {
   RollupMetrics m;
   HyperLogLog visitors;
 };
-void AddMetrics(RollupMetrics& to, const RollupMetrics& m) {
-  to.pageviews += m.pageviews;
-  to.events += m.events;
-  to.visits += m.visits;
-  to.bounces += m.bounces;
-  to.duration_ms += m.duration_ms;
-  to.session_pageviews += m.session_pageviews;
-}
 }  // namespace
 
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
@@ -454,7 +446,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
       day_keys.push_back(key);
     }
     DayCell& d = days[it->second];
-    AddMetrics(d.m, r.m);
+    d.m += r.m;
     if (c.sketch) d.visitors.Merge(*c.sketch);
   }
   for (size_t i = 0; i < days.size(); ++i) {
@@ -488,7 +480,7 @@ void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
     const uint32_t ci =
         CellAt(BucketFor(r.site_id, static_cast<uint8_t>(r.level), r.bucket),
                dim, Intern(dim, r.value));
-    AddMetrics(cells_[ci].m, r.m);
+    cells_[ci].m += r.m;
     CellInfo& c = cell_info_[ci];
     if (c.sketch == nullptr) c.sketch = std::make_unique<HyperLogLog>();
     (void)c.sketch->MergeSerialized(r.visitors);

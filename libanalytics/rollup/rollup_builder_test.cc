@@ -237,7 +237,7 @@ class ReferenceFold {
                              dim_names_[dim], value, c));
         if (!derive) continue;
         Cell& d = days[{site, day, dim, value}];
-        Sum(d.m, c.m);
+        d.m += c.m;
         d.visitors.Merge(c.visitors);
       }
     }
@@ -256,7 +256,7 @@ class ReferenceFold {
       if (r.level == RollupLevel::kDay && ZoneOf(r.site_id).whole) continue;
       Cell& c = Bucket(r.site_id, static_cast<int>(r.level), r.bucket)
                     .cells[{DimOf(r.dim), r.value}];
-      Sum(c.m, r.m);
+      c.m += r.m;
       (void)c.visitors.MergeSerialized(r.visitors);
     }
   }
@@ -296,14 +296,6 @@ class ReferenceFold {
     absl::TimeZone tz = absl::UTCTimeZone();
     bool whole = true;
   };
-  static void Sum(RollupMetrics& to, const RollupMetrics& m) {
-    to.pageviews += m.pageviews;
-    to.events += m.events;
-    to.visits += m.visits;
-    to.bounces += m.bounces;
-    to.duration_ms += m.duration_ms;
-    to.session_pageviews += m.session_pageviews;
-  }
   static RollupRow ToRow(int64_t site, RollupLevel level, int64_t bucket,
                          const std::string& dim, const std::string& value,
                          const Cell& c) {

@@ -66,15 +66,6 @@ absl::StatusOr<std::string> MergeSketches(const std::string& a,
   return h->Serialize();
 }
 
-void AddMetrics(RollupMetrics& to, const RollupMetrics& d) {
-  to.pageviews += d.pageviews;
-  to.events += d.events;
-  to.visits += d.visits;
-  to.bounces += d.bounces;
-  to.duration_ms += d.duration_ms;
-  to.session_pageviews += d.session_pageviews;
-}
-
 class MemoryStore : public Store {
  public:
   absl::StatusOr<Site> AddSite(const Site& site) override {
@@ -303,7 +294,7 @@ class MemoryStore : public Store {
                          merged.status().message()));
       }
       cell.visitors = *std::move(merged);
-      AddMetrics(cell.m, d.m);
+      cell.m += d.m;
     }
     for (auto& [key, cell] : staged) rollups_[key] = std::move(cell);
     checkpoints_[worker] = checkpoint_seq;

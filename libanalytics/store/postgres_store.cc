@@ -1057,12 +1057,7 @@ class PostgresStore : public Store {
           continue;
         }
         RollupRow& r = rows[it->second];
-        r.m.pageviews += d.m.pageviews;
-        r.m.events += d.m.events;
-        r.m.visits += d.m.visits;
-        r.m.bounces += d.m.bounces;
-        r.m.duration_ms += d.m.duration_ms;
-        r.m.session_pageviews += d.m.session_pageviews;
+        r.m += d.m;
         absl::StatusOr<std::string> merged =
             MergeSketches(r.visitors, d.visitors);
         if (!merged.ok()) return merged.status();

@@ -30,8 +30,8 @@
 #include "libanalytics/core/strings.h"
 #include "libanalytics/net/idle_pool.h"
 #include "libanalytics/net/redis_conn.h"
-#include "libanalytics/store/event_codec.h"
 #include "libanalytics/sketch/hll.h"
+#include "libanalytics/store/event_codec.h"
 #include "libanalytics/store/store_checks.h"
 
 namespace analytics {

@@ -70,6 +70,16 @@ struct RollupMetrics {
   int64_t duration_ms = 0;
   int64_t session_pageviews = 0;
   bool operator==(const RollupMetrics&) const = default;
+  // Adds every metric of `d` (merging cells, applying deltas).
+  RollupMetrics& operator+=(const RollupMetrics& d) {
+    pageviews += d.pageviews;
+    events += d.events;
+    visits += d.visits;
+    bounces += d.bounces;
+    duration_ms += d.duration_ms;
+    session_pageviews += d.session_pageviews;
+    return *this;
+  }
 };
 
 // One cell of a rollup: (site, level, bucket, dimension, value) -> metrics and
