@@ -354,7 +354,12 @@ bool ParseCaddy(std::string_view line, LogRecord* out, std::string* scratch,
     return Fail(error, "bad time");
   }
   const rapidjson::Value* status = Member(doc, "status");
-  if (status == nullptr || !status->IsInt()) return Fail(error, "bad status");
+  // An HTTP status is three digits, as in the text formats; anything else
+  // (negative, 0, 1e9) is a damaged line, not a request to filter by range.
+  if (status == nullptr || !status->IsInt() || status->GetInt() < 100 ||
+      status->GetInt() > 999) {
+    return Fail(error, "bad status");
+  }
   out->status = status->GetInt();
   const rapidjson::Value* headers = Member(*req, "headers");
   std::string_view ip = Str(Member(*req, "client_ip"));

@@ -196,6 +196,14 @@ TEST(LogsTest, Caddy) {
   EXPECT_EQ(SkipReason(p.r, LogFilter{}, "example.com"), "host");
   EXPECT_FALSE(Parse(LogFormat::kCaddyJson, R"({"ts":1,"status":200})").ok);
   EXPECT_FALSE(Parse(LogFormat::kCaddyJson, R"({"ts":)").ok);
+  // Status codes outside 100..999 are damaged lines (found by fuzzing).
+  for (const char* status : {"-1", "0", "99", "1000", "2147483647"}) {
+    std::string bad = iso;
+    bad.replace(bad.find("200"), 3, status);
+    p = Parse(LogFormat::kCaddyJson, bad);
+    EXPECT_FALSE(p.ok) << status;
+    EXPECT_EQ(p.error, "bad status") << status;
+  }
 }
 
 TEST(LogsTest, Filters) {
