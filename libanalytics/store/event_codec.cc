@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "libanalytics/core/visit_fields.h"
+#include "libanalytics/store/varint.h"
 
 namespace analytics {
 namespace {
@@ -13,65 +14,10 @@ namespace {
 constexpr uint8_t kEventFormat = 1;
 constexpr uint8_t kBlockFormat = 1;
 
-void PutVar(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-void PutSigned(std::string* out, int64_t v) {
-  PutVar(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-}
-void PutStr(std::string* out, std::string_view s) {
-  PutVar(out, s.size());
-  out->append(s.data(), s.size());
-}
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool Var(uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos_ >= in_.size()) return false;
-      uint8_t b = static_cast<uint8_t>(in_[pos_++]);
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
-  template <typename T>
-  bool Signed(T* v) {
-    uint64_t u;
-    if (!Var(&u)) return false;
-    *v = static_cast<T>(static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1)));
-    return true;
-  }
-  bool Str(std::string* s) {
-    std::string_view v;
-    if (!View(&v)) return false;
-    s->assign(v.data(), v.size());
-    return true;
-  }
-  bool View(std::string_view* s) {
-    uint64_t n;
-    if (!Var(&n) || n > in_.size() - pos_) return false;
-    *s = in_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  bool Byte(uint8_t* b) {
-    if (pos_ >= in_.size()) return false;
-    *b = static_cast<uint8_t>(in_[pos_++]);
-    return true;
-  }
-  bool done() const { return pos_ == in_.size(); }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-};
+using codec::PutSigned;
+using codec::PutStr;
+using codec::PutVar;
+using codec::Reader;
 
 // EncodeEvent without clearing *out.
 void AppendEvent(const Event& e, std::string* out) {

@@ -2711,6 +2711,121 @@ TEST(SqliteStoreTest, DamagedEventBlockIsDataLoss) {
 
 // A database of schema version 3 (events as rows): its rows move into blocks
 // with every field, for several sites and workers, and the table goes away.
+// Schema 5 keeps hour cells as one block per site and hour: the hour rows
+// of a version-4 database move into blocks (day rows stay), and every cell
+// reads back as it was, and merges as before.
+TEST(SqliteStoreTest, HourRollupRowsOfVersion4MoveIntoBlocks) {
+  TempDir dir;
+  const std::string path = dir.path() + "/v4.db";
+  ASSERT_GE(SqliteStoreSchemaVersion(), 5);
+  std::vector<RollupRow> want;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    auto exec = [&](const std::string& sql) {
+      char* err = nullptr;
+      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err),
+                SQLITE_OK)
+          << (err != nullptr ? err : "") << " in " << sql;
+      sqlite3_free(err);
+    };
+    exec(
+        "CREATE TABLE schema_version("
+        "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)");
+    for (int v = 1; v <= 4; ++v) {
+      exec(SqliteStoreMigrationSql(v));
+      exec(absl::StrCat("INSERT INTO schema_version VALUES(", v, ", 5)"));
+    }
+    exec(
+        "INSERT INTO sites(domain, short_id, timezone, created_ms) VALUES"
+        "('a.com', 'aaaaaaaaaaaa', 'UTC', 1), ('b.com', 'bbbbbbbbbbbb', "
+        "'UTC', 2)");
+    exec("BEGIN");
+    const char* dims[] = {"", "event:page", "visit:source"};
+    for (int i = 0; i < 3000; ++i) {
+      RollupRow r;
+      r.site_id = 1 + i % 2;
+      r.level = i % 5 == 0 ? RollupLevel::kDay : RollupLevel::kHour;
+      r.bucket = r.level == RollupLevel::kDay ? 86400 * (i % 4)
+                                              : 3600 * ((i / 2) % 40);
+      r.dim = dims[i % 3];
+      r.value = absl::StrCat("v", i);  // unique (the store does not care)
+      r.m = {i, i + 1, i % 3, -(i % 2), 1000 * i, i % 7};
+      if (i % 3 != 0) {
+        HyperLogLog h;
+        for (int k = 0; k < i % 50; ++k) h.Add(static_cast<uint64_t>(i * k));
+        r.visitors = h.Serialize();
+      }
+      std::string hex;
+      for (unsigned char c : r.visitors) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+      exec(absl::StrCat(
+          "INSERT INTO rollups VALUES(", r.site_id, ", ",
+          static_cast<int>(r.level), ", '", r.dim, "', ", r.bucket, ", '",
+          r.value, "', ", r.m.pageviews, ", ", r.m.events, ", ", r.m.visits,
+          ", ", r.m.bounces, ", ", r.m.duration_ms, ", ",
+          r.m.session_pageviews, ", ",
+          r.visitors.empty() ? std::string("NULL") : "X'" + hex + "'", ")"));
+      want.push_back(std::move(r));
+    }
+    exec("COMMIT");
+    sqlite3_close(db);
+  }
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const std::vector<std::string> all = {"", "event:page", "visit:source"};
+  for (int64_t site : {1, 2}) {
+    for (RollupLevel level : {RollupLevel::kHour, RollupLevel::kDay}) {
+      std::vector<RollupRow> got;
+      ASSERT_TRUE((*s)->ScanRollups(site, level, 0, 1 << 30, all,
+                                    [&](const RollupRow& r) {
+                                      got.push_back(r);
+                                    })
+                      .ok());
+      std::vector<const RollupRow*> mine;
+      for (const RollupRow& r : want) {
+        if (r.site_id == site && r.level == level) mine.push_back(&r);
+      }
+      std::sort(mine.begin(), mine.end(),
+                [](const RollupRow* a, const RollupRow* b) {
+                  return std::tie(a->dim, a->bucket, a->value) <
+                         std::tie(b->dim, b->bucket, b->value);
+                });
+      ASSERT_EQ(got.size(), mine.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        SCOPED_TRACE(absl::StrCat("site ", site, " row ", i));
+        EXPECT_EQ(got[i].bucket, mine[i]->bucket);
+        EXPECT_EQ(got[i].level, mine[i]->level);
+        EXPECT_EQ(got[i].dim, mine[i]->dim);
+        EXPECT_EQ(got[i].value, mine[i]->value);
+        EXPECT_EQ(got[i].m, mine[i]->m);
+        EXPECT_EQ(got[i].visitors, mine[i]->visitors);
+      }
+    }
+  }
+  // A migrated hour block merges a delta like the row did.
+  RollupRow d = want[1];  // an hour row of site 2
+  ASSERT_EQ(d.level, RollupLevel::kHour);
+  d.m = {1, 1, 1, 1, 1, 1};
+  HyperLogLog extra;
+  extra.Add(987654321);
+  d.visitors = extra.Serialize();
+  ASSERT_TRUE((*s)->ApplyRollups({d}, 0, 1).ok());
+  std::vector<RollupRow> got;
+  ASSERT_TRUE((*s)->ScanRollups(d.site_id, RollupLevel::kHour, d.bucket,
+                                d.bucket + 1, {d.dim},
+                                [&](const RollupRow& r) {
+                                  if (r.value == d.value) got.push_back(r);
+                                })
+                  .ok());
+  ASSERT_EQ(got.size(), 1u);
+  RollupMetrics m = want[1].m;
+  m += d.m;
+  EXPECT_EQ(got[0].m, m);
+  HyperLogLog merged = *HyperLogLog::Deserialize(want[1].visitors);
+  merged.Add(987654321);
+  EXPECT_EQ(got[0].visitors, merged.Serialize());
+}
+
 TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
   TempDir dir;
   const std::string path = dir.path() + "/v3.db";
