@@ -2709,8 +2709,36 @@ TEST(SqliteStoreTest, DamagedEventBlockIsDataLoss) {
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
 }
 
-// A database of schema version 3 (events as rows): its rows move into blocks
-// with every field, for several sites and workers, and the table goes away.
+// A database as an older build left it: the migrations up to `version`
+// applied, and two sites (ids 1 and 2).
+class OldSchemaDb {
+ public:
+  OldSchemaDb(const std::string& path, int version) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    Exec(
+        "CREATE TABLE schema_version("
+        "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)");
+    for (int v = 1; v <= version; ++v) {
+      Exec(SqliteStoreMigrationSql(v));
+      Exec(absl::StrCat("INSERT INTO schema_version VALUES(", v, ", 5)"));
+    }
+    Exec(
+        "INSERT INTO sites(domain, short_id, timezone, created_ms) VALUES"
+        "('a.com', 'aaaaaaaaaaaa', 'UTC', 1), ('b.com', 'bbbbbbbbbbbb', "
+        "'UTC', 2)");
+  }
+  ~OldSchemaDb() { sqlite3_close(db_); }
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << (err != nullptr ? err : "") << " in " << sql;
+    sqlite3_free(err);
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
 // Schema 5 keeps hour cells as one block per site and hour: the hour rows
 // of a version-4 database move into blocks (day rows stay), and every cell
 // reads back as it was, and merges as before.
@@ -2720,26 +2748,8 @@ TEST(SqliteStoreTest, HourRollupRowsOfVersion4MoveIntoBlocks) {
   ASSERT_GE(SqliteStoreSchemaVersion(), 5);
   std::vector<RollupRow> want;
   {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    auto exec = [&](const std::string& sql) {
-      char* err = nullptr;
-      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err),
-                SQLITE_OK)
-          << (err != nullptr ? err : "") << " in " << sql;
-      sqlite3_free(err);
-    };
-    exec(
-        "CREATE TABLE schema_version("
-        "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)");
-    for (int v = 1; v <= 4; ++v) {
-      exec(SqliteStoreMigrationSql(v));
-      exec(absl::StrCat("INSERT INTO schema_version VALUES(", v, ", 5)"));
-    }
-    exec(
-        "INSERT INTO sites(domain, short_id, timezone, created_ms) VALUES"
-        "('a.com', 'aaaaaaaaaaaa', 'UTC', 1), ('b.com', 'bbbbbbbbbbbb', "
-        "'UTC', 2)");
+    OldSchemaDb db(path, 4);
+    auto exec = [&](const std::string& sql) { db.Exec(sql); };
     exec("BEGIN");
     const char* dims[] = {"", "event:page", "visit:source"};
     for (int i = 0; i < 3000; ++i) {
@@ -2757,18 +2767,18 @@ TEST(SqliteStoreTest, HourRollupRowsOfVersion4MoveIntoBlocks) {
         r.visitors = h.Serialize();
       }
       std::string hex;
-      for (unsigned char c : r.visitors) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+      for (unsigned char c : r.visitors)
+        absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
       exec(absl::StrCat(
           "INSERT INTO rollups VALUES(", r.site_id, ", ",
           static_cast<int>(r.level), ", '", r.dim, "', ", r.bucket, ", '",
           r.value, "', ", r.m.pageviews, ", ", r.m.events, ", ", r.m.visits,
-          ", ", r.m.bounces, ", ", r.m.duration_ms, ", ",
-          r.m.session_pageviews, ", ",
-          r.visitors.empty() ? std::string("NULL") : "X'" + hex + "'", ")"));
+          ", ", r.m.bounces, ", ", r.m.duration_ms, ", ", r.m.session_pageviews,
+          ", ", r.visitors.empty() ? std::string("NULL") : "X'" + hex + "'",
+          ")"));
       want.push_back(std::move(r));
     }
     exec("COMMIT");
-    sqlite3_close(db);
   }
   absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -2776,11 +2786,10 @@ TEST(SqliteStoreTest, HourRollupRowsOfVersion4MoveIntoBlocks) {
   for (int64_t site : {1, 2}) {
     for (RollupLevel level : {RollupLevel::kHour, RollupLevel::kDay}) {
       std::vector<RollupRow> got;
-      ASSERT_TRUE((*s)->ScanRollups(site, level, 0, 1 << 30, all,
-                                    [&](const RollupRow& r) {
-                                      got.push_back(r);
-                                    })
-                      .ok());
+      ASSERT_TRUE(
+          (*s)->ScanRollups(site, level, 0, 1 << 30, all,
+                            [&](const RollupRow& r) { got.push_back(r); })
+              .ok());
       std::vector<const RollupRow*> mine;
       for (const RollupRow& r : want) {
         if (r.site_id == site && r.level == level) mine.push_back(&r);
@@ -2826,32 +2835,16 @@ TEST(SqliteStoreTest, HourRollupRowsOfVersion4MoveIntoBlocks) {
   EXPECT_EQ(got[0].visitors, merged.Serialize());
 }
 
+// A database of schema version 3 (events as rows): its rows move into blocks
+// with every field, for several sites and workers, and the table goes away.
 TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
   TempDir dir;
   const std::string path = dir.path() + "/v3.db";
   ASSERT_GE(SqliteStoreSchemaVersion(), 4);
   std::vector<Event> want;
   {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    auto exec = [&](const std::string& sql) {
-      char* err = nullptr;
-      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err),
-                SQLITE_OK)
-          << (err != nullptr ? err : "") << " in " << sql;
-      sqlite3_free(err);
-    };
-    exec(
-        "CREATE TABLE schema_version("
-        "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)");
-    for (int v = 1; v <= 3; ++v) {
-      exec(SqliteStoreMigrationSql(v));
-      exec(absl::StrCat("INSERT INTO schema_version VALUES(", v, ", 5)"));
-    }
-    exec(
-        "INSERT INTO sites(domain, short_id, timezone, created_ms) VALUES"
-        "('a.com', 'aaaaaaaaaaaa', 'UTC', 1), ('b.com', 'bbbbbbbbbbbb', "
-        "'UTC', 2)");
+    OldSchemaDb db(path, 3);
+    auto exec = [&](const std::string& sql) { db.Exec(sql); };
     // 5,000 rows: more than one block per (site, worker).
     exec("BEGIN");
     for (int i = 0; i < 5000; ++i) {
@@ -2886,7 +2879,6 @@ TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
       want.push_back(std::move(e));
     }
     exec("COMMIT");
-    sqlite3_close(db);
   }
   absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
   ASSERT_TRUE(s.ok()) << s.status();
