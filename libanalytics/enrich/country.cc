@@ -36,15 +36,23 @@ bool ReadFile(const std::string& path, std::string* out) {
   return true;
 }
 
-// Two ASCII letters, upper-cased; "" otherwise.
-std::string CountryCode(std::string_view s) {
+// Two ASCII letters, upper-cased, into *out (true); otherwise false and
+// *out is unspecified.
+bool CountryCode(std::string_view s, std::string* out) {
   s = StripWhitespace(s);
   if (s.size() != 2 || !absl::ascii_isalpha(static_cast<unsigned char>(s[0])) ||
       !absl::ascii_isalpha(static_cast<unsigned char>(s[1]))) {
-    return "";
+    return false;
   }
-  std::string code(s);
-  absl::AsciiStrToUpper(&code);
+  out->assign(s);
+  absl::AsciiStrToUpper(out);
+  return true;
+}
+
+// Two ASCII letters, upper-cased; "" otherwise.
+std::string CountryCode(std::string_view s) {
+  std::string code;
+  if (!CountryCode(s, &code)) return "";
   return code;
 }
 
@@ -153,6 +161,14 @@ CountryResolver::~CountryResolver() {
 std::string CountryResolver::Resolve(std::string_view ip,
                                      std::string_view cdn_header,
                                      std::string_view timezone) const {
+  std::string code;
+  Resolve(ip, cdn_header, timezone, &code);
+  return code;
+}
+
+void CountryResolver::Resolve(std::string_view ip, std::string_view cdn_header,
+                              std::string_view timezone,
+                              std::string* out) const {
   ip = StripWhitespace(ip);
   if (mmdb_ != nullptr && !ip.empty() && ip.size() < 64) {
     char buf[64];
@@ -170,13 +186,24 @@ std::string CountryResolver::Resolve(std::string_view ip,
       static const char* const kFlat[] = {"country_code", nullptr};
       for (const char* const* path : {kCountry, kRegistered, kFlat}) {
         std::string code = LookupString(&result.entry, path);
-        if (!code.empty()) return code;
+        if (!code.empty()) {
+          *out = std::move(code);
+          return;
+        }
       }
     }
   }
-  std::string code = CountryCode(cdn_header);
-  if (!code.empty() && code != "XX" && code != "T1") return code;
-  return FromTimezone(timezone);
+  if (CountryCode(cdn_header, out) && *out != "XX" && *out != "T1") return;
+  // The time zone's country, without a copy of the table's string first.
+  std::string_view tz = StripWhitespace(timezone);
+  if (!tz.empty()) {
+    auto it = tz_to_country_.find(enrich_internal::ToAbsl(tz));
+    if (it != tz_to_country_.end()) {
+      out->assign(it->second);
+      return;
+    }
+  }
+  out->clear();
 }
 
 std::string CountryResolver::FromTimezone(std::string_view tz) const {

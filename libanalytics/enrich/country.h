@@ -32,6 +32,9 @@ class CountryResolver {
   // or "T1"); else the time zone's country. Thread-safe.
   std::string Resolve(std::string_view ip, std::string_view cdn_header,
                       std::string_view timezone) const;
+  // The same into *out (assigned over its capacity; the enricher's hot path).
+  void Resolve(std::string_view ip, std::string_view cdn_header,
+               std::string_view timezone, std::string* out) const;
 
   std::string FromTimezone(std::string_view tz) const;
   bool has_database() const { return mmdb_ != nullptr; }

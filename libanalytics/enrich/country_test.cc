@@ -1,9 +1,11 @@
 #include "libanalytics/enrich/country.h"
 
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
@@ -103,6 +105,46 @@ TEST(CountryResolverTest, CdnHeaderRules) {
   EXPECT_EQ(r->Resolve("", "FRA", "Asia/Tokyo"), "JP");
   EXPECT_EQ(r->Resolve("", "1A", ""), "");
   EXPECT_EQ(r->Resolve("", "", ""), "");
+}
+
+// Resolve into a reused string (the enricher's path) gives what the rules
+// give (a reference written here: a CDN header of two letters, upper-cased,
+// unless XX or T1; else the time zone's country), whatever the string held.
+TEST(CountryResolverTest, ResolveIntoStringMatchesRules) {
+  auto r = MakeResolver();
+  auto reference = [&](std::string_view cdn, std::string_view tz) {
+    while (!cdn.empty() && (cdn.front() == ' ' || cdn.front() == '\t')) {
+      cdn.remove_prefix(1);
+    }
+    while (!cdn.empty() && (cdn.back() == ' ' || cdn.back() == '\t')) {
+      cdn.remove_suffix(1);
+    }
+    if (cdn.size() == 2 && std::isalpha(static_cast<unsigned char>(cdn[0])) &&
+        std::isalpha(static_cast<unsigned char>(cdn[1]))) {
+      std::string code(cdn);
+      for (char& c : code) c = static_cast<char>(std::toupper(c));
+      if (code != "XX" && code != "T1") return code;
+    }
+    return r->FromTimezone(tz);
+  };
+  std::string out;
+  int non_empty = 0;
+  for (std::string_view cdn : {"", "fr", " de ", "XX", "xx", "T1", "t1", "FRA",
+                               "1A", "\xC3\xA9", "  ", "a", "Gb\t"}) {
+    for (std::string_view tz : {"", "Europe/Berlin", " Asia/Tokyo ",
+                                "Nowhere/X", "UTC", "US/Pacific"}) {
+      for (const char* before :
+           {"", "junk", "a string longer than SSO ....."}) {
+        out = before;
+        r->Resolve("203.0.113.9", cdn, tz, &out);
+        const std::string want = reference(cdn, tz);
+        EXPECT_EQ(out, want) << cdn << " " << tz << " " << before;
+        EXPECT_EQ(r->Resolve("203.0.113.9", cdn, tz), want) << cdn << " " << tz;
+        non_empty += want.empty() ? 0 : 1;
+      }
+    }
+  }
+  EXPECT_GT(non_empty, 100);
 }
 
 }  // namespace

@@ -26,6 +26,15 @@ struct SaltCache {
 };
 thread_local SaltCache salt_cache;
 std::atomic<uint64_t> next_enricher_id{1};
+
+// ScreenClass without building a string (assigned over the Event's).
+std::string_view ScreenClassName(int width) {
+  if (width <= 0) return "";
+  if (width < 576) return "Mobile";
+  if (width < 992) return "Tablet";
+  if (width < 1440) return "Laptop";
+  return "Desktop";
+}
 }  // namespace
 
 uint64_t Enricher::NextId() {
@@ -33,11 +42,7 @@ uint64_t Enricher::NextId() {
 }
 
 std::string ScreenClass(int width) {
-  if (width <= 0) return "";
-  if (width < 576) return "Mobile";
-  if (width < 992) return "Tablet";
-  if (width < 1440) return "Laptop";
-  return "Desktop";
+  return std::string(ScreenClassName(width));
 }
 
 absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
@@ -80,8 +85,8 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
   v.os_version = ua->os_version;
   v.device = ua->device;
   ParseAcquisition(url, in.referrer, site.domain, &v);
-  v.country = geo_->Resolve(in.ip, in.country_hint, in.timezone);
-  v.screen = ScreenClass(in.screen_width);
+  geo_->Resolve(in.ip, in.country_hint, in.timezone, &v.country);
+  v.screen = ScreenClassName(in.screen_width);
   v.locale = in.locale;
   const int64_t day = FloorDiv(e->ts_ms, kDayMs);
   SaltCache& cache = salt_cache;

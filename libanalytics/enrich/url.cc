@@ -101,7 +101,10 @@ UrlParts SplitUrl(std::string_view url) {
   }
 
   if (has_authority) {
-    size_t end = rest.find_first_of("/?");
+    // rest.find_first_of("/?"), without its memchr call per character.
+    size_t end = 0;
+    while (end < rest.size() && rest[end] != '/' && rest[end] != '?') ++end;
+    if (end == rest.size()) end = std::string_view::npos;
     std::string_view authority = rest.substr(0, end);
     rest =
         end == std::string_view::npos ? std::string_view() : rest.substr(end);

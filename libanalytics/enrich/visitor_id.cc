@@ -17,9 +17,14 @@ namespace {
 
 inline uint64_t Rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
 
+// One 8-byte load (GCC does not merge the byte-wise form: 22 instructions a
+// word on the hottest loop of enrichment).
 inline uint64_t Load64Le(const unsigned char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
   return v;
 }
 

@@ -587,6 +587,7 @@ class FastEventParser {
       ++p_;
     }
     const size_t n = static_cast<size_t>(p_ - start);
+    if (SimpleNumber(start, n, v)) return true;
     alignas(16) char buf[80] = {};  // NUL-padded past any 16-byte load
     if (n == 0 || n >= 64) return false;
     std::memcpy(buf, start, n);
@@ -597,6 +598,48 @@ class FastEventParser {
       return false;
     }
     *v = handler.value;
+    return true;
+  }
+
+  // The number token [s, s + n) when it is -?(0|[1-9][0-9]*)(\.[0-9]+)? with
+  // at most 15 digits in all (timestamps, screen widths): *v as RapidJSON
+  // makes it (which the full parser uses), without running its reader. An
+  // integer is Int64 (RapidJSON's Int/Uint/Int64/Uint64 of a value that fits
+  // int64); with a fraction, RapidJSON (default flags, not full precision)
+  // accumulates every digit into an integer below 2^53 and divides it by the
+  // exact power of ten: the same one correctly rounded division as here.
+  // False for anything else (exponents, longer numbers, malformed text).
+  static bool SimpleNumber(const char* s, size_t n, Value* v) {
+    static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3, 1e4,  1e5,
+                                        1e6,  1e7,  1e8,  1e9, 1e10, 1e11,
+                                        1e12, 1e13, 1e14, 1e15};
+    const char* p = s;
+    const char* const end = s + n;
+    const bool minus = p < end && *p == '-';
+    if (minus) ++p;
+    if (p == end || *p < '0' || *p > '9') return false;
+    if (*p == '0' && p + 1 < end && p[1] != '.') return false;  // "01", "0x"
+    uint64_t digits = 0;
+    int count = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; ++p, ++count) {
+      digits = digits * 10 + static_cast<uint64_t>(*p - '0');
+    }
+    int frac = 0;
+    if (p < end && *p == '.') {
+      ++p;
+      for (; p < end && *p >= '0' && *p <= '9'; ++p, ++frac) {
+        digits = digits * 10 + static_cast<uint64_t>(*p - '0');
+      }
+      if (frac == 0) return false;  // "1."
+    }
+    if (p != end || count + frac > 15) return false;
+    if (frac == 0) {
+      const int64_t i = static_cast<int64_t>(digits);
+      *v = Value::Int64(minus ? -i : i);
+    } else {
+      const double d = static_cast<double>(digits) / kPow10[frac];
+      *v = Value::Double(minus ? -d : d);
+    }
     return true;
   }
 
@@ -648,13 +691,27 @@ class FastEventParser {
 };
 
 // Gives a reused EventInput a fresh one's values, keeping the capacity of its
-// strings (copy-assigned from a fresh EventInput, member by member) and of
-// its props (moved aside and back: PropsOut writes over their entries).
+// strings (cleared, or assigned the default, member by member: cheaper than
+// copy-assigning a fresh EventInput) and of its props (PropsOut writes over
+// their entries).
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+static_assert(sizeof(EventInput) == 352,
+              "EventInput changed: reset the new field in ResetEventInput");
+#endif
 void ResetEventInput(EventInput* in) {
-  static const EventInput* const kFresh = new EventInput();
-  Props props = std::move(in->props);
-  *in = *kFresh;
-  in->props = std::move(props);
+  in->site.clear();
+  in->name.assign("pageview");
+  in->url.clear();
+  in->referrer.clear();
+  in->ts.reset();
+  in->ip.clear();
+  in->user_agent.clear();
+  in->screen_width = 0;
+  in->locale.clear();
+  in->timezone.clear();
+  in->country_hint.clear();
+  in->interactive = true;
+  in->imported = false;
 }
 
 // ValidateEventInput; `ascii`: every string of `in` is known to be ASCII

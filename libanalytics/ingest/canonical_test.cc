@@ -609,6 +609,96 @@ TEST(CanonicalTest, FastPathAgreesWithFullParser) {
       << fast << " fast (" << fast_ok << " ok, " << fast_err << " errors)";
 }
 
+// Numbers the fast path parses itself (-?(0|[1-9]\d*)(\.\d+)?, at most 15
+// digits) and their neighbours (more digits, exponents, malformed): as a
+// prop value (its text shows every bit of the double), as ts and as
+// screen_width, the fast path gives exactly what the full parser (RapidJSON's
+// reader) gives, and answers for every simple number.
+TEST(CanonicalTest, FastPathNumbersMatchFullParser) {
+  std::mt19937_64 rng(5);
+  auto digits = [&](int n, bool lead) {
+    std::string d;
+    for (int i = 0; i < n; ++i) {
+      d.push_back(static_cast<char>(
+          '0' + (i == 0 && lead ? 1 + rng() % 9 : rng() % 10)));
+    }
+    return d;
+  };
+  std::vector<std::string> numbers = {"0",
+                                      "-0",
+                                      "0.0",
+                                      "-0.0",
+                                      "1",
+                                      "-1",
+                                      "0.1",
+                                      "0.5",
+                                      "2.5",
+                                      "1e3",
+                                      "1E-2",
+                                      "01",
+                                      "-01",
+                                      "1.",
+                                      ".5",
+                                      "-",
+                                      "1.2.3",
+                                      "1-2",
+                                      "+1",
+                                      "00.5",
+                                      "0.30000000000000004",
+                                      "123456789012345",
+                                      "1234567890123456",
+                                      "12345678901234.5",
+                                      "1234567890123.45",
+                                      "0.000000000000001",
+                                      "0.0000000000000001",
+                                      "9007199254740993",
+                                      "1790812840.123",
+                                      "1790812840.1234567",
+                                      "-999999999999999",
+                                      "1440",
+                                      "100000",
+                                      "100001",
+                                      "-1440"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string n = rng() % 5 == 0 ? "-" : "";
+    const int int_digits = 1 + static_cast<int>(rng() % 17);
+    n += rng() % 6 == 0 ? "0" : digits(int_digits, /*lead=*/true);
+    if (rng() % 3 != 0)
+      n += "." + digits(1 + static_cast<int>(rng() % 12), false);
+    if (rng() % 12 == 0) n += "e" + std::to_string(rng() % 40);
+    numbers.push_back(n);
+    // Timestamps in range, with a fraction of 0..9 digits.
+    numbers.push_back(
+        absl::StrCat(946684800 + rng() % 3187296000, ".",
+                     digits(static_cast<int>(rng() % 10), false)));
+  }
+  int fast_simple = 0;
+  for (const std::string& n : numbers) {
+    for (const std::string& json :
+         {Json(absl::StrCat(R"("props":{"n":)", n, "}")),
+          Json(absl::StrCat(R"("ts":)", n)),
+          Json(absl::StrCat(R"("screen_width":)", n))}) {
+      std::optional<absl::StatusOr<EventInput>> got =
+          canonical_internal::ParseEventJsonFast(json);
+      const absl::StatusOr<EventInput> want =
+          canonical_internal::ParseEventJsonFull(json);
+      if (!got.has_value()) continue;
+      ExpectSameResult(*got, want, json);
+      if (HasFailure()) return;
+    }
+    // A simple number as a prop value always takes the fast path.
+    const bool simple =
+        n.find_first_of("eE") == std::string::npos &&
+        n.size() - (n[0] == '-') - (n.find('.') != std::string::npos) <= 15;
+    if (simple && canonical_internal::ParseEventJsonFast(
+                      Json(absl::StrCat(R"("props":{"n":)", n, "}")))
+                      .has_value()) {
+      ++fast_simple;
+    }
+  }
+  EXPECT_GT(fast_simple, 15000);
+}
+
 // An EventInput with every field set to something no parse gives: long
 // strings (on the heap), more props than most lines have, flags flipped.
 EventInput Garbage() {
