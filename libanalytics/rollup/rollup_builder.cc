@@ -8,6 +8,7 @@
 
 #include "libanalytics/core/dimensions.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/core/visit_fields.h"
 
 namespace analytics {
 
@@ -21,6 +22,26 @@ namespace {
 constexpr uint8_t kHour = static_cast<uint8_t>(RollupLevel::kHour);
 constexpr uint8_t kDay = static_cast<uint8_t>(RollupLevel::kDay);
 constexpr size_t kNumRollupDims = sizeof(kRollupDims) / sizeof(kRollupDims[0]);
+
+// kRollupDims[3..] are the VisitAttrs fields in their canonical order.
+constexpr size_t kFirstVisitDim = 3;
+static_assert(kRollupDims[kFirstVisitDim] == DimId::kEntryPage &&
+              kNumRollupDims - kFirstVisitDim == std::size(kVisitFields) &&
+              kRollupDims[kNumRollupDims - 1] == DimId::kLocale);
+
+// RawValue(e, kRollupDims[i]) without a switch.
+inline std::string_view DimValue(const Event& e, size_t i) {
+  switch (i) {
+    case 0:
+      return {};
+    case 1:
+      return e.page;
+    case 2:
+      return e.name;
+    default:
+      return e.visit.*kVisitFields[i - kFirstVisitDim];
+  }
+}
 
 int64_t HourBucket(int64_t ts_ms) {
   int64_t s = ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000;
@@ -341,7 +362,7 @@ void RollupBuilder::AddOne(const Event& e) {
   for (size_t i = 0; i < kNumRollupDims; ++i) {
     const DimId d = kRollupDims[i];
     const uint16_t dim = static_cast<uint16_t>(i);
-    ValueTable::Entry& v = Intern(dim, RawValue(e, d));
+    ValueTable::Entry& v = Intern(dim, DimValue(e, i));
     const DimKind kind = KindOf(d);
     int64_t visits = 0;
     bool session_part = false;
