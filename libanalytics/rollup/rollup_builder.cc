@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <tuple>
 #include <utility>
 
 #include "libanalytics/core/dimensions.h"
@@ -28,6 +29,16 @@ constexpr size_t kFirstVisitDim = 3;
 static_assert(kRollupDims[kFirstVisitDim] == DimId::kEntryPage &&
               kNumRollupDims - kFirstVisitDim == std::size(kVisitFields) &&
               kRollupDims[kNumRollupDims - 1] == DimId::kLocale);
+
+// kRollupDims[kFirstTupleDim..] are folded as two tuples (see the header):
+// source, referrer and the UTM fields; country .. locale.
+constexpr size_t kFirstTupleDim = 4;
+constexpr size_t kAcquisitionDims = 7;
+constexpr size_t kAgentDims = 8;
+static_assert(kRollupDims[kFirstTupleDim] == DimId::kSource &&
+              kRollupDims[kFirstTupleDim + kAcquisitionDims] ==
+                  DimId::kCountry &&
+              kFirstTupleDim + kAcquisitionDims + kAgentDims == kNumRollupDims);
 
 // RawValue(e, kRollupDims[i]) without a switch.
 inline std::string_view DimValue(const Event& e, size_t i) {
@@ -99,6 +110,18 @@ int64_t RollupBuilder::DayBucket(int64_t site, int64_t ts_ms) {
 
 RollupBuilder::RollupBuilder() {
   for (DimId d : kRollupDims) dim_names_.emplace_back(DimName(d));
+  // The hidden tuple dimensions, under names no query or row can use.
+  tuple_dims_begin_ = dim_names_.size();
+  for (const auto& [first, count, name] :
+       {std::tuple{kFirstTupleDim, kAcquisitionDims, "\x01tuple:acquisition"},
+        std::tuple{kFirstTupleDim + kAcquisitionDims, kAgentDims,
+                   "\x01tuple:agent"}}) {
+    groups_.push_back(TupleGroup{static_cast<uint16_t>(first),
+                                 static_cast<uint16_t>(count),
+                                 static_cast<uint16_t>(dim_names_.size())});
+    dim_names_.emplace_back(name);
+  }
+  tuple_dims_end_ = dim_names_.size();
   values_.resize(dim_names_.size());
 }
 
@@ -283,6 +306,37 @@ size_t DistinctRegisters(absl::Span<const uint64_t> hashes) {
 }
 }  // namespace
 
+uint32_t RollupBuilder::TupleCellAt(Bucket* b, const TupleGroup& g,
+                                    ValueTable::Entry& v, const Event& e) {
+  const uint32_t ci = CellAt(b, g.dim, v);
+  if (cell_info_[ci].targets != kNoTargets) return ci;
+  const uint32_t at = static_cast<uint32_t>(tuple_targets_.size());
+  for (size_t i = g.first; i < size_t{g.first} + g.count; ++i) {
+    const uint16_t dim = static_cast<uint16_t>(i);
+    tuple_targets_.push_back(CellAt(b, dim, Intern(dim, DimValue(e, i))));
+  }
+  cell_info_[ci].targets = at;
+  tuple_cells_.push_back(ci);
+  return ci;
+}
+
+void RollupBuilder::FlushTuples() {
+  for (uint32_t ci : tuple_cells_) {
+    RollupMetrics& m = cells_[ci].m;
+    const CellInfo& c = cell_info_[ci];
+    const TupleGroup& g = groups_[c.dim - tuple_dims_begin_];
+    for (size_t k = 0; k < g.count; ++k) {
+      cells_[tuple_targets_[c.targets + k]].m += m;
+    }
+    m = RollupMetrics{};
+  }
+}
+
+namespace {
+// The most dimensions a tuple stands for (bounds the drained log's growth).
+constexpr size_t kMaxTupleDims = 8;
+}  // namespace
+
 void RollupBuilder::AddVisitor(uint32_t cell, uint64_t h) {
   CellStats& c = cells_[cell];
   if (c.has_last && c.last_hash == h) return;
@@ -290,10 +344,39 @@ void RollupBuilder::AddVisitor(uint32_t cell, uint64_t h) {
   c.last_hash = h;
   log_cells_.push_back(cell);
   log_hashes_.push_back(h);
-  if (log_cells_.size() >= kMaxLoggedVisitors) DrainVisitors();
+  if (log_cells_.size() + kMaxTupleDims * tuple_log_cells_.size() >=
+      kMaxLoggedVisitors) {
+    DrainVisitors();
+  }
+}
+
+void RollupBuilder::AddTupleVisitor(uint32_t cell, uint64_t h) {
+  CellStats& c = cells_[cell];
+  if (c.has_last && c.last_hash == h) return;
+  c.has_last = true;
+  c.last_hash = h;
+  tuple_log_cells_.push_back(cell);
+  tuple_log_hashes_.push_back(h);
+  if (log_cells_.size() + kMaxTupleDims * tuple_log_cells_.size() >=
+      kMaxLoggedVisitors) {
+    DrainVisitors();
+  }
 }
 
 void RollupBuilder::DrainVisitors() {
+  // A tuple cell's visitors go to each of its dimensions' cells.
+  for (size_t k = 0; k < tuple_log_cells_.size(); ++k) {
+    const CellInfo& c = cell_info_[tuple_log_cells_[k]];
+    const TupleGroup& g = groups_[c.dim - tuple_dims_begin_];
+    const uint32_t* targets = tuple_targets_.data() + c.targets;
+    const uint64_t h = tuple_log_hashes_[k];
+    for (size_t j = 0; j < g.count; ++j) {
+      log_cells_.push_back(targets[j]);
+      log_hashes_.push_back(h);
+    }
+  }
+  tuple_log_cells_.clear();
+  tuple_log_hashes_.clear();
   if (log_cells_.empty()) return;
   // Counting sort of the log by cell, then one AddMany per cell: the sketch
   // depends only on the set of hashes added, not on their order or batching.
@@ -359,7 +442,7 @@ void RollupBuilder::AddOne(const Event& e) {
   for (int level = 0; level < levels && e.session_id != 0; ++level) {
     visitor_known[level] = !be[level]->visitor_done.insert(session_key).second;
   }
-  for (size_t i = 0; i < kNumRollupDims; ++i) {
+  for (size_t i = 0; i < kFirstTupleDim; ++i) {
     const DimId d = kRollupDims[i];
     const uint16_t dim = static_cast<uint16_t>(i);
     ValueTable::Entry& v = Intern(dim, DimValue(e, i));
@@ -391,6 +474,41 @@ void RollupBuilder::AddOne(const Event& e) {
         s.m.duration_ms += e.d_duration_ms;
         s.m.session_pageviews += pv;
       }
+    }
+  }
+  // The tuples: one look-up and one cell per level each, standing for their
+  // dimensions' cells (all session-constant).
+  const int64_t visits = e.first_in_session ? 1 : 0;
+  for (const TupleGroup& g : groups_) {
+    std::string& t = tuple_scratch_;
+    t.clear();
+    for (size_t i = g.first; i < size_t{g.first} + g.count; ++i) {
+      const std::string_view f = DimValue(e, i);
+      if (f.size() < 0xFF) {
+        t.push_back(static_cast<char>(f.size()));
+      } else {
+        t.push_back(static_cast<char>(0xFF));
+        const uint32_t n = static_cast<uint32_t>(f.size());
+        t.append(reinterpret_cast<const char*>(&n), sizeof(n));
+      }
+      t.append(f);
+    }
+    ValueTable::Entry& v = Intern(g.dim, t);
+    for (int level = 0; level < levels; ++level) {
+      const uint32_t ci = TupleCellAt(be[level], g, v, e);
+      {
+        CellStats& c = cells_[ci];
+        c.m.pageviews += pv;
+        c.m.events += 1;
+      }
+      if (!visitor_known[level]) AddTupleVisitor(ci, vh);
+      const uint32_t si =
+          bs[level] == be[level] ? ci : TupleCellAt(bs[level], g, v, e);
+      CellStats& s = cells_[si];
+      s.m.visits += visits;
+      s.m.bounces += e.d_bounce;
+      s.m.duration_ms += e.d_duration_ms;
+      s.m.session_pageviews += pv;
     }
   }
   for (const auto& [key, value] : e.props) {
@@ -433,6 +551,7 @@ struct DayCell {
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   absl::MutexLock l(&mu_);
   DrainVisitors();
+  FlushTuples();
   for (auto& [k, b] : buckets_) {
     b->derive = b->level == kHour && ZoneOf(b->site_id).derive_days;
     b->day =
@@ -447,6 +566,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   std::vector<DayKey> day_keys;
   for (size_t i = 0; i < cells_.size(); ++i) {
     const CellInfo& c = cell_info_[i];
+    if (IsTupleDim(c.dim)) continue;  // flushed into its dimensions' cells
     const Bucket& b = *c.bucket;
     const std::string& value = values_[c.dim].values[c.value];
     RollupRow& r = rows.emplace_back();
@@ -483,6 +603,8 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   }
   cells_.clear();
   cell_info_.clear();
+  tuple_cells_.clear();
+  tuple_targets_.clear();
   for (ValueTable& t : values_) t = ValueTable();
   buckets_.clear();
   for (Bucket*& b : last_bucket_) b = nullptr;
@@ -498,6 +620,7 @@ void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
       continue;  // derived again from the hour rows put back
     }
     const uint16_t dim = DimOf(r.dim);
+    if (IsTupleDim(dim)) continue;  // never a row's (see the constructor)
     const uint32_t ci =
         CellAt(BucketFor(r.site_id, static_cast<uint8_t>(r.level), r.bucket),
                dim, Intern(dim, r.value));
@@ -514,6 +637,7 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
                          const std::function<void(const RollupRow&)>& fn) {
   absl::MutexLock l(&mu_);
   DrainVisitors();
+  FlushTuples();
   SiteZone& zone = ZoneOf(site_id);
   // Day cells of whole-hour zones are the hour cells, relabelled with their
   // local day; callers aggregate rows with equal keys.
@@ -522,8 +646,8 @@ void RollupBuilder::Scan(int64_t site_id, RollupLevel level,
       static_cast<uint8_t>(derived ? RollupLevel::kHour : level);
   std::vector<bool> wanted(dim_names_.size());
   for (size_t dim = 0; dim < dim_names_.size(); ++dim) {
-    wanted[dim] =
-        std::find(dims.begin(), dims.end(), dim_names_[dim]) != dims.end();
+    wanted[dim] = !IsTupleDim(dim) && std::find(dims.begin(), dims.end(),
+                                                dim_names_[dim]) != dims.end();
   }
   const HyperLogLog empty;
   RollupRow r;
@@ -555,7 +679,7 @@ int64_t RollupBuilder::pending_events() const {
 
 int64_t RollupBuilder::pending_cells() const {
   absl::MutexLock l(&mu_);
-  return static_cast<int64_t>(cells_.size());
+  return static_cast<int64_t>(cells_.size() - tuple_cells_.size());
 }
 
 int64_t RollupBuilder::last_seq() const {

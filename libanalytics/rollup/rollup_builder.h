@@ -26,6 +26,18 @@
 // depends only on the set of hashes added, so the rows are the same as with
 // an insert per event.
 //
+// Session-constant dimensions that go together are folded as one tuple: the
+// acquisition fields (source, referrer, UTM) and the user agent and place
+// (country .. locale) are each interned as one value of a hidden dimension,
+// whose cell in a bucket stands for the tuple's cells of each dimension
+// (resolved once, when the tuple cell is made). An event then does one
+// look-up and one cell update per tuple instead of one per dimension; tuple
+// cells carry no sketch (their logged visitors are logged again for each
+// dimension's cell when the log is drained) and their metrics are added to
+// the dimensions' cells before Take and Scan read them. Traffic has far
+// fewer distinct tuples per bucket than events, so this is most of the
+// per-event work saved.
+//
 // Thread-safety: all methods lock an internal mutex.
 #ifndef ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
 #define ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
@@ -95,11 +107,22 @@ class RollupBuilder {
     uint64_t last_hash = 0;  // last logged visitor (repeats are skipped)
     bool has_last = false;
   };
+  static constexpr uint32_t kNoTargets = ~uint32_t{0};
   struct CellInfo {
     Bucket* bucket = nullptr;
     uint32_t value = 0;  // id in values_[dim]
     uint16_t dim = 0;
+    // For a tuple cell: where its dimensions' cells start in tuple_targets_.
+    uint32_t targets = kNoTargets;
     std::unique_ptr<HyperLogLog> sketch;  // null: empty so far
+  };
+  // Dimensions folded as one tuple: kRollupDims[first, first + count), all
+  // session-constant, interned together as values of the hidden dimension
+  // `dim`.
+  struct TupleGroup {
+    uint16_t first;
+    uint16_t count;
+    uint16_t dim;
   };
   // The cells of one (site, level, bucket), by (dim << 32 | value id).
   struct Bucket {
@@ -168,7 +191,18 @@ class RollupBuilder {
   // Index in cells_ of the cell (b, dim, v), created when missing.
   uint32_t CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cell (b, g.dim, v) of a tuple of event e, created with its
+  // dimensions' cells when missing.
+  uint32_t TupleCellAt(Bucket* b, const TupleGroup& g, ValueTable::Entry& v,
+                       const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the tuple cells' metrics to their dimensions' cells and zeroes them.
+  void FlushTuples() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IsTupleDim(size_t dim) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return dim >= tuple_dims_begin_ && dim < tuple_dims_end_;
+  }
   void AddVisitor(uint32_t cell, uint64_t h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddTupleVisitor(uint32_t cell, uint64_t h)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the logged visitor hashes to their cells' sketches.
   void DrainVisitors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t DayBucket(int64_t site, int64_t ts_ms)
@@ -189,6 +223,17 @@ class RollupBuilder {
   // Visitor hashes not yet in their cells' sketches: (cell index, hash).
   std::vector<uint32_t> log_cells_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> log_hashes_ ABSL_GUARDED_BY(mu_);
+  // The same for tuple cells (each stands for several dimensions' cells).
+  std::vector<uint32_t> tuple_log_cells_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> tuple_log_hashes_ ABSL_GUARDED_BY(mu_);
+  std::vector<TupleGroup> groups_ ABSL_GUARDED_BY(mu_);
+  // Hidden dimensions (of tuples) are [tuple_dims_begin_, tuple_dims_end_).
+  size_t tuple_dims_begin_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t tuple_dims_end_ ABSL_GUARDED_BY(mu_) = 0;
+  // Tuple cells (indexes in cells_) and their dimensions' cells.
+  std::vector<uint32_t> tuple_cells_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> tuple_targets_ ABSL_GUARDED_BY(mu_);
+  std::string tuple_scratch_ ABSL_GUARDED_BY(mu_);
   std::vector<ValueTable> values_ ABSL_GUARDED_BY(mu_);  // by dim
   std::vector<std::string> dim_names_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint16_t> dim_index_ ABSL_GUARDED_BY(mu_);
