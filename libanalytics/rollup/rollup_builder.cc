@@ -364,38 +364,46 @@ void RollupBuilder::AddTupleVisitor(uint32_t cell, uint64_t h) {
 }
 
 void RollupBuilder::DrainVisitors() {
-  // A tuple cell's visitors go to each of its dimensions' cells.
-  for (size_t k = 0; k < tuple_log_cells_.size(); ++k) {
-    const CellInfo& c = cell_info_[tuple_log_cells_[k]];
-    const TupleGroup& g = groups_[c.dim - tuple_dims_begin_];
-    const uint32_t* targets = tuple_targets_.data() + c.targets;
-    const uint64_t h = tuple_log_hashes_[k];
-    for (size_t j = 0; j < g.count; ++j) {
-      log_cells_.push_back(targets[j]);
-      log_hashes_.push_back(h);
-    }
-  }
-  tuple_log_cells_.clear();
-  tuple_log_hashes_.clear();
-  if (log_cells_.empty()) return;
+  if (log_cells_.empty() && tuple_log_cells_.empty()) return;
   // Counting sort of the log by cell, then one AddMany per cell: the sketch
   // depends only on the set of hashes added, not on their order or batching.
+  // A tuple cell's visitors go to each of its dimensions' cells.
   const size_t n = cells_.size();
-  std::vector<uint32_t> end(n + 1, 0);
+  drain_end_.assign(n + 1, 0);
+  uint32_t* end = drain_end_.data();
   for (uint32_t c : log_cells_) ++end[c + 1];
+  for (uint32_t t : tuple_log_cells_) {
+    const CellInfo& c = cell_info_[t];
+    const uint32_t* targets = tuple_targets_.data() + c.targets;
+    const size_t count = groups_[c.dim - tuple_dims_begin_].count;
+    for (size_t j = 0; j < count; ++j) ++end[targets[j] + 1];
+  }
   for (size_t i = 1; i <= n; ++i) end[i] += end[i - 1];
-  std::vector<uint64_t> sorted(log_hashes_.size());
+  if (drain_sorted_size_ < end[n]) {  // uninitialized: every slot is written
+    drain_sorted_size_ = std::max<size_t>(end[n], 2 * drain_sorted_size_);
+    drain_sorted_ =
+        std::make_unique_for_overwrite<uint64_t[]>(drain_sorted_size_);
+  }
+  uint64_t* sorted = drain_sorted_.get();
   {
-    std::vector<uint32_t> pos(end.begin(), end.end() - 1);
+    drain_pos_.assign(end, end + n);
+    uint32_t* pos = drain_pos_.data();
     for (size_t k = 0; k < log_cells_.size(); ++k) {
       sorted[pos[log_cells_[k]]++] = log_hashes_[k];
+    }
+    for (size_t k = 0; k < tuple_log_cells_.size(); ++k) {
+      const CellInfo& c = cell_info_[tuple_log_cells_[k]];
+      const uint32_t* targets = tuple_targets_.data() + c.targets;
+      const size_t count = groups_[c.dim - tuple_dims_begin_].count;
+      const uint64_t h = tuple_log_hashes_[k];
+      for (size_t j = 0; j < count; ++j) sorted[pos[targets[j]]++] = h;
     }
   }
   for (size_t i = 0; i < n; ++i) {
     if (end[i] == end[i + 1]) continue;
     CellInfo& c = cell_info_[i];
     const absl::Span<uint64_t> hashes =
-        absl::MakeSpan(sorted.data() + end[i], end[i + 1] - end[i]);
+        absl::MakeSpan(sorted + end[i], end[i + 1] - end[i]);
     if (c.sketch == nullptr) c.sketch = std::make_unique<HyperLogLog>();
     const bool dense = c.sketch->entries() == 0 && !c.sketch->empty();
     if (!dense && hashes.size() > kSparseLimit &&
@@ -411,6 +419,8 @@ void RollupBuilder::DrainVisitors() {
   }
   log_cells_.clear();
   log_hashes_.clear();
+  tuple_log_cells_.clear();
+  tuple_log_hashes_.clear();
 }
 
 void RollupBuilder::AddOne(const Event& e) {

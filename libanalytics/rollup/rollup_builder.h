@@ -226,6 +226,11 @@ class RollupBuilder {
   // The same for tuple cells (each stands for several dimensions' cells).
   std::vector<uint32_t> tuple_log_cells_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> tuple_log_hashes_ ABSL_GUARDED_BY(mu_);
+  // DrainVisitors' scratch (kept: a drain sorts ~15 hashes per event).
+  std::vector<uint32_t> drain_end_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> drain_pos_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<uint64_t[]> drain_sorted_ ABSL_GUARDED_BY(mu_);
+  size_t drain_sorted_size_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<TupleGroup> groups_ ABSL_GUARDED_BY(mu_);
   // Hidden dimensions (of tuples) are [tuple_dims_begin_, tuple_dims_end_).
   size_t tuple_dims_begin_ ABSL_GUARDED_BY(mu_) = 0;
