@@ -116,6 +116,48 @@ void BM_RollupFold(benchmark::State& state) {
 }
 BENCHMARK(BM_RollupFold)->Unit(benchmark::kNanosecond)->MinTime(3);
 
+// BM_RollupFold when every event's visit attributes are distinct (a small
+// site, or a long tail of user agents and places): no two events share a
+// locale or a referrer.
+void BM_RollupFoldDistinctVisits(benchmark::State& state) {
+  const int64_t n = 200000;
+  static std::vector<Event> events;
+  if (events.empty()) {
+    std::vector<EventInput> inputs =
+        Generate("example.com", n, kStart, absl::Hours(24));
+    auto geo = *CountryResolver::Create("");
+    const std::string salt = NewSalt();
+    Enricher enricher(geo.get(), [&](int64_t) { return salt; });
+    Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
+    Sessionizer sessions;
+    events.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      Event& e = events[i];
+      uint64_t prev = 0;
+      std::string bot;
+      (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
+      sessions.Assign(&e, prev, inputs[i].interactive);
+      e.seq = i + 1;
+      e.visit.locale = "x-" + std::to_string(i);
+      e.visit.referrer = "https://r" + std::to_string(i) + ".example/";
+    }
+  }
+  absl::TimeZone tz;
+  absl::LoadTimeZone("Europe/Berlin", &tz);
+  auto rollups = std::make_unique<RollupBuilder>();
+  rollups->SetSiteTimezone(1, tz);
+  int64_t i = 0;
+  for (auto _ : state) {
+    rollups->Add(absl::MakeConstSpan(&events[i % n], 1));
+    if (++i % 50000 == 0) {
+      int64_t seq;
+      benchmark::DoNotOptimize(rollups->Take(&seq));
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RollupFoldDistinctVisits)->Unit(benchmark::kNanosecond)->MinTime(3);
+
 std::unique_ptr<Engine> g_engine;
 std::vector<EventInput> g_events;
 std::string g_dir;
