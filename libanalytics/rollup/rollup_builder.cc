@@ -54,6 +54,15 @@ inline std::string_view DimValue(const Event& e, size_t i) {
   }
 }
 
+// The most dimensions a tuple stands for (bounds the drained log's growth).
+constexpr size_t kMaxTupleDims = 8;
+static_assert(kAcquisitionDims <= kMaxTupleDims && kAgentDims <= kMaxTupleDims);
+
+// A group is folded as tuples while each new tuple cell takes at least this
+// many events (else per dimension: a tuple cell costs about as much to make
+// as folding its dimensions once, and saves most of that on each reuse).
+constexpr uint32_t kMinTupleReuse = 3;
+
 int64_t HourBucket(int64_t ts_ms) {
   int64_t s = ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000;
   return s - ((s % 3600) + 3600) % 3600;
@@ -221,8 +230,62 @@ RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Find(
   }
 }
 
+RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::TupleKey(
+    const std::string_view* f, size_t n) {
+  absl::string_view fields[16];
+  size_t size = 0;
+  for (size_t i = 0; i < n; ++i) {
+    fields[i] = AV(f[i]);
+    size += sizeof(uint32_t) + f[i].size();
+  }
+  const uint64_t hash = absl::Hash<absl::Span<const absl::string_view>>{}(
+      absl::MakeConstSpan(fields, n));
+  return Key{hash, 0, hash, static_cast<uint32_t>(size)};
+}
+
+namespace {
+// A tuple's interned value: each field as its 4-byte size, then its bytes.
+void EncodeTuple(const std::string_view* f, size_t n, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t size = static_cast<uint32_t>(f[i].size());
+    out->append(reinterpret_cast<const char*>(&size), sizeof(size));
+    out->append(f[i]);
+  }
+}
+bool TupleEquals(const std::string& enc, const std::string_view* f, size_t n) {
+  const char* p = enc.data();
+  const char* end = p + enc.size();
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t size;
+    if (end - p < static_cast<ptrdiff_t>(sizeof(size))) return false;
+    std::memcpy(&size, p, sizeof(size));
+    p += sizeof(size);
+    if (size != f[i].size() || static_cast<size_t>(end - p) < size ||
+        std::memcmp(p, f[i].data(), size) != 0) {
+      return false;
+    }
+    p += size;
+  }
+  return p == end;
+}
+}  // namespace
+
+RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::FindTuple(
+    const Key& k, const std::string_view* f, size_t n) {
+  if (table.empty()) return nullptr;
+  const size_t mask = table.size() - 1;
+  for (size_t i = k.hash & mask;; i = (i + 1) & mask) {
+    Entry& e = table[i];
+    if (e.id == kNoId) return nullptr;
+    if (e.w0 == k.w0 && e.size == k.size && TupleEquals(values[e.id], f, n)) {
+      return &e;
+    }
+  }
+}
+
 RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Insert(
-    const Key& k, std::string_view v) {
+    const Key& k, std::string_view v, bool tuple) {
   const uint32_t id = static_cast<uint32_t>(values.size());
   if (2 * (values.size() + 1) > table.size()) {  // load factor <= 1/2
     std::vector<Entry> old = std::move(table);
@@ -230,7 +293,7 @@ RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Insert(
     const size_t mask = table.size() - 1;
     for (const Entry& e : old) {
       if (e.id == kNoId) continue;
-      const uint64_t hash = KeyOf(values[e.id]).hash;
+      const uint64_t hash = tuple ? e.w0 : KeyOf(values[e.id]).hash;
       size_t i = hash & mask;
       while (table[i].id != kNoId) i = (i + 1) & mask;
       table[i] = e;
@@ -332,11 +395,6 @@ void RollupBuilder::FlushTuples() {
   }
 }
 
-namespace {
-// The most dimensions a tuple stands for (bounds the drained log's growth).
-constexpr size_t kMaxTupleDims = 8;
-}  // namespace
-
 void RollupBuilder::AddVisitor(uint32_t cell, uint64_t h) {
   CellStats& c = cells_[cell];
   if (c.has_last && c.last_hash == h) return;
@@ -423,6 +481,40 @@ void RollupBuilder::DrainVisitors() {
   tuple_log_hashes_.clear();
 }
 
+// An event's buckets and what it adds to session-constant cells.
+struct RollupBuilder::EventBuckets {
+  Bucket* be[2];  // by level: the event's bucket
+  Bucket* bs[2];  // ... and its session start's
+  int levels;
+  int64_t pv;
+  uint64_t vh;
+  bool visitor_known[2];
+  int64_t visits;
+  int64_t d_bounce;
+  int64_t d_duration_ms;
+};
+
+void RollupBuilder::FoldVisitDim(const EventBuckets& eb, uint16_t dim,
+                                 std::string_view value) {
+  ValueTable::Entry& v = Intern(dim, value);
+  for (int level = 0; level < eb.levels; ++level) {
+    const uint32_t ci = CellAt(eb.be[level], dim, v);
+    {
+      CellStats& c = cells_[ci];
+      c.m.pageviews += eb.pv;
+      c.m.events += 1;
+    }
+    if (!eb.visitor_known[level]) AddVisitor(ci, eb.vh);
+    const uint32_t si =
+        eb.bs[level] == eb.be[level] ? ci : CellAt(eb.bs[level], dim, v);
+    CellStats& s = cells_[si];
+    s.m.visits += eb.visits;
+    s.m.bounces += eb.d_bounce;
+    s.m.duration_ms += eb.d_duration_ms;
+    s.m.session_pageviews += eb.pv;
+  }
+}
+
 void RollupBuilder::AddOne(const Event& e) {
   if (e.is_engagement()) {  // feeds only raw-event metrics
     last_seq_ = std::max(last_seq_, e.seq);
@@ -487,23 +579,50 @@ void RollupBuilder::AddOne(const Event& e) {
     }
   }
   // The tuples: one look-up and one cell per level each, standing for their
-  // dimensions' cells (all session-constant).
-  const int64_t visits = e.first_in_session ? 1 : 0;
-  for (const TupleGroup& g : groups_) {
-    std::string& t = tuple_scratch_;
-    t.clear();
-    for (size_t i = g.first; i < size_t{g.first} + g.count; ++i) {
-      const std::string_view f = DimValue(e, i);
-      if (f.size() < 0xFF) {
-        t.push_back(static_cast<char>(f.size()));
-      } else {
-        t.push_back(static_cast<char>(0xFF));
-        const uint32_t n = static_cast<uint32_t>(f.size());
-        t.append(reinterpret_cast<const char*>(&n), sizeof(n));
-      }
-      t.append(f);
+  // dimensions' cells (all session-constant). A tuple cell pays for itself
+  // only when several events share it: each window of events decides from
+  // the events per new tuple cell, measured on the tuples whose hash has its
+  // top 4 bits zero (all events of a sampled tuple are sampled, so the ratio
+  // is that of all tuples).
+  const EventBuckets eb{{be[0], be[1]},
+                        {bs[0], bs[1]},
+                        levels,
+                        pv,
+                        vh,
+                        {visitor_known[0], visitor_known[1]},
+                        e.first_in_session ? 1 : 0,
+                        e.d_bounce,
+                        e.d_duration_ms};
+  for (TupleGroup& g : groups_) {
+    std::string_view f[kMaxTupleDims];
+    for (size_t k = 0; k < g.count; ++k) f[k] = DimValue(e, g.first + k);
+    const ValueTable::Key key = ValueTable::TupleKey(f, g.count);
+    if ((key.hash >> 60) == 0) {
+      ++g.window_sampled;
+      g.window_new +=
+          g.sampled.insert(Mix(key.hash, reinterpret_cast<uintptr_t>(be[0])))
+              .second;
     }
-    ValueTable::Entry& v = Intern(g.dim, t);
+    const bool tuples = g.tuples;
+    if (++g.window_events >= tuple_window_) {
+      g.tuples = g.window_new * kMinTupleReuse <= g.window_sampled;
+      g.window_events = g.window_sampled = g.window_new = 0;
+    }
+    if (!tuples) {
+      ++direct_folds_;
+      for (size_t k = 0; k < g.count; ++k) {
+        FoldVisitDim(eb, static_cast<uint16_t>(g.first + k), f[k]);
+      }
+      continue;
+    }
+    ++tuple_folds_;
+    ValueTable& t = values_[g.dim];
+    ValueTable::Entry* found = t.FindTuple(key, f, g.count);
+    if (found == nullptr) {
+      EncodeTuple(f, g.count, &tuple_scratch_);
+      found = t.Insert(key, tuple_scratch_, /*tuple=*/true);
+    }
+    ValueTable::Entry& v = *found;
     for (int level = 0; level < levels; ++level) {
       const uint32_t ci = TupleCellAt(be[level], g, v, e);
       {
@@ -515,7 +634,7 @@ void RollupBuilder::AddOne(const Event& e) {
       const uint32_t si =
           bs[level] == be[level] ? ci : TupleCellAt(bs[level], g, v, e);
       CellStats& s = cells_[si];
-      s.m.visits += visits;
+      s.m.visits += eb.visits;
       s.m.bounces += e.d_bounce;
       s.m.duration_ms += e.d_duration_ms;
       s.m.session_pageviews += pv;
@@ -615,6 +734,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   cell_info_.clear();
   tuple_cells_.clear();
   tuple_targets_.clear();
+  for (TupleGroup& g : groups_) g.sampled.clear();
   for (ValueTable& t : values_) t = ValueTable();
   buckets_.clear();
   for (Bucket*& b : last_bucket_) b = nullptr;
@@ -700,6 +820,21 @@ int64_t RollupBuilder::last_seq() const {
 void RollupBuilder::set_last_seq(int64_t seq) {
   absl::MutexLock l(&mu_);
   last_seq_ = seq;
+}
+
+void RollupBuilder::SetTupleWindowForTesting(uint32_t events) {
+  absl::MutexLock l(&mu_);
+  tuple_window_ = events;
+}
+
+int64_t RollupBuilder::tuple_folds_for_testing() const {
+  absl::MutexLock l(&mu_);
+  return tuple_folds_;
+}
+
+int64_t RollupBuilder::direct_folds_for_testing() const {
+  absl::MutexLock l(&mu_);
+  return direct_folds_;
 }
 
 }  // namespace analytics

@@ -96,6 +96,12 @@ class RollupBuilder {
   int64_t last_seq() const;
   void set_last_seq(int64_t seq);
 
+  // For tests: the events per tuple-mode decision (default 4096), and how
+  // many (event, tuple group) pairs were folded as tuples and per dimension.
+  void SetTupleWindowForTesting(uint32_t events);
+  int64_t tuple_folds_for_testing() const;
+  int64_t direct_folds_for_testing() const;
+
  private:
   // A cell's metrics and visitor sketch. Visitor hashes are first appended to
   // the builder's visitor log and added to `sketch` in one batch per cell
@@ -119,10 +125,21 @@ class RollupBuilder {
   // Dimensions folded as one tuple: kRollupDims[first, first + count), all
   // session-constant, interned together as values of the hidden dimension
   // `dim`.
+  //
+  // Whether a group is folded as tuples is decided from the traffic: every
+  // tuple_window_ events, from the events per new tuple cell of the window,
+  // estimated on the events of a sample of the tuples (by hash; see AddOne).
+  // Otherwise its dimensions are folded one by one as the others are.
   struct TupleGroup {
     uint16_t first;
     uint16_t count;
     uint16_t dim;
+    bool tuples = true;           // fold as tuples (else per dimension)
+    uint32_t window_events = 0;   // events of this window
+    uint32_t window_sampled = 0;  // ... of sampled tuples
+    uint32_t window_new = 0;      // ... that made a new sampled tuple cell
+    // Sampled tuple cells (tuple hash mixed with the bucket) since Take.
+    absl::flat_hash_set<uint64_t> sampled;
   };
   // The cells of one (site, level, bucket), by (dim << 32 | value id).
   struct Bucket {
@@ -163,7 +180,11 @@ class RollupBuilder {
     std::vector<std::string> values;  // by id
     static Key KeyOf(std::string_view v);
     Entry* Find(const Key& k, std::string_view v);  // null when absent
-    Entry* Insert(const Key& k, std::string_view v);
+    // `tuple`: a table of tuples, whose keys are TupleKey's (w0: the hash).
+    Entry* Insert(const Key& k, std::string_view v, bool tuple = false);
+    // A tuple's key (its fields' hash and encoded size), and its entry.
+    static Key TupleKey(const std::string_view* f, size_t n);
+    Entry* FindTuple(const Key& k, const std::string_view* f, size_t n);
   };
   struct BucketKey {
     int64_t site_id;
@@ -195,6 +216,11 @@ class RollupBuilder {
   // dimensions' cells when missing.
   uint32_t TupleCellAt(Bucket* b, const TupleGroup& g, ValueTable::Entry& v,
                        const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Folds the event's value of session-constant dimension `dim` into its
+  // cells.
+  struct EventBuckets;
+  void FoldVisitDim(const EventBuckets& eb, uint16_t dim,
+                    std::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the tuple cells' metrics to their dimensions' cells and zeroes them.
   void FlushTuples() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsTupleDim(size_t dim) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -239,6 +265,9 @@ class RollupBuilder {
   std::vector<uint32_t> tuple_cells_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> tuple_targets_ ABSL_GUARDED_BY(mu_);
   std::string tuple_scratch_ ABSL_GUARDED_BY(mu_);
+  uint32_t tuple_window_ ABSL_GUARDED_BY(mu_) = 4096;
+  int64_t tuple_folds_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t direct_folds_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<ValueTable> values_ ABSL_GUARDED_BY(mu_);  // by dim
   std::vector<std::string> dim_names_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint16_t> dim_index_ ABSL_GUARDED_BY(mu_);
