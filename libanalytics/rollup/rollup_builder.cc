@@ -211,8 +211,12 @@ RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::KeyOf(
            uint64_t{static_cast<uint8_t>(p[n / 2])} << 8 |
            uint64_t{static_cast<uint8_t>(p[n - 1])} << 16;
   }
-  k.hash =
-      n <= 16 ? Mix(k.w0 ^ n, k.w1) : absl::Hash<absl::string_view>{}(AV(v));
+  if (n <= 16) {
+    k.hash = Mix(k.w0 ^ n, k.w1);
+  } else {
+    k.hash = absl::Hash<absl::string_view>{}(AV(v));
+    k.w0 = k.hash;
+  }
   return k;
 }
 

@@ -34,9 +34,14 @@
 // look-up and one cell update per tuple instead of one per dimension; tuple
 // cells carry no sketch (their logged visitors are logged again for each
 // dimension's cell when the log is drained) and their metrics are added to
-// the dimensions' cells before Take and Scan read them. Traffic has far
-// fewer distinct tuples per bucket than events, so this is most of the
-// per-event work saved.
+// the dimensions' cells before Take and Scan read them. When traffic has far
+// fewer distinct tuples per bucket than events, this is most of the
+// per-event work saved; when it does not (a small site, a long tail of user
+// agents or referrers), making a tuple cell costs more than folding its
+// dimensions one by one. So each group is folded as tuples only while its
+// new tuple cells take at least 3 events each (estimated every 4096 events
+// on a hash sample of the tuples), and per dimension otherwise. Each event
+// goes one way, so both can fill the same cells.
 //
 // Thread-safety: all methods lock an internal mutex.
 #ifndef ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
@@ -161,8 +166,9 @@ class RollupBuilder {
   // that most cell look-ups are an id compare, not a hash look-up).
   struct ValueTable {
     // A value's identity: its size and two words that, up to 16 bytes, are
-    // its bytes (so comparing them compares the values); longer values are
-    // compared in full when the words and the size match.
+    // its bytes (so comparing them compares the values); for longer values,
+    // its hash and last 8 bytes (URLs share their first bytes), and the
+    // values are compared in full when the words and the size match.
     struct Key {
       uint64_t w0, w1, hash;
       uint32_t size;
