@@ -39,7 +39,7 @@
 // per-event work saved; when it does not (a small site, a long tail of user
 // agents or referrers), making a tuple cell costs more than folding its
 // dimensions one by one. So each group is folded as tuples only while its
-// new tuple cells take at least 3 events each (estimated every 4096 events
+// new tuple cells take at least 5 events each (estimated every 4096 events
 // on a hash sample of the tuples), and per dimension otherwise. Each event
 // goes one way, so both can fill the same cells.
 //
@@ -104,6 +104,8 @@ class RollupBuilder {
   // For tests: the events per tuple-mode decision (default 4096), and how
   // many (event, tuple group) pairs were folded as tuples and per dimension.
   void SetTupleWindowForTesting(uint32_t events);
+  // For benchmarks: folds the tuple groups always as tuples, or never.
+  void ForceTupleModeForTesting(bool tuples);
   int64_t tuple_folds_for_testing() const;
   int64_t direct_folds_for_testing() const;
 
