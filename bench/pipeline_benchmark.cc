@@ -4,6 +4,7 @@
 // rollup fold alone.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
@@ -113,8 +114,118 @@ void BM_RollupFold(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(state.iterations());
+  // The share of (event, tuple group) folds done as tuples (the rest per
+  // dimension): the builder decides from the traffic.
+  const double tuples = static_cast<double>(rollups->tuple_folds_for_testing());
+  state.counters["tuple_share"] =
+      tuples / std::max(1.0, tuples + rollups->direct_folds_for_testing());
 }
 BENCHMARK(BM_RollupFold)->Unit(benchmark::kNanosecond)->MinTime(3);
+
+// BM_RollupFold when every event's visit attributes are distinct (a small
+// site, or a long tail of user agents and places): no two events share a
+// locale or a referrer.
+void BM_RollupFoldDistinctVisits(benchmark::State& state) {
+  const int64_t n = 200000;
+  static std::vector<Event> events;
+  if (events.empty()) {
+    std::vector<EventInput> inputs =
+        Generate("example.com", n, kStart, absl::Hours(24));
+    auto geo = *CountryResolver::Create("");
+    const std::string salt = NewSalt();
+    Enricher enricher(geo.get(), [&](int64_t) { return salt; });
+    Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
+    Sessionizer sessions;
+    events.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      Event& e = events[i];
+      uint64_t prev = 0;
+      std::string bot;
+      (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
+      sessions.Assign(&e, prev, inputs[i].interactive);
+      e.seq = i + 1;
+      e.visit.locale = "x-" + std::to_string(i);
+      e.visit.referrer = "https://r" + std::to_string(i) + ".example/";
+    }
+  }
+  absl::TimeZone tz;
+  absl::LoadTimeZone("Europe/Berlin", &tz);
+  auto rollups = std::make_unique<RollupBuilder>();
+  rollups->SetSiteTimezone(1, tz);
+  int64_t i = 0;
+  for (auto _ : state) {
+    rollups->Add(absl::MakeConstSpan(&events[i % n], 1));
+    if (++i % 50000 == 0) {
+      int64_t seq;
+      benchmark::DoNotOptimize(rollups->Take(&seq));
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  // The share of (event, tuple group) folds done as tuples (the rest per
+  // dimension): the builder decides from the traffic.
+  const double tuples = static_cast<double>(rollups->tuple_folds_for_testing());
+  state.counters["tuple_share"] =
+      tuples / std::max(1.0, tuples + rollups->direct_folds_for_testing());
+}
+BENCHMARK(BM_RollupFoldDistinctVisits)
+    ->Unit(benchmark::kNanosecond)
+    ->MinTime(3);
+
+// Between the two: the visit attributes (with a distinct locale and
+// referrer) shared by range(0) consecutive events (so each new tuple cell
+// takes that many), with the tuple
+// groups' mode decided by the builder (range(1) = 0), or forced to tuples
+// (1) or to per dimension (2): where the decision's threshold should lie.
+void BM_RollupFoldSharedVisits(benchmark::State& state) {
+  const int64_t n = 200000;
+  const int64_t k = state.range(0);
+  static std::map<int64_t, std::vector<Event>> by_k;
+  std::vector<Event>& events = by_k[k];
+  if (events.empty()) {
+    std::vector<EventInput> inputs =
+        Generate("example.com", n, kStart, absl::Hours(24));
+    auto geo = *CountryResolver::Create("");
+    const std::string salt = NewSalt();
+    Enricher enricher(geo.get(), [&](int64_t) { return salt; });
+    Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
+    Sessionizer sessions;
+    events.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      Event& e = events[i];
+      uint64_t prev = 0;
+      std::string bot;
+      (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
+      sessions.Assign(&e, prev, inputs[i].interactive);
+      e.seq = i + 1;
+      // All visit attributes of the group's first event (so its tuples).
+      if (i % k != 0) e.visit = events[i - i % k].visit;
+      e.visit.locale = "x-" + std::to_string(i / k);
+      e.visit.referrer = "https://r" + std::to_string(i / k) + ".example/";
+    }
+  }
+  absl::TimeZone tz;
+  absl::LoadTimeZone("Europe/Berlin", &tz);
+  auto rollups = std::make_unique<RollupBuilder>();
+  rollups->SetSiteTimezone(1, tz);
+  if (state.range(1) != 0)
+    rollups->ForceTupleModeForTesting(state.range(1) == 1);
+  int64_t i = 0;
+  for (auto _ : state) {
+    rollups->Add(absl::MakeConstSpan(&events[i % n], 1));
+    if (++i % 50000 == 0) {
+      int64_t seq;
+      benchmark::DoNotOptimize(rollups->Take(&seq));
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  const double tuples = static_cast<double>(rollups->tuple_folds_for_testing());
+  state.counters["tuple_share"] =
+      tuples / std::max(1.0, tuples + rollups->direct_folds_for_testing());
+}
+BENCHMARK(BM_RollupFoldSharedVisits)
+    ->ArgsProduct({{2, 3, 4, 8}, {0, 1, 2}})
+    ->Unit(benchmark::kNanosecond)
+    ->MinTime(1);
 
 std::unique_ptr<Engine> g_engine;
 std::vector<EventInput> g_events;

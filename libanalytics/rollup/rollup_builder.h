@@ -26,6 +26,23 @@
 // depends only on the set of hashes added, so the rows are the same as with
 // an insert per event.
 //
+// Session-constant dimensions that go together are folded as one tuple: the
+// acquisition fields (source, referrer, UTM) and the user agent and place
+// (country .. locale) are each interned as one value of a hidden dimension,
+// whose cell in a bucket stands for the tuple's cells of each dimension
+// (resolved once, when the tuple cell is made). An event then does one
+// look-up and one cell update per tuple instead of one per dimension; tuple
+// cells carry no sketch (their logged visitors are logged again for each
+// dimension's cell when the log is drained) and their metrics are added to
+// the dimensions' cells before Take and Scan read them. When traffic has far
+// fewer distinct tuples per bucket than events, this is most of the
+// per-event work saved; when it does not (a small site, a long tail of user
+// agents or referrers), making a tuple cell costs more than folding its
+// dimensions one by one. So each group is folded as tuples only while its
+// new tuple cells take at least 5 events each (estimated every 4096 events
+// on a hash sample of the tuples), and per dimension otherwise. Each event
+// goes one way, so both can fill the same cells.
+//
 // Thread-safety: all methods lock an internal mutex.
 #ifndef ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
 #define ANALYTICS_ROLLUP_ROLLUP_BUILDER_H_
@@ -84,6 +101,14 @@ class RollupBuilder {
   int64_t last_seq() const;
   void set_last_seq(int64_t seq);
 
+  // For tests: the events per tuple-mode decision (default 4096), and how
+  // many (event, tuple group) pairs were folded as tuples and per dimension.
+  void SetTupleWindowForTesting(uint32_t events);
+  // For benchmarks: folds the tuple groups always as tuples, or never.
+  void ForceTupleModeForTesting(bool tuples);
+  int64_t tuple_folds_for_testing() const;
+  int64_t direct_folds_for_testing() const;
+
  private:
   // A cell's metrics and visitor sketch. Visitor hashes are first appended to
   // the builder's visitor log and added to `sketch` in one batch per cell
@@ -95,11 +120,33 @@ class RollupBuilder {
     uint64_t last_hash = 0;  // last logged visitor (repeats are skipped)
     bool has_last = false;
   };
+  static constexpr uint32_t kNoTargets = ~uint32_t{0};
   struct CellInfo {
     Bucket* bucket = nullptr;
     uint32_t value = 0;  // id in values_[dim]
     uint16_t dim = 0;
+    // For a tuple cell: where its dimensions' cells start in tuple_targets_.
+    uint32_t targets = kNoTargets;
     std::unique_ptr<HyperLogLog> sketch;  // null: empty so far
+  };
+  // Dimensions folded as one tuple: kRollupDims[first, first + count), all
+  // session-constant, interned together as values of the hidden dimension
+  // `dim`.
+  //
+  // Whether a group is folded as tuples is decided from the traffic: every
+  // tuple_window_ events, from the events per new tuple cell of the window,
+  // estimated on the events of a sample of the tuples (by hash; see AddOne).
+  // Otherwise its dimensions are folded one by one as the others are.
+  struct TupleGroup {
+    uint16_t first;
+    uint16_t count;
+    uint16_t dim;
+    bool tuples = true;           // fold as tuples (else per dimension)
+    uint32_t window_events = 0;   // events of this window
+    uint32_t window_sampled = 0;  // ... of sampled tuples
+    uint32_t window_new = 0;      // ... that made a new sampled tuple cell
+    // Sampled tuple cells (tuple hash mixed with the bucket) since Take.
+    absl::flat_hash_set<uint64_t> sampled;
   };
   // The cells of one (site, level, bucket), by (dim << 32 | value id).
   struct Bucket {
@@ -121,8 +168,9 @@ class RollupBuilder {
   // that most cell look-ups are an id compare, not a hash look-up).
   struct ValueTable {
     // A value's identity: its size and two words that, up to 16 bytes, are
-    // its bytes (so comparing them compares the values); longer values are
-    // compared in full when the words and the size match.
+    // its bytes (so comparing them compares the values); for longer values,
+    // its hash and last 8 bytes (URLs share their first bytes), and the
+    // values are compared in full when the words and the size match.
     struct Key {
       uint64_t w0, w1, hash;
       uint32_t size;
@@ -140,7 +188,11 @@ class RollupBuilder {
     std::vector<std::string> values;  // by id
     static Key KeyOf(std::string_view v);
     Entry* Find(const Key& k, std::string_view v);  // null when absent
-    Entry* Insert(const Key& k, std::string_view v);
+    // `tuple`: a table of tuples, whose keys are TupleKey's (w0: the hash).
+    Entry* Insert(const Key& k, std::string_view v, bool tuple = false);
+    // A tuple's key (its fields' hash and encoded size), and its entry.
+    static Key TupleKey(const std::string_view* f, size_t n);
+    Entry* FindTuple(const Key& k, const std::string_view* f, size_t n);
   };
   struct BucketKey {
     int64_t site_id;
@@ -168,7 +220,23 @@ class RollupBuilder {
   // Index in cells_ of the cell (b, dim, v), created when missing.
   uint32_t CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cell (b, g.dim, v) of a tuple of event e, created with its
+  // dimensions' cells when missing.
+  uint32_t TupleCellAt(Bucket* b, const TupleGroup& g, ValueTable::Entry& v,
+                       const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Folds the event's value of session-constant dimension `dim` into its
+  // cells.
+  struct EventBuckets;
+  void FoldVisitDim(const EventBuckets& eb, uint16_t dim,
+                    std::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the tuple cells' metrics to their dimensions' cells and zeroes them.
+  void FlushTuples() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IsTupleDim(size_t dim) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return dim >= tuple_dims_begin_ && dim < tuple_dims_end_;
+  }
   void AddVisitor(uint32_t cell, uint64_t h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddTupleVisitor(uint32_t cell, uint64_t h)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the logged visitor hashes to their cells' sketches.
   void DrainVisitors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t DayBucket(int64_t site, int64_t ts_ms)
@@ -189,6 +257,25 @@ class RollupBuilder {
   // Visitor hashes not yet in their cells' sketches: (cell index, hash).
   std::vector<uint32_t> log_cells_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> log_hashes_ ABSL_GUARDED_BY(mu_);
+  // The same for tuple cells (each stands for several dimensions' cells).
+  std::vector<uint32_t> tuple_log_cells_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> tuple_log_hashes_ ABSL_GUARDED_BY(mu_);
+  // DrainVisitors' scratch (kept: a drain sorts ~15 hashes per event).
+  std::vector<uint32_t> drain_end_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> drain_pos_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<uint64_t[]> drain_sorted_ ABSL_GUARDED_BY(mu_);
+  size_t drain_sorted_size_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<TupleGroup> groups_ ABSL_GUARDED_BY(mu_);
+  // Hidden dimensions (of tuples) are [tuple_dims_begin_, tuple_dims_end_).
+  size_t tuple_dims_begin_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t tuple_dims_end_ ABSL_GUARDED_BY(mu_) = 0;
+  // Tuple cells (indexes in cells_) and their dimensions' cells.
+  std::vector<uint32_t> tuple_cells_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> tuple_targets_ ABSL_GUARDED_BY(mu_);
+  std::string tuple_scratch_ ABSL_GUARDED_BY(mu_);
+  uint32_t tuple_window_ ABSL_GUARDED_BY(mu_) = 4096;
+  int64_t tuple_folds_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t direct_folds_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<ValueTable> values_ ABSL_GUARDED_BY(mu_);  // by dim
   std::vector<std::string> dim_names_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint16_t> dim_index_ ABSL_GUARDED_BY(mu_);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "libanalytics/core/dimensions.h"
+#include "libanalytics/core/visit_fields.h"
 
 namespace analytics {
 namespace {
@@ -576,6 +577,209 @@ TEST(RollupBuilderTest, MatchesTheReferenceFoldForLargeCells) {
   RollupBuilder again;
   again.PutBack(got);
   ASSERT_EQ(Sorted(again.Take(&seq)), Sorted(got));
+}
+
+// The tuple cells (source .. UTM, and country .. locale, each folded as one
+// interned value; see rollup_builder.h) against the reference's cells per
+// dimension: fields drawn independently from small pools, so that tuples
+// share some of their values in every combination; values whose
+// concatenations are equal ("ab" + "c", "a" + "bc"), long values (past a
+// one-byte length), bytes that look like lengths; many sites and zones
+// (half- and quarter-hour ones too); Take, Scan and PutBack in between.
+TEST(RollupBuilderTest, TupleCellsMatchTheReferenceFold) {
+  const std::vector<std::string> zones = {
+      "Europe/Berlin",  "Asia/Kolkata",      "America/New_York", "",
+      "Asia/Kathmandu", "Australia/Adelaide"};
+  const std::string long_a(300, 'L'), long_b = std::string(299, 'L') + "M";
+  const std::vector<std::vector<std::string>> pools = {
+      {"", "a", "ab"},                      // source
+      {"", "c", "bc", "b"},                 // referrer
+      {"", "\x01", "\x02x", long_a},        // utm_source
+      {"", "x", long_b},                    // utm_medium
+      {"", "", "c"},                        // utm_campaign
+      {"", "t"},                            // utm_term
+      {"", "\xff", "\xff\xff\xff\xff"},     // utm_content
+      {"", "DE", "D"},                      // country
+      {"Chrome", "Chrom", "Firefox"},       // browser
+      {"120", "e120", "1"},                 // browser_version
+      {"Windows", "Mac", long_a},           // os
+      {"", "10", "0"},                      // os_version
+      {"Desktop", "Mobile"},                // device
+      {"Desktop", "Mobile", "Tablet", ""},  // screen
+      {"en-US", "de-DE", "en-USD"},         // locale
+  };
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE(seed);
+    RollupBuilder b;
+    // Always as tuples (this traffic repeats its tuples too rarely for the
+    // builder to keep them otherwise; the next test covers the switch).
+    b.SetTupleWindowForTesting(~uint32_t{0});
+    ReferenceFold ref;
+    for (size_t i = 0; i < zones.size(); ++i) {
+      if (zones[i].empty()) continue;  // no zone: UTC
+      absl::TimeZone tz;
+      ASSERT_TRUE(absl::LoadTimeZone(zones[i], &tz));
+      b.SetSiteTimezone(static_cast<int64_t>(i + 1), tz);
+      ref.SetSiteTimezone(static_cast<int64_t>(i + 1), tz,
+                          zones[i] != "Asia/Kolkata" &&
+                              zones[i] != "Asia/Kathmandu" &&
+                              zones[i] != "Australia/Adelaide");
+    }
+    EventSource src(seed);
+    std::mt19937_64 rng(seed * 31);
+    const int64_t t0 = 1793491200000;
+    const int64_t span = 2 * 86400000LL;
+    std::vector<RollupRow> taken;
+    for (int step = 0; step < 50; ++step) {
+      const int op = static_cast<int>(rng() % 10);
+      if (op < 6) {
+        std::vector<Event> events;
+        const int n = 1 + static_cast<int>(rng() % 400);
+        for (int i = 0; i < n; ++i) {
+          Event e = src.Next(t0, span, 200);
+          e.site_id = 1 + static_cast<int64_t>(rng() % zones.size());
+          // Few values per field: tuples repeat, and share values.
+          for (size_t f = 1; f < pools.size() + 1; ++f) {
+            const auto& pool = pools[f - 1];
+            e.visit.*kVisitFields[f] = pool[rng() % pool.size()];
+          }
+          events.push_back(std::move(e));
+        }
+        b.Add(events);
+        ref.Add(events);
+      } else if (op < 8) {
+        const int64_t site = 1 + static_cast<int64_t>(rng() % zones.size());
+        const RollupLevel level =
+            rng() % 2 ? RollupLevel::kDay : RollupLevel::kHour;
+        const int64_t from = t0 / 1000 - 86400 + rng() % (3 * 86400);
+        const int64_t to = from + rng() % (3 * 86400);
+        std::vector<std::string> dims;
+        for (DimId d : kRollupDims) {
+          if (rng() % 2) dims.emplace_back(DimName(d));
+        }
+        std::vector<RollupRow> got, want;
+        b.Scan(site, level, from, to, dims,
+               [&](const RollupRow& r) { got.push_back(r); });
+        ref.Scan(site, level, from, to, dims,
+                 [&](const RollupRow& r) { want.push_back(r); });
+        ASSERT_EQ(Sorted(got), Sorted(want)) << "scan at step " << step;
+      } else if (op < 9) {
+        int64_t seq = 0, ref_seq = 0;
+        taken = b.Take(&seq);
+        ASSERT_EQ(Sorted(taken), Sorted(ref.Take(&ref_seq)))
+            << "take at step " << step;
+        ASSERT_EQ(b.pending_cells(), 0);
+      } else {
+        std::vector<RollupRow> rows = taken;
+        if (rng() % 2) rows.resize(rows.size() / 2);
+        b.PutBack(rows);
+        ref.PutBack(rows);
+      }
+    }
+    int64_t seq = 0, ref_seq = 0;
+    std::vector<RollupRow> got = b.Take(&seq);
+    ASSERT_EQ(Sorted(got), Sorted(ref.Take(&ref_seq)));
+    EXPECT_EQ(b.direct_folds_for_testing(), 0);
+  }
+}
+
+// The switch between tuples and per-dimension folding (decided per group
+// from the events per new tuple cell; see rollup_builder.h): traffic that
+// goes from a few repeated tuples to distinct ones (every event its own
+// referrer, or its own referrer and locale) and back, so that both modes
+// fold into the same buckets and sessions, with Take, Scan and PutBack in
+// between. The rows must be the reference fold's whatever the mode.
+TEST(RollupBuilderTest, AdaptiveTupleModeMatchesTheReferenceFold) {
+  absl::TimeZone berlin, kolkata;
+  ASSERT_TRUE(absl::LoadTimeZone("Europe/Berlin", &berlin));
+  ASSERT_TRUE(absl::LoadTimeZone("Asia/Kolkata", &kolkata));
+  // Phases: 0 repeated tuples, 1 distinct referrers (the acquisition group
+  // distinct, the agent group repeated), 2 distinct referrers and locales.
+  const int phases[] = {0, 2, 0, 1, 2, 1, 0, 2, 0};
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE(seed);
+    RollupBuilder b;
+    b.SetTupleWindowForTesting(64);
+    ReferenceFold ref;
+    b.SetSiteTimezone(1, berlin);
+    ref.SetSiteTimezone(1, berlin, true);
+    b.SetSiteTimezone(2, kolkata);
+    ref.SetSiteTimezone(2, kolkata, false);
+    EventSource src(seed);
+    std::mt19937_64 rng(seed * 131);
+    // A few visit profiles (repeated tuples), sharing some of their values.
+    std::vector<VisitAttrs> profiles;
+    for (int p = 0; p < 4; ++p) {
+      profiles.push_back(src.Next(0, 1, 1).visit);
+      profiles.back().referrer = p % 2 ? "ref.example/a" : "";
+      profiles.back().locale = p % 3 ? "en-US" : "de-DE";
+    }
+    const int64_t t0 = 1793491200000;
+    const int64_t span = 6 * 3600000LL;
+    int64_t unique = 0;
+    std::vector<RollupRow> taken;
+    for (size_t phase = 0; phase < std::size(phases); ++phase) {
+      SCOPED_TRACE(phase);
+      const int64_t tuples_before = b.tuple_folds_for_testing();
+      const int64_t direct_before = b.direct_folds_for_testing();
+      for (int step = 0; step < 12; ++step) {
+        const int op = static_cast<int>(rng() % 10);
+        if (op < 7) {
+          std::vector<Event> events;
+          const int n = 1 + static_cast<int>(rng() % 200);
+          for (int i = 0; i < n; ++i) {
+            Event e = src.Next(t0, span, 100);
+            e.site_id = 1 + static_cast<int64_t>(rng() % 2);
+            e.visit = profiles[e.visitor_id % profiles.size()];
+            if (phases[phase] >= 1) {
+              e.visit.referrer = absl::StrCat("https://r", ++unique, ".x/");
+            }
+            if (phases[phase] == 2) e.visit.locale = absl::StrCat("x-", unique);
+            events.push_back(std::move(e));
+          }
+          b.Add(events);
+          ref.Add(events);
+        } else if (op < 8) {
+          const int64_t site = 1 + static_cast<int64_t>(rng() % 2);
+          const RollupLevel level =
+              rng() % 2 ? RollupLevel::kDay : RollupLevel::kHour;
+          std::vector<std::string> dims;
+          for (DimId d : kRollupDims) {
+            if (rng() % 2) dims.emplace_back(DimName(d));
+          }
+          std::vector<RollupRow> got, want;
+          b.Scan(site, level, 0, int64_t{1} << 40, dims,
+                 [&](const RollupRow& r) { got.push_back(r); });
+          ref.Scan(site, level, 0, int64_t{1} << 40, dims,
+                   [&](const RollupRow& r) { want.push_back(r); });
+          ASSERT_EQ(Sorted(got), Sorted(want)) << "scan at step " << step;
+        } else if (op < 9) {
+          int64_t seq = 0, ref_seq = 0;
+          taken = b.Take(&seq);
+          ASSERT_EQ(Sorted(taken), Sorted(ref.Take(&ref_seq)))
+              << "take at step " << step;
+        } else {
+          std::vector<RollupRow> rows = taken;
+          if (rng() % 2) rows.resize(rows.size() / 2);
+          b.PutBack(rows);
+          ref.PutBack(rows);
+        }
+      }
+      // Each kind of traffic was folded the way it should be, at least
+      // after the first window.
+      if (phases[phase] == 0) {
+        EXPECT_GT(b.tuple_folds_for_testing(), tuples_before);
+      } else {
+        EXPECT_GT(b.direct_folds_for_testing(), direct_before);
+      }
+      if (phases[phase] == 1) {
+        EXPECT_GT(b.tuple_folds_for_testing(), tuples_before);
+      }
+    }
+    int64_t seq = 0, ref_seq = 0;
+    std::vector<RollupRow> got = b.Take(&seq);
+    ASSERT_EQ(Sorted(got), Sorted(ref.Take(&ref_seq)));
+  }
 }
 
 }  // namespace
