@@ -4,6 +4,7 @@
 // rollup fold alone.
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -77,34 +78,42 @@ void BM_PipelineInMemory(benchmark::State& state) {
 }
 BENCHMARK(BM_PipelineInMemory)->Unit(benchmark::kNanosecond)->MinTime(3);
 
-// The rollup fold alone (RollupBuilder::Add one event at a time, and Take
-// every 50,000 events as in BM_PipelineInMemory) over the same events,
-// enriched and sessionized once before timing.
-void BM_RollupFold(benchmark::State& state) {
+// The generated events, enriched and sessionized once (before timing), with
+// `edit(i, events)` applied to each in order (it may look at earlier ones).
+std::vector<Event> FoldEvents(
+    const std::function<void(int64_t, std::vector<Event>&)>& edit) {
   const int64_t n = 200000;
-  static std::vector<Event> events;
-  if (events.empty()) {
-    std::vector<EventInput> inputs =
-        Generate("example.com", n, kStart, absl::Hours(24));
-    auto geo = *CountryResolver::Create("");
-    const std::string salt = NewSalt();
-    Enricher enricher(geo.get(), [&](int64_t) { return salt; });
-    Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
-    Sessionizer sessions;
-    events.resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      Event& e = events[i];
-      uint64_t prev = 0;
-      std::string bot;
-      (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
-      sessions.Assign(&e, prev, inputs[i].interactive);
-      e.seq = i + 1;
-    }
+  std::vector<EventInput> inputs =
+      Generate("example.com", n, kStart, absl::Hours(24));
+  auto geo = *CountryResolver::Create("");
+  const std::string salt = NewSalt();
+  Enricher enricher(geo.get(), [&](int64_t) { return salt; });
+  Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
+  Sessionizer sessions;
+  std::vector<Event> events(n);
+  for (int64_t i = 0; i < n; ++i) {
+    Event& e = events[i];
+    uint64_t prev = 0;
+    std::string bot;
+    (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
+    sessions.Assign(&e, prev, inputs[i].interactive);
+    e.seq = i + 1;
+    if (edit) edit(i, events);
   }
+  return events;
+}
+
+// RollupBuilder::Add one event at a time over `events`, and Take every
+// 50,000 events as in BM_PipelineInMemory. `force_tuples`: 0 lets the
+// builder decide the tuple groups' mode, 1 forces tuples, 2 per dimension.
+void RunFold(benchmark::State& state, const std::vector<Event>& events,
+             int64_t force_tuples = 0) {
   absl::TimeZone tz;
   absl::LoadTimeZone("Europe/Berlin", &tz);
   auto rollups = std::make_unique<RollupBuilder>();
   rollups->SetSiteTimezone(1, tz);
+  if (force_tuples != 0) rollups->ForceTupleModeForTesting(force_tuples == 1);
+  const size_t n = events.size();
   int64_t i = 0;
   for (auto _ : state) {
     rollups->Add(absl::MakeConstSpan(&events[i % n], 1));
@@ -119,6 +128,12 @@ void BM_RollupFold(benchmark::State& state) {
   const double tuples = static_cast<double>(rollups->tuple_folds_for_testing());
   state.counters["tuple_share"] =
       tuples / std::max(1.0, tuples + rollups->direct_folds_for_testing());
+}
+
+// The rollup fold alone over the generated traffic.
+void BM_RollupFold(benchmark::State& state) {
+  static const std::vector<Event> events = FoldEvents(nullptr);
+  RunFold(state, events);
 }
 BENCHMARK(BM_RollupFold)->Unit(benchmark::kNanosecond)->MinTime(3);
 
@@ -126,46 +141,12 @@ BENCHMARK(BM_RollupFold)->Unit(benchmark::kNanosecond)->MinTime(3);
 // site, or a long tail of user agents and places): no two events share a
 // locale or a referrer.
 void BM_RollupFoldDistinctVisits(benchmark::State& state) {
-  const int64_t n = 200000;
-  static std::vector<Event> events;
-  if (events.empty()) {
-    std::vector<EventInput> inputs =
-        Generate("example.com", n, kStart, absl::Hours(24));
-    auto geo = *CountryResolver::Create("");
-    const std::string salt = NewSalt();
-    Enricher enricher(geo.get(), [&](int64_t) { return salt; });
-    Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
-    Sessionizer sessions;
-    events.resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      Event& e = events[i];
-      uint64_t prev = 0;
-      std::string bot;
-      (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
-      sessions.Assign(&e, prev, inputs[i].interactive);
-      e.seq = i + 1;
-      e.visit.locale = "x-" + std::to_string(i);
-      e.visit.referrer = "https://r" + std::to_string(i) + ".example/";
-    }
-  }
-  absl::TimeZone tz;
-  absl::LoadTimeZone("Europe/Berlin", &tz);
-  auto rollups = std::make_unique<RollupBuilder>();
-  rollups->SetSiteTimezone(1, tz);
-  int64_t i = 0;
-  for (auto _ : state) {
-    rollups->Add(absl::MakeConstSpan(&events[i % n], 1));
-    if (++i % 50000 == 0) {
-      int64_t seq;
-      benchmark::DoNotOptimize(rollups->Take(&seq));
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
-  // The share of (event, tuple group) folds done as tuples (the rest per
-  // dimension): the builder decides from the traffic.
-  const double tuples = static_cast<double>(rollups->tuple_folds_for_testing());
-  state.counters["tuple_share"] =
-      tuples / std::max(1.0, tuples + rollups->direct_folds_for_testing());
+  static const std::vector<Event> events =
+      FoldEvents([](int64_t i, std::vector<Event>& evs) {
+        evs[i].visit.locale = "x-" + std::to_string(i);
+        evs[i].visit.referrer = "https://r" + std::to_string(i) + ".example/";
+      });
+  RunFold(state, events);
 }
 BENCHMARK(BM_RollupFoldDistinctVisits)
     ->Unit(benchmark::kNanosecond)
@@ -173,54 +154,23 @@ BENCHMARK(BM_RollupFoldDistinctVisits)
 
 // Between the two: the visit attributes (with a distinct locale and
 // referrer) shared by range(0) consecutive events (so each new tuple cell
-// takes that many), with the tuple
-// groups' mode decided by the builder (range(1) = 0), or forced to tuples
-// (1) or to per dimension (2): where the decision's threshold should lie.
+// takes that many), with the tuple groups' mode decided by the builder
+// (range(1) = 0), or forced to tuples (1) or to per dimension (2): where the
+// decision's threshold should lie.
 void BM_RollupFoldSharedVisits(benchmark::State& state) {
-  const int64_t n = 200000;
   const int64_t k = state.range(0);
   static std::map<int64_t, std::vector<Event>> by_k;
   std::vector<Event>& events = by_k[k];
   if (events.empty()) {
-    std::vector<EventInput> inputs =
-        Generate("example.com", n, kStart, absl::Hours(24));
-    auto geo = *CountryResolver::Create("");
-    const std::string salt = NewSalt();
-    Enricher enricher(geo.get(), [&](int64_t) { return salt; });
-    Site site{.id = 1, .domain = "example.com", .timezone = "Europe/Berlin"};
-    Sessionizer sessions;
-    events.resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      Event& e = events[i];
-      uint64_t prev = 0;
-      std::string bot;
-      (void)enricher.Enrich(inputs[i], site, kStart, &e, &prev, &bot);
-      sessions.Assign(&e, prev, inputs[i].interactive);
-      e.seq = i + 1;
+    events = FoldEvents([k](int64_t i, std::vector<Event>& evs) {
+      Event& e = evs[i];
       // All visit attributes of the group's first event (so its tuples).
-      if (i % k != 0) e.visit = events[i - i % k].visit;
+      if (i % k != 0) e.visit = evs[i - i % k].visit;
       e.visit.locale = "x-" + std::to_string(i / k);
       e.visit.referrer = "https://r" + std::to_string(i / k) + ".example/";
-    }
+    });
   }
-  absl::TimeZone tz;
-  absl::LoadTimeZone("Europe/Berlin", &tz);
-  auto rollups = std::make_unique<RollupBuilder>();
-  rollups->SetSiteTimezone(1, tz);
-  if (state.range(1) != 0)
-    rollups->ForceTupleModeForTesting(state.range(1) == 1);
-  int64_t i = 0;
-  for (auto _ : state) {
-    rollups->Add(absl::MakeConstSpan(&events[i % n], 1));
-    if (++i % 50000 == 0) {
-      int64_t seq;
-      benchmark::DoNotOptimize(rollups->Take(&seq));
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
-  const double tuples = static_cast<double>(rollups->tuple_folds_for_testing());
-  state.counters["tuple_share"] =
-      tuples / std::max(1.0, tuples + rollups->direct_folds_for_testing());
+  RunFold(state, events, state.range(1));
 }
 BENCHMARK(BM_RollupFoldSharedVisits)
     ->ArgsProduct({{2, 3, 4, 8}, {0, 1, 2}})
