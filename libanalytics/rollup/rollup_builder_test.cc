@@ -396,6 +396,50 @@ std::vector<RowKey> Sorted(const std::vector<RollupRow>& rows) {
   return out;
 }
 
+// The steps the differential tests below take at random besides adding
+// events: scanning both folds, taking from both, and putting (part of) what
+// was taken back into both.
+::testing::AssertionResult SameScan(RollupBuilder& b, ReferenceFold& ref,
+                                    int64_t site, RollupLevel level,
+                                    int64_t from, int64_t to,
+                                    const std::vector<std::string>& dims) {
+  std::vector<RollupRow> got, want;
+  b.Scan(site, level, from, to, dims,
+         [&](const RollupRow& r) { got.push_back(r); });
+  ref.Scan(site, level, from, to, dims,
+           [&](const RollupRow& r) { want.push_back(r); });
+  if (Sorted(got) == Sorted(want)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "scan differs: " << got.size() << " rows vs " << want.size();
+}
+::testing::AssertionResult SameTake(RollupBuilder& b, ReferenceFold& ref,
+                                    std::vector<RollupRow>* taken) {
+  int64_t seq = 0, ref_seq = 0;
+  *taken = b.Take(&seq);
+  std::vector<RollupRow> want = ref.Take(&ref_seq);
+  if (seq != ref_seq) {
+    return ::testing::AssertionFailure()
+           << "take seq " << seq << " vs " << ref_seq;
+  }
+  if (Sorted(*taken) == Sorted(want)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "take differs: " << taken->size() << " rows vs " << want.size();
+}
+void PutBackSome(RollupBuilder& b, ReferenceFold& ref,
+                 const std::vector<RollupRow>& taken, std::mt19937_64& rng) {
+  std::vector<RollupRow> rows = taken;
+  if (rng() % 2) rows.resize(rows.size() / 2);
+  b.PutBack(rows);
+  ref.PutBack(rows);
+}
+std::vector<std::string> RandomDims(std::mt19937_64& rng) {
+  std::vector<std::string> dims;
+  for (DimId d : kRollupDims) {
+    if (rng() % 2) dims.emplace_back(DimName(d));
+  }
+  return dims;
+}
+
 // Random events over a few days for sites in whole-hour zones, in a
 // half-hour zone (Asia/Kolkata) and without a zone, with sessions that
 // continue across hours and days, visit attributes that (rarely) change
@@ -508,24 +552,13 @@ TEST(RollupBuilderTest, MatchesTheReferenceFold) {
         std::vector<std::string> dims = {"", "event:page", "visit:source",
                                          "event:props:k1"};
         dims.resize(1 + rng() % dims.size());
-        std::vector<RollupRow> got, want;
-        b.Scan(site, level, from, to, dims,
-               [&](const RollupRow& r) { got.push_back(r); });
-        ref.Scan(site, level, from, to, dims,
-                 [&](const RollupRow& r) { want.push_back(r); });
-        ASSERT_EQ(Sorted(got), Sorted(want)) << "scan at step " << step;
+        ASSERT_TRUE(SameScan(b, ref, site, level, from, to, dims))
+            << "step " << step;
       } else if (op < 9) {
-        int64_t seq = 0, ref_seq = 0;
-        taken = b.Take(&seq);
-        std::vector<RollupRow> want = ref.Take(&ref_seq);
-        ASSERT_EQ(seq, ref_seq);
-        ASSERT_EQ(Sorted(taken), Sorted(want)) << "take at step " << step;
+        ASSERT_TRUE(SameTake(b, ref, &taken)) << "step " << step;
       } else {
         // Put back what was taken last, or a part of it.
-        std::vector<RollupRow> rows = taken;
-        if (rng() % 2) rows.resize(rows.size() / 2);
-        b.PutBack(rows);
-        ref.PutBack(rows);
+        PutBackSome(b, ref, taken, rng);
       }
     }
     int64_t seq = 0, ref_seq = 0;
@@ -653,27 +686,13 @@ TEST(RollupBuilderTest, TupleCellsMatchTheReferenceFold) {
             rng() % 2 ? RollupLevel::kDay : RollupLevel::kHour;
         const int64_t from = t0 / 1000 - 86400 + rng() % (3 * 86400);
         const int64_t to = from + rng() % (3 * 86400);
-        std::vector<std::string> dims;
-        for (DimId d : kRollupDims) {
-          if (rng() % 2) dims.emplace_back(DimName(d));
-        }
-        std::vector<RollupRow> got, want;
-        b.Scan(site, level, from, to, dims,
-               [&](const RollupRow& r) { got.push_back(r); });
-        ref.Scan(site, level, from, to, dims,
-                 [&](const RollupRow& r) { want.push_back(r); });
-        ASSERT_EQ(Sorted(got), Sorted(want)) << "scan at step " << step;
+        ASSERT_TRUE(SameScan(b, ref, site, level, from, to, RandomDims(rng)))
+            << "step " << step;
       } else if (op < 9) {
-        int64_t seq = 0, ref_seq = 0;
-        taken = b.Take(&seq);
-        ASSERT_EQ(Sorted(taken), Sorted(ref.Take(&ref_seq)))
-            << "take at step " << step;
+        ASSERT_TRUE(SameTake(b, ref, &taken)) << "step " << step;
         ASSERT_EQ(b.pending_cells(), 0);
       } else {
-        std::vector<RollupRow> rows = taken;
-        if (rng() % 2) rows.resize(rows.size() / 2);
-        b.PutBack(rows);
-        ref.PutBack(rows);
+        PutBackSome(b, ref, taken, rng);
       }
     }
     int64_t seq = 0, ref_seq = 0;
@@ -743,26 +762,13 @@ TEST(RollupBuilderTest, AdaptiveTupleModeMatchesTheReferenceFold) {
           const int64_t site = 1 + static_cast<int64_t>(rng() % 2);
           const RollupLevel level =
               rng() % 2 ? RollupLevel::kDay : RollupLevel::kHour;
-          std::vector<std::string> dims;
-          for (DimId d : kRollupDims) {
-            if (rng() % 2) dims.emplace_back(DimName(d));
-          }
-          std::vector<RollupRow> got, want;
-          b.Scan(site, level, 0, int64_t{1} << 40, dims,
-                 [&](const RollupRow& r) { got.push_back(r); });
-          ref.Scan(site, level, 0, int64_t{1} << 40, dims,
-                   [&](const RollupRow& r) { want.push_back(r); });
-          ASSERT_EQ(Sorted(got), Sorted(want)) << "scan at step " << step;
+          ASSERT_TRUE(SameScan(b, ref, site, level, 0, int64_t{1} << 40,
+                               RandomDims(rng)))
+              << "step " << step;
         } else if (op < 9) {
-          int64_t seq = 0, ref_seq = 0;
-          taken = b.Take(&seq);
-          ASSERT_EQ(Sorted(taken), Sorted(ref.Take(&ref_seq)))
-              << "take at step " << step;
+          ASSERT_TRUE(SameTake(b, ref, &taken)) << "step " << step;
         } else {
-          std::vector<RollupRow> rows = taken;
-          if (rng() % 2) rows.resize(rows.size() / 2);
-          b.PutBack(rows);
-          ref.PutBack(rows);
+          PutBackSome(b, ref, taken, rng);
         }
       }
       // Each kind of traffic was folded the way it should be, at least
