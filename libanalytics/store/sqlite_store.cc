@@ -38,8 +38,8 @@
 #include "libanalytics/core/visit_fields.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/event_codec.h"
-#include "libanalytics/store/rollup_codec.h"
 #include "libanalytics/store/props_codec.h"
+#include "libanalytics/store/rollup_codec.h"
 #include "libanalytics/store/store_checks.h"
 #include "rapidjson/document.h"
 
@@ -714,8 +714,8 @@ absl::Status ConvertHourRollups(Conn* w) {
       RollupRow r;
       r.site_id = sqlite3_column_int64(*s, 0);
       r.bucket = sqlite3_column_int64(*s, 1);
-      if (!cells.empty() && (cells[0].site_id != r.site_id ||
-                             cells[0].bucket != r.bucket)) {
+      if (!cells.empty() &&
+          (cells[0].site_id != r.site_id || cells[0].bucket != r.bucket)) {
         absl::Status st = flush();
         if (!st.ok()) return st;
       }
@@ -1352,9 +1352,9 @@ class SqliteStore : public Store {
     int64_t cells = 0;
     absl::Status st = ApplyToRollupBlock(old, deltas, &hour_buf_, &cells);
     if (!st.ok()) {
-      return absl::Status(st.code(), absl::StrCat("apply rollups: site ",
-                                                  site_id, " hour ", bucket,
-                                                  ": ", st.message()));
+      return absl::Status(
+          st.code(), absl::StrCat("apply rollups: site ", site_id, " hour ",
+                                  bucket, ": ", st.message()));
     }
     return WriteHourBlock(writer_.get(), site_id, bucket, hour_buf_, cells);
   }
@@ -1402,7 +1402,8 @@ class SqliteStore : public Store {
     absl::StatusOr<Reader> r = AcquireReader();
     if (!r.ok()) return r.status();
     if (level == RollupLevel::kHour) {
-      return ScanHourBlocks(r->conn.get(), site_id, from_bucket, to_bucket, dims, fn);
+      return ScanHourBlocks(r->conn.get(), site_id, from_bucket, to_bucket,
+                            dims, fn);
     }
     // The SQL text depends only on the number of dims (placeholders).
     std::string sql =
@@ -1477,9 +1478,9 @@ class SqliteStore : public Store {
           [&](std::string_view dim) { return want.contains(dim); },
           [&](const RollupRow& c) { rows.push_back(c); });
       if (!st.ok()) {
-        return absl::Status(st.code(), absl::StrCat("scan rollups: site ",
-                                                    site_id, " hour ", bucket,
-                                                    ": ", st.message()));
+        return absl::Status(
+            st.code(), absl::StrCat("scan rollups: site ", site_id, " hour ",
+                                    bucket, ": ", st.message()));
       }
     }
     // Blocks come in bucket order and cells in (dim, value) order, so a
@@ -1496,9 +1497,8 @@ class SqliteStore : public Store {
     Txn txn(writer_.get());
     absl::Status st = txn.Begin();
     if (!st.ok()) return st;
-    for (const char* sql :
-         {"DELETE FROM rollups", "DELETE FROM rollup_hours",
-          "DELETE FROM rollup_checkpoints"}) {
+    for (const char* sql : {"DELETE FROM rollups", "DELETE FROM rollup_hours",
+                            "DELETE FROM rollup_checkpoints"}) {
       absl::StatusOr<sqlite3_stmt*> s = writer_->Prepare(sql);
       if (!s.ok()) return s.status();
       ResetOnExit reset(*s);
