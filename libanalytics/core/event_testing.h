@@ -4,28 +4,19 @@
 #ifndef ANALYTICS_CORE_EVENT_TESTING_H_
 #define ANALYTICS_CORE_EVENT_TESTING_H_
 
+#include <iterator>
+
 #include "analytics/event.h"
 #include "gtest/gtest.h"
+#include "libanalytics/core/visit_fields.h"
 
 namespace analytics::testing {
 
 inline void ExpectSameVisit(const VisitAttrs& got, const VisitAttrs& want) {
-  EXPECT_EQ(got.entry_page, want.entry_page);
-  EXPECT_EQ(got.source, want.source);
-  EXPECT_EQ(got.referrer, want.referrer);
-  EXPECT_EQ(got.utm_source, want.utm_source);
-  EXPECT_EQ(got.utm_medium, want.utm_medium);
-  EXPECT_EQ(got.utm_campaign, want.utm_campaign);
-  EXPECT_EQ(got.utm_term, want.utm_term);
-  EXPECT_EQ(got.utm_content, want.utm_content);
-  EXPECT_EQ(got.country, want.country);
-  EXPECT_EQ(got.browser, want.browser);
-  EXPECT_EQ(got.browser_version, want.browser_version);
-  EXPECT_EQ(got.os, want.os);
-  EXPECT_EQ(got.os_version, want.os_version);
-  EXPECT_EQ(got.device, want.device);
-  EXPECT_EQ(got.screen, want.screen);
-  EXPECT_EQ(got.locale, want.locale);
+  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
+    EXPECT_EQ(got.*kVisitFields[i], want.*kVisitFields[i])
+        << "VisitAttrs field " << i << " of kVisitFields (entry_page = 0)";
+  }
   EXPECT_TRUE(got == want);
 }
 

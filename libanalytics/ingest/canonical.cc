@@ -690,6 +690,10 @@ class FastEventParser {
   rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader_;
 };
 
+}  // namespace
+
+namespace canonical_internal {
+
 // Gives a reused EventInput a fresh one's values, keeping the capacity of its
 // strings (cleared, or assigned the default, member by member: cheaper than
 // copy-assigning a fresh EventInput) and of its props (PropsOut writes over
@@ -713,6 +717,10 @@ void ResetEventInput(EventInput* in) {
   in->interactive = true;
   in->imported = false;
 }
+
+}  // namespace canonical_internal
+
+namespace {
 
 // ValidateEventInput; `ascii`: every string of `in` is known to be ASCII
 // (so valid UTF-8, one character per byte), and the UTF-8 checks are skipped.

@@ -12,6 +12,12 @@
 
 namespace analytics::canonical_internal {
 
+// Gives a reused EventInput a fresh one's values, keeping the capacity of its
+// strings. Props entries are left for the parser to overwrite: a caller that
+// does not parse props clears them. Shared by the canonical parser and the
+// log importer (a static_assert in canonical.cc catches a new field).
+void ResetEventInput(EventInput* in);
+
 // One pass for the common shape (an object of strings without escapes,
 // numbers, literals and a flat "props" object, every field accepted);
 // nullopt for anything else.

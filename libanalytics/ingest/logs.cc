@@ -38,6 +38,7 @@
 #include "analytics/event.h"
 #include "analytics/store.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/ingest/canonical_internal.h"
 
 namespace analytics {
 namespace {
@@ -550,8 +551,9 @@ void ToEventInput(const LogRecord& r, std::string_view site, EventInput* ev) {
   std::string_view host = !r.host.empty() ? r.host : abs_host;
   host = StripPort(host);
   if (host.empty() || !HostIsSite(host, site)) host = site;
+  canonical_internal::ResetEventInput(ev);
+  ev->props.clear();
   ev->site.assign(site);
-  ev->name.assign("pageview");
   ev->url.assign("https://");
   ev->url.append(host);
   if (ev->url.size() + path.size() > kMaxUrlBytes) {
@@ -568,12 +570,6 @@ void ToEventInput(const LogRecord& r, std::string_view site, EventInput* ev) {
   ev->ts = r.ts;
   ev->ip.assign(r.ip);
   ev->user_agent.assign(r.user_agent);
-  ev->props.clear();
-  ev->screen_width = 0;
-  ev->locale.clear();
-  ev->timezone.clear();
-  ev->country_hint.clear();
-  ev->interactive = true;
   ev->imported = true;
 }
 

@@ -183,6 +183,31 @@ TEST(LogsTest, Caddy) {
   ToEventInput(p.r, "example.com", &ev);
   EXPECT_EQ(ev.url, "https://example.com/docs?a=b");
   EXPECT_TRUE(ev.imported);
+  // A reused EventInput (the importer's) gets exactly what a fresh one gets.
+  EventInput reused;
+  reused.name = "Signup";
+  reused.props = {{"plan", "pro"}, {"k", "v"}};
+  reused.screen_width = 1440;
+  reused.locale = "de-DE";
+  reused.timezone = "Europe/Berlin";
+  reused.country_hint = "DE";
+  reused.interactive = false;
+  reused.site = "other.org";
+  ToEventInput(p.r, "example.com", &reused);
+  EXPECT_EQ(reused.name, ev.name);
+  EXPECT_EQ(reused.props, ev.props);
+  EXPECT_EQ(reused.screen_width, 0);
+  EXPECT_EQ(reused.locale, "");
+  EXPECT_EQ(reused.timezone, "");
+  EXPECT_EQ(reused.country_hint, "");
+  EXPECT_TRUE(reused.interactive);
+  EXPECT_EQ(reused.site, ev.site);
+  EXPECT_EQ(reused.url, ev.url);
+  EXPECT_EQ(reused.referrer, ev.referrer);
+  EXPECT_EQ(reused.ip, ev.ip);
+  EXPECT_EQ(reused.user_agent, ev.user_agent);
+  EXPECT_EQ(reused.ts, ev.ts);
+  EXPECT_TRUE(reused.imported);
 
   std::string iso =
       R"({"ts":"2023-10-10T20:55:36.25Z","request":{"remote_ip":"::1",)"

@@ -402,25 +402,23 @@ void RollupBuilder::FlushTuples() {
 }
 
 void RollupBuilder::AddVisitor(uint32_t cell, uint64_t h) {
-  CellStats& c = cells_[cell];
-  if (c.has_last && c.last_hash == h) return;
-  c.has_last = true;
-  c.last_hash = h;
-  log_cells_.push_back(cell);
-  log_hashes_.push_back(h);
-  if (log_cells_.size() + kMaxTupleDims * tuple_log_cells_.size() >=
-      kMaxLoggedVisitors) {
-    DrainVisitors();
-  }
+  LogVisitor(cell, h, &log_cells_, &log_hashes_);
 }
 
 void RollupBuilder::AddTupleVisitor(uint32_t cell, uint64_t h) {
+  LogVisitor(cell, h, &tuple_log_cells_, &tuple_log_hashes_);
+}
+
+void RollupBuilder::LogVisitor(uint32_t cell, uint64_t h,
+                               std::vector<uint32_t>* cells,
+                               std::vector<uint64_t>* hashes) {
   CellStats& c = cells_[cell];
   if (c.has_last && c.last_hash == h) return;
   c.has_last = true;
   c.last_hash = h;
-  tuple_log_cells_.push_back(cell);
-  tuple_log_hashes_.push_back(h);
+  cells->push_back(cell);
+  hashes->push_back(h);
+  // A logged tuple visitor expands to up to kMaxTupleDims cells' entries.
   if (log_cells_.size() + kMaxTupleDims * tuple_log_cells_.size() >=
       kMaxLoggedVisitors) {
     DrainVisitors();

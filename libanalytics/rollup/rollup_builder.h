@@ -237,6 +237,11 @@ class RollupBuilder {
   void AddVisitor(uint32_t cell, uint64_t h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddTupleVisitor(uint32_t cell, uint64_t h)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AddVisitor and AddTupleVisitor: appends to the given log unless the cell
+  // just logged the same visitor; drains the logs when they are long.
+  void LogVisitor(uint32_t cell, uint64_t h, std::vector<uint32_t>* cells,
+                  std::vector<uint64_t>* hashes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the logged visitor hashes to their cells' sketches.
   void DrainVisitors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t DayBucket(int64_t site, int64_t ts_ms)
