@@ -484,7 +484,12 @@ class EngineImpl : public Engine {
     if (!spec.ok()) return spec.status();
     AwaitFolded();
     absl::ReaderMutexLock l(&checkpoint_mu_);
-    return ExecuteQuery(*spec, QuerySources{store_.get(), &rollups_});
+    // Long rollup breakdowns use a second core when there is one.
+    static const int64_t split =
+        std::thread::hardware_concurrency() > 1 ? 8 : 0;
+    return ExecuteQuery(*spec, QuerySources{.store = store_.get(),
+                                            .pending = &rollups_,
+                                            .split_scan_buckets = split});
   }
 
   absl::StatusOr<Site> AddSite(const Site& in) override {

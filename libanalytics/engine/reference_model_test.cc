@@ -409,6 +409,7 @@ TEST_P(ReferenceModelTest, RandomStreamsAndQueriesAgree) {
       "visitors",    "visits",         "pageviews",      "events",
       "bounce_rate", "visit_duration", "views_per_visit"};
   int rollup_answers = 0;
+  int split_compared = 0;
   for (int i = 0; i < 250; ++i) {
     Q q;
     switch (rng() % 4) {
@@ -460,6 +461,18 @@ TEST_P(ReferenceModelTest, RandomStreamsAndQueriesAgree) {
         body, [&](std::string_view id) { return engine->FindSite(id); },
         clock.Now());
     ASSERT_TRUE(spec.ok());
+    if (planned->find("\"source\":\"rollups\"") != std::string::npos) {
+      // Every rollup scan split in two halves on two threads gives exactly
+      // the answer of one scan.
+      absl::StatusOr<std::string> one =
+          ExecuteQuery(*spec, QuerySources{.store = engine->store()});
+      absl::StatusOr<std::string> split = ExecuteQuery(
+          *spec,
+          QuerySources{.store = engine->store(), .split_scan_buckets = 1});
+      ASSERT_TRUE(one.ok() && split.ok()) << body;
+      EXPECT_EQ(*one, *split) << body;
+      ++split_compared;
+    }
     spec->force_raw = true;
     absl::StatusOr<std::string> raw =
         ExecuteQuery(*spec, QuerySources{engine->store(), nullptr});
@@ -476,6 +489,7 @@ TEST_P(ReferenceModelTest, RandomStreamsAndQueriesAgree) {
   }
   // The planner must actually use rollups for a good share of these.
   EXPECT_GT(rollup_answers, 60);
+  EXPECT_EQ(split_compared, rollup_answers);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ReferenceModelTest,

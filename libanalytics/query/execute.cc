@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -65,6 +66,21 @@ class RowSet {
   const Agg& agg(size_t i) const { return aggs_[i]; }
   const std::vector<std::string>& key(size_t i) const { return keys_[i]; }
   size_t size() const { return aggs_.size(); }
+
+  // Adds the rollup rows of `other` (m and hll), new keys after this set's
+  // in other's order: absorbing the rows of a later bucket range gives the
+  // rows one scan of both ranges would have given.
+  void AbsorbRollupRows(RowSet& other) {
+    std::vector<std::string_view> parts;
+    for (size_t i = 0; i < other.size(); ++i) {
+      parts.assign(other.keys_[i].begin(), other.keys_[i].end());
+      Agg& a = aggs_[Get(absl::StrJoin(other.keys_[i], "\x1f"), parts)];
+      const Agg& b = other.aggs_[i];
+      a.m += b.m;
+      a.hll.Merge(b.hll);
+      if (a.hll.entries() > kPromoteEntries) a.hll.PromoteToDense();
+    }
+  }
 
  private:
   absl::flat_hash_map<std::string, size_t> index_;
@@ -234,37 +250,86 @@ bool BuildKey(
   return true;
 }
 
-absl::Status RunRollups(const QuerySpec& q, const Plan& plan, int64_t from_ms,
-                        int64_t to_ms, const QuerySources& src, RowSet* rows) {
-  const std::vector<std::string> dims = {plan.dim ? plan.dim->name : ""};
-  std::string key;
-  std::vector<std::string> scratch;
-  std::vector<std::string_view> parts;
-  absl::Status merge_status;
-  auto fn = [&](const RollupRow& r) {
+// Adds rollup cells to the rows of a query (its filter, keys and sums).
+class RollupRowAdder {
+ public:
+  RollupRowAdder(const QuerySpec& q, const Plan& plan, RowSet* rows)
+      : q_(q), plan_(plan), rows_(rows) {}
+
+  void Add(const RollupRow& r) {
     std::string_view display =
-        plan.dim ? DisplayOf(*plan.dim, r.value) : std::string_view();
+        plan_.dim ? DisplayOf(*plan_.dim, r.value) : std::string_view();
     auto get = [&](const Dimension&) -> std::optional<std::string_view> {
       return display;
     };
-    if (q.filter && !q.filter->Eval(get)) return;
-    if (!BuildKey(q, r.bucket * 1000, get, &key, &scratch, &parts)) return;
-    Agg& a = rows->agg(rows->Get(key, parts));
+    if (q_.filter && !q_.filter->Eval(get)) return;
+    if (!BuildKey(q_, r.bucket * 1000, get, &key_, &scratch_, &parts_)) return;
+    Agg& a = rows_->agg(rows_->Get(key_, parts_));
     a.m += r.m;
     if (!r.visitors.empty()) {
       absl::Status s = a.hll.MergeSerialized(r.visitors);
-      if (!s.ok()) merge_status = s;
+      if (!s.ok()) status_ = s;
       // A row that absorbs many large cells is cheaper to merge into in
       // dense form; small rows stay sparse (nearly exact).
       if (a.hll.entries() > kPromoteEntries) a.hll.PromoteToDense();
     }
-  };
-  const int64_t fb = from_ms / 1000, tb = to_ms / 1000;
+  }
+  // The first sketch that failed to merge, if any.
+  const absl::Status& status() const { return status_; }
+
+ private:
+  const QuerySpec& q_;
+  const Plan& plan_;
+  RowSet* rows_;
+  std::string key_;
+  std::vector<std::string> scratch_;
+  std::vector<std::string_view> parts_;
+  absl::Status status_;
+};
+
+// Scans the stored rollup cells of buckets [fb, tb) into *rows.
+absl::Status ScanStoredRollups(const QuerySpec& q, const Plan& plan, int64_t fb,
+                               int64_t tb, Store* store, RowSet* rows) {
+  const std::vector<std::string> dims = {plan.dim ? plan.dim->name : ""};
+  RollupRowAdder adder(q, plan, rows);
   absl::Status s =
-      src.store->ScanRollups(q.site.id, plan.level, fb, tb, dims, fn);
-  if (!s.ok()) return s;
-  if (src.pending) src.pending->Scan(q.site.id, plan.level, fb, tb, dims, fn);
-  return merge_status;
+      store->ScanRollups(q.site.id, plan.level, fb, tb, dims,
+                         [&](const RollupRow& r) { adder.Add(r); });
+  return s.ok() ? adder.status() : s;
+}
+
+absl::Status RunRollups(const QuerySpec& q, const Plan& plan, int64_t from_ms,
+                        int64_t to_ms, const QuerySources& src, RowSet* rows) {
+  const int64_t fb = from_ms / 1000, tb = to_ms / 1000;
+  const int64_t bucket_s = plan.level == RollupLevel::kDay ? 86400 : 3600;
+  absl::Status s;
+  if (src.split_scan_buckets > 0 && plan.dim &&
+      (tb - fb) / bucket_s >= src.split_scan_buckets) {
+    // A breakdown over many buckets merges thousands of visitor sketches
+    // (top pages over 30 days: ~12,000): the later half of the buckets is
+    // scanned and merged on a second thread, then absorbed. Rows, their
+    // order and every sketch come out as one scan gives them (a sketch's
+    // final form depends only on the union of what it merged).
+    const int64_t mid = fb + (tb - fb) / 2;
+    RowSet later;
+    absl::Status later_status;
+    std::thread t([&] {
+      later_status = ScanStoredRollups(q, plan, mid, tb, src.store, &later);
+    });
+    s = ScanStoredRollups(q, plan, fb, mid, src.store, rows);
+    t.join();
+    if (s.ok()) s = later_status;
+    if (s.ok()) rows->AbsorbRollupRows(later);
+  } else {
+    s = ScanStoredRollups(q, plan, fb, tb, src.store, rows);
+  }
+  if (!s.ok() || !src.pending) return s;
+  // Cells not yet checkpointed, after the stored ones.
+  const std::vector<std::string> dims = {plan.dim ? plan.dim->name : ""};
+  RollupRowAdder adder(q, plan, rows);
+  src.pending->Scan(q.site.id, plan.level, fb, tb, dims,
+                    [&](const RollupRow& r) { adder.Add(r); });
+  return adder.status();
 }
 
 absl::Status RunRaw(const QuerySpec& q, int64_t from_ms, int64_t to_ms,

@@ -153,6 +153,10 @@ absl::StatusOr<QuerySpec> ParseQuery(std::string_view json,
 struct QuerySources {
   Store* store = nullptr;
   RollupBuilder* pending = nullptr;  // may be null
+  // A rollup breakdown (or dimension filter) over at least this many
+  // buckets scans its two halves on two threads; 0: never. The answer is
+  // the same either way (tests split every scan with 1).
+  int64_t split_scan_buckets = 0;
 };
 
 // Runs the query (and its comparison) and renders the response JSON.

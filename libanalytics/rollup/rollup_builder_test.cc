@@ -352,6 +352,10 @@ class ReferenceFold {
             event_kind ? (d == DimId::kPage ? e.first_page : e.first_name)
                        : e.first_in_session;
         Cell& c = be.cells[{static_cast<uint16_t>(i), v}];
+        // The totals' sketches are kept at p = 16 (rollup_builder.cc).
+        if (d == DimId::kTotal && c.visitors.empty()) {
+          c.visitors = HyperLogLog(HyperLogLog::kMaxPrecision);
+        }
         c.m.pageviews += pv;
         c.m.events += 1;
         if (event_kind || !known) c.visitors.Add(vh);

@@ -18,29 +18,41 @@ namespace {
 // entry = (index25 << 6) | rank25, where index25 = top 25 bits of the hash and
 // rank25 = 1 + leading zeros of the remaining 39 bits (1..40). Entries take 4
 // bytes in memory and when serialized; the limit keeps the largest serialized
-// sparse sketch (8 + 4 * count bytes) below the dense one (4 + 16384 bytes).
+// sparse sketch (8 + 4 * count bytes) below the dense one (4 + 2^p bytes).
 constexpr int kSparsePrecision = 25;
 constexpr int kRankBits = 6;
 constexpr uint32_t kRankMask = (1u << kRankBits) - 1;
-constexpr int kMaxSparseRank = 64 - kSparsePrecision + 1;         // 40
-constexpr size_t kSparseLimit = HyperLogLog::kRegisters / 4 - 2;  // 4094
-constexpr int kMaxRank = 64 - HyperLogLog::kPrecision + 1;        // 51
-// Bits of index25 below the dense register index.
+constexpr int kMaxSparseRank = 64 - kSparsePrecision + 1;  // 40
+// Largest dense rank at precision p: 51 at p = 14.
+constexpr int MaxRank(int p) { return 64 - p + 1; }
+constexpr int kMaxRank = MaxRank(HyperLogLog::kPrecision);  // 51, the largest
+// Sparse entries kept at precision p: 4094 at p = 14, 16382 at p = 16.
+constexpr size_t SparseLimit(int p) { return (size_t{1} << p) / 4 - 2; }
+constexpr size_t kMaxSparseLimit = SparseLimit(HyperLogLog::kMaxPrecision);
+// Bits of index25 below the dense register index at p = 14 (the widest).
 constexpr int kExtraBits = kSparsePrecision - HyperLogLog::kPrecision;  // 11
-constexpr size_t kHeaderBytes = 4;
+// Version 2: p = 14, a 4-byte header. Version 3: byte 4 holds p (15..16).
+constexpr uint8_t kVersion = 2;
+constexpr uint8_t kVersionWithPrecision = 3;
+constexpr size_t HeaderBytes(int p) {
+  return p == HyperLogLog::kPrecision ? 4 : 5;
+}
 // Most entries merged into a sparse list by binary search (MergeSparseEntries).
 constexpr size_t kGallopMax = 256;
-constexpr uint8_t kVersion = 2;
 enum Encoding : uint8_t { kEmpty = 0, kExact = 1, kSparse = 2, kDense = 3 };
 
-inline uint32_t IndexOf(uint64_t hash) {
-  return static_cast<uint32_t>(hash >> (64 - HyperLogLog::kPrecision));
+inline uint32_t IndexOf(uint64_t hash, int p) {
+  return static_cast<uint32_t>(hash >> (64 - p));
 }
-inline uint8_t RankOf(uint64_t hash) {
-  // The sentinel bit caps the count of leading zeros at 50 (rank 51).
-  const uint64_t w = (hash << HyperLogLog::kPrecision) |
-                     (uint64_t{1} << (HyperLogLog::kPrecision - 1));
+inline uint8_t RankOf(uint64_t hash, int p) {
+  // The sentinel bit caps the count of leading zeros at 64 - p (rank
+  // 65 - p).
+  const uint64_t w = (hash << p) | (uint64_t{1} << (p - 1));
   return static_cast<uint8_t>(std::countl_zero(w) + 1);
+}
+inline void AddToDense(uint8_t* dense, uint64_t hash, int p) {
+  uint8_t& r = dense[IndexOf(hash, p)];
+  r = std::max(r, RankOf(hash, p));
 }
 inline uint32_t SparseEntry(uint64_t hash) {
   const uint32_t index = static_cast<uint32_t>(hash >> (64 - kSparsePrecision));
@@ -51,10 +63,12 @@ inline uint32_t SparseEntry(uint64_t hash) {
   return index << kRankBits | rank;
 }
 inline uint32_t EntryIndex(uint32_t entry) { return entry >> kRankBits; }
-// The dense register and rank a sparse entry stands for: exactly what
-// Add(hash) gives in dense mode for any hash with this sparse entry.
+// The dense register and rank a sparse entry stands for at precision P:
+// exactly what Add(hash) gives in dense mode for any hash with this sparse
+// entry.
+template <int P>
 inline uint32_t DenseIndexOf(uint32_t entry) {
-  return entry >> (kRankBits + kExtraBits);
+  return entry >> (kRankBits + kSparsePrecision - P);
 }
 // kExtraRank[x] = 1 + leading zeros of the 11-bit value x (x > 0); 11 for 0.
 constexpr auto kExtraRank = [] {
@@ -68,16 +82,38 @@ constexpr auto kExtraRank = [] {
   }
   return t;
 }();
+template <int P>
 inline uint8_t DenseRankOf(uint32_t entry) {
-  // 1 + leading zeros of the low 11 index bits if they are non-zero, else
-  // 11 + rank25 (the hash's next 39 bits continue the run of zeros).
-  const uint32_t extra = EntryIndex(entry) & ((1u << kExtraBits) - 1);
-  const uint32_t more = extra == 0 ? (entry & kRankMask) : 0;
-  return static_cast<uint8_t>(kExtraRank[extra] + more);
+  // 1 + leading zeros of the low w = 25 - P index bits if they are non-zero,
+  // else w + rank25 (the hash's next 39 bits continue the run of zeros).
+  // kExtraRank counts zeros in 11 bits: the w bits are shifted up to 11.
+  constexpr int w = kSparsePrecision - P;
+  const uint32_t extra = EntryIndex(entry) & ((1u << w) - 1);
+  const uint32_t more = extra == 0 ? (entry & kRankMask) + w - kExtraBits : 0;
+  return static_cast<uint8_t>(kExtraRank[extra << (kExtraBits - w)] + more);
 }
+template <int P>
 inline void FoldIntoDense(uint8_t* dense, uint32_t entry) {
-  uint8_t& r = dense[DenseIndexOf(entry)];
-  r = std::max(r, DenseRankOf(entry));
+  uint8_t& r = dense[DenseIndexOf<P>(entry)];
+  r = std::max(r, DenseRankOf<P>(entry));
+}
+// Folds n sparse entries, the k-th given by load(k), into dense registers
+// of precision p.
+static_assert(HyperLogLog::kPrecision == 14 && HyperLogLog::kMaxPrecision == 16,
+              "FoldAllIntoDense handles p = 14..16");
+template <typename Load>
+void FoldAllIntoDense(uint8_t* dense, int p, Load load, size_t n) {
+  switch (p) {
+    case 14:
+      for (size_t k = 0; k < n; ++k) FoldIntoDense<14>(dense, load(k));
+      return;
+    case 15:
+      for (size_t k = 0; k < n; ++k) FoldIntoDense<15>(dense, load(k));
+      return;
+    default:
+      for (size_t k = 0; k < n; ++k) FoldIntoDense<16>(dense, load(k));
+      return;
+  }
 }
 
 // Keeps one entry per index, the one with the largest rank, of n entries
@@ -123,7 +159,7 @@ size_t UniqueSorted(uint64_t* v, size_t n) {
 // at most ~0.6 MB).
 struct Scratch {
   std::vector<uint32_t> entries, sorted, counts;
-  std::vector<uint32_t> merged;  // MergeSparseEntries, at most 2 x 4094
+  std::vector<uint32_t> merged;  // MergeSparseEntries, at most 2 x 16382
   void Trim() {
     constexpr size_t kKeep = size_t{1} << 16;
     if (entries.capacity() > kKeep) std::vector<uint32_t>().swap(entries);
@@ -217,23 +253,43 @@ inline void AppendU32(std::string* out, uint32_t v) {
 #if defined(__GNUC__)
 __attribute__((noinline, aligned(64)))
 #endif
-void MaxInto(uint8_t* __restrict dst, const uint8_t* __restrict src) {
-  for (int i = 0; i < HyperLogLog::kRegisters; ++i) {
-    dst[i] = std::max(dst[i], src[i]);
-  }
+void MaxInto(uint8_t* __restrict dst, const uint8_t* __restrict src,
+             size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = std::max(dst[i], src[i]);
 }
 // Largest byte; four independent chains so the vectorized loop is not bound
 // by the latency of a single accumulator.
-inline uint8_t MaxByte(const uint8_t* p) {
-  constexpr int kQuarter = HyperLogLog::kRegisters / 4;
+inline uint8_t MaxByte(const uint8_t* p, size_t n) {
+  const size_t kQuarter = n / 4;
   uint8_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-  for (int i = 0; i < kQuarter; ++i) {
+  for (size_t i = 0; i < kQuarter; ++i) {
     m0 = std::max(m0, p[i]);
     m1 = std::max(m1, p[i + kQuarter]);
     m2 = std::max(m2, p[i + 2 * kQuarter]);
     m3 = std::max(m3, p[i + 3 * kQuarter]);
   }
   return std::max(std::max(m0, m1), std::max(m2, m3));
+}
+
+// Folds 2^from dense registers into 2^to (to <= from) by register maxima:
+// register i of `from` is register i >> k of `to` (k = from - to), whose rank
+// is 1 + leading zeros of i's low k bits if they are non-zero, else rank + k
+// (the hash's zeros continue into the dropped bits): what adding the same
+// hashes at precision `to` gives.
+void FoldRegisters(const uint8_t* src, int from, uint8_t* dst, int to) {
+  const int k = from - to;
+  const uint32_t low_mask = (1u << k) - 1;
+  const size_t n = size_t{1} << from;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t r = src[i];
+    if (r == 0) continue;
+    const uint32_t low = static_cast<uint32_t>(i) & low_mask;
+    const uint8_t folded =
+        low != 0 ? static_cast<uint8_t>(k - std::bit_width(low) + 1)
+                 : static_cast<uint8_t>(r + k);
+    uint8_t& d = dst[i >> k];
+    d = std::max(d, folded);
+  }
 }
 
 absl::Status Invalid(const std::string& msg) {
@@ -243,44 +299,57 @@ absl::Status Invalid(const std::string& msg) {
 // A validated serialized sketch; `body` points past the header (and count).
 struct View {
   Encoding encoding = kEmpty;
+  int precision = HyperLogLog::kPrecision;
   uint32_t count = 0;
   const char* body = nullptr;
   uint8_t dense_max = 0;  // dense only: largest register
 };
 
 absl::StatusOr<View> Parse(std::string_view bytes) {
-  if (bytes.size() < kHeaderBytes) return Invalid("truncated header");
+  if (bytes.size() < 4) return Invalid("truncated header");
   if (bytes[0] != 'H' || bytes[1] != 'L') return Invalid("bad magic");
-  if (static_cast<uint8_t>(bytes[2]) != kVersion) {
-    // Version 1 (p = 14 sparse entries) was never persisted; not converted.
-    return Invalid(absl::StrCat("unsupported version ",
-                                static_cast<uint8_t>(bytes[2]), ", expected ",
-                                kVersion));
-  }
   View v;
+  const uint8_t version = static_cast<uint8_t>(bytes[2]);
+  if (version == kVersionWithPrecision) {
+    if (bytes.size() < 5) return Invalid("truncated header");
+    v.precision = static_cast<uint8_t>(bytes[4]);
+    // p = 14 is always written as version 2 (one encoding per sketch).
+    if (v.precision <= HyperLogLog::kPrecision ||
+        v.precision > HyperLogLog::kMaxPrecision) {
+      return Invalid(absl::StrCat("precision ", v.precision, " out of range ",
+                                  HyperLogLog::kPrecision + 1, "..",
+                                  HyperLogLog::kMaxPrecision));
+    }
+  } else if (version != kVersion) {
+    // Version 1 (p = 14 sparse entries) was never persisted; not converted.
+    return Invalid(absl::StrCat("unsupported version ", version, ", expected ",
+                                kVersion, " or ", kVersionWithPrecision));
+  }
+  const size_t header = HeaderBytes(v.precision);
+  const size_t registers = size_t{1} << v.precision;
   const uint8_t enc = static_cast<uint8_t>(bytes[3]);
   switch (enc) {
     case kEmpty:
-      if (bytes.size() != kHeaderBytes) {
+      if (bytes.size() != header) {
         return Invalid("trailing bytes after empty sketch");
       }
       v.encoding = kEmpty;
       return v;
     case kExact:
     case kSparse: {
-      if (bytes.size() < kHeaderBytes + 4) return Invalid("truncated count");
+      if (bytes.size() < header + 4) return Invalid("truncated count");
       v.encoding = static_cast<Encoding>(enc);
-      v.count = LoadU32(bytes.data() + kHeaderBytes);
-      v.body = bytes.data() + kHeaderBytes + 4;
+      v.count = LoadU32(bytes.data() + header);
+      v.body = bytes.data() + header + 4;
       const uint64_t limit =
-          enc == kExact ? HyperLogLog::kExactLimit : kSparseLimit;
+          enc == kExact ? HyperLogLog::kExactLimit : SparseLimit(v.precision);
       if (v.count == 0 || v.count > limit) {
         return Invalid(absl::StrCat(enc == kExact ? "exact" : "sparse",
                                     " count ", v.count, " out of range 1..",
                                     limit));
       }
       const uint64_t entry = enc == kExact ? 8 : 4;
-      if (bytes.size() != kHeaderBytes + 4 + entry * v.count) {
+      if (bytes.size() != header + 4 + entry * v.count) {
         return Invalid(absl::StrCat("length ", bytes.size(), " does not match ",
                                     enc == kExact ? "exact" : "sparse",
                                     " count ", v.count));
@@ -293,6 +362,24 @@ absl::StatusOr<View> Parse(std::string_view bytes) {
           prev = h;
         }
       } else {
+        // Branch-free passes that the compiler vectorizes (a query merges
+        // millions of entries); only a bad sketch takes the loop below,
+        // which names the first fault. An index below 2^25 is an entry
+        // below 2^31.
+        const char* b = v.body;
+        uint32_t all = 0, bad = 0;
+        for (uint32_t i = 0; i < v.count; ++i) {
+          const uint32_t e = LoadU32(b + 4 * i);
+          all |= e;
+          bad |= static_cast<uint32_t>((e & kRankMask) - 1 >=
+                                       uint32_t{kMaxSparseRank});
+        }
+        for (uint32_t i = 1; i < v.count; ++i) {
+          bad |= static_cast<uint32_t>(EntryIndex(LoadU32(b + 4 * i)) <=
+                                       EntryIndex(LoadU32(b + 4 * i - 4)));
+        }
+        bad |= all >> 31;
+        if (bad == 0) return v;
         int64_t prev = -1;
         for (uint32_t i = 0; i < v.count; ++i) {
           const uint32_t e = LoadU32(v.body + 4 * i);
@@ -315,17 +402,17 @@ absl::StatusOr<View> Parse(std::string_view bytes) {
       return v;
     }
     case kDense: {
-      if (bytes.size() != kHeaderBytes + HyperLogLog::kRegisters) {
+      if (bytes.size() != header + registers) {
         return Invalid(absl::StrCat("dense length ", bytes.size(),
-                                    ", expected ",
-                                    kHeaderBytes + HyperLogLog::kRegisters));
+                                    ", expected ", header + registers));
       }
       v.encoding = kDense;
-      v.body = bytes.data() + kHeaderBytes;
-      v.dense_max = MaxByte(reinterpret_cast<const uint8_t*>(v.body));
-      if (v.dense_max > kMaxRank) {
+      v.body = bytes.data() + header;
+      v.dense_max =
+          MaxByte(reinterpret_cast<const uint8_t*>(v.body), registers);
+      if (v.dense_max > MaxRank(v.precision)) {
         return Invalid(absl::StrCat("dense register value ", v.dense_max,
-                                    " out of range 0..", kMaxRank));
+                                    " out of range 0..", MaxRank(v.precision)));
       }
       return v;
     }
@@ -358,10 +445,11 @@ double Tau(double x) {
   } while (z != prev);
   return z / 3.0;
 }
-uint64_t EstimateFromHistogram(const uint32_t (&c)[kMaxRank + 1]) {
-  constexpr double m = HyperLogLog::kRegisters;
-  constexpr int q = 64 - HyperLogLog::kPrecision;  // 50
-  if (c[0] == HyperLogLog::kRegisters) return 0;
+// c[k]: registers of rank k (0..65 - p).
+uint64_t EstimateFromHistogram(const uint32_t (&c)[kMaxRank + 1], int p) {
+  const double m = static_cast<double>(uint64_t{1} << p);
+  const int q = 64 - p;  // 50 at p = 14
+  if (c[0] == (uint32_t{1} << p)) return 0;
   double z = m * Tau(1.0 - c[q + 1] / m);
   for (int k = q; k >= 1; --k) z = 0.5 * (z + c[k]);
   z += m * Sigma(c[0] / m);
@@ -385,11 +473,9 @@ bool HyperLogLog::empty() const {
 
 void HyperLogLog::Add(uint64_t hash) {
   switch (mode_) {
-    case Mode::kDense: {
-      uint8_t& r = dense_[IndexOf(hash)];
-      r = std::max(r, RankOf(hash));
+    case Mode::kDense:
+      AddToDense(dense_.data(), hash, p_);
       return;
-    }
     case Mode::kSparse:
       AddSparseEntry(SparseEntry(hash));
       return;
@@ -409,10 +495,8 @@ void HyperLogLog::AddMany(absl::Span<uint64_t> hashes) {
   uint64_t* h = hashes.data();
   if (mode_ == Mode::kDense) {
     uint8_t* d = dense_.data();
-    for (size_t k = 0; k < n; ++k) {
-      uint8_t& r = d[IndexOf(h[k])];
-      r = std::max(r, RankOf(h[k]));
-    }
+    const int p = p_;
+    for (size_t k = 0; k < n; ++k) AddToDense(d, h[k], p);
     return;
   }
   if (n <= kExactLimit) {
@@ -441,7 +525,7 @@ void HyperLogLog::AddMany(absl::Span<uint64_t> hashes) {
     exact_.clear();
     exact_.shrink_to_fit();
     mode_ = Mode::kSparse;
-    if (sparse_.size() > kSparseLimit) ToDense();
+    if (sparse_.size() > sparse_limit()) ToDense();
   } else {
     // Few distinct indexes: count the distinct hashes (rare: a large batch
     // of mostly repeated hashes).
@@ -464,10 +548,7 @@ void HyperLogLog::AddSortedUnique(const uint64_t* h, size_t n) {
   switch (mode_) {
     case Mode::kDense: {
       uint8_t* d = dense_.data();
-      for (size_t k = 0; k < n; ++k) {
-        uint8_t& r = d[IndexOf(h[k])];
-        r = std::max(r, RankOf(h[k]));
-      }
+      for (size_t k = 0; k < n; ++k) AddToDense(d, h[k], p_);
       return;
     }
     case Mode::kSparse: {
@@ -521,7 +602,7 @@ void HyperLogLog::ToSparse() {
   exact_.clear();
   exact_.shrink_to_fit();
   mode_ = Mode::kSparse;
-  if (sparse_.size() > kSparseLimit) ToDense();
+  if (sparse_.size() > sparse_limit()) ToDense();
 }
 
 size_t HyperLogLog::entries() const {
@@ -537,14 +618,13 @@ size_t HyperLogLog::entries() const {
 }
 
 void HyperLogLog::ToDense() {
-  dense_.assign(kRegisters, 0);
+  dense_.assign(registers(), 0);
   if (mode_ == Mode::kSparse) {
-    for (uint32_t e : sparse_) FoldIntoDense(dense_.data(), e);
+    const uint32_t* e = sparse_.data();
+    FoldAllIntoDense(
+        dense_.data(), p_, [e](size_t k) { return e[k]; }, sparse_.size());
   } else {
-    for (uint64_t h : exact_) {
-      uint8_t& r = dense_[IndexOf(h)];
-      r = std::max(r, RankOf(h));
-    }
+    for (uint64_t h : exact_) AddToDense(dense_.data(), h, p_);
   }
   sparse_.clear();
   sparse_.shrink_to_fit();
@@ -561,7 +641,7 @@ void HyperLogLog::AddSparseEntry(uint32_t entry) {
     return;
   }
   sparse_.insert(it, entry);
-  if (sparse_.size() > kSparseLimit) ToDense();
+  if (sparse_.size() > sparse_limit()) ToDense();
 }
 
 template <typename Load>
@@ -600,7 +680,7 @@ void HyperLogLog::MergeSparseEntries(Load load, size_t n) {
       a[--k] = merged;
       i = p;
     }
-    if (sparse_.size() > kSparseLimit) ToDense();
+    if (sparse_.size() > sparse_limit()) ToDense();
     return;
   }
   // Comparable lengths: merge from both ends at once (two independent
@@ -635,9 +715,10 @@ void HyperLogLog::MergeSparseEntries(Load load, size_t n) {
   const size_t tail = m + n - back;
   std::memmove(out + f, out + back, tail * sizeof(uint32_t));
   const size_t total = f + tail;
-  if (total > kSparseLimit) {
-    std::vector<uint8_t> dense(kRegisters, 0);
-    for (size_t k = 0; k < total; ++k) FoldIntoDense(dense.data(), out[k]);
+  if (total > sparse_limit()) {
+    std::vector<uint8_t> dense(registers(), 0);
+    FoldAllIntoDense(
+        dense.data(), p_, [out](size_t k) { return out[k]; }, total);
     dense_ = std::move(dense);
     sparse_.clear();
     sparse_.shrink_to_fit();
@@ -658,7 +739,7 @@ template <typename Load>
 void HyperLogLog::MergeSparse(Load load, size_t n) {
   switch (mode_) {
     case Mode::kDense:
-      for (size_t k = 0; k < n; ++k) FoldIntoDense(dense_.data(), load(k));
+      FoldAllIntoDense(dense_.data(), p_, load, n);
       return;
     case Mode::kSparse:
       MergeSparseEntries(load, n);
@@ -679,30 +760,38 @@ void HyperLogLog::MergeSparse(Load load, size_t n) {
   AddSortedUnique(mine, m);
 }
 
-void HyperLogLog::MergeDense(const uint8_t* registers) {
-  if (mode_ == Mode::kDense) {
-    MaxInto(dense_.data(), registers);
-    return;
-  }
-  std::vector<uint8_t> dense(registers, registers + kRegisters);
-  if (mode_ == Mode::kSparse) {
-    for (uint32_t e : sparse_) FoldIntoDense(dense.data(), e);
-  } else {
-    for (uint64_t h : exact_) {
-      uint8_t& r = dense[IndexOf(h)];
-      r = std::max(r, RankOf(h));
+void HyperLogLog::ReducePrecision(int p) {
+  if (p >= p_) return;
+  const int from = p_;
+  p_ = static_cast<uint8_t>(p);
+  switch (mode_) {
+    case Mode::kExact:
+      return;
+    case Mode::kSparse:
+      if (sparse_.size() > sparse_limit()) ToDense();
+      return;
+    case Mode::kDense: {
+      std::vector<uint8_t> dense(registers(), 0);
+      FoldRegisters(dense_.data(), from, dense.data(), p);
+      dense_ = std::move(dense);
+      return;
     }
   }
-  dense_ = std::move(dense);
-  sparse_.clear();
-  sparse_.shrink_to_fit();
-  exact_.clear();
-  exact_.shrink_to_fit();
-  mode_ = Mode::kDense;
+}
+
+void HyperLogLog::MergeDense(const uint8_t* regs, int p) {
+  // p >= p_ (the caller lowered this sketch's precision first).
+  if (mode_ != Mode::kDense) ToDense();
+  if (p == p_) {
+    MaxInto(dense_.data(), regs, registers());
+  } else {
+    FoldRegisters(regs, p, dense_.data(), p_);
+  }
 }
 
 void HyperLogLog::Merge(const HyperLogLog& other) {
-  if (&other == this) return;
+  if (&other == this || other.empty()) return;
+  AdoptPrecision(other.p_);
   switch (other.mode_) {
     case Mode::kExact:
       AddSortedUnique(other.exact_.data(), other.exact_.size());
@@ -714,8 +803,18 @@ void HyperLogLog::Merge(const HyperLogLog& other) {
       return;
     }
     case Mode::kDense:
-      MergeDense(other.dense_.data());
+      MergeDense(other.dense_.data(), other.p_);
       return;
+  }
+}
+
+void HyperLogLog::AdoptPrecision(int p) {
+  // An empty sketch takes the precision of what it merges (it holds nothing
+  // that a precision could have shaped); otherwise the smaller one wins.
+  if (empty()) {
+    p_ = static_cast<uint8_t>(p);
+  } else {
+    ReducePrecision(p);
   }
 }
 
@@ -723,6 +822,11 @@ absl::Status HyperLogLog::MergeSerialized(std::string_view bytes) {
   absl::StatusOr<View> parsed = Parse(bytes);
   if (!parsed.ok()) return parsed.status();
   const View& v = *parsed;
+  // Empty (also an all-zero dense form): nothing to merge, no precision.
+  if (v.encoding == kEmpty || (v.encoding == kDense && v.dense_max == 0)) {
+    return absl::OkStatus();
+  }
+  AdoptPrecision(v.precision);
   switch (v.encoding) {
     case kEmpty:
       break;
@@ -738,9 +842,7 @@ absl::Status HyperLogLog::MergeSerialized(std::string_view bytes) {
       break;
     }
     case kDense:
-      // An all-zero dense sketch is the empty sketch.
-      if (v.dense_max == 0) break;
-      MergeDense(reinterpret_cast<const uint8_t*>(v.body));
+      MergeDense(reinterpret_cast<const uint8_t*>(v.body), v.precision);
       break;
   }
   return absl::OkStatus();
@@ -750,7 +852,7 @@ absl::StatusOr<HyperLogLog> HyperLogLog::Deserialize(std::string_view bytes) {
   absl::StatusOr<View> parsed = Parse(bytes);
   if (!parsed.ok()) return parsed.status();
   const View& v = *parsed;
-  HyperLogLog h;
+  HyperLogLog h(v.precision);
   switch (v.encoding) {
     case kEmpty:
       break;
@@ -762,7 +864,7 @@ absl::StatusOr<HyperLogLog> HyperLogLog::Deserialize(std::string_view bytes) {
       break;
     case kSparse: {
       h.mode_ = Mode::kSparse;
-      h.sparse_.resize(v.count);  // count <= kSparseLimit (checked)
+      h.sparse_.resize(v.count);  // count <= the sparse limit (checked)
       for (uint32_t i = 0; i < v.count; ++i) {
         h.sparse_[i] = LoadU32(v.body + 4 * i);
       }
@@ -773,7 +875,7 @@ absl::StatusOr<HyperLogLog> HyperLogLog::Deserialize(std::string_view bytes) {
       if (v.dense_max == 0) break;
       h.mode_ = Mode::kDense;
       h.dense_.assign(reinterpret_cast<const uint8_t*>(v.body),
-                      reinterpret_cast<const uint8_t*>(v.body) + kRegisters);
+                      reinterpret_cast<const uint8_t*>(v.body) + h.registers());
       break;
   }
   return h;
@@ -787,15 +889,24 @@ std::string HyperLogLog::Serialize() const {
 
 void HyperLogLog::SerializeTo(std::string* out) const {
   out->clear();
-  const char header[3] = {'H', 'L', static_cast<char>(kVersion)};
+  // An empty sketch is written as version 2 whatever its precision: merging
+  // it changes nothing, precision included (see AdoptPrecision).
+  const bool p14 = p_ == kPrecision || empty();
+  const char header[3] = {
+      'H', 'L', static_cast<char>(p14 ? kVersion : kVersionWithPrecision)};
   out->append(header, 3);
+  // Byte 3 (the encoding), then p in version 3.
+  auto encoding = [&](Encoding e) {
+    out->push_back(static_cast<char>(e));
+    if (!p14) out->push_back(static_cast<char>(p_));
+  };
   switch (mode_) {
     case Mode::kExact: {
       if (exact_.empty()) {
-        out->push_back(static_cast<char>(kEmpty));
+        encoding(kEmpty);
         return;
       }
-      out->push_back(static_cast<char>(kExact));
+      encoding(kExact);
       AppendU32(out, static_cast<uint32_t>(exact_.size()));
       const size_t base = out->size();
       out->resize(base + 8 * exact_.size());
@@ -810,7 +921,7 @@ void HyperLogLog::SerializeTo(std::string* out) const {
       return;
     }
     case Mode::kSparse: {
-      out->push_back(static_cast<char>(kSparse));
+      encoding(kSparse);
       AppendU32(out, static_cast<uint32_t>(sparse_.size()));
       const size_t base = out->size();
       out->resize(base + 4 * sparse_.size());
@@ -825,8 +936,8 @@ void HyperLogLog::SerializeTo(std::string* out) const {
       return;
     }
     case Mode::kDense:
-      out->push_back(static_cast<char>(kDense));
-      out->append(reinterpret_cast<const char*>(dense_.data()), kRegisters);
+      encoding(kDense);
+      out->append(reinterpret_cast<const char*>(dense_.data()), registers());
       return;
   }
 }
@@ -835,8 +946,8 @@ uint64_t HyperLogLog::Estimate() const {
   if (mode_ == Mode::kExact) return exact_.size();
   if (mode_ == Mode::kSparse) {
     // Linear counting over the 2^25 sparse registers: m' ln(m' / (m' - k)).
-    // At most kSparseLimit of 2^25 registers are set, where it is nearly
-    // exact (standard error about 0.5 even at kSparseLimit entries).
+    // At most 16,382 (p = 16) of 2^25 registers are set, where it is nearly
+    // exact (standard error about 2 even at 16,382 entries).
     constexpr double m = double{1u << kSparsePrecision};
     const double k = static_cast<double>(sparse_.size());
     return static_cast<uint64_t>(std::llround(-m * std::log1p(-k / m)));
@@ -844,7 +955,8 @@ uint64_t HyperLogLog::Estimate() const {
   // Four partial histograms avoid a store-to-load dependency per byte.
   uint32_t part[4][kMaxRank + 1] = {};
   const uint8_t* d = dense_.data();
-  for (int i = 0; i < kRegisters; i += 4) {
+  const size_t n = registers();
+  for (size_t i = 0; i < n; i += 4) {
     ++part[0][d[i]];
     ++part[1][d[i + 1]];
     ++part[2][d[i + 2]];
@@ -854,7 +966,7 @@ uint64_t HyperLogLog::Estimate() const {
   for (int k = 0; k <= kMaxRank; ++k) {
     c[k] = part[0][k] + part[1][k] + part[2][k] + part[3][k];
   }
-  return EstimateFromHistogram(c);
+  return EstimateFromHistogram(c, p_);
 }
 
 }  // namespace analytics

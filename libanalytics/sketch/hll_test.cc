@@ -450,6 +450,163 @@ TEST(HyperLogLogTest, HashKeyMixes) {
   EXPECT_NEAR(static_cast<double>(h.Estimate()), 200000, 4000);
 }
 
+// The dense sketch of precision p that adding `hashes` straight to dense
+// registers gives, serialized; computed independently of the sketch's code.
+std::string ReferenceDenseAt(const std::vector<uint64_t>& hashes, int p) {
+  std::string regs(size_t{1} << p, '\0');
+  for (uint64_t h : hashes) {
+    const size_t index = h >> (64 - p);
+    int rank = 1;
+    for (int bit = 63 - p; bit >= 0; --bit) {
+      if ((h >> bit) & 1) break;
+      ++rank;
+    }
+    regs[index] = std::max<char>(regs[index], static_cast<char>(rank));
+  }
+  if (p == 14) return std::string("HL\x02\x03", 4) + regs;
+  return std::string("HL\x03\x03", 4) + static_cast<char>(p) + regs;
+}
+
+HyperLogLog BuildAt(int p, const std::vector<uint64_t>& hashes) {
+  HyperLogLog h(p);
+  for (uint64_t x : hashes) h.Add(x);
+  return h;
+}
+HyperLogLog BuildManyAt(int p, std::vector<uint64_t> hashes) {
+  HyperLogLog h(p);
+  h.AddMany(absl::MakeSpan(hashes));
+  return h;
+}
+
+TEST(HyperLogLogPrecisionTest, DenseFormsMatchTheReference) {
+  std::mt19937_64 rng(41);
+  for (int p = 14; p <= 16; ++p) {
+    const std::vector<uint64_t> hashes = TrickyHashes(rng, 60000);
+    const std::string want = ReferenceDenseAt(hashes, p);
+    // One by one, in a batch, and as sparse pieces merged (sparse to dense).
+    EXPECT_EQ(BuildAt(p, hashes).Serialize(), want) << p;
+    std::vector<uint64_t> copy = hashes;
+    HyperLogLog many(p);
+    many.AddMany(absl::MakeSpan(copy));
+    EXPECT_EQ(many.Serialize(), want) << p;
+    HyperLogLog merged(p);
+    for (size_t i = 0; i < hashes.size(); i += 3000) {
+      const std::vector<uint64_t> piece(
+          hashes.begin() + i,
+          hashes.begin() + std::min(hashes.size(), i + 3000));
+      ASSERT_TRUE(merged.MergeSerialized(BuildAt(p, piece).Serialize()).ok());
+    }
+    EXPECT_EQ(merged.Serialize(), want) << p;
+    absl::StatusOr<HyperLogLog> back = HyperLogLog::Deserialize(want);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->precision(), p);
+    EXPECT_EQ(back->Serialize(), want);
+  }
+}
+
+// Merging sketches of different precisions, in any order and either way
+// (object or serialized), gives the sketch of all their hashes at the
+// smallest precision; an empty sketch takes the precision it merges.
+TEST(HyperLogLogPrecisionTest, MixedMergesEqualTheSmallestPrecision) {
+  std::mt19937_64 rng(42);
+  const size_t sizes[] = {0, 10, 70, 1000, 3000, 9000, 20000};
+  for (int round = 0; round < 60; ++round) {
+    std::vector<int> ps;
+    std::vector<std::vector<uint64_t>> sets;
+    std::vector<uint64_t> all;
+    int min_p = 99;
+    for (int i = 0; i < 3; ++i) {
+      ps.push_back(14 + static_cast<int>(rng() % 3));
+      sets.push_back(TrickyHashes(rng, sizes[rng() % 7]));
+      all.insert(all.end(), sets.back().begin(), sets.back().end());
+      if (!sets.back().empty()) min_p = std::min(min_p, ps.back());
+    }
+    const std::string want =
+        min_p == 99 ? std::string() : BuildManyAt(min_p, all).Serialize();
+    std::vector<HyperLogLog> built;
+    for (int i = 0; i < 3; ++i) built.push_back(BuildManyAt(ps[i], sets[i]));
+    std::vector<int> order = {0, 1, 2};
+    do {
+      HyperLogLog obj, ser;  // empty, p = 14 until they merge
+      for (int i : order) {
+        obj.Merge(built[i]);
+        ASSERT_TRUE(ser.MergeSerialized(built[i].Serialize()).ok());
+      }
+      if (min_p == 99) {
+        EXPECT_TRUE(obj.empty());
+        continue;
+      }
+      EXPECT_EQ(obj.Serialize(), want) << round;
+      EXPECT_EQ(ser.Serialize(), want) << round;
+      // Into a non-empty sketch of the first one's precision.
+      HyperLogLog into = built[order[0]];
+      into.Merge(built[order[1]]);
+      into.Merge(built[order[2]]);
+      if (!sets[order[0]].empty()) EXPECT_EQ(into.Serialize(), want) << round;
+    } while (std::next_permutation(order.begin(), order.end()));
+  }
+}
+
+// At p = 16 a large union stays within 1.5 % (standard error 0.41 %); p = 14
+// (0.81 %) misses that in about 1 run of 15.
+TEST(HyperLogLogPrecisionTest, SixteenStaysWithinOnePointFivePercent) {
+  double sum_abs = 0;
+  const int kRuns = 30;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    std::vector<uint64_t> hashes = Hashes(1000 + seed, 375000);
+    // As 30 daily sketches merged, like a month of day cells.
+    HyperLogLog month;
+    for (int day = 0; day < 30; ++day) {
+      HyperLogLog d(16);
+      d.AddMany(absl::MakeSpan(hashes).subspan(day * 12500, 12500));
+      month.Merge(d);
+    }
+    EXPECT_EQ(month.precision(), 16);
+    const double err =
+        (static_cast<double>(month.Estimate()) - 375000.0) / 375000.0;
+    EXPECT_LT(std::abs(err), 0.015) << seed;
+    sum_abs += std::abs(err);
+  }
+  EXPECT_LT(sum_abs / kRuns, 0.006);
+}
+
+TEST(HyperLogLogPrecisionTest, RejectsBadPrecisionEncodings) {
+  ExpectInvalid(std::string("HL\x03\x00", 4));      // no precision byte
+  ExpectInvalid(std::string("HL\x03\x00\x0e", 5));  // 14 is version 2
+  ExpectInvalid(std::string("HL\x03\x00\x11", 5));  // 17
+  ExpectInvalid(std::string("HL\x03\x00\x0d", 5));  // 13
+  EXPECT_TRUE(HyperLogLog::Deserialize(std::string("HL\x03\x00\x10", 5)).ok());
+  {
+    std::string s("HL\x03\x03\x10", 5);
+    s.append(size_t{1} << 16, '\x31');  // rank 49 = 65 - 16
+    EXPECT_TRUE(HyperLogLog::Deserialize(s).ok());
+    s[100] = '\x32';  // 50
+    ExpectInvalid(s);
+    s[100] = '\x01';
+    s.pop_back();
+    ExpectInvalid(s);  // length
+    ExpectInvalid(std::string("HL\x02\x03", 4) + s.substr(5));
+  }
+  {
+    // 16382 sparse entries at p = 16; 16383 is one too many.
+    std::string s("HL\x03\x02\x10\xfe\x3f\x00\x00", 9);
+    for (uint32_t i = 0; i < 16382; ++i) {
+      const uint32_t e = (i + 1) << 6 | 1;
+      s.append({static_cast<char>(e), static_cast<char>(e >> 8),
+                static_cast<char>(e >> 16), static_cast<char>(e >> 24)});
+    }
+    absl::StatusOr<HyperLogLog> ok = HyperLogLog::Deserialize(s);
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_EQ(ok->entries(), 16382u);
+    EXPECT_EQ(ok->Serialize(), s);
+    s[5] = '\xff';
+    const uint32_t e = 16383 << 6 | 1;
+    s.append({static_cast<char>(e), static_cast<char>(e >> 8),
+              static_cast<char>(e >> 16), static_cast<char>(e >> 24)});
+    ExpectInvalid(s);
+  }
+}
+
 }  // namespace
 }  // namespace analytics
 

@@ -296,6 +296,16 @@ std::string ColumnBlob(sqlite3_stmt* s, int i) {
   if (p == nullptr) return std::string();
   return std::string(static_cast<const char*>(p), static_cast<size_t>(n));
 }
+// Into *out, reusing its buffer (scans that read a blob per row).
+void ColumnBlob(sqlite3_stmt* s, int i, std::string* out) {
+  const void* p = sqlite3_column_blob(s, i);
+  int n = sqlite3_column_bytes(s, i);
+  if (p == nullptr) {
+    out->clear();
+  } else {
+    out->assign(static_cast<const char*>(p), static_cast<size_t>(n));
+  }
+}
 
 // Resets a statement when leaving a scope, so that no statement keeps a read
 // transaction open or refers to bound buffers that went away.
@@ -380,6 +390,11 @@ class Conn {
     if (st.ok()) st = conn->Exec("PRAGMA temp_store=MEMORY");
     if (st.ok() && writer) st = conn->Exec("PRAGMA cache_size=-16384");
     if (st.ok() && !writer) st = conn->Exec("PRAGMA query_only=1");
+    // Readers map the database file (up to SQLite's compiled-in cap, 2 GiB
+    // on Debian) instead of pread()ing each page into their own cache: a
+    // dashboard query reads tens of MB of rollup sketches, and the copy out
+    // of the OS page cache was ~10 % of its time. The writer keeps pread.
+    if (st.ok() && !writer) st = conn->Exec("PRAGMA mmap_size=2147418112");
     if (!st.ok()) return st;
     return conn;
   }
@@ -1443,7 +1458,7 @@ class SqliteStore : public Store {
       row.m.bounces = sqlite3_column_int64(*s, 6);
       row.m.duration_ms = sqlite3_column_int64(*s, 7);
       row.m.session_pageviews = sqlite3_column_int64(*s, 8);
-      row.visitors = ColumnBlob(*s, 9);
+      ColumnBlob(*s, 9, &row.visitors);
       fn(row);
     }
   }
