@@ -236,17 +236,60 @@ RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Find(
   }
 }
 
+namespace {
+// The bytes of [p, p + n) and n, mixed into h: 16 bytes per multiply, the
+// last (or only) up to 16 bytes read as two overlapping words (as KeyOf).
+inline uint64_t MixField(uint64_t h, const char* p, size_t n) {
+  for (; n > 16; n -= 16, p += 16) {
+    h = Mix(h ^ Load64(p), Load64(p + 8) ^ 0x8BB84B93962EACC9ULL);
+  }
+  uint64_t a = 0, b = 0;
+  if (n >= 8) {
+    a = Load64(p);
+    b = Load64(p + n - 8);
+  } else if (n >= 4) {
+    a = Load32(p);
+    b = Load32(p + n - 4);
+  } else if (n > 0) {
+    a = uint64_t{static_cast<uint8_t>(p[0])} |
+        uint64_t{static_cast<uint8_t>(p[n / 2])} << 8 |
+        uint64_t{static_cast<uint8_t>(p[n - 1])} << 16;
+  }
+  return Mix(h ^ a, b ^ (uint64_t{n} << 32 | 0x4F1BBCDDULL));
+}
+
+// [a, a + n) == [b, b + n), with inline word compares up to 16 bytes (a
+// tuple's fields are mostly short: a memcmp call each cost more).
+inline bool BytesEqual(const char* a, const char* b, size_t n) {
+  if (n > 16) return std::memcmp(a, b, n) == 0;
+  if (n >= 8) {
+    return Load64(a) == Load64(b) && Load64(a + n - 8) == Load64(b + n - 8);
+  }
+  if (n >= 4) {
+    return Load32(a) == Load32(b) && Load32(a + n - 4) == Load32(b + n - 4);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+}  // namespace
+
 RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::TupleKey(
-    const std::string_view* f, size_t n) {
-  absl::string_view fields[16];
+    const std::string_view* f, size_t n, uint64_t mask) {
+  // Every field's bytes and size (so that ("ab", "") and ("a", "b") differ),
+  // chained: a few multiplies per tuple instead of absl::Hash's per-field
+  // combine. Only look-ups and the tuple sampling use the hash (equal
+  // tuples are found by comparing their fields), so its quality is all
+  // that matters, not its values.
+  uint64_t h = 0x243F6A8885A308D3ULL ^ n;
   size_t size = 0;
   for (size_t i = 0; i < n; ++i) {
-    fields[i] = AV(f[i]);
+    h = MixField(h, f[i].data(), f[i].size());
     size += sizeof(uint32_t) + f[i].size();
   }
-  const uint64_t hash = absl::Hash<absl::Span<const absl::string_view>>{}(
-      absl::MakeConstSpan(fields, n));
-  return Key{hash, 0, hash, static_cast<uint32_t>(size)};
+  h = Mix(h, size) & mask;
+  return Key{h, 0, h, static_cast<uint32_t>(size)};
 }
 
 namespace {
@@ -268,7 +311,7 @@ bool TupleEquals(const std::string& enc, const std::string_view* f, size_t n) {
     std::memcpy(&size, p, sizeof(size));
     p += sizeof(size);
     if (size != f[i].size() || static_cast<size_t>(end - p) < size ||
-        std::memcmp(p, f[i].data(), size) != 0) {
+        !BytesEqual(p, f[i].data(), size)) {
       return false;
     }
     p += size;
@@ -600,7 +643,8 @@ void RollupBuilder::AddOne(const Event& e) {
   for (TupleGroup& g : groups_) {
     std::string_view f[kMaxTupleDims];
     for (size_t k = 0; k < g.count; ++k) f[k] = DimValue(e, g.first + k);
-    const ValueTable::Key key = ValueTable::TupleKey(f, g.count);
+    const ValueTable::Key key =
+        ValueTable::TupleKey(f, g.count, tuple_hash_mask_);
     if ((key.hash >> 60) == 0) {
       ++g.window_sampled;
       g.window_new +=
@@ -829,6 +873,11 @@ void RollupBuilder::set_last_seq(int64_t seq) {
 void RollupBuilder::SetTupleWindowForTesting(uint32_t events) {
   absl::MutexLock l(&mu_);
   tuple_window_ = events;
+}
+
+void RollupBuilder::SetTupleHashMaskForTesting(uint64_t mask) {
+  absl::MutexLock l(&mu_);
+  tuple_hash_mask_ = mask;
 }
 
 void RollupBuilder::ForceTupleModeForTesting(bool tuples) {
