@@ -719,9 +719,16 @@ struct DayKey {
     return H::combine(std::move(h), k.site, k.bucket, k.dim, k.value);
   }
 };
+// A derived day cell. Its sketch is the union of its hour cells' sketches;
+// while it has one hour cell (common when Take runs often: a checkpoint
+// holds a few hours of events), the union is that cell's sketch, whose
+// serialized form (rows[hour_row].visitors) is copied instead of merged.
 struct DayCell {
   RollupMetrics m;
-  HyperLogLog visitors;
+  HyperLogLog visitors;  // merged from the hour cells once there are two
+  size_t hour_row = 0;   // the first hour cell's row
+  const HyperLogLog* first = nullptr;  // ... and its sketch (null: empty)
+  int hours = 0;
 };
 }  // namespace
 
@@ -765,6 +772,12 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     }
     DayCell& d = days[it->second];
     d.m += r.m;
+    if (++d.hours == 1) {
+      d.hour_row = rows.size() - 1;
+      d.first = c.sketch.get();
+      continue;
+    }
+    if (d.hours == 2 && d.first != nullptr) d.visitors.Merge(*d.first);
     if (c.sketch) d.visitors.Merge(*c.sketch);
   }
   for (size_t i = 0; i < days.size(); ++i) {
@@ -776,7 +789,11 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     r.dim = dim_names_[k.dim];
     r.value = values_[k.dim].values[k.value];
     r.m = days[i].m;
-    days[i].visitors.SerializeTo(&r.visitors);
+    if (days[i].hours == 1) {
+      r.visitors = rows[days[i].hour_row].visitors;
+    } else {
+      days[i].visitors.SerializeTo(&r.visitors);
+    }
   }
   cells_.clear();
   cell_info_.clear();
