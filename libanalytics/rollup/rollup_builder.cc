@@ -720,16 +720,39 @@ struct DayKey {
   }
 };
 // A derived day cell. Its sketch is the union of its hour cells' sketches;
-// while it has one hour cell (common when Take runs often: a checkpoint
-// holds a few hours of events), the union is that cell's sketch, whose
-// serialized form (rows[hour_row].visitors) is copied instead of merged.
+// with one hour cell (common when Take runs often: a checkpoint holds a few
+// hours of events), the union is that cell's sketch, whose serialized form
+// (rows[hour_row].visitors) is copied instead of merged.
 struct DayCell {
   RollupMetrics m;
-  HyperLogLog visitors;  // merged from the hour cells once there are two
-  size_t hour_row = 0;   // the first hour cell's row
-  const HyperLogLog* first = nullptr;  // ... and its sketch (null: empty)
+  size_t hour_row = 0;  // the first hour cell's row
   int hours = 0;
 };
+
+// The union of `sketches` (at least one), merged pairwise: each level halves
+// their number, so a merge's cost (sparse + sparse rebuilds the entry list)
+// grows with log2 of the number of hours, where merging them one by one into
+// one accumulator grows with their number. Merge is commutative and
+// associative and a sketch's form depends only on its hashes, so the result
+// is the one-by-one union.
+void MergeAll(absl::Span<const HyperLogLog* const> sketches,
+              std::vector<HyperLogLog>* scratch, std::string* out) {
+  std::vector<HyperLogLog>& acc = *scratch;
+  acc.clear();
+  for (size_t j = 0; j < sketches.size(); j += 2) {
+    acc.push_back(*sketches[j]);
+    if (j + 1 < sketches.size()) acc.back().Merge(*sketches[j + 1]);
+  }
+  while (acc.size() > 1) {
+    size_t w = 0;
+    for (size_t j = 0; j < acc.size(); j += 2, ++w) {
+      if (j + 1 < acc.size()) acc[j].Merge(acc[j + 1]);
+      if (w != j) acc[w] = std::move(acc[j]);
+    }
+    acc.resize(w);
+  }
+  acc[0].SerializeTo(out);
+}
 }  // namespace
 
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
@@ -748,6 +771,8 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   absl::flat_hash_map<DayKey, uint32_t> day_index;
   std::vector<DayCell> days;
   std::vector<DayKey> day_keys;
+  // (day cell, a non-empty sketch of one of its hour cells)
+  std::vector<std::pair<uint32_t, const HyperLogLog*>> day_sketches;
   for (size_t i = 0; i < cells_.size(); ++i) {
     const CellInfo& c = cell_info_[i];
     if (IsTupleDim(c.dim)) continue;  // flushed into its dimensions' cells
@@ -772,14 +797,16 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     }
     DayCell& d = days[it->second];
     d.m += r.m;
-    if (++d.hours == 1) {
-      d.hour_row = rows.size() - 1;
-      d.first = c.sketch.get();
-      continue;
-    }
-    if (d.hours == 2 && d.first != nullptr) d.visitors.Merge(*d.first);
-    if (c.sketch) d.visitors.Merge(*c.sketch);
+    if (++d.hours == 1) d.hour_row = rows.size() - 1;
+    if (c.sketch) day_sketches.emplace_back(it->second, c.sketch.get());
   }
+  // Each day's hour sketches together, in the order of their cells.
+  std::stable_sort(
+      day_sketches.begin(), day_sketches.end(),
+      [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::vector<const HyperLogLog*> merge;
+  std::vector<HyperLogLog> merge_scratch;
+  size_t next_sketch = 0;
   for (size_t i = 0; i < days.size(); ++i) {
     const DayKey& k = day_keys[i];
     RollupRow& r = rows.emplace_back();
@@ -789,10 +816,18 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     r.dim = dim_names_[k.dim];
     r.value = values_[k.dim].values[k.value];
     r.m = days[i].m;
+    merge.clear();
+    for (; next_sketch < day_sketches.size() &&
+           day_sketches[next_sketch].first == i;
+         ++next_sketch) {
+      merge.push_back(day_sketches[next_sketch].second);
+    }
     if (days[i].hours == 1) {
       r.visitors = rows[days[i].hour_row].visitors;
+    } else if (merge.empty()) {
+      empty.SerializeTo(&r.visitors);
     } else {
-      days[i].visitors.SerializeTo(&r.visitors);
+      MergeAll(merge, &merge_scratch, &r.visitors);
     }
   }
   cells_.clear();
