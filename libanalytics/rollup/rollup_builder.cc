@@ -236,17 +236,60 @@ RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Find(
   }
 }
 
+namespace {
+// The bytes of [p, p + n) and n, mixed into h: 16 bytes per multiply, the
+// last (or only) up to 16 bytes read as two overlapping words (as KeyOf).
+inline uint64_t MixField(uint64_t h, const char* p, size_t n) {
+  for (; n > 16; n -= 16, p += 16) {
+    h = Mix(h ^ Load64(p), Load64(p + 8) ^ 0x8BB84B93962EACC9ULL);
+  }
+  uint64_t a = 0, b = 0;
+  if (n >= 8) {
+    a = Load64(p);
+    b = Load64(p + n - 8);
+  } else if (n >= 4) {
+    a = Load32(p);
+    b = Load32(p + n - 4);
+  } else if (n > 0) {
+    a = uint64_t{static_cast<uint8_t>(p[0])} |
+        uint64_t{static_cast<uint8_t>(p[n / 2])} << 8 |
+        uint64_t{static_cast<uint8_t>(p[n - 1])} << 16;
+  }
+  return Mix(h ^ a, b ^ (uint64_t{n} << 32 | 0x4F1BBCDDULL));
+}
+
+// [a, a + n) == [b, b + n), with inline word compares up to 16 bytes (a
+// tuple's fields are mostly short: a memcmp call each cost more).
+inline bool BytesEqual(const char* a, const char* b, size_t n) {
+  if (n > 16) return std::memcmp(a, b, n) == 0;
+  if (n >= 8) {
+    return Load64(a) == Load64(b) && Load64(a + n - 8) == Load64(b + n - 8);
+  }
+  if (n >= 4) {
+    return Load32(a) == Load32(b) && Load32(a + n - 4) == Load32(b + n - 4);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+}  // namespace
+
 RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::TupleKey(
-    const std::string_view* f, size_t n) {
-  absl::string_view fields[16];
+    const std::string_view* f, size_t n, uint64_t mask) {
+  // Every field's bytes and size (so that ("ab", "") and ("a", "b") differ),
+  // chained: a few multiplies per tuple instead of absl::Hash's per-field
+  // combine. Only look-ups and the tuple sampling use the hash (equal
+  // tuples are found by comparing their fields), so its quality is all
+  // that matters, not its values.
+  uint64_t h = 0x243F6A8885A308D3ULL ^ n;
   size_t size = 0;
   for (size_t i = 0; i < n; ++i) {
-    fields[i] = AV(f[i]);
+    h = MixField(h, f[i].data(), f[i].size());
     size += sizeof(uint32_t) + f[i].size();
   }
-  const uint64_t hash = absl::Hash<absl::Span<const absl::string_view>>{}(
-      absl::MakeConstSpan(fields, n));
-  return Key{hash, 0, hash, static_cast<uint32_t>(size)};
+  h = Mix(h, size) & mask;
+  return Key{h, 0, h, static_cast<uint32_t>(size)};
 }
 
 namespace {
@@ -268,7 +311,7 @@ bool TupleEquals(const std::string& enc, const std::string_view* f, size_t n) {
     std::memcpy(&size, p, sizeof(size));
     p += sizeof(size);
     if (size != f[i].size() || static_cast<size_t>(end - p) < size ||
-        std::memcmp(p, f[i].data(), size) != 0) {
+        !BytesEqual(p, f[i].data(), size)) {
       return false;
     }
     p += size;
@@ -612,7 +655,8 @@ void RollupBuilder::AddOne(const Event& e) {
   for (TupleGroup& g : groups_) {
     std::string_view f[kMaxTupleDims];
     for (size_t k = 0; k < g.count; ++k) f[k] = DimValue(e, g.first + k);
-    const ValueTable::Key key = ValueTable::TupleKey(f, g.count);
+    const ValueTable::Key key =
+        ValueTable::TupleKey(f, g.count, tuple_hash_mask_);
     if ((key.hash >> 60) == 0) {
       ++g.window_sampled;
       g.window_new +=
@@ -687,10 +731,40 @@ struct DayKey {
     return H::combine(std::move(h), k.site, k.bucket, k.dim, k.value);
   }
 };
+// A derived day cell. Its sketch is the union of its hour cells' sketches;
+// with one hour cell (common when Take runs often: a checkpoint holds a few
+// hours of events), the union is that cell's sketch, whose serialized form
+// (rows[hour_row].visitors) is copied instead of merged.
 struct DayCell {
   RollupMetrics m;
-  HyperLogLog visitors;
+  size_t hour_row = 0;  // the first hour cell's row
+  int hours = 0;
 };
+
+// The union of `sketches` (at least one), merged pairwise: each level halves
+// their number, so a merge's cost (sparse + sparse rebuilds the entry list)
+// grows with log2 of the number of hours, where merging them one by one into
+// one accumulator grows with their number. Merge is commutative and
+// associative and a sketch's form depends only on its hashes, so the result
+// is the one-by-one union.
+void MergeAll(absl::Span<const HyperLogLog* const> sketches,
+              std::vector<HyperLogLog>* scratch, std::string* out) {
+  std::vector<HyperLogLog>& acc = *scratch;
+  acc.clear();
+  for (size_t j = 0; j < sketches.size(); j += 2) {
+    acc.push_back(*sketches[j]);
+    if (j + 1 < sketches.size()) acc.back().Merge(*sketches[j + 1]);
+  }
+  while (acc.size() > 1) {
+    size_t w = 0;
+    for (size_t j = 0; j < acc.size(); j += 2, ++w) {
+      if (j + 1 < acc.size()) acc[j].Merge(acc[j + 1]);
+      if (w != j) acc[w] = std::move(acc[j]);
+    }
+    acc.resize(w);
+  }
+  acc[0].SerializeTo(out);
+}
 }  // namespace
 
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
@@ -709,6 +783,8 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   absl::flat_hash_map<DayKey, uint32_t> day_index;
   std::vector<DayCell> days;
   std::vector<DayKey> day_keys;
+  // (day cell, a non-empty sketch of one of its hour cells)
+  std::vector<std::pair<uint32_t, const HyperLogLog*>> day_sketches;
   for (size_t i = 0; i < cells_.size(); ++i) {
     const CellInfo& c = cell_info_[i];
     if (IsTupleDim(c.dim)) continue;  // flushed into its dimensions' cells
@@ -733,8 +809,16 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     }
     DayCell& d = days[it->second];
     d.m += r.m;
-    if (c.sketch) d.visitors.Merge(*c.sketch);
+    if (++d.hours == 1) d.hour_row = rows.size() - 1;
+    if (c.sketch) day_sketches.emplace_back(it->second, c.sketch.get());
   }
+  // Each day's hour sketches together, in the order of their cells.
+  std::stable_sort(
+      day_sketches.begin(), day_sketches.end(),
+      [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::vector<const HyperLogLog*> merge;
+  std::vector<HyperLogLog> merge_scratch;
+  size_t next_sketch = 0;
   for (size_t i = 0; i < days.size(); ++i) {
     const DayKey& k = day_keys[i];
     RollupRow& r = rows.emplace_back();
@@ -744,7 +828,19 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     r.dim = dim_names_[k.dim];
     r.value = values_[k.dim].values[k.value];
     r.m = days[i].m;
-    days[i].visitors.SerializeTo(&r.visitors);
+    merge.clear();
+    for (; next_sketch < day_sketches.size() &&
+           day_sketches[next_sketch].first == i;
+         ++next_sketch) {
+      merge.push_back(day_sketches[next_sketch].second);
+    }
+    if (days[i].hours == 1) {
+      r.visitors = rows[days[i].hour_row].visitors;
+    } else if (merge.empty()) {
+      empty.SerializeTo(&r.visitors);
+    } else {
+      MergeAll(merge, &merge_scratch, &r.visitors);
+    }
   }
   cells_.clear();
   cell_info_.clear();
@@ -841,6 +937,11 @@ void RollupBuilder::set_last_seq(int64_t seq) {
 void RollupBuilder::SetTupleWindowForTesting(uint32_t events) {
   absl::MutexLock l(&mu_);
   tuple_window_ = events;
+}
+
+void RollupBuilder::SetTupleHashMaskForTesting(uint64_t mask) {
+  absl::MutexLock l(&mu_);
+  tuple_hash_mask_ = mask;
 }
 
 void RollupBuilder::ForceTupleModeForTesting(bool tuples) {

@@ -104,6 +104,9 @@ class RollupBuilder {
   // For tests: the events per tuple-mode decision (default 4096), and how
   // many (event, tuple group) pairs were folded as tuples and per dimension.
   void SetTupleWindowForTesting(uint32_t events);
+  // For tests: and's every tuple hash with `mask` (0: all tuples collide, so
+  // that look-ups tell tuples apart by their fields alone).
+  void SetTupleHashMaskForTesting(uint64_t mask);
   // For benchmarks: folds the tuple groups always as tuples, or never.
   void ForceTupleModeForTesting(bool tuples);
   int64_t tuple_folds_for_testing() const;
@@ -190,8 +193,9 @@ class RollupBuilder {
     Entry* Find(const Key& k, std::string_view v);  // null when absent
     // `tuple`: a table of tuples, whose keys are TupleKey's (w0: the hash).
     Entry* Insert(const Key& k, std::string_view v, bool tuple = false);
-    // A tuple's key (its fields' hash and encoded size), and its entry.
-    static Key TupleKey(const std::string_view* f, size_t n);
+    // A tuple's key (its fields' hash, and'ed with `mask`, and encoded
+    // size), and its entry.
+    static Key TupleKey(const std::string_view* f, size_t n, uint64_t mask);
     Entry* FindTuple(const Key& k, const std::string_view* f, size_t n);
   };
   struct BucketKey {
@@ -279,6 +283,7 @@ class RollupBuilder {
   std::vector<uint32_t> tuple_targets_ ABSL_GUARDED_BY(mu_);
   std::string tuple_scratch_ ABSL_GUARDED_BY(mu_);
   uint32_t tuple_window_ ABSL_GUARDED_BY(mu_) = 4096;
+  uint64_t tuple_hash_mask_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};
   int64_t tuple_folds_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t direct_folds_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<ValueTable> values_ ABSL_GUARDED_BY(mu_);  // by dim

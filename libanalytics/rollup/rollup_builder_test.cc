@@ -623,22 +623,28 @@ TEST(RollupBuilderTest, MatchesTheReferenceFoldForLargeCells) {
 // concatenations are equal ("ab" + "c", "a" + "bc"), long values (past a
 // one-byte length), bytes that look like lengths; many sites and zones
 // (half- and quarter-hour ones too); Take, Scan and PutBack in between.
-TEST(RollupBuilderTest, TupleCellsMatchTheReferenceFold) {
+// The tuple differential test below, with the tuple hash and'ed with
+// `hash_mask` (0: every tuple collides with every other, so the look-ups
+// tell them apart by comparing their fields alone).
+void TupleCellsMatchTheReferenceFold(uint64_t hash_mask) {
   const std::vector<std::string> zones = {
       "Europe/Berlin",  "Asia/Kolkata",      "America/New_York", "",
       "Asia/Kathmandu", "Australia/Adelaide"};
   const std::string long_a(300, 'L'), long_b = std::string(299, 'L') + "M";
   const std::vector<std::vector<std::string>> pools = {
-      {"", "a", "ab"},                      // source
-      {"", "c", "bc", "b"},                 // referrer
-      {"", "\x01", "\x02x", long_a},        // utm_source
-      {"", "x", long_b},                    // utm_medium
-      {"", "", "c"},                        // utm_campaign
-      {"", "t"},                            // utm_term
-      {"", "\xff", "\xff\xff\xff\xff"},     // utm_content
-      {"", "DE", "D"},                      // country
-      {"Chrome", "Chrom", "Firefox"},       // browser
-      {"120", "e120", "1"},                 // browser_version
+      {"", "a", "ab"},                // source
+      {"", "c", "bc", "b"},           // referrer
+      {"", "\x01", "\x02x", long_a},  // utm_source
+      {"", "x", long_b},              // utm_medium
+      // (sizes 8..16 that differ only in a middle or the last byte)
+      {"", "", "c", "camp-2024-aa", "camp-2024-ab", "camp-2034-aa", "12345678",
+       "12345679"},                      // utm_campaign
+      {"", "t"},                         // utm_term
+      {"", "\xff", "\xff\xff\xff\xff"},  // utm_content
+      {"", "DE", "D"},                   // country
+      {"Chrome", "Chrom", "Firefox"},    // browser
+      {"120", "e120", "1", "120.0", "121.0", "120.1", "12.0.1",
+       "12.1.1"},                           // browser_version
       {"Windows", "Mac", long_a},           // os
       {"", "10", "0"},                      // os_version
       {"Desktop", "Mobile"},                // device
@@ -651,6 +657,7 @@ TEST(RollupBuilderTest, TupleCellsMatchTheReferenceFold) {
     // Always as tuples (this traffic repeats its tuples too rarely for the
     // builder to keep them otherwise; the next test covers the switch).
     b.SetTupleWindowForTesting(~uint32_t{0});
+    b.SetTupleHashMaskForTesting(hash_mask);
     ReferenceFold ref;
     for (size_t i = 0; i < zones.size(); ++i) {
       if (zones[i].empty()) continue;  // no zone: UTC
@@ -704,6 +711,15 @@ TEST(RollupBuilderTest, TupleCellsMatchTheReferenceFold) {
     ASSERT_EQ(Sorted(got), Sorted(ref.Take(&ref_seq)));
     EXPECT_EQ(b.direct_folds_for_testing(), 0);
   }
+}
+
+TEST(RollupBuilderTest, TupleCellsMatchTheReferenceFold) {
+  TupleCellsMatchTheReferenceFold(~uint64_t{0});
+}
+
+// Equal tuple hashes: the fields' comparison alone finds a tuple's cell.
+TEST(RollupBuilderTest, CollidingTupleHashesMatchTheReferenceFold) {
+  TupleCellsMatchTheReferenceFold(0);
 }
 
 // The switch between tuples and per-dimension folding (decided per group
