@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -438,6 +439,91 @@ TEST_F(EngineTest, SubmitBatchPipelinesInOrder) {
   EXPECT_EQ(m[3].GetInt(), 299);
   engine.reset();
   std::filesystem::remove_all(dir);
+}
+
+// Records each stored event's page and seq (after the store's append
+// returns), slowly enough that callers queue behind a commit.
+class RecordingStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  absl::Status AppendEvents(absl::Span<Event> events) override {
+    absl::SleepFor(absl::Microseconds(300));
+    absl::Status s = ForwardingStore::AppendEvents(events);
+    if (!s.ok()) return s;
+    absl::MutexLock l(&mu_);
+    for (const Event& e : events) seqs_[e.page].push_back(e.seq);
+    ++appends_;
+    return s;
+  }
+  // The seqs under which `page` was stored (one, unless stored twice).
+  std::vector<int64_t> Seqs(const std::string& page) {
+    absl::MutexLock l(&mu_);
+    auto it = seqs_.find(page);
+    return it == seqs_.end() ? std::vector<int64_t>{} : it->second;
+  }
+  int64_t appends() {
+    absl::MutexLock l(&mu_);
+    return appends_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::vector<int64_t>> seqs_ ABSL_GUARDED_BY(mu_);
+  int64_t appends_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The acknowledgement rule under many concurrent callers, whichever thread
+// commits (a leading Track caller or the committer thread, see
+// LeadCommits): when Track returns accepted, its event is in the store,
+// exactly once, after the caller's previous events; and commits are shared.
+// max_batch is small so that a caller's Pending is often not in the first
+// group taken.
+TEST_F(EngineTest, TrackReturnsOnlyAfterItsEventIsStoredUnderConcurrency) {
+  RecordingStore* rec = nullptr;
+  SetStoreWrapperForTest([&](std::unique_ptr<Store> base) {
+    auto s = std::make_unique<RecordingStore>(std::move(base));
+    rec = s.get();
+    return s;
+  });
+  Options o;
+  o.store_url = "memory://";
+  o.clock = &clock_;
+  o.max_batch = 3;
+  auto opened = Engine::Open(o);
+  SetStoreWrapperForTest(nullptr);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Engine> engine = *std::move(opened);
+  ASSERT_NE(rec, nullptr);
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  constexpr int kThreads = 16, kEach = 30;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      int64_t last_seq = 0;
+      for (int i = 0; i < kEach; ++i) {
+        const std::string page = absl::StrCat("/t", t, "-", i);
+        auto r = engine->Track(Ev(page, i, absl::StrCat("10.0.2.", t)));
+        ASSERT_TRUE(r.ok() && r->accepted) << page;
+        std::vector<int64_t> seqs = rec->Seqs(page);
+        ASSERT_EQ(seqs.size(), 1u)
+            << page << " acknowledged but stored " << seqs.size() << " times";
+        EXPECT_GT(seqs[0], last_seq) << page;
+        last_seq = seqs[0];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LT(rec->appends(), kThreads * kEach);  // group commits
+  // Alone again: each caller leads its own commit (a commit flag left set
+  // by a leader would hang here).
+  for (int i = 0; i < 3; ++i) {
+    const std::string page = absl::StrCat("/alone-", i);
+    auto r = engine->Track(Ev(page, i));
+    ASSERT_TRUE(r.ok() && r->accepted) << page;
+    EXPECT_EQ(rec->Seqs(page).size(), 1u) << page;
+  }
+  EXPECT_EQ(engine->Stats().accepted, kThreads * kEach + 3);
+  ASSERT_TRUE(engine->Close().ok());
 }
 
 // A rollup write whose outcome is unknown (the store committed it, then the
