@@ -256,11 +256,8 @@ class EngineImpl : public Engine {
     BatchResult result;
     std::shared_ptr<Pending> pending;
     bool queued = false;
-    bool lead = false;
-    absl::Status s = Prepare(inputs, &result, &pending, &queued,
-                             /*on_commit=*/nullptr, &lead);
+    absl::Status s = Prepare(inputs, &result, &pending, &queued);
     if (!s.ok()) return s;
-    if (lead) LeadCommits(*pending);
     if (queued) pending->done.WaitForNotification();
     return Finish(*pending, std::move(result));
   }
@@ -286,14 +283,12 @@ class EngineImpl : public Engine {
   // TrackBatch up to the group commit: validates, enriches and (locally)
   // sessionizes `inputs` into *result_out and *out, and queues *out for the
   // committer (*queued false when no event is left to store). `on_commit`,
-  // if set, runs on the committing thread once the commit is done. With
-  // `lead` set, *lead is true when no commit was under way: the caller then
-  // commits the queue itself (LeadCommits). Not OK: nothing was queued.
-  absl::Status Prepare(absl::Span<const EventInput> inputs,
-                       BatchResult* result_out, std::shared_ptr<Pending>* out,
-                       bool* queued,
-                       std::function<void(const Pending&)> on_commit = nullptr,
-                       bool* lead = nullptr) {
+  // if set, runs on the committer thread once the commit is done. Not OK:
+  // nothing was queued.
+  absl::Status Prepare(
+      absl::Span<const EventInput> inputs, BatchResult* result_out,
+      std::shared_ptr<Pending>* out, bool* queued,
+      std::function<void(const Pending&)> on_commit = nullptr) {
     if (closed_.load()) {
       return absl::FailedPreconditionError("engine: closed");
     }
@@ -388,10 +383,6 @@ class EngineImpl : public Engine {
       queued_events_ += static_cast<int64_t>(pending->count);
       queue_.push_back(std::move(pending));
       *queued = true;
-      if (lead != nullptr && !committing_) {
-        committing_ = true;  // in the same critical section: the committer
-        *lead = true;        // thread is not woken for this queue
-      }
     }
     return absl::OkStatus();
   }
@@ -801,8 +792,7 @@ class EngineImpl : public Engine {
     int64_t no_session = 0;  // engagement events dropped by the sessionizer
     size_t accepted = 0;     // events stored (set before `done`)
     absl::Status status;
-    // Set by SubmitBatch: runs (on the committing thread: the committer or a
-    // leading TrackBatch caller) before `done` is notified.
+    // Set by SubmitBatch: runs (on the committer) before `done` is notified.
     std::function<void(const Pending&)> on_commit;
     absl::Notification done;
   };
@@ -893,68 +883,26 @@ class EngineImpl : public Engine {
       bool stop = false;
       {
         absl::MutexLock l(&queue_mu_);
-        // A leading TrackBatch caller (LeadCommits) commits in the meantime.
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-          return (!queue_.empty() || stopping_) && !committing_;
+          return !queue_.empty() || stopping_;
         };
         queue_mu_.Await(absl::Condition(&ready));
-        batch = TakeBatchLocked();
-        committing_ = !batch.empty();
+        size_t n = 0;
+        while (!queue_.empty() &&
+               (batch.empty() || n + queue_.front()->count <=
+                                     static_cast<size_t>(opts_.max_batch))) {
+          n += queue_.front()->count;
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        queued_events_ -= static_cast<int64_t>(n);
         stop = stopping_ && queue_.empty() && batch.empty();
       }
-      if (!batch.empty()) {
-        CommitBatch(batch);
-        absl::MutexLock l(&queue_mu_);
-        committing_ = false;
-      }
+      if (!batch.empty()) CommitBatch(batch);
       if (stop) break;
     }
     absl::MutexLock l(&fold_mu_);
     fold_stopping_ = true;
-  }
-
-  // The next group commit: queued Pendings in order, up to max_batch events
-  // (at least one Pending).
-  std::vector<std::shared_ptr<Pending>> TakeBatchLocked()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
-    std::vector<std::shared_ptr<Pending>> batch;
-    size_t n = 0;
-    while (!queue_.empty() &&
-           (batch.empty() || n + queue_.front()->count <=
-                                 static_cast<size_t>(opts_.max_batch))) {
-      n += queue_.front()->count;
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    queued_events_ -= static_cast<int64_t>(n);
-    return batch;
-  }
-
-  // Leader/follower group commit: a TrackBatch caller that queued its events
-  // while no commit was under way (Prepare set committing_ for it) commits
-  // the queue itself, up to and including its own Pending, rather than
-  // waking the committer thread and sleeping until it is done (two context
-  // switches per commit saved). Callers queued meanwhile wait as before;
-  // what is left after `mine` goes to the committer thread (or to the next
-  // leader). One committer at a time (committing_) keeps the queue order.
-  void LeadCommits(const Pending& mine) {
-    for (;;) {
-      std::vector<std::shared_ptr<Pending>> batch;
-      {
-        absl::MutexLock l(&queue_mu_);
-        batch = TakeBatchLocked();
-        if (batch.empty()) {  // unreachable: `mine` is queued until taken
-          committing_ = false;
-          return;
-        }
-      }
-      CommitBatch(batch);
-      if (mine.done.HasBeenNotified()) {
-        absl::MutexLock l(&queue_mu_);
-        committing_ = false;
-        return;
-      }
-    }
   }
 
   // Shared mode: sessionizes the events of a whole group commit with one
@@ -1402,8 +1350,6 @@ class EngineImpl : public Engine {
 
   absl::Mutex queue_mu_;
   std::deque<std::shared_ptr<Pending>> queue_ ABSL_GUARDED_BY(queue_mu_);
-  // A thread (the committer or a leading TrackBatch caller) is committing.
-  bool committing_ ABSL_GUARDED_BY(queue_mu_) = false;
   int64_t queued_events_ ABSL_GUARDED_BY(queue_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::thread committer_;

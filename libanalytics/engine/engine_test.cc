@@ -472,12 +472,10 @@ class RecordingStore : public ForwardingStore {
   int64_t appends_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// The acknowledgement rule under many concurrent callers, whichever thread
-// commits (a leading Track caller or the committer thread, see
-// LeadCommits): when Track returns accepted, its event is in the store,
-// exactly once, after the caller's previous events; and commits are shared.
-// max_batch is small so that a caller's Pending is often not in the first
-// group taken.
+// The acknowledgement rule under many concurrent callers: when Track
+// returns accepted, its event is in the store, exactly once, after the
+// caller's previous events; and commits are shared. max_batch is small so
+// that a caller's Pending is often not in the first group committed.
 TEST_F(EngineTest, TrackReturnsOnlyAfterItsEventIsStoredUnderConcurrency) {
   RecordingStore* rec = nullptr;
   SetStoreWrapperForTest([&](std::unique_ptr<Store> base) {
@@ -514,8 +512,7 @@ TEST_F(EngineTest, TrackReturnsOnlyAfterItsEventIsStoredUnderConcurrency) {
   }
   for (auto& t : threads) t.join();
   EXPECT_LT(rec->appends(), kThreads * kEach);  // group commits
-  // Alone again: each caller leads its own commit (a commit flag left set
-  // by a leader would hang here).
+  // Alone again: one caller per commit.
   for (int i = 0; i < 3; ++i) {
     const std::string page = absl::StrCat("/alone-", i);
     auto r = engine->Track(Ev(page, i));
