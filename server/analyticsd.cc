@@ -479,21 +479,16 @@ class Server {
 
   // ------------------------------------------------------------ helpers --
   std::string ClientIpOf(const httplib::Request& req) const {
-    std::vector<std::string> xff, fwd;
-    for (size_t i = 0; i < req.get_header_value_count("X-Forwarded-For"); ++i) {
-      xff.push_back(req.get_header_value("X-Forwarded-For", i));
-    }
-    for (size_t i = 0; i < req.get_header_value_count("Forwarded"); ++i) {
-      fwd.push_back(req.get_header_value("Forwarded", i));
-    }
+    std::vector<std::string> xff = HeaderValues(req, "X-Forwarded-For");
+    std::vector<std::string> fwd = HeaderValues(req, "Forwarded");
     return ClientIp(config_.trusted, req.remote_addr, xff, fwd);
   }
 
   RequestInfo InfoOf(const httplib::Request& req) const {
     RequestInfo info;
     info.ip = ClientIpOf(req);
-    info.user_agent = req.get_header_value("User-Agent");
-    std::string country = req.get_header_value("CF-IPCountry");
+    info.user_agent = HeaderValue(req, "User-Agent");
+    const std::string& country = HeaderValue(req, "CF-IPCountry");
     if (country.size() == 2 && absl::ascii_isalpha(country[0]) &&
         absl::ascii_isalpha(country[1])) {
       info.country_hint = absl::AsciiStrToUpper(country);
@@ -505,9 +500,9 @@ class Server {
   // The Origin of a browser request (else the origin of its Referer), "" if
   // none. Lower case, no trailing slash.
   static std::string RequestOrigin(const httplib::Request& req) {
-    std::string origin = req.get_header_value("Origin");
+    std::string origin = HeaderValue(req, "Origin");
     if (origin.empty() || origin == "null") {
-      std::string ref = req.get_header_value("Referer");
+      const std::string& ref = HeaderValue(req, "Referer");
       size_t scheme = ref.find("://");
       if (scheme != std::string::npos) {
         size_t end = ref.find('/', scheme + 3);
@@ -533,7 +528,7 @@ class Server {
   }
 
   static void Cors(const httplib::Request& req, httplib::Response& res) {
-    std::string origin = req.get_header_value("Origin");
+    const std::string& origin = HeaderValue(req, "Origin");
     bool ok = !origin.empty() && origin.size() < 512 &&
               origin.find_first_of("\r\n") == std::string::npos;
     res.set_header("Access-Control-Allow-Origin", ok ? origin : "*");

@@ -1035,7 +1035,7 @@ class EngineImpl : public Engine {
     absl::Time last_checkpoint = absl::Now();
     absl::Duration last_took = absl::ZeroDuration();
     for (;;) {
-      std::vector<Event> events;
+      std::deque<std::vector<Event>> vectors;
       bool stop = false;
       {
         absl::MutexLock l(&fold_mu_);
@@ -1044,13 +1044,21 @@ class EngineImpl : public Engine {
         };
         fold_mu_.AwaitWithTimeout(absl::Condition(&ready),
                                   opts_.checkpoint_interval);
+        // Let commits gather for up to kFoldDelay before folding them: a
+        // wakeup per group commit costs more than the fold of its events.
+        // A waiting reader (AwaitFolded) or a full batch ends the wait.
+        auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_) {
+          return fold_queued_ >= kFoldBatchEvents || fold_wanted_ > 0 ||
+                 fold_stopping_;
+        };
         if (!fold_queue_.empty()) {
-          events = std::move(fold_queue_.front());
-          fold_queue_.pop_front();
+          fold_mu_.AwaitWithTimeout(absl::Condition(&full), kFoldDelay);
         }
-        stop = fold_stopping_ && fold_queue_.empty() && events.empty();
+        vectors.swap(fold_queue_);
+        stop = fold_stopping_ && vectors.empty();
       }
-      if (!events.empty()) {
+      for (std::vector<Event>& events : vectors) {
+        if (events.empty()) continue;
         rollups_.Add(events);
         const int64_t n = static_cast<int64_t>(events.size());
         const int64_t seq = events.back().seq;
@@ -1081,7 +1089,10 @@ class EngineImpl : public Engine {
     auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fold_mu_) {
       return folded_seq_ >= target || fold_stopping_;
     };
+    if (done()) return;
+    ++fold_wanted_;  // the folder stops gathering (see FoldLoop)
     fold_mu_.Await(absl::Condition(&done));
+    --fold_wanted_;
   }
 
   // Moves pending rollups into the store. Holds checkpoint_mu_ exclusively so
@@ -1366,6 +1377,10 @@ class EngineImpl : public Engine {
 
   // Queued events cost ~1 KB each (an Event and its strings).
   static constexpr int64_t kMaxFoldLag = 65536;
+  // The folder folds once kFoldBatchEvents are queued or kFoldDelay after
+  // the first of them was (sooner when a query waits): see FoldLoop.
+  static constexpr int64_t kFoldBatchEvents = 4096;
+  static constexpr absl::Duration kFoldDelay = absl::Milliseconds(10);
   static constexpr int kCheckpointSpacing = 20;  // see FoldLoop
   // Pending rollup cells that force a checkpoint whatever the spacing: the
   // bound on the folder's memory (a cell's sketch takes up to 16 KiB).
@@ -1376,6 +1391,8 @@ class EngineImpl : public Engine {
   int64_t committed_seq_ ABSL_GUARDED_BY(fold_mu_) = 0;
   int64_t folded_seq_ ABSL_GUARDED_BY(fold_mu_) = 0;
   bool fold_stopping_ ABSL_GUARDED_BY(fold_mu_) = false;
+  // Callers of AwaitFolded waiting now.
+  int fold_wanted_ ABSL_GUARDED_BY(fold_mu_) = 0;
   std::thread folder_;
   absl::Mutex checkpoint_mu_;
   // Rows of a failed ApplyRollups whose commit is unknown, and its seq (-1:

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -329,6 +330,38 @@ TEST_F(EngineTest, ConcurrentTrackSharesCommits) {
   std::filesystem::remove_all(dir);
 }
 
+// Read-your-writes under concurrent ingestion: the folder lets group
+// commits gather before folding them (kFoldDelay), so a query right after
+// an acknowledged Track must still see it. Each thread tracks pageviews of
+// its own page and queries that page's count after every one.
+TEST_F(EngineTest, QueryAfterConcurrentTrackSeesEveryAcknowledgedEvent) {
+  std::string dir = TempDir();
+  auto engine = Open("sqlite://" + dir + "/a.db");
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string page = "/t" + std::to_string(t);
+      for (int i = 1; i <= 25; ++i) {
+        auto r = engine->Track(Ev(page, i, "10.0.1." + std::to_string(t)));
+        ASSERT_TRUE(r.ok() && r->accepted);
+        auto d =
+            Q(*engine,
+              R"({"site_id":"example.com","date_range":"day",)"
+              R"("metrics":["pageviews"],"filters":[["is","event:page",[")" +
+                  page + R"("]]]})");
+        ASSERT_TRUE(d.HasMember("results") && d["results"].IsArray());
+        // No row: no pageview of that page yet.
+        const int got =
+            d["results"].Empty() ? 0 : d["results"][0]["metrics"][0].GetInt();
+        EXPECT_EQ(got, i) << page;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::filesystem::remove_all(dir);
+}
+
 // SubmitBatch (pipelined TrackBatch): returns before the commit, reports each
 // batch's result once, in submission order, and keeps sessions in order
 // across batches in flight (one visitor's pageviews over three batches form
@@ -406,6 +439,88 @@ TEST_F(EngineTest, SubmitBatchPipelinesInOrder) {
   EXPECT_EQ(m[3].GetInt(), 299);
   engine.reset();
   std::filesystem::remove_all(dir);
+}
+
+// Records each stored event's page and seq (after the store's append
+// returns), slowly enough that callers queue behind a commit.
+class RecordingStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  absl::Status AppendEvents(absl::Span<Event> events) override {
+    absl::SleepFor(absl::Microseconds(300));
+    absl::Status s = ForwardingStore::AppendEvents(events);
+    if (!s.ok()) return s;
+    absl::MutexLock l(&mu_);
+    for (const Event& e : events) seqs_[e.page].push_back(e.seq);
+    ++appends_;
+    return s;
+  }
+  // The seqs under which `page` was stored (one, unless stored twice).
+  std::vector<int64_t> Seqs(const std::string& page) {
+    absl::MutexLock l(&mu_);
+    auto it = seqs_.find(page);
+    return it == seqs_.end() ? std::vector<int64_t>{} : it->second;
+  }
+  int64_t appends() {
+    absl::MutexLock l(&mu_);
+    return appends_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::vector<int64_t>> seqs_ ABSL_GUARDED_BY(mu_);
+  int64_t appends_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The acknowledgement rule under many concurrent callers: when Track
+// returns accepted, its event is in the store, exactly once, after the
+// caller's previous events; and commits are shared. max_batch is small so
+// that a caller's Pending is often not in the first group committed.
+TEST_F(EngineTest, TrackReturnsOnlyAfterItsEventIsStoredUnderConcurrency) {
+  RecordingStore* rec = nullptr;
+  SetStoreWrapperForTest([&](std::unique_ptr<Store> base) {
+    auto s = std::make_unique<RecordingStore>(std::move(base));
+    rec = s.get();
+    return s;
+  });
+  Options o;
+  o.store_url = "memory://";
+  o.clock = &clock_;
+  o.max_batch = 3;
+  auto opened = Engine::Open(o);
+  SetStoreWrapperForTest(nullptr);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Engine> engine = *std::move(opened);
+  ASSERT_NE(rec, nullptr);
+  ASSERT_TRUE(engine->AddSite({.domain = "example.com"}).ok());
+  constexpr int kThreads = 16, kEach = 30;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      int64_t last_seq = 0;
+      for (int i = 0; i < kEach; ++i) {
+        const std::string page = absl::StrCat("/t", t, "-", i);
+        auto r = engine->Track(Ev(page, i, absl::StrCat("10.0.2.", t)));
+        ASSERT_TRUE(r.ok() && r->accepted) << page;
+        std::vector<int64_t> seqs = rec->Seqs(page);
+        ASSERT_EQ(seqs.size(), 1u)
+            << page << " acknowledged but stored " << seqs.size() << " times";
+        EXPECT_GT(seqs[0], last_seq) << page;
+        last_seq = seqs[0];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LT(rec->appends(), kThreads * kEach);  // group commits
+  // Alone again: one caller per commit.
+  for (int i = 0; i < 3; ++i) {
+    const std::string page = absl::StrCat("/alone-", i);
+    auto r = engine->Track(Ev(page, i));
+    ASSERT_TRUE(r.ok() && r->accepted) << page;
+    EXPECT_EQ(rec->Seqs(page).size(), 1u) << page;
+  }
+  EXPECT_EQ(engine->Stats().accepted, kThreads * kEach + 3);
+  ASSERT_TRUE(engine->Close().ok());
 }
 
 // A rollup write whose outcome is unknown (the store committed it, then the
