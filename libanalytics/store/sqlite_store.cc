@@ -390,11 +390,11 @@ class Conn {
     if (st.ok()) st = conn->Exec("PRAGMA temp_store=MEMORY");
     if (st.ok() && writer) st = conn->Exec("PRAGMA cache_size=-16384");
     if (st.ok() && !writer) st = conn->Exec("PRAGMA query_only=1");
-    // Readers map the database file (up to SQLite's compiled-in cap, 2 GiB
-    // on Debian) instead of pread()ing each page into their own cache: a
-    // dashboard query reads tens of MB of rollup sketches, and the copy out
-    // of the OS page cache was ~10 % of its time. The writer keeps pread.
-    if (st.ok() && !writer) st = conn->Exec("PRAGMA mmap_size=2147418112");
+    // Readers pread() pages (no mmap_size): mapping the file made the
+    // dashboard's queries ~18 % faster, but every page they touched (and
+    // the kernel's fault-around neighbours) then counted in the process's
+    // RSS and OOM score: 500 MiB instead of 36 MiB on the 10M-event
+    // benchmark (BENCHMARKS.md).
     if (!st.ok()) return st;
     return conn;
   }
