@@ -472,23 +472,32 @@ class RecordingStore : public ForwardingStore {
   int64_t appends_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// Opens an engine whose store is wrapped in a W (a ForwardingStore taking
+// the real store); *wrapper points to it.
+template <typename W>
+absl::StatusOr<std::unique_ptr<Engine>> OpenWrapped(const Options& o,
+                                                    W** wrapper) {
+  SetStoreWrapperForTest([&](std::unique_ptr<Store> base) {
+    auto s = std::make_unique<W>(std::move(base));
+    *wrapper = s.get();
+    return s;
+  });
+  auto opened = Engine::Open(o);
+  SetStoreWrapperForTest(nullptr);
+  return opened;
+}
+
 // The acknowledgement rule under many concurrent callers: when Track
 // returns accepted, its event is in the store, exactly once, after the
 // caller's previous events; and commits are shared. max_batch is small so
 // that a caller's Pending is often not in the first group committed.
 TEST_F(EngineTest, TrackReturnsOnlyAfterItsEventIsStoredUnderConcurrency) {
   RecordingStore* rec = nullptr;
-  SetStoreWrapperForTest([&](std::unique_ptr<Store> base) {
-    auto s = std::make_unique<RecordingStore>(std::move(base));
-    rec = s.get();
-    return s;
-  });
   Options o;
   o.store_url = "memory://";
   o.clock = &clock_;
   o.max_batch = 3;
-  auto opened = Engine::Open(o);
-  SetStoreWrapperForTest(nullptr);
+  auto opened = OpenWrapped(o, &rec);
   ASSERT_TRUE(opened.ok()) << opened.status();
   std::unique_ptr<Engine> engine = *std::move(opened);
   ASSERT_NE(rec, nullptr);
@@ -549,18 +558,12 @@ class FlakyRollupStore : public ForwardingStore {
 
 TEST_F(EngineTest, RollupWriteOfUnknownOutcomeCountsOnce) {
   FlakyRollupStore* flaky = nullptr;
-  SetStoreWrapperForTest([&](std::unique_ptr<Store> base) {
-    auto s = std::make_unique<FlakyRollupStore>(std::move(base));
-    flaky = s.get();
-    return s;
-  });
   Options o;
   o.store_url = "memory://";
   o.clock = &clock_;
   o.checkpoint_interval = absl::Hours(1);  // only Flush() checkpoints
   o.checkpoint_events = 1 << 30;
-  auto opened = Engine::Open(o);
-  SetStoreWrapperForTest(nullptr);
+  auto opened = OpenWrapped(o, &flaky);
   ASSERT_TRUE(opened.ok()) << opened.status();
   std::unique_ptr<Engine> engine = *std::move(opened);
   ASSERT_NE(flaky, nullptr);
