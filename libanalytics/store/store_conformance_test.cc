@@ -2917,7 +2917,7 @@ TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
 }
 
 // The WAL stays bounded while events keep coming (checkpoints keep up with
-// large appends; SQLite's automatic checkpoint runs in the committing call).
+// large appends: a background thread's, and the writer's own past 16 MB).
 TEST(SqliteStoreTest, WalStaysBoundedUnderSustainedAppends) {
   TempDir dir;
   const std::string path = dir.path() + "/wal.db";
@@ -2940,6 +2940,43 @@ TEST(SqliteStoreTest, WalStaysBoundedUnderSustainedAppends) {
   const uintmax_t db = std::filesystem::file_size(path);
   EXPECT_GT(db, 50u << 20) << "checkpoints copied little into the database";
   EXPECT_LT(max_wal, 64u << 20) << "the WAL grew without checkpoints";
+}
+
+// Below the writer's own threshold (4,000 WAL pages) the background thread
+// copies the WAL into the database: ~6 MB of appends reach the database file
+// without another append or a close.
+TEST(SqliteStoreTest, BackgroundThreadCheckpointsTheWal) {
+  TempDir dir;
+  const std::string path = dir.path() + "/bg.db";
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  int64_t site = (*s)->AddSite(MakeSite("a.com", "a"))->id;
+  std::vector<Event> batch;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 1000; ++i) {
+    // Random paths: blocks that do not compress to nothing.
+    std::string page(150, 'p');
+    for (char& c : page) c = static_cast<char>('a' + rng() % 26);
+    batch.push_back(MakeEvent(site, i, i, page));
+  }
+  const uintmax_t before = std::filesystem::file_size(path);
+  std::error_code ec;
+  for (int round = 0;
+       round < 200 &&
+       std::filesystem::file_size(path + "-wal", ec) < (uintmax_t{1200} << 12);
+       ++round) {
+    ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(batch)).ok());
+  }
+  const uintmax_t wal = std::filesystem::file_size(path + "-wal", ec);
+  ASSERT_GE(wal, uintmax_t{1200} << 12);
+  ASSERT_LT(wal, uintmax_t{3900} << 12);  // below the writer's threshold
+  uintmax_t db = 0;
+  for (int i = 0; i < 300 && db < before + (uintmax_t{2} << 20); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    db = std::filesystem::file_size(path);
+  }
+  EXPECT_GE(db, before + (uintmax_t{2} << 20))
+      << "the WAL was not checkpointed in the background";
 }
 
 TEST(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
