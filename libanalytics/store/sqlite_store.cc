@@ -10,7 +10,6 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <cstdio>
@@ -847,7 +846,6 @@ class WalCheckpointer {
     }
     thread_.join();
   }
-  int64_t checkpoints() const { return done_.load(); }
 
  private:
   explicit WalCheckpointer(std::unique_ptr<Conn> conn)
@@ -881,10 +879,19 @@ class WalCheckpointer {
       const int rc = sqlite3_wal_checkpoint_v2(
           conn_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        fprintf(stderr, "store: sqlite: WAL checkpoint failed: %s\n",
-                sqlite3_errmsg(conn_->db()));
+        // At most one line a minute (a full disk fails every attempt).
+        ++failures_;
+        const absl::Time now = absl::Now();
+        if (now - last_report_ >= absl::Minutes(1)) {
+          fprintf(stderr,
+                  "store: sqlite: WAL checkpoint failed (%lld times since the "
+                  "last report): %s\n",
+                  static_cast<long long>(failures_),
+                  sqlite3_errmsg(conn_->db()));
+          failures_ = 0;
+          last_report_ = now;
+        }
       }
-      done_.fetch_add(1);
       // At most ~500 checkpoints a second while the WAL stays long (a
       // reader's snapshot can keep a checkpoint from finishing).
       absl::SleepFor(absl::Milliseconds(2));
@@ -894,7 +901,8 @@ class WalCheckpointer {
   absl::Mutex mu_;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::atomic<int64_t> done_{0};
+  int64_t failures_ = 0;  // the thread's own
+  absl::Time last_report_ = absl::InfinitePast();
   std::unique_ptr<Conn> conn_;
   std::thread thread_;
 };
