@@ -2,14 +2,19 @@
 // (always), "redis" and "postgres" (against the throwaway servers that
 // tests/services/redis.sh and postgres.sh start; see CMakeLists.txt). A remote
 // backend whose URL variable is missing fails, never skips.
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -579,8 +584,22 @@ TEST_F(RedisCoordinatorTest, UnavailableWhileDownAndRecoversWhenBack) {
   char dir_template[] = "/tmp/coord-redis-XXXXXX";
   ASSERT_NE(mkdtemp(dir_template), nullptr);
   std::string dir = dir_template;
-  int port =
-      20000 + static_cast<int>(absl::Uniform<uint32_t>(absl::BitGen()) % 20000);
+  // A port the kernel just handed out as free (a random one could be in use,
+  // e.g. as a client's ephemeral port: this test failed so once).
+  int port = 0;
+  {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      port = ntohs(a.sin_port);
+    }
+    close(fd);
+  }
+  ASSERT_GT(port, 0) << "no free loopback port";
   auto start = [&] {
     std::string cmd = absl::StrCat(
         "redis-server --bind 127.0.0.1 --port ", port,
@@ -608,7 +627,13 @@ TEST_F(RedisCoordinatorTest, UnavailableWhileDownAndRecoversWhenBack) {
     }
     std::remove((dir + "/redis.pid").c_str());
   };
-  ASSERT_TRUE(start()) << "redis-server did not start on port " << port;
+  auto log = [&] {
+    std::ifstream f(dir + "/redis.log");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  ASSERT_TRUE(start()) << "redis-server did not start on port " << port
+                       << "; its log:\n"
+                       << log();
   // A password is needed, and never echoed.
   auto denied = OpenCoordinator(absl::StrCat("redis://127.0.0.1:", port));
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied)
@@ -633,7 +658,9 @@ TEST_F(RedisCoordinatorTest, UnavailableWhileDownAndRecoversWhenBack) {
   EXPECT_TRUE(absl::StrContains(load.status().message(), "redis"))
       << load.status();
 
-  ASSERT_TRUE(start()) << "redis-server did not restart on port " << port;
+  ASSERT_TRUE(start()) << "redis-server did not restart on port " << port
+                       << "; its log:\n"
+                       << log();
   EXPECT_TRUE((*c)->Ping().ok());
   // A new server has an empty script cache: EVALSHA reloads the scripts.
   got = (*c)->TryLease("x", "w2", absl::Minutes(1));
