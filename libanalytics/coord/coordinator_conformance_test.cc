@@ -2,13 +2,9 @@
 // (always), "redis" and "postgres" (against the throwaway servers that
 // tests/services/redis.sh and postgres.sh start; see CMakeLists.txt). A remote
 // backend whose URL variable is missing fails, never skips.
-#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -29,6 +25,7 @@
 #include "analytics/coordinator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libanalytics/core/net_testing.h"
 
 namespace analytics {
 namespace {
@@ -584,21 +581,7 @@ TEST_F(RedisCoordinatorTest, UnavailableWhileDownAndRecoversWhenBack) {
   char dir_template[] = "/tmp/coord-redis-XXXXXX";
   ASSERT_NE(mkdtemp(dir_template), nullptr);
   std::string dir = dir_template;
-  // A port the kernel just handed out as free (a random one could be in use,
-  // e.g. as a client's ephemeral port: this test failed so once).
-  int port = 0;
-  {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    close(fd);
-  }
+  const int port = FreeLoopbackPort();
   ASSERT_GT(port, 0) << "no free loopback port";
   auto start = [&] {
     std::string cmd = absl::StrCat(

@@ -308,6 +308,19 @@ void ColumnBlob(sqlite3_stmt* s, int i, std::string* out) {
   }
 }
 
+// A rollup cell's metrics and sketch from columns first.. (pageviews,
+// events, visits, bounces, duration_ms, session_pageviews, visitors), the
+// order of `rollups`.
+void ColumnRollupCell(sqlite3_stmt* s, int first, RollupRow* r) {
+  r->m.pageviews = sqlite3_column_int64(s, first);
+  r->m.events = sqlite3_column_int64(s, first + 1);
+  r->m.visits = sqlite3_column_int64(s, first + 2);
+  r->m.bounces = sqlite3_column_int64(s, first + 3);
+  r->m.duration_ms = sqlite3_column_int64(s, first + 4);
+  r->m.session_pageviews = sqlite3_column_int64(s, first + 5);
+  ColumnBlob(s, first + 6, &r->visitors);
+}
+
 // Resets a statement when leaving a scope, so that no statement keeps a read
 // transaction open or refers to bound buffers that went away.
 class ResetOnExit {
@@ -737,13 +750,7 @@ absl::Status ConvertHourRollups(Conn* w) {
       }
       ColumnString(*s, 2, &r.dim);
       ColumnString(*s, 3, &r.value);
-      r.m.pageviews = sqlite3_column_int64(*s, 4);
-      r.m.events = sqlite3_column_int64(*s, 5);
-      r.m.visits = sqlite3_column_int64(*s, 6);
-      r.m.bounces = sqlite3_column_int64(*s, 7);
-      r.m.duration_ms = sqlite3_column_int64(*s, 8);
-      r.m.session_pageviews = sqlite3_column_int64(*s, 9);
-      r.visitors = ColumnBlob(*s, 10);
+      ColumnRollupCell(*s, 4, &r);
       cells.push_back(std::move(r));
     }
   }
@@ -1562,13 +1569,7 @@ class SqliteStore : public Store {
       ColumnString(*s, 0, &row.dim);
       row.bucket = sqlite3_column_int64(*s, 1);
       ColumnString(*s, 2, &row.value);
-      row.m.pageviews = sqlite3_column_int64(*s, 3);
-      row.m.events = sqlite3_column_int64(*s, 4);
-      row.m.visits = sqlite3_column_int64(*s, 5);
-      row.m.bounces = sqlite3_column_int64(*s, 6);
-      row.m.duration_ms = sqlite3_column_int64(*s, 7);
-      row.m.session_pageviews = sqlite3_column_int64(*s, 8);
-      ColumnBlob(*s, 9, &row.visitors);
+      ColumnRollupCell(*s, 3, &row);
       fn(row);
     }
   }

@@ -1,14 +1,11 @@
 // Conformance tests of the Store contract (store.h), run against every
 // backend; plus SQLite-only tests (reopen, schema version and migration, URL
 // registry).
-#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -36,6 +33,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libanalytics/core/event_testing.h"
+#include "libanalytics/core/net_testing.h"
 #include "libanalytics/sketch/hll.h"
 #include "libanalytics/store/memory_store.h"
 #include "libanalytics/store/postgres_store.h"
@@ -1688,18 +1686,7 @@ TEST_F(RedisStoreTest, FailedBatchWritesNothing) {
 // test can kill -9 and start again on the same port and data directory.
 class OwnRedis {
  public:
-  OwnRedis() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port_ = ntohs(a.sin_port);
-    }
-    close(fd);
-  }
+  OwnRedis() : port_(FreeLoopbackPort()) {}
   ~OwnRedis() { Kill9(); }
   std::string url() const {
     return absl::StrCat("redis://127.0.0.1:", port_, "/0");
@@ -1744,7 +1731,7 @@ class OwnRedis {
 
  private:
   TempDir dir_;
-  int port_ = 0;
+  const int port_;
 };
 
 TEST_F(RedisStoreTest, UnavailableWhileRedisIsDownThenRecoversWithData) {
