@@ -16,7 +16,7 @@ PACKAGES=(
   libmaxminddb-dev libgtest-dev libgmock-dev libbenchmark-dev libpq-dev
   libhiredis-dev libcurl4-openssl-dev pybind11-dev tzdata clang-format
   python3 curl nodejs npm chromium wrk nginx redis-server postgresql
-  zlib1g-dev goaccess haproxy caddy openssl python3-yaml systemd
+  zlib1g-dev liblz4-dev goaccess haproxy caddy openssl python3-yaml systemd
   python3-dev python3-pybind11 python3-setuptools python3-pip python3-wheel
   python3-venv python3-pytest python3-matplotlib python3-aiosmtpd
   clang-14 libclang-rt-14-dev

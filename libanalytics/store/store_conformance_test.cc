@@ -3,6 +3,7 @@
 // registry).
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
+#include <lz4.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -2833,6 +2834,125 @@ TEST(SqliteStoreTest, HourRollupRowsOfVersion4MoveIntoBlocks) {
   EXPECT_EQ(got[0].visitors, merged.Serialize());
 }
 
+// Hour blocks are stored LZ4-compressed; blocks an older build wrote
+// uncompressed still read and merge (and are compressed when rewritten); a
+// damaged compressed block is DataLoss, not a crash.
+TEST(SqliteStoreTest, HourBlocksAreCompressedAndOldOnesStillRead) {
+  TempDir dir;
+  const std::string path = dir.path() + "/hours.db";
+  const int64_t bucket = 3600 * 100;
+  const std::vector<std::string> dims = {"", "event:page", "visit:browser"};
+  std::vector<RollupRow> rows;
+  for (int i = 0; i < 300; ++i) {
+    RollupRow r;
+    r.site_id = 1;
+    r.level = RollupLevel::kHour;
+    r.bucket = bucket;
+    r.dim = dims[i % 3];
+    r.value = i % 3 == 0 ? "" : absl::StrCat("v", i);
+    if (i % 3 == 0 && i > 0) continue;  // one totals cell
+    r.m = {i, i + 1, 1, i % 2, 1000 * i, 1};
+    HyperLogLog h;
+    for (int k = 0; k < 40; ++k) h.Add(static_cast<uint64_t>(k * 7919 + i % 5));
+    r.visitors = h.Serialize();
+    rows.push_back(std::move(r));
+  }
+  auto scan = [&](Store& s) {
+    std::vector<RollupRow> got;
+    absl::Status st =
+        s.ScanRollups(1, RollupLevel::kHour, bucket, bucket + 1, dims,
+                      [&](const RollupRow& r) { got.push_back(r); });
+    EXPECT_TRUE(st.ok()) << st;
+    return got;
+  };
+  std::vector<RollupRow> want;
+  {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_EQ((*s)->AddSite(MakeSite("a.com", "a"))->id, 1);
+    ASSERT_TRUE((*s)->ApplyRollups(rows, 0, 1).ok());
+    want = scan(**s);
+    ASSERT_EQ(want.size(), rows.size());
+  }
+  // The stored block: marker 0xF4, the rollup block's size, LZ4 bytes.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  auto read_data = [&]() {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT data FROM rollup_hours", -1, &st,
+                                 nullptr),
+              SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+    std::string data(static_cast<const char*>(sqlite3_column_blob(st, 0)),
+                     static_cast<size_t>(sqlite3_column_bytes(st, 0)));
+    sqlite3_finalize(st);
+    return data;
+  };
+  const std::string stored = read_data();
+  ASSERT_GT(stored.size(), 3u);
+  ASSERT_EQ(static_cast<uint8_t>(stored[0]), 0xF4);
+  size_t pos = 1;
+  uint64_t raw_size = 0;
+  for (int shift = 0;; shift += 7) {
+    const uint8_t b = static_cast<uint8_t>(stored[pos++]);
+    raw_size |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+  }
+  std::string block(raw_size, '\0');
+  ASSERT_EQ(LZ4_decompress_safe(stored.data() + pos, block.data(),
+                                static_cast<int>(stored.size() - pos),
+                                static_cast<int>(raw_size)),
+            static_cast<int>(raw_size));
+  EXPECT_LT(stored.size(), block.size() * 2 / 3)  // the hashes repeat
+      << stored.size() << " of " << block.size();
+  // Put it back uncompressed, as an older build wrote it.
+  auto write_data = [&](const std::string& data) {
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE rollup_hours SET data = ?1", -1,
+                                 &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_blob(st, 1, data.data(), static_cast<int>(data.size()),
+                      SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+  };
+  write_data(block);
+  {
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    std::vector<RollupRow> got = scan(**s);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].value, want[i].value);
+      EXPECT_EQ(got[i].m, want[i].m);
+      EXPECT_EQ(got[i].visitors, want[i].visitors);
+    }
+    // A delta merges into the uncompressed block, which is then rewritten
+    // compressed.
+    RollupRow d = rows[1];
+    d.m = {1, 1, 1, 1, 1, 1};
+    ASSERT_TRUE((*s)->ApplyRollups({d}, 0, 2).ok());
+    got = scan(**s);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      RollupMetrics m = want[i].m;
+      if (got[i].dim == d.dim && got[i].value == d.value) m += d.m;
+      EXPECT_EQ(got[i].m, m) << i;
+    }
+  }
+  EXPECT_EQ(static_cast<uint8_t>(read_data()[0]), 0xF4);
+  // Damaged: the compressed bytes cut short.
+  write_data(stored.substr(0, stored.size() - 5));
+  sqlite3_close(db);
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::Status st = (*s)->ScanRollups(1, RollupLevel::kHour, bucket, bucket + 1,
+                                      dims, [](const RollupRow&) {});
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+  EXPECT_EQ((*s)->ApplyRollups({rows[1]}, 0, 3).code(),
+            absl::StatusCode::kDataLoss);
+}
+
 // A database of schema version 3 (events as rows): its rows move into blocks
 // with every field, for several sites and workers, and the table goes away.
 TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
@@ -2923,12 +3043,18 @@ TEST(SqliteStoreTest, WalStaysBoundedUnderSustainedAppends) {
   ASSERT_TRUE(s.ok()) << s.status();
   int64_t site = (*s)->AddSite(MakeSite("a.com", "a"))->id;
   std::vector<Event> batch;
+  std::mt19937_64 rng(3);
+  auto random = [&rng](size_t n) {  // blocks do not compress to nothing
+    std::string s(n, 'x');
+    for (char& c : s) c = static_cast<char>('a' + rng() % 26);
+    return s;
+  };
   for (int i = 0; i < 1000; ++i) {
-    Event e = MakeEvent(site, i, i, std::string(150, 'p'));
-    e.visit.referrer = std::string(100, 'r');
+    Event e = MakeEvent(site, i, i, random(150));
+    e.visit.referrer = random(100);
     batch.push_back(std::move(e));
   }
-  // ~200 MB of event blocks.
+  // ~150 MB of event blocks.
   uintmax_t max_wal = 0;
   for (int round = 0; round < 500; ++round) {
     ASSERT_TRUE((*s)->AppendEvents(absl::MakeSpan(batch)).ok());

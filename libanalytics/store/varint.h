@@ -11,14 +11,27 @@
 namespace analytics::codec {
 
 inline void PutVar(std::string* out, uint64_t v) {
+  if (v < 0x80) {  // most values: one byte
+    out->push_back(static_cast<char>(v));
+    return;
+  }
+  char buf[10];
+  size_t n = 0;
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  buf[n++] = static_cast<char>(v);
+  out->append(buf, n);
 }
 inline void PutSigned(std::string* out, int64_t v) {
   PutVar(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+// 8 bytes, little-endian: for hashes, whose varints would take 9-10 bytes.
+inline void PutFixed64(std::string* out, uint64_t v) {
+  char buf[8];
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>(v >> (8 * i));
+  out->append(buf, 8);
 }
 inline void PutStr(std::string* out, std::string_view s) {
   PutVar(out, s.size());
@@ -29,6 +42,7 @@ inline void PutStr(std::string* out, std::string_view s) {
 // (and reads nothing more) at the end of the input or on a malformed value.
 class Reader {
  public:
+  Reader() = default;
   explicit Reader(std::string_view in) : in_(in) {}
   bool Var(uint64_t* v) {
     *v = 0;
@@ -67,10 +81,26 @@ class Reader {
     pos_ += n;
     return true;
   }
+  bool Fixed64(uint64_t* v) {
+    if (in_.size() - pos_ < 8) return false;
+    *v = 0;
+    for (int i = 0; i < 8; ++i) {
+      *v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[pos_ + i]))
+            << (8 * i);
+    }
+    pos_ += 8;
+    return true;
+  }
   bool Byte(uint8_t* b) {
     if (pos_ >= in_.size()) return false;
     *b = static_cast<uint8_t>(in_[pos_++]);
     return true;
+  }
+  // The unread bytes, which count as read from then on.
+  std::string_view Rest() {
+    std::string_view rest = in_.substr(pos_);
+    pos_ = in_.size();
+    return rest;
   }
   bool done() const { return pos_ == in_.size(); }
 
