@@ -792,10 +792,50 @@ absl::Status ValidateEventInputImpl(const EventInput& in, bool ascii) {
   return absl::OkStatus();
 }
 
+// True when every byte of `s` is below 0x80. SSE2 ORs 16 bytes a step and
+// tests the top bits once, instead of ValidUtf8's 8-byte steps with a branch
+// each.
+bool AllAscii(std::string_view s) {
+  const char* p = s.data();
+  const char* end = p + s.size();
+#if defined(__SSE2__)
+  if (end - p >= 16) {
+    __m128i acc = _mm_setzero_si128();
+    for (; end - p >= 16; p += 16) {
+      acc = _mm_or_si128(acc,
+                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    }
+    // The last (overlapping) 16 bytes cover the tail.
+    acc = _mm_or_si128(
+        acc, _mm_loadu_si128(reinterpret_cast<const __m128i*>(end - 16)));
+    return _mm_movemask_epi8(acc) == 0;
+  }
+#endif
+  unsigned char acc = 0;
+  for (; p < end; ++p) acc |= static_cast<unsigned char>(*p);
+  return acc < 0x80;
+}
+
+// Whether every string of `in` is ASCII (ValidateEventInputImpl's `ascii`).
+bool EventInputIsAscii(const EventInput& in) {
+  if (!AllAscii(in.site) || !AllAscii(in.name) || !AllAscii(in.url) ||
+      !AllAscii(in.referrer) || !AllAscii(in.ip) || !AllAscii(in.user_agent) ||
+      !AllAscii(in.locale) || !AllAscii(in.timezone) ||
+      !AllAscii(in.country_hint)) {
+    return false;
+  }
+  for (const auto& [key, value] : in.props) {
+    if (!AllAscii(key) || !AllAscii(value)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status ValidateEventInput(const EventInput& in) {
-  return ValidateEventInputImpl(in, /*ascii=*/false);
+  // Most events are all ASCII (log imports nearly always): one cheap scan
+  // then spares the per-field UTF-8 validation.
+  return ValidateEventInputImpl(in, EventInputIsAscii(in));
 }
 
 absl::Status ParseEventJson(std::string_view json, EventInput* out) {
