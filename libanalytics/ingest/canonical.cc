@@ -797,9 +797,10 @@ absl::Status ValidateEventInputImpl(const EventInput& in, bool ascii) {
 // each.
 bool AllAscii(std::string_view s) {
   const char* p = s.data();
-  const char* end = p + s.size();
+  const size_t n = s.size();
 #if defined(__SSE2__)
-  if (end - p >= 16) {
+  if (n >= 16) {
+    const char* end = p + n;
     __m128i acc = _mm_setzero_si128();
     for (; end - p >= 16; p += 16) {
       acc = _mm_or_si128(acc,
@@ -811,9 +812,24 @@ bool AllAscii(std::string_view s) {
     return _mm_movemask_epi8(acc) == 0;
   }
 #endif
-  unsigned char acc = 0;
-  for (; p < end; ++p) acc |= static_cast<unsigned char>(*p);
-  return acc < 0x80;
+  // Short strings: two overlapping loads (or three bytes) cover them.
+  uint64_t acc = 0;
+  if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+    acc = a | b;
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    acc = a | b;
+  } else if (n > 0) {
+    acc = static_cast<unsigned char>(p[0]) |
+          static_cast<unsigned char>(p[n / 2]) |
+          static_cast<unsigned char>(p[n - 1]);
+  }
+  return (acc & 0x8080808080808080ULL) == 0;
 }
 
 // Whether every string of `in` is ASCII (ValidateEventInputImpl's `ascii`).

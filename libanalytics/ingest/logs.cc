@@ -191,11 +191,21 @@ const char* FindQuoteOrBackslash(const char* p, const char* end) {
 #if defined(__SSE2__)
   const __m128i quote = _mm_set1_epi8('"');
   const __m128i backslash = _mm_set1_epi8('\\');
-  for (; end - p >= 16; p += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const int mask = _mm_movemask_epi8(
-        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+  auto matches = [&](const char* at) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    return static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash))));
+  };
+  if (end - p >= 16) {
+    for (; end - p >= 16; p += 16) {
+      if (const unsigned m = matches(p); m != 0) {
+        return p + __builtin_ctz(m);
+      }
+    }
+    if (p == end) return end;
+    // The rest: the last 16 bytes, less those already scanned.
+    const unsigned m = matches(end - 16) >> (16 - (end - p));
+    return m != 0 ? p + __builtin_ctz(m) : end;
   }
 #endif
   for (; p < end; ++p) {
@@ -306,7 +316,8 @@ bool ParseClf(std::string_view line, bool combined, LogRecord* out,
     std::string_view rest = request.substr(s1 + 1);
     const size_t s2 = rest.rfind(' ');
     if (s2 != std::string_view::npos && rest.size() - s2 - 1 >= 5 &&
-        std::memcmp(rest.data() + s2 + 1, "HTTP/", 5) == 0) {
+        rest[s2 + 1] == 'H' && rest[s2 + 2] == 'T' && rest[s2 + 3] == 'T' &&
+        rest[s2 + 4] == 'P' && rest[s2 + 5] == '/') {
       rest = rest.substr(0, s2);
     }
     out->target = rest;
