@@ -56,9 +56,7 @@ bool InsertSeen(T& seen, uint64_t h) {
     return seen.Insert(h);
   }
 }
-}  // namespace
 
-namespace {
 // memcpy for the short strings of a visit (most under 16 bytes, many empty),
 // inline: two overlapping fixed-size moves instead of a libc call each.
 inline void CopyShort(char* dst, const char* src, size_t n) {
