@@ -792,10 +792,66 @@ absl::Status ValidateEventInputImpl(const EventInput& in, bool ascii) {
   return absl::OkStatus();
 }
 
+// True when every byte of `s` is below 0x80. SSE2 ORs 16 bytes a step and
+// tests the top bits once, instead of ValidUtf8's 8-byte steps with a branch
+// each.
+bool AllAscii(std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    const char* end = p + n;
+    __m128i acc = _mm_setzero_si128();
+    for (; end - p >= 16; p += 16) {
+      acc = _mm_or_si128(acc,
+                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    }
+    // The last (overlapping) 16 bytes cover the tail.
+    acc = _mm_or_si128(
+        acc, _mm_loadu_si128(reinterpret_cast<const __m128i*>(end - 16)));
+    return _mm_movemask_epi8(acc) == 0;
+  }
+#endif
+  // Short strings: two overlapping loads (or three bytes) cover them.
+  uint64_t acc = 0;
+  if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+    acc = a | b;
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    acc = a | b;
+  } else if (n > 0) {
+    acc = static_cast<unsigned char>(p[0]) |
+          static_cast<unsigned char>(p[n / 2]) |
+          static_cast<unsigned char>(p[n - 1]);
+  }
+  return (acc & 0x8080808080808080ULL) == 0;
+}
+
+// Whether every string of `in` is ASCII (ValidateEventInputImpl's `ascii`).
+bool EventInputIsAscii(const EventInput& in) {
+  if (!AllAscii(in.site) || !AllAscii(in.name) || !AllAscii(in.url) ||
+      !AllAscii(in.referrer) || !AllAscii(in.ip) || !AllAscii(in.user_agent) ||
+      !AllAscii(in.locale) || !AllAscii(in.timezone) ||
+      !AllAscii(in.country_hint)) {
+    return false;
+  }
+  for (const auto& [key, value] : in.props) {
+    if (!AllAscii(key) || !AllAscii(value)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status ValidateEventInput(const EventInput& in) {
-  return ValidateEventInputImpl(in, /*ascii=*/false);
+  // Most events are all ASCII (log imports nearly always): one cheap scan
+  // then spares the per-field UTF-8 validation.
+  return ValidateEventInputImpl(in, EventInputIsAscii(in));
 }
 
 absl::Status ParseEventJson(std::string_view json, EventInput* out) {

@@ -452,6 +452,59 @@ TEST(CanonicalTest, ValidateDirectly) {
   ExpectError(ValidateEventInput(in), "name: empty");
 }
 
+// ValidateEventInput skips the per-field UTF-8 checks when one scan finds
+// every string ASCII: a non-ASCII byte anywhere (the scan's 16-byte steps,
+// its overlapping last step, short strings) must still be validated, and
+// counted as part of a character in the name's length limit.
+TEST(CanonicalTest, NonAsciiByteAnywhereIsValidated) {
+  using Setter = std::string* (*)(EventInput*);
+  struct Field {
+    const char* name;
+    Setter get;
+  };
+  const Field fields[] = {
+      {"site", [](EventInput* in) { return &in->site; }},
+      {"name", [](EventInput* in) { return &in->name; }},
+      {"url", [](EventInput* in) { return &in->url; }},
+      {"referrer", [](EventInput* in) { return &in->referrer; }},
+      {"ip", [](EventInput* in) { return &in->ip; }},
+      {"user_agent", [](EventInput* in) { return &in->user_agent; }},
+      {"locale", [](EventInput* in) { return &in->locale; }},
+      {"timezone", [](EventInput* in) { return &in->timezone; }},
+      {"country_hint", [](EventInput* in) { return &in->country_hint; }},
+      {"props.k", [](EventInput* in) { return &in->props[0].second; }},
+      {"props", [](EventInput* in) { return &in->props[0].first; }},
+  };
+  for (const Field& f : fields) {
+    for (size_t len = 1; len <= 40; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        SCOPED_TRACE(absl::StrCat(f.name, " len ", len, " at ", at));
+        EventInput in = Valid();
+        in.props.emplace_back("k", "v");
+        std::string* s = f.get(&in);
+        // Invalid: a lone continuation byte.
+        s->assign(len, 'a');
+        (*s)[at] = '\x80';
+        ExpectError(ValidateEventInput(in),
+                    std::string_view(f.name) == "props"
+                        ? "props: key is not valid UTF-8"
+                        : absl::StrCat(f.name, ": invalid UTF-8"));
+        // Valid: a two-byte character.
+        s->assign(len + 1, 'a');
+        (*s)[at] = '\xC3';
+        (*s)[at + 1] = '\xA9';
+        EXPECT_TRUE(ValidateEventInput(in).ok());
+      }
+    }
+  }
+  // The name limit counts characters: 118 + 2 two-byte ones are 120.
+  EventInput in = Valid();
+  in.name = std::string(118, 'n') + "\xC3\xA9\xC3\xA9";
+  EXPECT_TRUE(ValidateEventInput(in).ok());
+  in.name += "n";
+  ExpectError(ValidateEventInput(in), "name: longer than 120 characters");
+}
+
 TEST(CanonicalTest, LongPropKeyMessageIsTruncatedOnCharBoundary) {
   std::string key;
   for (int i = 0; i < 110; ++i) key += "\xC3\xA9";  // 220 bytes

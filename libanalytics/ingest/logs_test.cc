@@ -3,9 +3,11 @@
 #include <zlib.h>
 
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -274,6 +276,405 @@ TEST(LogsTest, Filters) {
   EXPECT_EQ(ParseStatusRange("200"), std::make_pair(200, 200));
   EXPECT_FALSE(ParseStatusRange("399-200"));
   EXPECT_FALSE(ParseStatusRange("2xx"));
+}
+
+// ------------------------------------------------ differential references ---
+// The parser and asset filter as they were before their speed-ups (SSE2
+// quote scan, one-pass extension lookup): the simple code the fast code must
+// agree with on every input.
+namespace reference {
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+
+int Digits2(const char* p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+bool AllDigits(std::string_view s) {
+  for (char c : s) {
+    if (!IsDigit(c)) return false;
+  }
+  return !s.empty();
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+int MonthFromAbbrev(const char* p) {
+  const char a = Lower(p[0]), b = Lower(p[1]), c = Lower(p[2]);
+  switch (a) {
+    case 'j':
+      if (b == 'a' && c == 'n') return 1;
+      if (b == 'u' && c == 'n') return 6;
+      if (b == 'u' && c == 'l') return 7;
+      return 0;
+    case 'f':
+      return b == 'e' && c == 'b' ? 2 : 0;
+    case 'm':
+      if (b == 'a' && c == 'r') return 3;
+      if (b == 'a' && c == 'y') return 5;
+      return 0;
+    case 'a':
+      if (b == 'p' && c == 'r') return 4;
+      if (b == 'u' && c == 'g') return 8;
+      return 0;
+    case 's':
+      return b == 'e' && c == 'p' ? 9 : 0;
+    case 'o':
+      return b == 'c' && c == 't' ? 10 : 0;
+    case 'n':
+      return b == 'o' && c == 'v' ? 11 : 0;
+    case 'd':
+      return b == 'e' && c == 'c' ? 12 : 0;
+  }
+  return 0;
+}
+
+// "10/Oct/2000:13:55:36 -0700" (exactly 26 characters).
+bool ParseClfTime(std::string_view s, absl::Time* out) {
+  if (s.size() != 26) return false;
+  const char* p = s.data();
+  if (p[2] != '/' || p[6] != '/' || p[11] != ':' || p[14] != ':' ||
+      p[17] != ':' || p[20] != ' ' || (p[21] != '+' && p[21] != '-')) {
+    return false;
+  }
+  static constexpr int kDigitAt[] = {0,  1,  7,  8,  9,  10, 12, 13,
+                                     15, 16, 18, 19, 22, 23, 24, 25};
+  for (int i : kDigitAt) {
+    if (!IsDigit(p[i])) return false;
+  }
+  const int day = Digits2(p);
+  const int month = MonthFromAbbrev(p + 3);
+  const int year = Digits2(p + 7) * 100 + Digits2(p + 9);
+  const int hour = Digits2(p + 12), minute = Digits2(p + 15),
+            second = Digits2(p + 18);
+  const int off_h = Digits2(p + 22), off_m = Digits2(p + 24);
+  if (month == 0 || day < 1 || hour > 23 || minute > 59 || second > 60 ||
+      off_h > 23 || off_m > 59) {
+    return false;
+  }
+  static constexpr int kMonthDays[] = {31, 29, 31, 30, 31, 30,
+                                       31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day > kMonthDays[month - 1] || (month == 2 && day == 29 && !leap)) {
+    return false;
+  }
+  int64_t secs = DaysFromCivil(year, month, day) * 86400 + hour * 3600 +
+                 minute * 60 + second;
+  const int64_t off = off_h * 3600 + off_m * 60;
+  secs += p[21] == '+' ? -off : off;
+  *out = absl::FromUnixSeconds(secs);
+  return true;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = Lower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// Appends `raw` to *scratch with Apache (\" \\) and nginx (\xHH) escapes
+// undone; \xHH of non-ASCII bytes stay as written (keeps the text valid
+// UTF-8). Returns a view of the appended text. *scratch has enough capacity
+// reserved by the caller, so earlier views stay valid.
+std::string_view Unescape(std::string_view raw, std::string* scratch) {
+  const size_t start = scratch->size();
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c == '\\' && i + 1 < raw.size()) {
+      const char n = raw[i + 1];
+      if (n == '"' || n == '\\') {
+        scratch->push_back(n);
+        ++i;
+        continue;
+      }
+      if (n == 'x' && i + 3 < raw.size()) {
+        const int hi = HexValue(raw[i + 2]), lo = HexValue(raw[i + 3]);
+        if (hi >= 0 && lo >= 0 && hi < 8) {
+          scratch->push_back(static_cast<char>(hi * 16 + lo));
+          i += 3;
+          continue;
+        }
+      }
+    }
+    scratch->push_back(c);
+  }
+  return std::string_view(scratch->data() + start, scratch->size() - start);
+}
+
+// Reads a quoted field starting at line[*pos] == '"'. Sets *pos past the
+// closing quote. A quote preceded by an odd number of backslashes is escaped.
+bool Quoted(std::string_view line, size_t* pos, std::string_view* raw,
+            bool* escaped) {
+  if (*pos >= line.size() || line[*pos] != '"') return false;
+  const size_t open = *pos + 1;
+  size_t i = open;
+  *escaped = false;
+  while (true) {
+    const void* q = std::memchr(line.data() + i, '"', line.size() - i);
+    if (q == nullptr) return false;
+    const size_t at = static_cast<const char*>(q) - line.data();
+    size_t bs = 0;
+    while (at - bs > open && line[at - bs - 1] == '\\') ++bs;
+    if (bs % 2 == 0) {
+      *raw = line.substr(open, at - open);
+      *pos = at + 1;
+      if (!*escaped) {
+        *escaped = std::memchr(raw->data(), '\\', raw->size()) != nullptr;
+      }
+      return true;
+    }
+    *escaped = true;
+    i = at + 1;
+  }
+}
+
+std::string_view Field(std::string_view raw, bool escaped,
+                       std::string* scratch) {
+  if (raw == "-") return {};
+  return escaped ? Unescape(raw, scratch) : raw;
+}
+
+bool Fail(std::string_view* error, std::string_view why) {
+  if (error != nullptr) *error = why;
+  return false;
+}
+
+// Apache/nginx common and combined:
+//   %h %l %u [%t] "%r" %>s %b ["%{Referer}i" "%{User-Agent}i" …]
+bool RefParseClf(std::string_view line, bool combined, LogRecord* out,
+                 std::string* scratch, std::string_view* error) {
+  scratch->clear();
+  scratch->reserve(line.size());
+  const size_t sp = line.find(' ');
+  if (sp == 0 || sp == std::string_view::npos) {
+    return Fail(error, "no client address");
+  }
+  out->ip = line.substr(0, sp);
+  if (out->ip.size() > 2 && out->ip.front() == '[' && out->ip.back() == ']') {
+    out->ip = out->ip.substr(1, out->ip.size() - 2);
+  }
+  // %l and %u (which may hold spaces) up to " [".
+  const size_t lb = line.find(" [", sp);
+  if (lb == std::string_view::npos) return Fail(error, "no [time]");
+  const size_t t0 = lb + 2;
+  if (t0 + 27 > line.size() || line[t0 + 26] != ']') {
+    return Fail(error, "bad time");
+  }
+  if (!ParseClfTime(line.substr(t0, 26), &out->ts)) {
+    return Fail(error, "bad time");
+  }
+  size_t pos = t0 + 27;
+  if (pos + 1 >= line.size() || line[pos] != ' ') {
+    return Fail(error, "truncated after time");
+  }
+  ++pos;
+  std::string_view request;
+  bool escaped;
+  if (!Quoted(line, &pos, &request, &escaped)) {
+    return Fail(error, "bad request field");
+  }
+  if (escaped) request = Unescape(request, scratch);
+  out->method = {};
+  out->target = {};
+  if (const size_t s1 = request.find(' '); s1 != std::string_view::npos) {
+    out->method = request.substr(0, s1);
+    std::string_view rest = request.substr(s1 + 1);
+    const size_t s2 = rest.rfind(' ');
+    if (s2 != std::string_view::npos &&
+        rest.substr(s2 + 1).starts_with("HTTP/")) {
+      rest = rest.substr(0, s2);
+    }
+    out->target = rest;
+  }
+  // Status and size.
+  if (pos + 4 > line.size() || line[pos] != ' ' || !IsDigit(line[pos + 1]) ||
+      !IsDigit(line[pos + 2]) || !IsDigit(line[pos + 3])) {
+    return Fail(error, "bad status");
+  }
+  out->status = (line[pos + 1] - '0') * 100 + Digits2(line.data() + pos + 2);
+  pos += 4;
+  if (pos >= line.size() || line[pos] != ' ') return Fail(error, "no size");
+  ++pos;
+  size_t size_end = line.find(' ', pos);
+  if (size_end == std::string_view::npos) size_end = line.size();
+  const std::string_view size = line.substr(pos, size_end - pos);
+  if (size != "-" && !AllDigits(size)) return Fail(error, "bad size");
+  pos = size_end;
+  out->host = {};
+  out->referrer = {};
+  out->user_agent = {};
+  if (!combined) return true;
+  std::string_view raw;
+  if (pos + 1 >= line.size() || line[pos] != ' ') {
+    return Fail(error, "no referrer");
+  }
+  ++pos;
+  if (!Quoted(line, &pos, &raw, &escaped)) return Fail(error, "bad referrer");
+  out->referrer = Field(raw, escaped, scratch);
+  if (pos + 1 >= line.size() || line[pos] != ' ') {
+    return Fail(error, "no user agent");
+  }
+  ++pos;
+  if (!Quoted(line, &pos, &raw, &escaped)) {
+    return Fail(error, "bad user agent");
+  }
+  out->user_agent = Field(raw, escaped, scratch);
+  return true;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+constexpr std::string_view kAssetExtensions[] = {
+    "css",        "js",   "mjs",  "png", "jpg",  "jpeg", "gif",  "svg",
+    "ico",        "webp", "avif", "bmp", "tif",  "tiff", "woff", "woff2",
+    "ttf",        "otf",  "eot",  "map", "txt",  "xml",  "json", "pdf",
+    "zip",        "gz",   "tgz",  "bz2", "xz",   "7z",   "rar",  "tar",
+    "mp4",        "webm", "mp3",  "ogg", "wav",  "flac", "m4a",  "mov",
+    "avi",        "wasm", "csv",  "rss", "atom", "apk",  "dmg",  "exe",
+    "iso",        "doc",  "docx", "xls", "xlsx", "ppt",  "pptx", "swf",
+    "webmanifest"};
+
+bool RefIsAssetPath(std::string_view path) {
+  const size_t q = path.find_first_of("?#");
+  if (q != std::string_view::npos) path = path.substr(0, q);
+  const size_t slash = path.rfind('/');
+  if (slash != std::string_view::npos) path = path.substr(slash + 1);
+  const size_t dot = path.rfind('.');
+  if (dot == std::string_view::npos) return false;
+  const std::string_view ext = path.substr(dot + 1);
+  if (ext.empty() || ext.size() > 11) return false;
+  for (std::string_view a : kAssetExtensions) {
+    if (EqualsIgnoreCase(ext, a)) return true;
+  }
+  return false;
+}
+
+}  // namespace reference
+
+// A random combined/common line from pieces that hit the parser's branches:
+// spaces and '[' in %l %u, quotes and backslash runs in the quoted fields
+// (before and after 16-byte boundaries), \xHH escapes, broken times, a
+// missing HTTP/ version; then maybe truncated or with one byte changed.
+std::string RandomClfLine(std::mt19937& rng) {
+  auto pick = [&](std::initializer_list<std::string_view> l) {
+    // The first (well-formed) piece half the time.
+    return std::string(l.begin()[rng() % 2 ? 0 : rng() % l.size()]);
+  };
+  // Mostly plain bytes; a quote or backslash one time in 16, so that a
+  // fair share of the lines parse.
+  auto field = [&](size_t max_len) {
+    static constexpr char kPlain[] = "aZ/ .?x4F-1[]H";
+    std::string s;
+    const size_t n = rng() % (max_len + 1);
+    for (size_t i = 0; i < n; ++i) {
+      const unsigned r = rng();
+      s.push_back(r % 16 == 0 ? "\"\\"[(r >> 4) % 2]
+                              : kPlain[(r >> 4) % (sizeof(kPlain) - 1)]);
+    }
+    return s;
+  };
+  std::string line = pick({"1.2.3.4", "[2001:db8::1]", "", "h"});
+  line += pick({" - - ", " - u ser ", " a[b - ", " ", "  - [x] - "});
+  line += pick({"[10/Oct/2023:13:55:36 -0700]", "[29/Feb/2023:00:00:00 +0000]",
+                "[10/Oct/2023:13:55:36]", "[10/oct/2024:23:59:60 +2359]", "["});
+  line += " \"";
+  line += pick({"GET ", "POST ", "", "GET"});
+  line += field(40);
+  line += pick({" HTTP/1.1", " HTTP/", "", " HTTP"});
+  line += "\" ";
+  line += pick({"200", "404", "2x0", "20"});
+  line += pick({" 123", " -", " 1a", "", " "});
+  line += " \"" + field(40) + "\" \"" + field(60) + "\"";
+  line += pick({"", " \"extra\"", " x"});
+  switch (rng() % 4) {
+    case 0:
+      line.resize(rng() % (line.size() + 1));
+      break;
+    case 1:
+      if (!line.empty()) line[rng() % line.size()] = "\" \\[]-"[rng() % 6];
+      break;
+  }
+  return line;
+}
+
+void ExpectSameRecord(const LogRecord& a, const LogRecord& b,
+                      std::string_view line) {
+  EXPECT_EQ(a.ip, b.ip) << line;
+  EXPECT_EQ(a.method, b.method) << line;
+  EXPECT_EQ(a.target, b.target) << line;
+  EXPECT_EQ(a.host, b.host) << line;
+  EXPECT_EQ(a.referrer, b.referrer) << line;
+  EXPECT_EQ(a.user_agent, b.user_agent) << line;
+  EXPECT_EQ(a.status, b.status) << line;
+  EXPECT_EQ(a.ts, b.ts) << line;
+}
+
+TEST(LogsTest, ClfParserAgreesWithReference) {
+  std::mt19937 rng(8);
+  int parsed = 0;
+  for (int i = 0; i < 200000; ++i) {
+    const std::string line = RandomClfLine(rng);
+    for (bool combined : {true, false}) {
+      LogRecord got, want;
+      std::string got_scratch, want_scratch;
+      std::string_view got_error, want_error;
+      const bool ok =
+          ParseLogLine(combined ? LogFormat::kCombined : LogFormat::kCommon,
+                       line, &got, &got_scratch, &got_error);
+      const bool want_ok = reference::RefParseClf(line, combined, &want,
+                                                  &want_scratch, &want_error);
+      ASSERT_EQ(ok, want_ok) << line;
+      if (ok) {
+        ++parsed;
+        ExpectSameRecord(got, want, line);
+      } else {
+        EXPECT_EQ(got_error, want_error) << line;
+      }
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GT(parsed, 20000);  // the generator reaches the end of a line
+}
+
+TEST(LogsTest, IsAssetPathAgreesWithReference) {
+  std::mt19937 rng(8);
+  static constexpr std::string_view kPieces[] = {
+      "/",   ".",      "?",           "#",     "a",  "Z",
+      "css", "JS",     "webmanifest", "woff2", "x.", "/v1.2",
+      "Png", "tar.gz", "0123456789",  "%2E"};
+  for (int i = 0; i < 300000; ++i) {
+    std::string path;
+    const int n = static_cast<int>(rng() % 8);
+    for (int k = 0; k < n; ++k) path += kPieces[rng() % std::size(kPieces)];
+    ASSERT_EQ(IsAssetPath(path), reference::RefIsAssetPath(path)) << path;
+  }
+  for (std::string_view ext_view : reference::kAssetExtensions) {
+    const std::string ext(ext_view);
+    std::string upper = ext;
+    for (char& c : upper) {
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    }
+    for (const std::string& path :
+         {"/a." + ext, "/a." + upper + "?q=1", "/a." + ext + "x",
+          "/." + ext + "#f", "/a." + ext + "/", "a.b" + ext}) {
+      ASSERT_EQ(IsAssetPath(path), reference::RefIsAssetPath(path)) << path;
+    }
+  }
 }
 
 TEST(LogsTest, Detect) {

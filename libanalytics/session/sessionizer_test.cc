@@ -7,6 +7,7 @@
 
 #include "analytics/coordinator.h"
 #include "gtest/gtest.h"
+#include "libanalytics/core/visit_fields.h"
 
 namespace analytics {
 namespace {
@@ -72,6 +73,34 @@ TEST(SessionizerTest,
   s.Assign(&c, 0, true);
   EXPECT_FALSE(c.s_bounce);
   EXPECT_EQ(c.d_bounce, -1);
+}
+
+// A session keeps its entry visit packed into one buffer: every field of
+// every length (empty, 1..3, 4..7, 8..16 and longer bytes: the copy's size
+// classes) must come back as it went in.
+TEST(SessionizerTest, EntryVisitRoundTripsEveryLength) {
+  Sessionizer s;
+  std::mt19937 rng(9);
+  uint64_t visitor = 1;
+  for (int trial = 0; trial < 2000; ++trial) {
+    Event a = Make(1000, "pageview", "/a", ++visitor);
+    std::vector<std::string> want;
+    for (std::string VisitAttrs::*f : kVisitFields) {
+      std::string v(rng() % 41, '\0');
+      for (char& c : v) c = static_cast<char>('a' + rng() % 26);
+      a.visit.*f = v;
+      want.push_back(std::move(v));
+    }
+    want[0] = "/a";  // entry_page: the first page
+    s.Assign(&a, 0, true);
+    Event b = Make(1010, "pageview", "/b", visitor);
+    for (std::string VisitAttrs::*f : kVisitFields) b.visit.*f = "other";
+    s.Assign(&b, 0, true);
+    ASSERT_FALSE(b.first_in_session);
+    for (size_t i = 0; i < std::size(kVisitFields); ++i) {
+      ASSERT_EQ(b.visit.*kVisitFields[i], want[i]) << "field " << i;
+    }
+  }
 }
 
 TEST(SessionizerTest, IdleTimeoutStartsNewSession) {
