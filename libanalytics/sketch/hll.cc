@@ -37,6 +37,9 @@ constexpr uint8_t kVersionWithPrecision = 3;
 constexpr size_t HeaderBytes(int p) {
   return p == HyperLogLog::kPrecision ? 4 : 5;
 }
+// MergeMany sorts all entries at once from this many sparse sketches on, and
+// merges fewer pairwise.
+constexpr size_t kSortManySparse = 4;
 // Most entries merged into a sparse list by binary search (MergeSparseEntries).
 constexpr size_t kGallopMax = 256;
 enum Encoding : uint8_t { kEmpty = 0, kExact = 1, kSparse = 2, kDense = 3 };
@@ -840,8 +843,42 @@ void HyperLogLog::MergeMany(absl::Span<const HyperLogLog* const> others) {
     UnionExact(others);
     return;
   }
-  // Sparse lists are merged pairwise (each level halves their number; a
-  // sparse merge is linear in both lists), with the exact sketches' union
+  if (sparse >= kSortManySparse) {
+    // Many sparse lists: all entries (each exact hash as its entry) sorted
+    // once, then one entry (the largest rank) per index.
+    Scratch& s = ThreadScratch();
+    std::vector<uint32_t>& e = s.entries;
+    e.clear();
+    auto add = [&e](const HyperLogLog& h) {
+      e.insert(e.end(), h.sparse_.begin(), h.sparse_.end());
+      for (uint64_t x : h.exact_) e.push_back(SparseEntry(x));
+    };
+    add(*this);
+    for (const HyperLogLog* o : others) {
+      if (o != nullptr && o != this) add(*o);
+    }
+    s.sorted.resize(e.size());
+    BucketSort<31>(e.data(), e.size(), s.sorted.data(), s.counts);
+    const size_t count = DedupeByIndex(s.sorted.data(), e.size());
+    exact_.clear();
+    exact_.shrink_to_fit();
+    if (count > sparse_limit()) {
+      dense_.assign(registers(), 0);
+      const uint32_t* sorted = s.sorted.data();
+      FoldAllIntoDense(
+          dense_.data(), p_, [sorted](size_t k) { return sorted[k]; }, count);
+      sparse_.clear();
+      sparse_.shrink_to_fit();
+      mode_ = Mode::kDense;
+    } else {
+      sparse_.assign(s.sorted.begin(), s.sorted.begin() + count);
+      mode_ = Mode::kSparse;
+    }
+    s.Trim();
+    return;
+  }
+  // A few sparse lists are merged pairwise (each level halves their number;
+  // a sparse merge is linear in both lists), with the exact sketches' union
   // (one pass) as one more list.
   std::vector<HyperLogLog> acc;
   acc.reserve(sparse + 1);
