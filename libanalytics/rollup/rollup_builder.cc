@@ -734,37 +734,15 @@ struct DayKey {
 // A derived day cell. Its sketch is the union of its hour cells' sketches;
 // with one hour cell (common when Take runs often: a checkpoint holds a few
 // hours of events), the union is that cell's sketch, whose serialized form
-// (rows[hour_row].visitors) is copied instead of merged.
+// (rows[hour_row].visitors) is copied instead of merged; with more, their
+// union is taken in one pass (HyperLogLog::MergeMany: a day of mostly small
+// hour sketches cost ~2 sparse-list rebuilds per hour merged pairwise).
 struct DayCell {
   RollupMetrics m;
   size_t hour_row = 0;  // the first hour cell's row
   int hours = 0;
 };
 
-// The union of `sketches` (at least one), merged pairwise: each level halves
-// their number, so a merge's cost (sparse + sparse rebuilds the entry list)
-// grows with log2 of the number of hours, where merging them one by one into
-// one accumulator grows with their number. Merge is commutative and
-// associative and a sketch's form depends only on its hashes, so the result
-// is the one-by-one union.
-void MergeAll(absl::Span<const HyperLogLog* const> sketches,
-              std::vector<HyperLogLog>* scratch, std::string* out) {
-  std::vector<HyperLogLog>& acc = *scratch;
-  acc.clear();
-  for (size_t j = 0; j < sketches.size(); j += 2) {
-    acc.push_back(*sketches[j]);
-    if (j + 1 < sketches.size()) acc.back().Merge(*sketches[j + 1]);
-  }
-  while (acc.size() > 1) {
-    size_t w = 0;
-    for (size_t j = 0; j < acc.size(); j += 2, ++w) {
-      if (j + 1 < acc.size()) acc[j].Merge(acc[j + 1]);
-      if (w != j) acc[w] = std::move(acc[j]);
-    }
-    acc.resize(w);
-  }
-  acc[0].SerializeTo(out);
-}
 }  // namespace
 
 std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
@@ -812,13 +790,15 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     if (++d.hours == 1) d.hour_row = rows.size() - 1;
     if (c.sketch) day_sketches.emplace_back(it->second, c.sketch.get());
   }
-  // Each day's hour sketches together, in the order of their cells.
-  std::stable_sort(
-      day_sketches.begin(), day_sketches.end(),
-      [](const auto& x, const auto& y) { return x.first < y.first; });
-  std::vector<const HyperLogLog*> merge;
-  std::vector<HyperLogLog> merge_scratch;
-  size_t next_sketch = 0;
+  // Each day's hour sketches together (a counting sort by day cell).
+  std::vector<uint32_t> day_first(days.size() + 1, 0);
+  for (const auto& [day, sketch] : day_sketches) ++day_first[day + 1];
+  for (size_t i = 1; i <= days.size(); ++i) day_first[i] += day_first[i - 1];
+  std::vector<const HyperLogLog*> by_day(day_sketches.size());
+  {
+    std::vector<uint32_t> pos(day_first.begin(), day_first.end() - 1);
+    for (const auto& [day, sketch] : day_sketches) by_day[pos[day]++] = sketch;
+  }
   for (size_t i = 0; i < days.size(); ++i) {
     const DayKey& k = day_keys[i];
     RollupRow& r = rows.emplace_back();
@@ -828,18 +808,20 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     r.dim = dim_names_[k.dim];
     r.value = values_[k.dim].values[k.value];
     r.m = days[i].m;
-    merge.clear();
-    for (; next_sketch < day_sketches.size() &&
-           day_sketches[next_sketch].first == i;
-         ++next_sketch) {
-      merge.push_back(day_sketches[next_sketch].second);
-    }
+    const absl::Span<const HyperLogLog* const> merge =
+        absl::MakeConstSpan(by_day).subspan(day_first[i],
+                                            day_first[i + 1] - day_first[i]);
     if (days[i].hours == 1) {
       r.visitors = rows[days[i].hour_row].visitors;
     } else if (merge.empty()) {
       empty.SerializeTo(&r.visitors);
+    } else if (merge.size() == 1) {
+      merge[0]->SerializeTo(&r.visitors);
     } else {
-      MergeAll(merge, &merge_scratch, &r.visitors);
+      // The union of the hour sketches in one pass (see MergeMany).
+      HyperLogLog day(merge[0]->precision());
+      day.MergeMany(merge);
+      day.SerializeTo(&r.visitors);
     }
   }
   cells_.clear();

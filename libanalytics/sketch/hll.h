@@ -81,6 +81,12 @@ class HyperLogLog {
   // and merged in one pass; a dense sketch just takes register maxima.
   void AddMany(absl::Span<uint64_t> hashes);
   void Merge(const HyperLogLog& other);
+  // Merges all of `others` (null entries are skipped): the same sketch as
+  // merging them one by one. When they share a precision and none is
+  // dense, the exact ones are united in one pass (their hashes sorted
+  // together once, where each pairwise merge rebuilds the list) and the
+  // sparse ones merged pairwise.
+  void MergeMany(absl::Span<const HyperLogLog* const> others);
   // Number of distinct hashes added (exact in exact mode).
   uint64_t Estimate() const;
   bool empty() const;
@@ -115,6 +121,9 @@ class HyperLogLog {
   std::vector<uint32_t> sparse_;  // (index25 << 6) | rank25, sorted by index
   std::vector<uint8_t> dense_;    // 2^p_ bytes when dense
   void ToSparse();
+  // MergeMany of exact sketches: this (exact) and the exact ones of
+  // `others`, all of precision p_.
+  void UnionExact(absl::Span<const HyperLogLog* const> others);
   void ToDense();
   void AddSparseEntry(uint32_t entry);
   // Adds n strictly ascending hashes (n <= kExactLimit) in one merge.

@@ -1027,5 +1027,105 @@ TEST(HyperLogLogDifferentialTest, SparseLimitUnions) {
   }
 }
 
+// MergeMany against merging one by one (and the set model where the
+// precision is 14 throughout): groups of empty, exact, sparse and dense
+// sketches around every mode threshold, shared hashes and indexes, into an
+// empty or a non-empty sketch, with null and self entries, at p = 14 and
+// 16 and mixed.
+TEST(HyperLogLogDifferentialTest, MergeManyEqualsMergingOneByOne) {
+  std::mt19937_64 rng(2401);
+  const size_t sizes[] = {0, 1, 3, 30, 63, 64, 65, 200, 1500, 4093, 5000};
+  for (int round = 0; round < 600; ++round) {
+    const int precision_mode = round % 4;  // 0, 1: p = 14; 2: 16; 3: mixed
+    auto precision = [&] {
+      if (precision_mode < 2) return HyperLogLog::kPrecision;
+      if (precision_mode == 2) return HyperLogLog::kMaxPrecision;
+      return static_cast<int>(14 + rng() % 3);
+    };
+    // A pool shared by the sketches (repeats across them), sometimes of
+    // hashes with few distinct sparse indexes (index collisions).
+    const bool collide = rng() % 5 == 0;
+    std::vector<uint64_t> pool(6000);
+    for (uint64_t& h : pool) {
+      h = rng();
+      if (collide) h = (h & ((uint64_t{1} << 45) - 1)) | (rng() % 40) << 58;
+    }
+    const size_t n = 1 + rng() % 30;
+    std::vector<HyperLogLog> parts;
+    SetModel model;
+    for (size_t i = 0; i < n; ++i) {
+      // Mostly small (hour cells), sometimes large or dense.
+      const size_t size =
+          rng() % 4 == 0 ? sizes[rng() % std::size(sizes)] : sizes[rng() % 6];
+      HyperLogLog h(precision());
+      std::vector<uint64_t> batch;
+      for (size_t k = 0; k < size; ++k) batch.push_back(pool[rng() % 6000]);
+      model.hashes.insert(batch.begin(), batch.end());
+      h.AddMany(absl::MakeSpan(batch));
+      if (rng() % 20 == 0) {
+        h.PromoteToDense();
+        model.dense = true;
+      }
+      parts.push_back(std::move(h));
+    }
+    HyperLogLog into(precision());
+    if (rng() % 3 == 0) {  // a non-empty sketch to merge into
+      std::vector<uint64_t> batch;
+      for (size_t k = rng() % 300; k > 0; --k) {
+        batch.push_back(pool[rng() % 6000]);
+      }
+      model.hashes.insert(batch.begin(), batch.end());
+      into.AddMany(absl::MakeSpan(batch));
+    }
+    HyperLogLog one_by_one = into;
+    for (const HyperLogLog& h : parts) one_by_one.Merge(h);
+    std::vector<const HyperLogLog*> ptrs;
+    for (const HyperLogLog& h : parts) ptrs.push_back(&h);
+    if (round % 7 == 0) ptrs.push_back(nullptr);
+    HyperLogLog many = into;
+    if (round % 11 == 0) ptrs.push_back(&many);
+    many.MergeMany(ptrs);
+    const std::string tag = "round " + std::to_string(round);
+    ASSERT_EQ(many.Serialize(), one_by_one.Serialize()) << tag;
+    ASSERT_EQ(many.precision(), one_by_one.precision()) << tag;
+    if (precision_mode < 2) {
+      ASSERT_EQ(many.Serialize(), model.Bytes()) << tag;
+    }
+  }
+}
+
+// MergeMany of many small sketches (exact, a few sparse) whose union holds
+// exactly 4093, 4094 or 4095 distinct sparse indexes (the last is dense).
+TEST(HyperLogLogDifferentialTest, MergeManySparseLimit) {
+  std::mt19937_64 rng(4095);
+  for (size_t unique : {4093, 4094, 4095}) {
+    for (size_t part : {40, 64, 300}) {
+      std::vector<uint64_t> pool;
+      std::set<uint32_t> indexes;
+      while (pool.size() < unique) {
+        const uint64_t h = rng();
+        if (indexes.insert(static_cast<uint32_t>(h >> 39)).second) {
+          pool.push_back(h);
+        }
+      }
+      std::vector<HyperLogLog> parts;
+      for (size_t i = 0; i < pool.size(); i += part) {
+        std::vector<uint64_t> batch(
+            pool.begin() + i, pool.begin() + std::min(pool.size(), i + part));
+        batch.push_back(pool[rng() % pool.size()]);  // a repeat
+        parts.emplace_back().AddMany(absl::MakeSpan(batch));
+      }
+      std::vector<const HyperLogLog*> ptrs;
+      for (const HyperLogLog& h : parts) ptrs.push_back(&h);
+      HyperLogLog many;
+      many.MergeMany(ptrs);
+      SetModel model;
+      model.hashes.insert(pool.begin(), pool.end());
+      EXPECT_EQ(many.Serialize(), model.Bytes())
+          << unique << " in parts of " << part;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace analytics
