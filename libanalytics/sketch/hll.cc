@@ -863,20 +863,7 @@ void HyperLogLog::MergeMany(absl::Span<const HyperLogLog* const> others) {
     s.sorted.resize(e.size());
     BucketSort<31>(e.data(), e.size(), s.sorted.data(), s.counts);
     const size_t count = DedupeByIndex(s.sorted.data(), e.size());
-    exact_.clear();
-    exact_.shrink_to_fit();
-    if (count > sparse_limit()) {
-      dense_.assign(registers(), 0);
-      const uint32_t* sorted = s.sorted.data();
-      FoldAllIntoDense(
-          dense_.data(), p_, [sorted](size_t k) { return sorted[k]; }, count);
-      sparse_.clear();
-      sparse_.shrink_to_fit();
-      mode_ = Mode::kDense;
-    } else {
-      sparse_.assign(s.sorted.begin(), s.sorted.begin() + count);
-      mode_ = Mode::kSparse;
-    }
+    AdoptSortedEntries(s.sorted.data(), count);
     s.Trim();
     return;
   }
@@ -929,19 +916,24 @@ void HyperLogLog::UnionExact(absl::Span<const HyperLogLog* const> others) {
   }
   s.sorted.resize(h.size());
   const size_t count = EntriesOfSorted(h.data(), h.size(), s.sorted.data());
+  AdoptSortedEntries(s.sorted.data(), count);
+  s.Trim();
+}
+
+void HyperLogLog::AdoptSortedEntries(const uint32_t* sorted, size_t count) {
   exact_.clear();
   exact_.shrink_to_fit();
   if (count > sparse_limit()) {
     dense_.assign(registers(), 0);
-    const uint32_t* sorted = s.sorted.data();
     FoldAllIntoDense(
         dense_.data(), p_, [sorted](size_t k) { return sorted[k]; }, count);
+    sparse_.clear();
+    sparse_.shrink_to_fit();
     mode_ = Mode::kDense;
   } else {
-    sparse_.assign(s.sorted.begin(), s.sorted.begin() + count);
+    sparse_.assign(sorted, sorted + count);
     mode_ = Mode::kSparse;
   }
-  s.Trim();
 }
 
 void HyperLogLog::AdoptPrecision(int p) {

@@ -141,6 +141,9 @@ class HyperLogLog {
   void ReducePrecision(int p);
   // Before merging a non-empty sketch of precision p.
   void AdoptPrecision(int p);
+  // Replaces the contents with `count` sparse entries, sorted by index and
+  // one per index: kept sparse up to the sparse limit, folded dense beyond.
+  void AdoptSortedEntries(const uint32_t* sorted, size_t count);
   // Merges 2^p dense registers (p >= p_); this sketch becomes dense.
   void MergeDense(const uint8_t* registers, int p);
 };

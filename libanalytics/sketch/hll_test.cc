@@ -987,6 +987,19 @@ TEST(HyperLogLogDifferentialTest, ExactLimitUnions) {
   }
 }
 
+// `n` random hashes with distinct sparse indexes (their top 25 bits).
+std::vector<uint64_t> DistinctIndexHashes(std::mt19937_64& rng, size_t n) {
+  std::vector<uint64_t> pool;
+  std::set<uint32_t> indexes;
+  while (pool.size() < n) {
+    const uint64_t h = rng();
+    if (indexes.insert(static_cast<uint32_t>(h >> 39)).second) {
+      pool.push_back(h);
+    }
+  }
+  return pool;
+}
+
 // Unions of exactly 4093, 4094 and 4095 distinct sparse indexes (the last
 // is dense) by every merge path: sketches of comparable and of very
 // different sizes, Merge, MergeSerialized and AddMany, both ways round.
@@ -994,14 +1007,7 @@ TEST(HyperLogLogDifferentialTest, SparseLimitUnions) {
   std::mt19937_64 rng(4094);
   for (size_t a : {3000, 2048, 4000, 100}) {
     for (size_t unique : {4093, 4094, 4095}) {
-      std::vector<uint64_t> pool;
-      std::set<uint32_t> indexes;
-      while (pool.size() < unique) {
-        const uint64_t h = rng();
-        if (indexes.insert(static_cast<uint32_t>(h >> 39)).second) {
-          pool.push_back(h);
-        }
-      }
+      const std::vector<uint64_t> pool = DistinctIndexHashes(rng, unique);
       const std::vector<uint64_t> first(pool.begin(), pool.begin() + a);
       std::vector<uint64_t> second(pool.begin() + a, pool.end());
       for (size_t k = 0; k < a; k += 7) second.push_back(first[k]);
@@ -1100,14 +1106,7 @@ TEST(HyperLogLogDifferentialTest, MergeManySparseLimit) {
   std::mt19937_64 rng(4095);
   for (size_t unique : {4093, 4094, 4095}) {
     for (size_t part : {40, 64, 300}) {
-      std::vector<uint64_t> pool;
-      std::set<uint32_t> indexes;
-      while (pool.size() < unique) {
-        const uint64_t h = rng();
-        if (indexes.insert(static_cast<uint32_t>(h >> 39)).second) {
-          pool.push_back(h);
-        }
-      }
+      const std::vector<uint64_t> pool = DistinctIndexHashes(rng, unique);
       std::vector<HyperLogLog> parts;
       for (size_t i = 0; i < pool.size(); i += part) {
         std::vector<uint64_t> batch(
