@@ -25,6 +25,20 @@ using codec::PutStr;
 using codec::PutVar;
 using codec::Reader;
 
+// The event's booleans as one byte (both formats).
+uint8_t Flags(const Event& e) {
+  return (e.first_in_session ? 1 : 0) | (e.first_page ? 2 : 0) |
+         (e.first_name ? 4 : 0) | (e.s_bounce ? 8 : 0) | (e.imported ? 16 : 0);
+}
+
+void SetFlags(uint8_t flags, Event* e) {
+  e->first_in_session = flags & 1;
+  e->first_page = flags & 2;
+  e->first_name = flags & 4;
+  e->s_bounce = flags & 8;
+  e->imported = flags & 16;
+}
+
 // EncodeEvent without clearing *out.
 void AppendEvent(const Event& e, std::string* out) {
   out->push_back(static_cast<char>(kEventFormat));
@@ -42,10 +56,7 @@ void AppendEvent(const Event& e, std::string* out) {
   PutVar(out, e.session_id);
   PutSigned(out, e.session_start_ms);
   for (auto field : kVisitFields) PutStr(out, e.visit.*field);
-  uint8_t flags = (e.first_in_session ? 1 : 0) | (e.first_page ? 2 : 0) |
-                  (e.first_name ? 4 : 0) | (e.s_bounce ? 8 : 0) |
-                  (e.imported ? 16 : 0);
-  out->push_back(static_cast<char>(flags));
+  out->push_back(static_cast<char>(Flags(e)));
   PutSigned(out, e.s_pageviews);
   PutSigned(out, e.s_events);
   PutSigned(out, e.s_duration_ms);
@@ -86,11 +97,7 @@ absl::Status DecodeEvent(std::string_view in, Event* e) {
        r.Str(&e->s_exit_page) && r.Signed(&e->d_bounce) &&
        r.Signed(&e->d_duration_ms) && r.done();
   if (!ok) return absl::DataLossError("store: malformed event record");
-  e->first_in_session = flags & 1;
-  e->first_page = flags & 2;
-  e->first_name = flags & 4;
-  e->s_bounce = flags & 8;
-  e->imported = flags & 16;
+  SetFlags(flags, e);
   return absl::OkStatus();
 }
 
@@ -139,19 +146,6 @@ enum Column : int {
   kDDuration,
   kColumns
 };
-
-uint8_t Flags(const Event& e) {
-  return (e.first_in_session ? 1 : 0) | (e.first_page ? 2 : 0) |
-         (e.first_name ? 4 : 0) | (e.s_bounce ? 8 : 0) | (e.imported ? 16 : 0);
-}
-
-void SetFlags(uint8_t flags, Event* e) {
-  e->first_in_session = flags & 1;
-  e->first_page = flags & 2;
-  e->first_name = flags & 4;
-  e->s_bounce = flags & 8;
-  e->imported = flags & 16;
-}
 
 }  // namespace
 

@@ -39,6 +39,7 @@
 #include "libanalytics/store/memory_store.h"
 #include "libanalytics/store/postgres_store.h"
 #include "libanalytics/store/sqlite_store.h"
+#include "libanalytics/store/varint.h"
 
 namespace analytics {
 namespace {
@@ -2891,16 +2892,13 @@ TEST(SqliteStoreTest, HourBlocksAreCompressedAndOldOnesStillRead) {
   const std::string stored = read_data();
   ASSERT_GT(stored.size(), 3u);
   ASSERT_EQ(static_cast<uint8_t>(stored[0]), 0xF4);
-  size_t pos = 1;
+  codec::Reader header(std::string_view(stored).substr(1));
   uint64_t raw_size = 0;
-  for (int shift = 0;; shift += 7) {
-    const uint8_t b = static_cast<uint8_t>(stored[pos++]);
-    raw_size |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) break;
-  }
+  ASSERT_TRUE(header.Var(&raw_size));
+  const std::string_view lz4 = header.Rest();
   std::string block(raw_size, '\0');
-  ASSERT_EQ(LZ4_decompress_safe(stored.data() + pos, block.data(),
-                                static_cast<int>(stored.size() - pos),
+  ASSERT_EQ(LZ4_decompress_safe(lz4.data(), block.data(),
+                                static_cast<int>(lz4.size()),
                                 static_cast<int>(raw_size)),
             static_cast<int>(raw_size));
   EXPECT_LT(stored.size(), block.size() * 2 / 3)  // the hashes repeat
@@ -3034,6 +3032,13 @@ TEST(SqliteStoreTest, EventRowsOfVersion3MoveIntoBlocks) {
   sqlite3_close(db);
 }
 
+// n random letters: event blocks of them do not compress to nothing (LZ4).
+std::string RandomLetters(std::mt19937_64& rng, size_t n) {
+  std::string s(n, 'x');
+  for (char& c : s) c = static_cast<char>('a' + rng() % 26);
+  return s;
+}
+
 // The WAL stays bounded while events keep coming (checkpoints keep up with
 // large appends: a background thread's, and the writer's own past 16 MB).
 TEST(SqliteStoreTest, WalStaysBoundedUnderSustainedAppends) {
@@ -3044,14 +3049,9 @@ TEST(SqliteStoreTest, WalStaysBoundedUnderSustainedAppends) {
   int64_t site = (*s)->AddSite(MakeSite("a.com", "a"))->id;
   std::vector<Event> batch;
   std::mt19937_64 rng(3);
-  auto random = [&rng](size_t n) {  // blocks do not compress to nothing
-    std::string s(n, 'x');
-    for (char& c : s) c = static_cast<char>('a' + rng() % 26);
-    return s;
-  };
   for (int i = 0; i < 1000; ++i) {
-    Event e = MakeEvent(site, i, i, random(150));
-    e.visit.referrer = random(100);
+    Event e = MakeEvent(site, i, i, RandomLetters(rng, 150));
+    e.visit.referrer = RandomLetters(rng, 100);
     batch.push_back(std::move(e));
   }
   // ~150 MB of event blocks.
@@ -3078,10 +3078,7 @@ TEST(SqliteStoreTest, BackgroundThreadCheckpointsTheWal) {
   std::vector<Event> batch;
   std::mt19937_64 rng(7);
   for (int i = 0; i < 1000; ++i) {
-    // Random paths: blocks that do not compress to nothing.
-    std::string page(150, 'p');
-    for (char& c : page) c = static_cast<char>('a' + rng() % 26);
-    batch.push_back(MakeEvent(site, i, i, page));
+    batch.push_back(MakeEvent(site, i, i, RandomLetters(rng, 150)));
   }
   const uintmax_t before = std::filesystem::file_size(path);
   std::error_code ec;
