@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "libanalytics/store/lz4_codec.h"
 
 namespace analytics {
 namespace {
@@ -221,6 +222,33 @@ TEST(EventCodecTest, ColumnsHeaderBoundsAreChecked) {
   unknown[0] = 3;
   EXPECT_EQ(DecodeEventBlock(unknown, 1, 0, &got).code(),
             absl::StatusCode::kDataLoss);
+}
+
+// AppendLz4 reuses one LZ4 stream per thread: every block must still be
+// self-contained (no reference to the blocks compressed before it on the
+// thread), so each decodes alone with the plain decoder.
+TEST(EventCodecTest, Lz4BlocksAreIndependentOnOneThread) {
+  std::mt19937_64 rng(7);
+  std::vector<std::string> raws;
+  std::vector<std::string> blocks;
+  for (int i = 0; i < 200; ++i) {
+    // Blocks that repeat the previous ones' bytes, which a stream carrying
+    // a dictionary over would reference instead of storing.
+    std::string raw = i > 0 ? raws.back().substr(0, rng() % 3000) : "";
+    const size_t extra = rng() % 5000;
+    for (size_t k = 0; k < extra; ++k) {
+      raw.push_back(static_cast<char>('a' + rng() % (i % 2 ? 3 : 26)));
+    }
+    std::string block = "prefix";
+    codec::AppendLz4(raw, &block);
+    raws.push_back(raw);
+    blocks.push_back(block.substr(6));
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    std::string got;
+    ASSERT_TRUE(codec::DecompressLz4(blocks[i], raws[i].size(), &got)) << i;
+    ASSERT_EQ(got, raws[i]) << i;
+  }
 }
 
 }  // namespace
