@@ -499,8 +499,11 @@ class FastEventParser {
   }
   // Skips whitespace, then eats `c` if it is next.
   bool Eat(char c) {
-    if (IsWs(*p_)) SkipWs();
-    if (*p_ != c) return false;
+    if (*p_ != c) {  // (compact JSON: no whitespace, the one test)
+      if (!IsWs(*p_)) return false;
+      SkipWs();
+      if (*p_ != c) return false;
+    }
     ++p_;
     return true;
   }
@@ -510,9 +513,10 @@ class FastEventParser {
     if (Eat('}')) return AtEnd();
     while (true) {
       std::string_view key;
-      if (!Eat('"') || !String(&key) || !Eat(':')) return false;
+      std::string* field;
+      if (!Eat('"') || !Key(&key, &field) || !Eat(':')) return false;
       if (IsWs(*p_)) SkipWs();
-      if (!Member(key)) return false;
+      if (!Member(key, field)) return false;
       if (Eat(',')) continue;
       if (*p_ == '}') {  // (Eat skipped the whitespace)
         ++p_;
@@ -527,39 +531,55 @@ class FastEventParser {
     return p_ == end_;
   }
 
-  // The string field of EventInput that a string value of `key` is assigned
-  // to unchanged (as ParseMember does), or null.
-  std::string* StringField(std::string_view key) const {
-    switch (key.size()) {
-      case 2:
-        if (key == "ip") return &in_->ip;
+  // A top-level key (p_ after its opening quote) through its closing quote.
+  // The keys of EventInput's string fields are matched in place (their bytes
+  // and the closing quote, one compare), any other is scanned as a string.
+  // *field: the string field of EventInput that a string value of the key
+  // is assigned to unchanged (as ParseMember does), or null.
+  bool Key(std::string_view* key, std::string** field) {
+    switch (*p_) {
+      case 'i':
+        if (KeyIs("ip", key)) return *field = &in_->ip, true;
         break;
-      case 3:
-        if (key == "url") return &in_->url;
+      case 'l':
+        if (KeyIs("locale", key)) return *field = &in_->locale, true;
         break;
-      case 4:
-        if (key == "site") return &in_->site;
-        if (key == "name") return &in_->name;
+      case 'n':
+        if (KeyIs("name", key)) return *field = &in_->name, true;
         break;
-      case 6:
-        if (key == "locale") return &in_->locale;
+      case 'r':
+        if (KeyIs("referrer", key)) return *field = &in_->referrer, true;
         break;
-      case 8:
-        if (key == "referrer") return &in_->referrer;
-        if (key == "timezone") return &in_->timezone;
+      case 's':
+        if (KeyIs("site", key)) return *field = &in_->site, true;
         break;
-      case 10:
-        if (key == "user_agent") return &in_->user_agent;
+      case 't':
+        if (KeyIs("timezone", key)) return *field = &in_->timezone, true;
+        break;
+      case 'u':
+        if (KeyIs("url", key)) return *field = &in_->url, true;
+        if (KeyIs("user_agent", key)) return *field = &in_->user_agent, true;
         break;
     }
-    return nullptr;
+    *field = nullptr;
+    return String(key);
   }
 
-  // One member's value (p_ at its first byte).
-  bool Member(std::string_view key) {
+  // Whether the key at p_ is `name` (then *key is it and p_ is past its
+  // closing quote). The padding makes the compare safe near the end.
+  template <size_t N>
+  bool KeyIs(const char (&name)[N], std::string_view* key) {
+    if (std::memcmp(p_, name, N - 1) != 0 || p_[N - 1] != '"') return false;
+    *key = std::string_view(p_, N - 1);
+    p_ += N;
+    return true;
+  }
+
+  // One member's value (p_ at its first byte); `field` as Key() gives it.
+  bool Member(std::string_view key, std::string* field) {
     if (*p_ == '"') {
       // Most members: a string for a string field, copied straight in.
-      if (std::string* field = StringField(key)) {
+      if (field != nullptr) {
         ++p_;
         std::string_view s;
         if (!String(&s)) return false;
