@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -44,7 +45,9 @@ constexpr int kMaxScreenWidth = 100000;
 constexpr int64_t kMinTsSeconds = 946684800;
 constexpr int64_t kEndTsSeconds = 4133980800;
 
-absl::Status Error(std::string_view field, std::string_view what) {
+// (Out of line: the callers are the parsers' hot paths, an error is rare.)
+ABSL_ATTRIBUTE_NOINLINE absl::Status Error(std::string_view field,
+                                           std::string_view what) {
   return absl::InvalidArgumentError(
       absl::StrCat(absl::string_view(field.data(), field.size()), ": ",
                    absl::string_view(what.data(), what.size())));
@@ -178,44 +181,71 @@ absl::Status GetBool(const Value& v, std::string_view field, bool* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseTs(const Value& v, std::optional<absl::Time>* out) {
-  constexpr std::string_view kBad = "not a number or ISO 8601 date-time";
-  if (v.IsNull()) return absl::OkStatus();
+}  // namespace
+
+namespace canonical_internal {
+
+// std::llround(d * 1e6) without its call: x = d * 1e6 is in [2^49, 2^52),
+// where doubles are multiples of 1/8, 1/4 or 1/2, so x + 0.5 is exact (or,
+// past a power of two, rounds to at most a quarter above it), and its
+// truncation is x rounded half away from zero, llround's.
+int64_t TsMicros(double d) {
+  const double x = d * 1e6;
+  return static_cast<int64_t>(x + 0.5);
+}
+
+}  // namespace canonical_internal
+
+namespace {
+
+constexpr std::string_view kBadTs = "not a number or ISO 8601 date-time";
+constexpr std::string_view kTsRange = "out of range (years 2000..2100)";
+
+// A string "ts" (out of line: the parsers' hot path has numbers).
+ABSL_ATTRIBUTE_NOINLINE absl::Status ParseIsoTs(
+    absl::string_view s, std::optional<absl::Time>* out) {
+  // Offsets: "+hh:mm" or "Z" (%Ez), "+hhmm" (%z), none (UTC).
+  static constexpr const char* kFormats[] = {
+      "%Y-%m-%d%ET%H:%M:%E*S%Ez", "%Y-%m-%d%ET%H:%M:%E*S%z",
+      "%Y-%m-%d%ET%H:%M:%E*S",    "%Y-%m-%d%ET%H:%M%Ez",
+      "%Y-%m-%d%ET%H:%M",         "%Y-%m-%d %H:%M:%E*S%Ez",
+      "%Y-%m-%d %H:%M:%E*S",      "%Y-%m-%d",
+  };
+  // Digits must start the string: ParseTime also accepts "infinite-future"
+  // and skips leading whitespace.
   absl::Time t;
-  if (v.IsNumber()) {
-    const double d = v.GetDouble();
-    if (!std::isfinite(d) || d < kMinTsSeconds || d >= kEndTsSeconds) {
-      return Error("ts", "out of range (years 2000..2100)");
-    }
-    t = absl::FromUnixMicros(std::llround(d * 1e6));
-  } else if (v.IsString()) {
-    const absl::string_view s(v.GetString(), v.GetStringLength());
-    // Offsets: "+hh:mm" or "Z" (%Ez), "+hhmm" (%z), none (UTC).
-    static constexpr const char* kFormats[] = {
-        "%Y-%m-%d%ET%H:%M:%E*S%Ez", "%Y-%m-%d%ET%H:%M:%E*S%z",
-        "%Y-%m-%d%ET%H:%M:%E*S",    "%Y-%m-%d%ET%H:%M%Ez",
-        "%Y-%m-%d%ET%H:%M",         "%Y-%m-%d %H:%M:%E*S%Ez",
-        "%Y-%m-%d %H:%M:%E*S",      "%Y-%m-%d",
-    };
-    // Digits must start the string: ParseTime also accepts "infinite-future"
-    // and skips leading whitespace.
-    bool ok = !s.empty() && s[0] >= '0' && s[0] <= '9';
-    if (ok) {
-      ok = false;
-      for (const char* format : kFormats) {
-        if (absl::ParseTime(format, s, absl::UTCTimeZone(), &t, nullptr)) {
-          ok = true;
-          break;
-        }
+  bool ok = !s.empty() && s[0] >= '0' && s[0] <= '9';
+  if (ok) {
+    ok = false;
+    for (const char* format : kFormats) {
+      if (absl::ParseTime(format, s, absl::UTCTimeZone(), &t, nullptr)) {
+        ok = true;
+        break;
       }
     }
-    if (!ok) return Error("ts", kBad);
-    if (!InTsRange(t)) return Error("ts", "out of range (years 2000..2100)");
-  } else {
-    return Error("ts", kBad);
   }
+  if (!ok) return Error("ts", kBadTs);
+  if (!InTsRange(t)) return Error("ts", kTsRange);
   *out = t;
   return absl::OkStatus();
+}
+
+absl::Status ParseTs(const Value& v, std::optional<absl::Time>* out) {
+  if (v.IsNull()) return absl::OkStatus();
+  if (v.IsNumber()) {
+    const double d = v.GetDouble();
+    // (False for NaN and the infinities too.)
+    if (!(d >= kMinTsSeconds && d < kEndTsSeconds)) {
+      return Error("ts", kTsRange);
+    }
+    *out = absl::FromUnixMicros(canonical_internal::TsMicros(d));
+    return absl::OkStatus();
+  }
+  if (v.IsString()) {
+    return ParseIsoTs(absl::string_view(v.GetString(), v.GetStringLength()),
+                      out);
+  }
+  return Error("ts", kBadTs);
 }
 
 // Appends a JSON number's text: integers as-is, doubles in the shortest form
@@ -512,11 +542,10 @@ class FastEventParser {
     if (!Eat('{')) return false;
     if (Eat('}')) return AtEnd();
     while (true) {
-      std::string_view key;
-      std::string* field;
-      if (!Eat('"') || !Key(&key, &field) || !Eat(':')) return false;
+      KeyInfo key;
+      if (!Eat('"') || !Key(&key) || !Eat(':')) return false;
       if (IsWs(*p_)) SkipWs();
-      if (!Member(key, field)) return false;
+      if (!Member(key)) return false;
       if (Eat(',')) continue;
       if (*p_ == '}') {  // (Eat skipped the whitespace)
         ++p_;
@@ -531,68 +560,99 @@ class FastEventParser {
     return p_ == end_;
   }
 
+  // A top-level key, and what Key() knows of it.
+  struct KeyInfo {
+    enum class Kind : uint8_t { kOther, kString, kTs, kScreenWidth };
+    std::string_view name;
+    Kind kind = Kind::kOther;
+    // kString: the field of EventInput that a string value is assigned to
+    // unchanged (as ParseMember does).
+    std::string* field = nullptr;
+  };
+
   // A top-level key (p_ after its opening quote) through its closing quote.
-  // The keys of EventInput's string fields are matched in place (their bytes
-  // and the closing quote, one compare), any other is scanned as a string.
-  // *field: the string field of EventInput that a string value of the key
-  // is assigned to unchanged (as ParseMember does), or null.
-  bool Key(std::string_view* key, std::string** field) {
+  // The usual keys are matched in place (their bytes and the closing quote,
+  // one compare), any other is scanned as a string (kOther).
+  bool Key(KeyInfo* key) {
+    using Kind = KeyInfo::Kind;
     switch (*p_) {
       case 'i':
-        if (KeyIs("ip", key)) return *field = &in_->ip, true;
+        if (KeyIs("ip", key)) return Field(&in_->ip, key);
         break;
       case 'l':
-        if (KeyIs("locale", key)) return *field = &in_->locale, true;
+        if (KeyIs("locale", key)) return Field(&in_->locale, key);
         break;
       case 'n':
-        if (KeyIs("name", key)) return *field = &in_->name, true;
+        if (KeyIs("name", key)) return Field(&in_->name, key);
         break;
       case 'r':
-        if (KeyIs("referrer", key)) return *field = &in_->referrer, true;
+        if (KeyIs("referrer", key)) return Field(&in_->referrer, key);
         break;
       case 's':
-        if (KeyIs("site", key)) return *field = &in_->site, true;
+        if (KeyIs("site", key)) return Field(&in_->site, key);
+        if (KeyIs("screen_width", key)) {
+          key->kind = Kind::kScreenWidth;
+          return true;
+        }
         break;
       case 't':
-        if (KeyIs("timezone", key)) return *field = &in_->timezone, true;
+        if (KeyIs("ts", key)) {
+          key->kind = Kind::kTs;
+          return true;
+        }
+        if (KeyIs("timezone", key)) return Field(&in_->timezone, key);
         break;
       case 'u':
-        if (KeyIs("url", key)) return *field = &in_->url, true;
-        if (KeyIs("user_agent", key)) return *field = &in_->user_agent, true;
+        if (KeyIs("url", key)) return Field(&in_->url, key);
+        if (KeyIs("user_agent", key)) return Field(&in_->user_agent, key);
         break;
     }
-    *field = nullptr;
-    return String(key);
+    return String(&key->name);
+  }
+  static bool Field(std::string* field, KeyInfo* key) {
+    key->kind = KeyInfo::Kind::kString;
+    key->field = field;
+    return true;
   }
 
-  // Whether the key at p_ is `name` (then *key is it and p_ is past its
+  // Whether the key at p_ is `name` (then key->name is it and p_ is past its
   // closing quote). The padding makes the compare safe near the end.
   template <size_t N>
-  bool KeyIs(const char (&name)[N], std::string_view* key) {
+  bool KeyIs(const char (&name)[N], KeyInfo* key) {
     if (std::memcmp(p_, name, N - 1) != 0 || p_[N - 1] != '"') return false;
-    *key = std::string_view(p_, N - 1);
+    key->name = std::string_view(p_, N - 1);
     p_ += N;
     return true;
   }
 
-  // One member's value (p_ at its first byte); `field` as Key() gives it.
-  bool Member(std::string_view key, std::string* field) {
+  // One member's value (p_ at its first byte), for a key as Key() gives it.
+  bool Member(const KeyInfo& key) {
+    using Kind = KeyInfo::Kind;
     if (*p_ == '"') {
       // Most members: a string for a string field, copied straight in.
-      if (field != nullptr) {
+      if (key.kind == Kind::kString) {
         ++p_;
         std::string_view s;
         if (!String(&s)) return false;
-        field->assign(s.data(), s.size());
+        key.field->assign(s.data(), s.size());
         return true;
       }
     } else if (*p_ == '{') {
-      if (key != "props") return false;
+      if (key.name != "props") return false;
       ++p_;
       return Props();
     }
     Value v;
-    return Scalar(&v) && ParseMember(key, v, in_).ok();
+    if (!Scalar(&v)) return false;
+    // (What ParseMember would call for these keys.)
+    switch (key.kind) {
+      case Kind::kTs:
+        return ParseTs(v, &in_->ts).ok();
+      case Kind::kScreenWidth:
+        return ParseScreenWidth(v, &in_->screen_width).ok();
+      default:
+        return ParseMember(key.name, v, in_).ok();
+    }
   }
 
   // The members of "props" (after its '{'), up to and including its '}'.
