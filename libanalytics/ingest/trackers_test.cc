@@ -253,6 +253,30 @@ TEST(Plausible, TooManyPropsRejected) {
               "props:");
 }
 
+// Member lookups as RapidJSON's FindMember makes them: the first member of
+// the name (a null one counts as absent, and then the next alias is tried),
+// names compared in full (length, every byte, escapes decoded, embedded NUL).
+TEST(Plausible, MemberLookupFirstOfTheNameWins) {
+  auto name_of = [](const std::string& members) -> std::string {
+    auto r = ParsePlausibleEvent(
+        absl::StrCat(R"({"u":"https://e.com/","d":"e.com",)", members, "}"),
+        Req());
+    if (!r.ok()) return std::string(r.status().message());
+    return (*r)[0].name;
+  };
+  EXPECT_EQ(name_of(R"("n":"a","n":"b")"), "a");
+  EXPECT_EQ(name_of(R"("name":"x","n":"y")"), "y");
+  EXPECT_EQ(name_of(R"("n":null,"name":"x")"), "x");
+  EXPECT_EQ(name_of(R"("n":null,"n":"b","name":"c")"), "c");
+  EXPECT_EQ(name_of(R"("n":null,"n":"b")"), "n: required");
+  EXPECT_EQ(name_of(R"("nn":"q","na":"r","n":"y")"), "y");
+  EXPECT_EQ(name_of(R"("namf":"q","nam":"r","names":"s","name":"w")"), "w");
+  EXPECT_EQ(name_of(R"("n\u0000":"z","":"e","N":"u","n":"y")"), "y");
+  EXPECT_EQ(name_of(R"("\u006e":"esc","n":"y")"), "esc");
+  EXPECT_EQ(name_of(R"("na\u006de":"esc2")"), "esc2");
+  EXPECT_EQ(name_of(R"("x":1)"), "n: required");
+}
+
 // The DOM's memory starts in buffers on the stack (4 KiB of values, a 1 KiB
 // parse stack) and grows onto the heap: bodies far bigger than both (long
 // strings, hundreds of members, nesting near the limit, a big batch) parse
