@@ -22,10 +22,12 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -43,7 +45,9 @@ constexpr int kMaxScreenWidth = 100000;
 constexpr int64_t kMinTsSeconds = 946684800;
 constexpr int64_t kEndTsSeconds = 4133980800;
 
-absl::Status Error(std::string_view field, std::string_view what) {
+// (Out of line: the callers are the parsers' hot paths, an error is rare.)
+ABSL_ATTRIBUTE_NOINLINE absl::Status Error(std::string_view field,
+                                           std::string_view what) {
   return absl::InvalidArgumentError(
       absl::StrCat(absl::string_view(field.data(), field.size()), ": ",
                    absl::string_view(what.data(), what.size())));
@@ -177,44 +181,71 @@ absl::Status GetBool(const Value& v, std::string_view field, bool* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseTs(const Value& v, std::optional<absl::Time>* out) {
-  constexpr std::string_view kBad = "not a number or ISO 8601 date-time";
-  if (v.IsNull()) return absl::OkStatus();
+}  // namespace
+
+namespace canonical_internal {
+
+// std::llround(d * 1e6) without its call: x = d * 1e6 is in [2^49, 2^52),
+// where doubles are multiples of 1/8, 1/4 or 1/2, so x + 0.5 is exact (or,
+// past a power of two, rounds to at most a quarter above it), and its
+// truncation is x rounded half away from zero, llround's.
+int64_t TsMicros(double d) {
+  const double x = d * 1e6;
+  return static_cast<int64_t>(x + 0.5);
+}
+
+}  // namespace canonical_internal
+
+namespace {
+
+constexpr std::string_view kBadTs = "not a number or ISO 8601 date-time";
+constexpr std::string_view kTsRange = "out of range (years 2000..2100)";
+
+// A string "ts" (out of line: the parsers' hot path has numbers).
+ABSL_ATTRIBUTE_NOINLINE absl::Status ParseIsoTs(
+    absl::string_view s, std::optional<absl::Time>* out) {
+  // Offsets: "+hh:mm" or "Z" (%Ez), "+hhmm" (%z), none (UTC).
+  static constexpr const char* kFormats[] = {
+      "%Y-%m-%d%ET%H:%M:%E*S%Ez", "%Y-%m-%d%ET%H:%M:%E*S%z",
+      "%Y-%m-%d%ET%H:%M:%E*S",    "%Y-%m-%d%ET%H:%M%Ez",
+      "%Y-%m-%d%ET%H:%M",         "%Y-%m-%d %H:%M:%E*S%Ez",
+      "%Y-%m-%d %H:%M:%E*S",      "%Y-%m-%d",
+  };
+  // Digits must start the string: ParseTime also accepts "infinite-future"
+  // and skips leading whitespace.
   absl::Time t;
-  if (v.IsNumber()) {
-    const double d = v.GetDouble();
-    if (!std::isfinite(d) || d < kMinTsSeconds || d >= kEndTsSeconds) {
-      return Error("ts", "out of range (years 2000..2100)");
-    }
-    t = absl::FromUnixMicros(std::llround(d * 1e6));
-  } else if (v.IsString()) {
-    const absl::string_view s(v.GetString(), v.GetStringLength());
-    // Offsets: "+hh:mm" or "Z" (%Ez), "+hhmm" (%z), none (UTC).
-    static constexpr const char* kFormats[] = {
-        "%Y-%m-%d%ET%H:%M:%E*S%Ez", "%Y-%m-%d%ET%H:%M:%E*S%z",
-        "%Y-%m-%d%ET%H:%M:%E*S",    "%Y-%m-%d%ET%H:%M%Ez",
-        "%Y-%m-%d%ET%H:%M",         "%Y-%m-%d %H:%M:%E*S%Ez",
-        "%Y-%m-%d %H:%M:%E*S",      "%Y-%m-%d",
-    };
-    // Digits must start the string: ParseTime also accepts "infinite-future"
-    // and skips leading whitespace.
-    bool ok = !s.empty() && s[0] >= '0' && s[0] <= '9';
-    if (ok) {
-      ok = false;
-      for (const char* format : kFormats) {
-        if (absl::ParseTime(format, s, absl::UTCTimeZone(), &t, nullptr)) {
-          ok = true;
-          break;
-        }
+  bool ok = !s.empty() && s[0] >= '0' && s[0] <= '9';
+  if (ok) {
+    ok = false;
+    for (const char* format : kFormats) {
+      if (absl::ParseTime(format, s, absl::UTCTimeZone(), &t, nullptr)) {
+        ok = true;
+        break;
       }
     }
-    if (!ok) return Error("ts", kBad);
-    if (!InTsRange(t)) return Error("ts", "out of range (years 2000..2100)");
-  } else {
-    return Error("ts", kBad);
   }
+  if (!ok) return Error("ts", kBadTs);
+  if (!InTsRange(t)) return Error("ts", kTsRange);
   *out = t;
   return absl::OkStatus();
+}
+
+absl::Status ParseTs(const Value& v, std::optional<absl::Time>* out) {
+  if (v.IsNull()) return absl::OkStatus();
+  if (v.IsNumber()) {
+    const double d = v.GetDouble();
+    // (False for NaN and the infinities too.)
+    if (!(d >= kMinTsSeconds && d < kEndTsSeconds)) {
+      return Error("ts", kTsRange);
+    }
+    *out = absl::FromUnixMicros(canonical_internal::TsMicros(d));
+    return absl::OkStatus();
+  }
+  if (v.IsString()) {
+    return ParseIsoTs(absl::string_view(v.GetString(), v.GetStringLength()),
+                      out);
+  }
+  return Error("ts", kBadTs);
 }
 
 // Appends a JSON number's text: integers as-is, doubles in the shortest form
@@ -454,101 +485,191 @@ class NumberSax
 // The fast path of ParseEventJson: one pass over the text for the shape
 // nearly every event has (an object of strings without escapes, numbers,
 // literals, and a flat "props" object), feeding ParseMember/ParseProp in
-// document order exactly as EventSax does. Numbers are parsed by RapidJSON
-// itself (the same digits give the same double). Returns false on anything
-// else (escapes, control characters, NUL, nesting, a BOM, malformed JSON, a
-// field error): the caller then runs the full parser (which resets the
-// EventInput first), which decides the result and the error. *ascii: every
-// string byte seen was ASCII (so every field is valid UTF-8).
+// document order exactly as EventSax does. Returns false on anything else
+// (escapes, control characters, NUL, nesting, a BOM, malformed JSON, a field
+// error): the caller then runs the full parser (which resets the EventInput
+// first), which decides the result and the error. ascii(): no byte >= 0x80
+// was seen (so every field is valid UTF-8).
+//
+// The text is read from a copy followed by kPadding NUL bytes
+// (ParseEventJsonFast makes it), so that the 16-byte loads and the fixed-size
+// compares need no bounds checks: the NUL after the text stops every scan
+// (it is no JSON token, and a control character inside a string).
+//
+// Hand-written rather than RapidJSON's reader (the full parser): its SAX
+// callbacks, number and string handling cost about twice as much per event
+// for this one shape, which every tracked event and imported line has.
 class FastEventParser {
  public:
-  FastEventParser(std::string_view json, EventInput* in)
-      : p_(json.data()),
-        end_(json.data() + json.size()),
-        in_(in),
-        props_(&in->props) {}
+  static constexpr size_t kPadding = 64;
+
+  // [text, text + size) followed by kPadding NUL bytes.
+  FastEventParser(const char* text, size_t size, EventInput* in)
+      : p_(text), end_(text + size), in_(in), props_(&in->props) {}
 
   bool Parse() {
     const bool ok = ParseObject();
     props_.Finish();
     return ok;
   }
-  bool ascii() const { return high_bits_ == 0; }
+  bool ascii() const {
+#if defined(__SSE2__)
+    return _mm_movemask_epi8(seen_) == 0;
+#else
+    return (seen_ & 0x80) == 0;
+#endif
+  }
 
  private:
+  static bool IsWs(char c) {
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+  }
+  void SkipWs() {
+    while (IsWs(*p_)) ++p_;
+  }
+  // Skips whitespace, then eats `c` if it is next.
+  bool Eat(char c) {
+    if (*p_ != c) {  // (compact JSON: no whitespace, the one test)
+      if (!IsWs(*p_)) return false;
+      SkipWs();
+      if (*p_ != c) return false;
+    }
+    ++p_;
+    return true;
+  }
+
   bool ParseObject() {
-    SkipWs();
     if (!Eat('{')) return false;
-    SkipWs();
     if (Eat('}')) return AtEnd();
     while (true) {
-      std::string_view key;
-      if (!MemberKey(&key)) return false;
-      if (p_ < end_ && *p_ == '{') {
-        if (key != "props") return false;
+      KeyInfo key;
+      if (!Eat('"') || !Key(&key) || !Eat(':')) return false;
+      if (IsWs(*p_)) SkipWs();
+      if (!Member(key)) return false;
+      if (Eat(',')) continue;
+      if (*p_ == '}') {  // (Eat skipped the whitespace)
         ++p_;
-        if (!Props()) return false;
-      } else {
-        Value v;
-        if (!Scalar(&v) || !ParseMember(key, v, in_).ok()) return false;
+        return AtEnd();
       }
-      SkipWs();
-      if (Eat(',')) {
-        SkipWs();
-        continue;
-      }
-      if (Eat('}')) return AtEnd();
       return false;
     }
   }
 
-  bool Eat(char c) {
-    if (p_ < end_ && *p_ == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
-  void SkipWs() {
-    while (p_ < end_ &&
-           (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
-      ++p_;
-    }
-  }
   bool AtEnd() {
     SkipWs();
     return p_ == end_;
   }
 
-  // A member's key and the ':' after it, with the whitespace around.
-  bool MemberKey(std::string_view* key) {
-    if (!Eat('"') || !String(key)) return false;
-    SkipWs();
-    if (!Eat(':')) return false;
-    SkipWs();
+  // A top-level key, and what Key() knows of it.
+  struct KeyInfo {
+    enum class Kind : uint8_t { kOther, kString, kTs, kScreenWidth };
+    std::string_view name;
+    Kind kind = Kind::kOther;
+    // kString: the field of EventInput that a string value is assigned to
+    // unchanged (as ParseMember does).
+    std::string* field = nullptr;
+  };
+
+  // A top-level key (p_ after its opening quote) through its closing quote.
+  // The usual keys are matched in place (their bytes and the closing quote,
+  // one compare), any other is scanned as a string (kOther).
+  bool Key(KeyInfo* key) {
+    using Kind = KeyInfo::Kind;
+    switch (*p_) {
+      case 'i':
+        if (KeyIs("ip", key)) return Field(&in_->ip, key);
+        break;
+      case 'l':
+        if (KeyIs("locale", key)) return Field(&in_->locale, key);
+        break;
+      case 'n':
+        if (KeyIs("name", key)) return Field(&in_->name, key);
+        break;
+      case 'r':
+        if (KeyIs("referrer", key)) return Field(&in_->referrer, key);
+        break;
+      case 's':
+        if (KeyIs("site", key)) return Field(&in_->site, key);
+        if (KeyIs("screen_width", key)) {
+          key->kind = Kind::kScreenWidth;
+          return true;
+        }
+        break;
+      case 't':
+        if (KeyIs("ts", key)) {
+          key->kind = Kind::kTs;
+          return true;
+        }
+        if (KeyIs("timezone", key)) return Field(&in_->timezone, key);
+        break;
+      case 'u':
+        if (KeyIs("url", key)) return Field(&in_->url, key);
+        if (KeyIs("user_agent", key)) return Field(&in_->user_agent, key);
+        break;
+    }
+    return String(&key->name);
+  }
+  static bool Field(std::string* field, KeyInfo* key) {
+    key->kind = KeyInfo::Kind::kString;
+    key->field = field;
     return true;
+  }
+
+  // Whether the key at p_ is `name` (then key->name is it and p_ is past its
+  // closing quote). The padding makes the compare safe near the end.
+  template <size_t N>
+  bool KeyIs(const char (&name)[N], KeyInfo* key) {
+    if (std::memcmp(p_, name, N - 1) != 0 || p_[N - 1] != '"') return false;
+    key->name = std::string_view(p_, N - 1);
+    p_ += N;
+    return true;
+  }
+
+  // One member's value (p_ at its first byte), for a key as Key() gives it.
+  bool Member(const KeyInfo& key) {
+    using Kind = KeyInfo::Kind;
+    if (*p_ == '"') {
+      // Most members: a string for a string field, copied straight in.
+      if (key.kind == Kind::kString) {
+        ++p_;
+        std::string_view s;
+        if (!String(&s)) return false;
+        key.field->assign(s.data(), s.size());
+        return true;
+      }
+    } else if (*p_ == '{') {
+      if (key.name != "props") return false;
+      ++p_;
+      return Props();
+    }
+    Value v;
+    if (!Scalar(&v)) return false;
+    // (What ParseMember would call for these keys.)
+    switch (key.kind) {
+      case Kind::kTs:
+        return ParseTs(v, &in_->ts).ok();
+      case Kind::kScreenWidth:
+        return ParseScreenWidth(v, &in_->screen_width).ok();
+      default:
+        return ParseMember(key.name, v, in_).ok();
+    }
   }
 
   // The members of "props" (after its '{'), up to and including its '}'.
   bool Props() {
-    SkipWs();
     if (Eat('}')) return true;
     while (true) {
       std::string_view key;
-      if (!MemberKey(&key)) return false;
+      if (!Eat('"') || !String(&key) || !Eat(':')) return false;
+      if (IsWs(*p_)) SkipWs();
       Value v;
       if (!Scalar(&v) || !ParseProp(key, v, &props_).ok()) return false;
-      SkipWs();
-      if (Eat(',')) {
-        SkipWs();
-        continue;
-      }
+      if (Eat(',')) continue;
       return Eat('}');
     }
   }
 
   bool Scalar(Value* v) {
-    if (p_ == end_) return false;
     switch (*p_) {
       case '"': {
         ++p_;
@@ -570,69 +691,50 @@ class FastEventParser {
     }
   }
 
-  bool Literal(std::string_view word) {
-    if (static_cast<size_t>(end_ - p_) < word.size() ||
-        std::memcmp(p_, word.data(), word.size()) != 0) {
-      return false;
-    }
-    p_ += word.size();
+  // (The padding makes the compare safe near the end.)
+  template <size_t N>
+  bool Literal(const char (&word)[N]) {
+    if (std::memcmp(p_, word, N - 1) != 0) return false;
+    p_ += N - 1;
     return true;
   }
 
-  bool Number(Value* v) {
-    const char* start = p_;
-    while (p_ < end_ &&
-           ((*p_ >= '0' && *p_ <= '9') || *p_ == '-' || *p_ == '+' ||
-            *p_ == '.' || *p_ == 'e' || *p_ == 'E')) {
-      ++p_;
-    }
-    const size_t n = static_cast<size_t>(p_ - start);
-    if (SimpleNumber(start, n, v)) return true;
-    alignas(16) char buf[80] = {};  // NUL-padded past any 16-byte load
-    if (n == 0 || n >= 64) return false;
-    std::memcpy(buf, start, n);
-    NumberSax handler;
-    rapidjson::StringStream stream(buf);
-    if (reader_.Parse<rapidjson::kParseDefaultFlags>(stream, handler)
-            .IsError()) {
-      return false;
-    }
-    *v = handler.value;
-    return true;
+  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+  // A byte RapidJSON's number grammar can continue with.
+  static bool IsNumberByte(char c) {
+    return IsDigit(c) || c == '-' || c == '+' || c == '.' || c == 'e' ||
+           c == 'E';
   }
 
-  // The number token [s, s + n) when it is -?(0|[1-9][0-9]*)(\.[0-9]+)? with
-  // at most 15 digits in all (timestamps, screen widths): *v as RapidJSON
-  // makes it (which the full parser uses), without running its reader. An
-  // integer is Int64 (RapidJSON's Int/Uint/Int64/Uint64 of a value that fits
-  // int64); with a fraction, RapidJSON (default flags, not full precision)
+  // A number: -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most 15 digits in all
+  // (timestamps, screen widths) as RapidJSON makes it, without running its
+  // reader; anything else through RapidJSON's reader (NumberSlow). An integer
+  // is Int64 (RapidJSON's Int/Uint/Int64/Uint64 of a value that fits int64);
+  // with a fraction, RapidJSON (default flags, not full precision)
   // accumulates every digit into an integer below 2^53 and divides it by the
   // exact power of ten: the same one correctly rounded division as here.
-  // False for anything else (exponents, longer numbers, malformed text).
-  static bool SimpleNumber(const char* s, size_t n, Value* v) {
+  bool Number(Value* v) {
     static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3, 1e4,  1e5,
                                         1e6,  1e7,  1e8,  1e9, 1e10, 1e11,
                                         1e12, 1e13, 1e14, 1e15};
-    const char* p = s;
-    const char* const end = s + n;
-    const bool minus = p < end && *p == '-';
+    const char* p = p_;
+    const bool minus = *p == '-';
     if (minus) ++p;
-    if (p == end || *p < '0' || *p > '9') return false;
-    if (*p == '0' && p + 1 < end && p[1] != '.') return false;  // "01", "0x"
+    if (!IsDigit(*p) || (*p == '0' && IsDigit(p[1]))) return NumberSlow(v);
     uint64_t digits = 0;
-    int count = 0;
-    for (; p < end && *p >= '0' && *p <= '9'; ++p, ++count) {
-      digits = digits * 10 + static_cast<uint64_t>(*p - '0');
-    }
+    const char* const int_start = p;
+    for (; IsDigit(*p); ++p) digits = digits * 10 + (*p - '0');
+    int count = static_cast<int>(p - int_start);
     int frac = 0;
-    if (p < end && *p == '.') {
-      ++p;
-      for (; p < end && *p >= '0' && *p <= '9'; ++p, ++frac) {
-        digits = digits * 10 + static_cast<uint64_t>(*p - '0');
-      }
-      if (frac == 0) return false;  // "1."
+    if (*p == '.') {
+      const char* const frac_start = ++p;
+      for (; IsDigit(*p); ++p) digits = digits * 10 + (*p - '0');
+      frac = static_cast<int>(p - frac_start);
+      if (frac == 0) return NumberSlow(v);  // "1."
     }
-    if (p != end || count + frac > 15) return false;
+    // (Overflowed digits are not used: more than 15 go the slow way.)
+    if (IsNumberByte(*p) || count + frac > 15) return NumberSlow(v);
+    p_ = p;
     if (frac == 0) {
       const int64_t i = static_cast<int64_t>(digits);
       *v = Value::Int64(minus ? -i : i);
@@ -643,40 +745,60 @@ class FastEventParser {
     return true;
   }
 
+  // Any other number token (exponents, more digits, malformed text): the
+  // longest run of number bytes, parsed by RapidJSON's reader, which makes
+  // the same value as the full parser's.
+  bool NumberSlow(Value* v) {
+    const char* start = p_;
+    while (IsNumberByte(*p_)) ++p_;
+    const size_t n = static_cast<size_t>(p_ - start);
+    alignas(16) char buf[80] = {};  // NUL-padded past any 16-byte load
+    if (n == 0 || n >= 64) return false;
+    std::memcpy(buf, start, n);
+    NumberSax handler;
+    rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader;
+    rapidjson::StringStream stream(buf);
+    if (reader.Parse<rapidjson::kParseDefaultFlags>(stream, handler)
+            .IsError()) {
+      return false;
+    }
+    *v = handler.value;
+    return true;
+  }
+
   // The rest of a string after its opening quote, through the closing one.
   // No escapes, control characters or NUL (RapidJSON would unescape or
   // reject them); bytes >= 0x80 are kept as they are, as RapidJSON does.
+  // Every byte loaded is ORed into seen_ (more than the string's bytes: the
+  // JSON after it too, which is the more conservative for ascii()).
   bool String(std::string_view* out) {
-    const char* start = p_;
+    const char* const start = p_;
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"');
     const __m128i backslash = _mm_set1_epi8('\\');
     const __m128i control = _mm_set1_epi8(0x1F);
-    while (end_ - p_ >= 16) {
+    while (true) {
       const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+      seen_ = _mm_or_si128(seen_, x);
       const __m128i stop = _mm_or_si128(
           _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
           _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
-      const int stop_mask = _mm_movemask_epi8(stop);
-      const int high_mask = _mm_movemask_epi8(x);
-      if (stop_mask == 0) {
-        high_bits_ |= high_mask;
-        p_ += 16;
-        continue;
+      const unsigned stop_mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
+      if (stop_mask != 0) {
+        p_ += __builtin_ctz(stop_mask);
+        break;
       }
-      const int i = __builtin_ctz(static_cast<unsigned>(stop_mask));
-      high_bits_ |= high_mask & ((1 << i) - 1);
-      p_ += i;
-      break;
+      p_ += 16;
     }
-#endif
-    while (p_ < end_) {
+#else
+    while (true) {
       const unsigned char c = static_cast<unsigned char>(*p_);
       if (c == '"' || c == '\\' || c < 0x20) break;
-      high_bits_ |= c & 0x80;
+      seen_ |= c;
       ++p_;
     }
-    if (p_ == end_ || *p_ != '"') return false;
+#endif
+    if (*p_ != '"') return false;
     *out = std::string_view(start, static_cast<size_t>(p_ - start));
     ++p_;
     return true;
@@ -686,8 +808,11 @@ class FastEventParser {
   const char* const end_;
   EventInput* const in_;
   PropsOut props_;
-  int high_bits_ = 0;
-  rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader_;
+#if defined(__SSE2__)
+  __m128i seen_ = _mm_setzero_si128();
+#else
+  unsigned seen_ = 0;
+#endif
 };
 
 }  // namespace
@@ -872,7 +997,18 @@ namespace canonical_internal {
 std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
                                                EventInput* out) {
   ResetEventInput(out);
-  FastEventParser fast(json, out);
+  // The padded copy FastEventParser reads: on the stack for ordinary lines.
+  constexpr size_t kPadding = FastEventParser::kPadding;
+  alignas(16) char stack_copy[2048];
+  std::unique_ptr<char[]> heap_copy;
+  char* copy = stack_copy;
+  if (json.size() > sizeof(stack_copy) - kPadding) {
+    heap_copy.reset(new char[json.size() + kPadding]);
+    copy = heap_copy.get();
+  }
+  std::memcpy(copy, json.data(), json.size());
+  std::memset(copy + json.size(), 0, kPadding);
+  FastEventParser fast(copy, json.size(), out);
   if (!fast.Parse()) return std::nullopt;
   return ValidateEventInputImpl(*out, fast.ascii());
 }

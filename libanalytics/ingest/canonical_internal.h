@@ -4,6 +4,7 @@
 #ifndef ANALYTICS_INGEST_CANONICAL_INTERNAL_H_
 #define ANALYTICS_INGEST_CANONICAL_INTERNAL_H_
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -11,6 +12,10 @@
 #include "analytics/event.h"
 
 namespace analytics::canonical_internal {
+
+// A numeric "ts" in seconds, in [2000-01-01, 2101-01-01), as microseconds:
+// std::llround(seconds * 1e6), without the call.
+int64_t TsMicros(double seconds);
 
 // Gives a reused EventInput a fresh one's values, keeping the capacity of its
 // strings. Props entries are left for the parser to overwrite: a caller that

@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
 #include <optional>
 #include <random>
 #include <string>
@@ -750,6 +753,272 @@ TEST(CanonicalTest, FastPathNumbersMatchFullParser) {
     }
   }
   EXPECT_GT(fast_simple, 15000);
+}
+
+// The fast path and ParseEventJson against the full parser on one input:
+// same result wherever the fast path answers; *fast counts its answers.
+void ExpectAgrees(const std::string& json, int* fast = nullptr) {
+  const absl::StatusOr<EventInput> want =
+      canonical_internal::ParseEventJsonFull(json);
+  ExpectSameResult(ParseEventJson(json), want, json);
+  std::optional<absl::StatusOr<EventInput>> got =
+      canonical_internal::ParseEventJsonFast(json);
+  if (!got.has_value()) return;
+  if (fast != nullptr) ++*fast;
+  ExpectSameResult(*got, want, json);
+}
+
+// A random string value: mostly URL-ish ASCII, sometimes UTF-8 (valid or
+// not), sometimes a byte JSON must escape or an escape sequence.
+std::string RandomJsonString(std::mt19937_64& rng) {
+  static const std::vector<std::string> pieces = {
+      "a",       "Z",
+      "0",       "/",
+      ".",       "-",
+      "_",       "?",
+      "=",       "&",
+      " ",       ":",
+      ";",       "(",
+      ")",       "é",
+      "ключ",    "€",
+      "😀",       "\xC3",
+      "\x80",    "\xED\xA0\x80",
+      "\xFF",    "\\\"",
+      "\\\\",    "\\/",
+      "\\b",     "\\f",
+      "\\n",     "\\r",
+      "\\t",     "\\u00e9",
+      "\\u0000", "\\ud83d\\ude00",
+      "\\ud83d", "\\ude00",
+      "\\u12",   "\\x",
+      "\x01",    "\x1F",
+      "\x7F",    std::string(1, '\0')};
+  std::string s;
+  const int n = static_cast<int>(rng() % 40);
+  const bool plain = rng() % 2 == 0;  // only the first 15 pieces (ASCII)
+  for (int i = 0; i < n; ++i) {
+    s += pieces[rng() % (plain ? 15 : pieces.size())];
+  }
+  return s;
+}
+
+// A random event line: the known keys (and some unknown ones, near misses
+// of known ones among them) in random order, maybe repeated, values of the
+// right or a wrong type, whitespace or none between tokens.
+std::string RandomEventLine(std::mt19937_64& rng) {
+  static const std::vector<std::string> keys = {"site",
+                                                "name",
+                                                "url",
+                                                "referrer",
+                                                "ts",
+                                                "ip",
+                                                "user_agent",
+                                                "screen_width",
+                                                "locale",
+                                                "timezone",
+                                                "country",
+                                                "interactive",
+                                                "imported",
+                                                "props",
+                                                "sit",
+                                                "sites",
+                                                "nam",
+                                                "names",
+                                                "ur",
+                                                "urlx",
+                                                "referre",
+                                                "t",
+                                                "tss",
+                                                "i",
+                                                "ipp",
+                                                "user_agen",
+                                                "user_agents",
+                                                "screen_widt",
+                                                "local",
+                                                "timezon",
+                                                "",
+                                                "Site",
+                                                "x"};
+  auto ws = [&] {
+    static const char* kWs[] = {"", "", "", "", " ", "\n", "\t ", "\r\n"};
+    return std::string(kWs[rng() % 8]);
+  };
+  auto value = [&](const std::string& key) -> std::string {
+    switch (rng() % 12) {
+      case 0:
+        return "null";
+      case 1:
+        return rng() % 2 ? "true" : "false";
+      case 2:
+        return std::to_string(static_cast<int64_t>(rng() % 200000) - 1000);
+      case 3:
+        return absl::StrCat(946684800 + rng() % 3187296000, ".", rng() % 1000);
+      case 4:
+        return rng() % 2 ? "1e3" : "-0.5";
+      case 5: {
+        std::string props = "{";
+        const int n = static_cast<int>(rng() % 4);
+        for (int i = 0; i < n; ++i) {
+          absl::StrAppend(&props, i ? "," : "", ws(), "\"",
+                          RandomJsonString(rng), "\"", ws(), ":", ws(),
+                          rng() % 3 ? Quoted(RandomJsonString(rng))
+                                    : std::string(rng() % 2 ? "7" : "null"),
+                          ws());
+        }
+        return props + "}";
+      }
+      case 6:
+        return key == "ts" ? Quoted("2026-05-01T10:00:00Z") : "[]";
+      default:
+        return Quoted(RandomJsonString(rng));
+    }
+  };
+  std::string line = ws() + "{";
+  std::vector<std::string> members;
+  // Usually the required fields, valid.
+  if (rng() % 8 != 0) members.push_back(R"("site":"example.com")");
+  if (rng() % 8 != 0) members.push_back(R"("url":"https://example.com/a")");
+  const int n = static_cast<int>(rng() % 12);
+  for (int i = 0; i < n; ++i) {
+    const std::string& key = keys[rng() % keys.size()];
+    members.push_back(absl::StrCat(Quoted(key), ws(), ":", ws(), value(key)));
+  }
+  std::shuffle(members.begin(), members.end(), rng);
+  for (size_t i = 0; i < members.size(); ++i) {
+    absl::StrAppend(&line, i ? "," : "", ws(), members[i], ws());
+  }
+  return line + "}" + ws();
+}
+
+// Random lines (every field, every value type, whitespace, escapes, UTF-8,
+// near-miss keys): the fast path agrees with the full parser, and answers
+// for many of them, errors included.
+TEST(CanonicalTest, FastPathAgreesOnRandomLines) {
+  std::mt19937_64 rng(23);
+  int fast = 0;
+  const int n = 40000;
+  for (int i = 0; i < n; ++i) {
+    ExpectAgrees(RandomEventLine(rng), &fast);
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(fast, n / 10);
+}
+
+// Every prefix of realistic lines (and of the seeds): a cut anywhere, inside
+// a key, a string, a number or a literal, is an error, the same one.
+TEST(CanonicalTest, FastPathAgreesOnEveryPrefix) {
+  std::vector<std::string> lines = Seeds();
+  std::mt19937_64 rng(31);
+  for (int i = 0; i < 50; ++i) lines.push_back(RandomEventLine(rng));
+  for (const std::string& line : lines) {
+    for (size_t n = 0; n <= line.size(); ++n) {
+      ExpectAgrees(line.substr(0, n));
+      if (HasFailure()) return;
+    }
+  }
+}
+
+// Every escape, in every string field, in a prop key and value and in a
+// member key (the fast path leaves them all to the full parser).
+TEST(CanonicalTest, EveryEscapeAgrees) {
+  const std::vector<std::string> escapes = {
+      R"(\")",     R"(\\)",           R"(\/)",
+      R"(\b)",     R"(\f)",           R"(\n)",
+      R"(\r)",     R"(\t)",           R"(\u0041)",
+      R"(\u00e9)", R"(\u20AC)",       R"(\u0000)",
+      R"(\u001f)", R"(\ud83d\ude00)", R"(\ud83d)",
+      R"(\ude00)", R"(\ud83dx)",      R"(\ud83d\u0041)",
+      R"(\u12)",   R"(\uZZZZ)",       R"(\x)",
+      R"(\)",      R"(\U0041)"};
+  const std::vector<std::string> fields = {
+      "site",       "name",   "url",      "referrer", "ip",
+      "user_agent", "locale", "timezone", "country",  "ts"};
+  for (const std::string& e : escapes) {
+    for (const std::string& field : fields) {
+      ExpectAgrees(Json(absl::StrCat(Quoted(field), ":\"a", e, "b\"")));
+      ExpectAgrees(Json(absl::StrCat(Quoted(field), ":\"", e, "\"")));
+    }
+    ExpectAgrees(Json(absl::StrCat(R"("props":{"k)", e, R"(":"v"})")));
+    ExpectAgrees(Json(absl::StrCat(R"("props":{"k":"v)", e, R"("})")));
+    // An escaped known key ("u\u0072l" is "url").
+    ExpectAgrees(Json(absl::StrCat(R"("u)", e, R"(rl":"/x")")));
+    ExpectAgrees(
+        absl::StrCat(R"({"site":"example.com","u\u0072l":"/)", e, "\"}"));
+    if (HasFailure()) return;
+  }
+}
+
+// The 16-byte string scan: a string of every length up to 48 with a quote,
+// backslash, control character, NUL or non-ASCII byte at every position,
+// and the line ending at every distance from it (the parser reads a padded
+// copy; the scan must stop at the text's end whatever follows).
+TEST(CanonicalTest, StringScanAtEveryOffset) {
+  const std::string specials[] = {
+      "\"",   "\\",       "\x01", "\x1F", std::string(1, '\0'),
+      "\x7F", "\xC3\xA9", "\xC3", "\xFF"};
+  for (size_t len = 0; len <= 48; ++len) {
+    const std::string plain(len, 'u');
+    for (const std::string& tail : {std::string("\"}"), std::string("\""),
+                                    std::string("\"} "), std::string("")}) {
+      ExpectAgrees(
+          absl::StrCat(R"({"site":"example.com","url":")", plain, tail));
+      ExpectAgrees(absl::StrCat(R"({"site":"example.com","url":"/","k":")",
+                                plain, tail));
+    }
+    for (size_t at = 0; at < len; ++at) {
+      for (const std::string& special : specials) {
+        std::string v = plain;
+        v.replace(at, 1, special);
+        ExpectAgrees(
+            absl::StrCat(R"({"site":"example.com","url":")", v, "\"}"));
+        ExpectAgrees(absl::StrCat(R"({"url":"/","user_agent":")", v,
+                                  R"(","site":"example.com"})"));
+        ExpectAgrees(
+            absl::StrCat(R"({"url":"/","site":"example.com",")", v, R"(":1})"));
+      }
+      if (HasFailure()) return;
+    }
+  }
+}
+
+// Numeric timestamps: canonical_internal::TsMicros is std::llround(s * 1e6)
+// over the accepted range (random doubles, both ends, and the neighbours of
+// the powers of two where the spacing of doubles changes).
+TEST(CanonicalTest, TsMicrosIsLlround) {
+  std::vector<double> seconds = {946684800.0, 4133980799.999999,
+                                 std::nextafter(4133980800.0, 0.0),
+                                 1790812840.123, 1790812840.5e0};
+  for (double p2 : {std::ldexp(1.0, 50), std::ldexp(1.0, 51)}) {
+    double x = p2;
+    for (int i = 0; i < 64; ++i) x = std::nextafter(x, 0.0);
+    for (int i = 0; i < 128; ++i, x = std::nextafter(x, 1e300)) {
+      seconds.push_back(x / 1e6);
+      seconds.push_back(std::nextafter(x / 1e6, 0.0));
+      seconds.push_back(std::nextafter(x / 1e6, 1e300));
+      seconds.push_back((std::floor(x) + 0.5) / 1e6);
+    }
+  }
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> in_range(946684800.0, 4133980800.0);
+  for (int i = 0; i < 1000000; ++i) {
+    const double d = in_range(rng);
+    seconds.push_back(d);
+    // Half a microsecond: seconds whose d * 1e6 is a tie (n + 0.5), where
+    // rounding half to even or truncating would differ.
+    const double half = (std::floor(d * 1e6) + 0.5) / 1e6;
+    seconds.push_back(half);
+    seconds.push_back(std::nextafter(half, 0.0));
+    seconds.push_back(std::nextafter(half, 1e300));
+  }
+  int ties = 0;
+  for (double d : seconds) {
+    if (!(d >= 946684800.0 && d < 4133980800.0)) continue;
+    const double x = d * 1e6;
+    if (x - std::floor(x) == 0.5) ++ties;
+    ASSERT_EQ(canonical_internal::TsMicros(d), std::llround(x))
+        << std::setprecision(17) << d;
+  }
+  EXPECT_GT(ties, 100000);
 }
 
 // An EventInput with every field set to something no parse gives: long

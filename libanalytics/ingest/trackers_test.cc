@@ -253,6 +253,80 @@ TEST(Plausible, TooManyPropsRejected) {
               "props:");
 }
 
+// Member lookups as RapidJSON's FindMember makes them: the first member of
+// the name (a null one counts as absent, and then the next alias is tried),
+// names compared in full (length, every byte, escapes decoded, embedded NUL).
+TEST(Plausible, MemberLookupFirstOfTheNameWins) {
+  auto name_of = [](const std::string& members) -> std::string {
+    auto r = ParsePlausibleEvent(
+        absl::StrCat(R"({"u":"https://e.com/","d":"e.com",)", members, "}"),
+        Req());
+    if (!r.ok()) return std::string(r.status().message());
+    return (*r)[0].name;
+  };
+  EXPECT_EQ(name_of(R"("n":"a","n":"b")"), "a");
+  EXPECT_EQ(name_of(R"("name":"x","n":"y")"), "y");
+  EXPECT_EQ(name_of(R"("n":null,"name":"x")"), "x");
+  EXPECT_EQ(name_of(R"("n":null,"n":"b","name":"c")"), "c");
+  EXPECT_EQ(name_of(R"("n":null,"n":"b")"), "n: required");
+  EXPECT_EQ(name_of(R"("nn":"q","na":"r","n":"y")"), "y");
+  EXPECT_EQ(name_of(R"("namf":"q","nam":"r","names":"s","name":"w")"), "w");
+  EXPECT_EQ(name_of(R"("n\u0000":"z","":"e","N":"u","n":"y")"), "y");
+  EXPECT_EQ(name_of(R"("\u006e":"esc","n":"y")"), "esc");
+  EXPECT_EQ(name_of(R"("na\u006de":"esc2")"), "esc2");
+  EXPECT_EQ(name_of(R"("x":1)"), "n: required");
+}
+
+// The DOM's memory starts in buffers on the stack (4 KiB of values, a 1 KiB
+// parse stack) and grows onto the heap: bodies far bigger than both (long
+// strings, hundreds of members, nesting near the limit, a big batch) parse
+// in full, every value intact.
+TEST(Plausible, BodiesBeyondTheStackBuffersParseInFull) {
+  std::string unknown;  // 300 members the adapter ignores (the parse stack)
+  for (int i = 0; i < 300; ++i) {
+    absl::StrAppend(&unknown, ",\"x", i, "\":[", i, ",\"", std::string(40, 'y'),
+                    "\"]");
+  }
+  std::string props;
+  for (int i = 0; i < 30; ++i) {
+    absl::StrAppend(&props, i ? "," : "", "\"k", i, "\":\"",
+                    std::string(200 + i, static_cast<char>('a' + i % 26)),
+                    "\"");
+  }
+  const std::string url = "https://example.com/" + std::string(1500, 'p');
+  const std::string body =
+      absl::StrCat(R"({"n":"Signup","u":")", url, R"(","d":"example.com",)",
+                   R"("nested":)", std::string(30, '['), std::string(30, ']'),
+                   unknown, R"(,"p":{)", props, "}}");
+  ASSERT_GT(body.size(), 20000u);
+  auto r = ParsePlausibleEvent(body, Req());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 1u);
+  const EventInput& e = (*r)[0];
+  EXPECT_EQ(e.name, "Signup");
+  EXPECT_EQ(e.url, url);
+  ASSERT_EQ(e.props.size(), 30u);
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(e.props[i].first, absl::StrCat("k", i));
+    EXPECT_EQ(e.props[i].second,
+              std::string(200 + i, static_cast<char>('a' + i % 26)));
+  }
+
+  std::string batch = "[";
+  for (int i = 0; i < 200; ++i) {
+    absl::StrAppend(&batch, i ? "," : "",
+                    R"({"type":"event","payload":{"website":"AbCdEfGhIjKl",)",
+                    R"("hostname":"a.b","url":"/p)", i, R"(","name":"e)", i,
+                    R"("}})");
+  }
+  batch += "]";
+  auto umami = ParseUmamiBatch(batch, Req());
+  ASSERT_TRUE(umami.ok()) << umami.status();
+  ASSERT_EQ(umami->size(), 200u);
+  EXPECT_EQ((*umami)[199].name, "e199");
+  EXPECT_THAT((*umami)[199].url, HasSubstr("/p199"));
+}
+
 TEST(Swetrix, UtmValuesArePercentEncoded) {
   auto r =
       ParseSwetrix(SwetrixKind::kPageview,
