@@ -207,6 +207,35 @@ TEST(NormalizeHostTest, Basics) {
   EXPECT_EQ(NormalizeHost(""), "");
 }
 
+// NormalizeHost as first written (absl's case-insensitive prefix test and
+// AsciiStrToLower): the reference for the lower-casing copy loop.
+std::string ReferenceNormalizeHost(std::string_view host) {
+  while (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.size() > 4 && enrich_internal::StartsWithIgnoreCase(host, "www.")) {
+    host.remove_prefix(4);
+  }
+  std::string out(host);
+  absl::AsciiStrToLower(&out);
+  return out;
+}
+
+// Over random hosts made of the characters that matter to it, into a
+// recycled string (its previous contents must not show).
+TEST(NormalizeHostTest, MatchesReferenceOnRandomHosts) {
+  std::mt19937_64 rng(5);
+  const std::string_view pieces[] = {
+      "w",  "W",    "ww", "www", "WwW",      ".",    "..",  "a",
+      "Ex", "\x0e", "7",  "-",   "\xC3\x89", "\xFF", "com", "wWw."};
+  std::string out = "left over from before";
+  for (int i = 0; i < 50000; ++i) {
+    std::string host;
+    const int n = static_cast<int>(rng() % 7);
+    for (int k = 0; k < n; ++k) host += pieces[rng() % std::size(pieces)];
+    NormalizeHost(host, &out);
+    ASSERT_EQ(out, ReferenceNormalizeHost(host)) << host;
+  }
+}
+
 TEST(NormalizePathTest, Basics) {
   EXPECT_EQ(NormalizePath(""), "/");
   EXPECT_EQ(NormalizePath("/"), "/");
