@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
 #include "libanalytics/enrich/string_util.h"
 #include "libanalytics/enrich/url.h"
 namespace analytics {
@@ -247,8 +246,8 @@ const ReferrerPart& CachedReferrerPart(std::string_view referrer,
     return uncached;
   }
   ReferrerEntry& e =
-      entries[absl::HashOf(enrich_internal::ToAbsl(referrer),
-                           enrich_internal::ToAbsl(site_domain)) %
+      entries[enrich_internal::FastHash(
+                  referrer, enrich_internal::FastHash(site_domain)) %
               kReferrerEntries];
   if (!e.used || e.referrer != referrer || e.site_domain != site_domain) {
     ComputeReferrerPart(referrer, site_domain, &e.part);

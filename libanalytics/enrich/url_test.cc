@@ -263,3 +263,35 @@ TEST(NormalizePathTest, InvalidUtf8EscapesAreKept) {
 
 }  // namespace
 }  // namespace analytics
+
+namespace analytics::enrich_internal {
+namespace {
+
+// The inline StripWhitespace strips what absl::StripAsciiWhitespace strips:
+// every byte value at either end, and random mixes of spaces and text.
+TEST(StripWhitespaceTest, MatchesAbsl) {
+  auto absl_strip = [](std::string_view s) {
+    return ToStd(absl::StripAsciiWhitespace(ToAbsl(s)));
+  };
+  for (int c = 0; c < 256; ++c) {
+    const std::string s = std::string(1, static_cast<char>(c)) + "x" +
+                          std::string(2, static_cast<char>(c));
+    ASSERT_EQ(StripWhitespace(s), absl_strip(s)) << c;
+    const std::string only(3, static_cast<char>(c));
+    ASSERT_EQ(StripWhitespace(only), absl_strip(only)) << c;
+  }
+  std::mt19937_64 rng(7);
+  const char pieces[] = {' ', '\t', '\n',   '\v',   '\f',   '\r',
+                         'a', '\0', '\x1f', '\x85', '\xa0', '.'};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    const int n = static_cast<int>(rng() % 8);
+    for (int k = 0; k < n; ++k) s += pieces[rng() % std::size(pieces)];
+    const std::string_view got = StripWhitespace(s);
+    const std::string_view want = absl_strip(s);
+    ASSERT_TRUE(got.data() == want.data() && got.size() == want.size()) << s;
+  }
+}
+
+}  // namespace
+}  // namespace analytics::enrich_internal
