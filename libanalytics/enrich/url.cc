@@ -1,5 +1,6 @@
 #include "libanalytics/enrich/url.h"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -208,6 +209,41 @@ std::optional<std::string> QueryParam(std::string_view query,
     return value;
   }
   return std::nullopt;
+}
+
+void QueryParams(std::string_view query, std::span<const std::string_view> keys,
+                 std::span<std::string* const> values, std::span<bool> found) {
+  const size_t n = keys.size();
+  std::fill(found.begin(), found.end(), false);
+  size_t left = n;
+  std::string decoded;
+  // The pairs in QueryParam's order: the first pair of a key wins.
+  while (!query.empty() && left > 0) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view()
+                                          : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    const std::string_view k = pair.substr(0, eq);
+    const bool encoded = NeedsDecoding(k, /*plus_is_space=*/true);
+    if (encoded) {
+      decoded.clear();
+      AppendDecoded(k, /*plus_is_space=*/true, &decoded);
+    }
+    // Each key on its own, as QueryParam matches it (as sent, or decoded).
+    for (size_t i = 0; i < n; ++i) {
+      if (found[i] || (k != keys[i] && (!encoded || decoded != keys[i]))) {
+        continue;
+      }
+      found[i] = true;
+      --left;
+      values[i]->clear();
+      if (eq != std::string_view::npos) {
+        AppendDecodedUtf8(pair.substr(eq + 1), /*plus_is_space=*/true,
+                          values[i]);
+      }
+    }
+  }
 }
 
 std::string NormalizeHost(std::string_view host) {

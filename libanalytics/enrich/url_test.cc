@@ -198,6 +198,48 @@ TEST(QueryParamTest, Decoding) {
   EXPECT_EQ(QueryParam("utm%5Fsource=x", "utm_source"), "x");
 }
 
+// QueryParams answers as QueryParam does for each key, over random queries
+// made of the characters and keys that matter to them (encoded keys, '+',
+// repeated keys, pairs without '='), into recycled values.
+TEST(QueryParamsTest, MatchesQueryParamOnRandomQueries) {
+  std::mt19937_64 rng(11);
+  const std::string_view pieces[] = {"utm_source", "utm%5Fsource",
+                                     "utm_medium", "utm_term",
+                                     "a+b",        "a b",
+                                     "=",          "&",
+                                     "%",          "%2",
+                                     "%41",        "+",
+                                     "x",          " ",
+                                     "\xFF",       "%FF",
+                                     "%C3%A9",     "utm_",
+                                     "=v",         "a%2Bb"};
+  const std::string_view keys[] = {"utm_source", "utm_medium", "utm_term",
+                                   "a b",        "a+b",        ""};
+  std::string storage[std::size(keys)];
+  std::string* values[std::size(keys)];
+  for (size_t i = 0; i < std::size(keys); ++i) values[i] = &storage[i];
+  bool found[std::size(keys)];
+  int hits = 0;
+  for (int i = 0; i < 50000; ++i) {
+    std::string query;
+    const int n = static_cast<int>(rng() % 10);
+    for (int k = 0; k < n; ++k) query += pieces[rng() % std::size(pieces)];
+    for (std::string& s : storage) s = "stale";
+    QueryParams(query, keys, values, found);
+    for (size_t k = 0; k < std::size(keys); ++k) {
+      const std::optional<std::string> want = QueryParam(query, keys[k]);
+      ASSERT_EQ(found[k], want.has_value()) << query << " " << keys[k];
+      if (want.has_value()) {
+        ASSERT_EQ(storage[k], *want) << query << " " << keys[k];
+        ++hits;
+      } else {
+        ASSERT_EQ(storage[k], "stale") << query << " " << keys[k];
+      }
+    }
+  }
+  EXPECT_GT(hits, 10000);
+}
+
 TEST(NormalizeHostTest, Basics) {
   EXPECT_EQ(NormalizeHost("WWW.Example.COM"), "example.com");
   EXPECT_EQ(NormalizeHost("example.com."), "example.com");
