@@ -25,7 +25,7 @@ namespace {
 
 using enrich_internal::StripWhitespace;
 
-using TzMap = absl::flat_hash_map<std::string, std::string>;
+using enrich_internal::TzMap;
 
 bool ReadFile(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
@@ -197,7 +197,7 @@ void CountryResolver::Resolve(std::string_view ip, std::string_view cdn_header,
   // The time zone's country, without a copy of the table's string first.
   std::string_view tz = StripWhitespace(timezone);
   if (!tz.empty()) {
-    auto it = tz_to_country_.find(enrich_internal::ToAbsl(tz));
+    auto it = tz_to_country_.find(tz);
     if (it != tz_to_country_.end()) {
       out->assign(it->second);
       return;
@@ -209,7 +209,7 @@ void CountryResolver::Resolve(std::string_view ip, std::string_view cdn_header,
 std::string CountryResolver::FromTimezone(std::string_view tz) const {
   tz = StripWhitespace(tz);
   if (tz.empty()) return "";
-  auto it = tz_to_country_.find(enrich_internal::ToAbsl(tz));
+  auto it = tz_to_country_.find(tz);
   return it == tz_to_country_.end() ? "" : it->second;
 }
 

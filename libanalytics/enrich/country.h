@@ -13,10 +13,28 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "libanalytics/enrich/string_util.h"
 
 struct MMDB_s;
 
 namespace analytics {
+
+namespace enrich_internal {
+// The time zone table's hash (FastHash: absl's string hash is an
+// out-of-line call on the hot path; the keys are tzdata's, fixed) and
+// equality, both taking std::string_view for lookups without a copy.
+struct TzHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return FastHash(s); }
+};
+struct TzEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const {
+    return a == b;
+  }
+};
+using TzMap = absl::flat_hash_map<std::string, std::string, TzHash, TzEq>;
+}  // namespace enrich_internal
 
 class CountryResolver {
  public:
@@ -42,7 +60,7 @@ class CountryResolver {
  private:
   CountryResolver() = default;
   MMDB_s* mmdb_ = nullptr;
-  absl::flat_hash_map<std::string, std::string> tz_to_country_;
+  enrich_internal::TzMap tz_to_country_;
 };
 
 }  // namespace analytics

@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
 #include "libanalytics/enrich/string_util.h"
 #include "libanalytics/enrich/url.h"
 namespace analytics {
@@ -184,12 +183,6 @@ std::string ParamSource(std::string_view query) {
   return "";
 }
 
-std::string Utm(std::string_view query, std::string_view key) {
-  std::optional<std::string> v = QueryParam(query, key);
-  if (!v.has_value()) return "";
-  return std::string(StripWhitespace(*v));
-}
-
 bool IsSelfReferral(std::string_view host, std::string_view site) {
   if (site.empty()) return false;
   if (host == site) return true;
@@ -247,8 +240,8 @@ const ReferrerPart& CachedReferrerPart(std::string_view referrer,
     return uncached;
   }
   ReferrerEntry& e =
-      entries[absl::HashOf(enrich_internal::ToAbsl(referrer),
-                           enrich_internal::ToAbsl(site_domain)) %
+      entries[enrich_internal::FastHash(
+                  referrer, enrich_internal::FastHash(site_domain)) %
               kReferrerEntries];
   if (!e.used || e.referrer != referrer || e.site_domain != site_domain) {
     ComputeReferrerPart(referrer, site_domain, &e.part);
@@ -301,11 +294,26 @@ void FillAcquisition(const UrlParts& page, std::string_view referrer,
   acq->referrer.clear();
   // Most page URLs carry no campaign parameters: skip the lookups then.
   if (page.query.find("utm_") != std::string_view::npos) {
-    acq->utm_source = Utm(page.query, "utm_source");
-    acq->utm_medium = Utm(page.query, "utm_medium");
-    acq->utm_campaign = Utm(page.query, "utm_campaign");
-    acq->utm_term = Utm(page.query, "utm_term");
-    acq->utm_content = Utm(page.query, "utm_content");
+    // QueryParam of each key, whitespace-stripped, in one pass over the query.
+    static constexpr std::string_view kUtmKeys[] = {
+        "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"};
+    std::string* const values[] = {&acq->utm_source, &acq->utm_medium,
+                                   &acq->utm_campaign, &acq->utm_term,
+                                   &acq->utm_content};
+    bool found[std::size(kUtmKeys)];
+    QueryParams(page.query, kUtmKeys, values, found);
+    for (size_t i = 0; i < std::size(kUtmKeys); ++i) {
+      std::string& v = *values[i];
+      if (!found[i]) {
+        v.clear();
+        continue;
+      }
+      const std::string_view trimmed = StripWhitespace(v);
+      if (trimmed.size() != v.size()) {
+        v.erase(0, static_cast<size_t>(trimmed.data() - v.data()));
+        v.resize(trimmed.size());
+      }
+    }
     acq->source = acq->utm_source;
   } else {
     acq->utm_source.clear();

@@ -1,9 +1,13 @@
 #include "libanalytics/enrich/referrer.h"
 
+#include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "libanalytics/enrich/string_util.h"
+#include "libanalytics/enrich/url.h"
 
 namespace analytics {
 namespace {
@@ -173,5 +177,57 @@ TEST(ParseAcquisitionTest, CachedReferrersKeepTheirOwnAnswers) {
   EXPECT_EQ(first[2 * 2 + 0].referrer, "google.com/");
 }
 
+// The UTM fields are each QueryParam's value, whitespace-stripped ("" when
+// absent), and a utm_source is the source: over random page queries.
+TEST(ParseAcquisitionTest, UtmFieldsMatchQueryParamOnRandomQueries) {
+  std::mt19937_64 rng(13);
+  const std::string_view pieces[] = {"utm_source=",
+                                     "utm_medium=",
+                                     "utm_campaign=",
+                                     "utm_term=",
+                                     "utm_content=",
+                                     "utm%5Fterm=",
+                                     "&",
+                                     "=",
+                                     " ",
+                                     "%20",
+                                     "+",
+                                     "x",
+                                     "\t",
+                                     "news",
+                                     "%FF",
+                                     "ref=",
+                                     "source="};
+  // (Only a query containing "utm_" is looked at: an encoded key such as
+  // "utm%5Fterm" alone is ignored, as it always was.)
+  auto want = [](std::string_view query, std::string_view key) {
+    if (query.find("utm_") == std::string_view::npos) return std::string();
+    std::optional<std::string> v = QueryParam(query, key);
+    return v ? std::string(enrich_internal::StripWhitespace(*v))
+             : std::string();
+  };
+  VisitAttrs visit;
+  int with_utm = 0;
+  for (int i = 0; i < 30000; ++i) {
+    std::string url = "https://example.com/p?";
+    const int n = static_cast<int>(rng() % 10);
+    for (int k = 0; k < n; ++k) url += pieces[rng() % std::size(pieces)];
+    const UrlParts page = SplitUrl(url);
+    visit.utm_term = "stale";
+    ParseAcquisition(page, "", "example.com", &visit);
+    SCOPED_TRACE(url);
+    ASSERT_EQ(visit.utm_source, want(page.query, "utm_source"));
+    ASSERT_EQ(visit.utm_medium, want(page.query, "utm_medium"));
+    ASSERT_EQ(visit.utm_campaign, want(page.query, "utm_campaign"));
+    ASSERT_EQ(visit.utm_term, want(page.query, "utm_term"));
+    ASSERT_EQ(visit.utm_content, want(page.query, "utm_content"));
+    if (!visit.utm_source.empty()) {
+      ASSERT_EQ(visit.source, visit.utm_source);
+      ++with_utm;
+    }
+  }
+  EXPECT_GT(with_utm, 1000);
+}
 }  // namespace
+
 }  // namespace analytics

@@ -6,6 +6,7 @@
 #define ANALYTICS_ENRICH_URL_H_
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,12 @@ UrlParts SplitUrl(std::string_view url);
 // Value of the first `key` in a query string, percent- and '+'-decoded.
 std::optional<std::string> QueryParam(std::string_view query,
                                       std::string_view key);
+
+// QueryParam of several keys (at most 8) in one pass over the query: for
+// each i, found[i] = QueryParam(query, keys[i]).has_value() and, when found,
+// *values[i] = its value (assigned over its capacity; left alone otherwise).
+void QueryParams(std::string_view query, std::span<const std::string_view> keys,
+                 std::span<std::string* const> values, std::span<bool> found);
 
 // Lower-cases ASCII and strips a leading "www." and a trailing ".".
 std::string NormalizeHost(std::string_view host);

@@ -198,6 +198,48 @@ TEST(QueryParamTest, Decoding) {
   EXPECT_EQ(QueryParam("utm%5Fsource=x", "utm_source"), "x");
 }
 
+// QueryParams answers as QueryParam does for each key, over random queries
+// made of the characters and keys that matter to them (encoded keys, '+',
+// repeated keys, pairs without '='), into recycled values.
+TEST(QueryParamsTest, MatchesQueryParamOnRandomQueries) {
+  std::mt19937_64 rng(11);
+  const std::string_view pieces[] = {"utm_source", "utm%5Fsource",
+                                     "utm_medium", "utm_term",
+                                     "a+b",        "a b",
+                                     "=",          "&",
+                                     "%",          "%2",
+                                     "%41",        "+",
+                                     "x",          " ",
+                                     "\xFF",       "%FF",
+                                     "%C3%A9",     "utm_",
+                                     "=v",         "a%2Bb"};
+  const std::string_view keys[] = {"utm_source", "utm_medium", "utm_term",
+                                   "a b",        "a+b",        ""};
+  std::string storage[std::size(keys)];
+  std::string* values[std::size(keys)];
+  for (size_t i = 0; i < std::size(keys); ++i) values[i] = &storage[i];
+  bool found[std::size(keys)];
+  int hits = 0;
+  for (int i = 0; i < 50000; ++i) {
+    std::string query;
+    const int n = static_cast<int>(rng() % 10);
+    for (int k = 0; k < n; ++k) query += pieces[rng() % std::size(pieces)];
+    for (std::string& s : storage) s = "stale";
+    QueryParams(query, keys, values, found);
+    for (size_t k = 0; k < std::size(keys); ++k) {
+      const std::optional<std::string> want = QueryParam(query, keys[k]);
+      ASSERT_EQ(found[k], want.has_value()) << query << " " << keys[k];
+      if (want.has_value()) {
+        ASSERT_EQ(storage[k], *want) << query << " " << keys[k];
+        ++hits;
+      } else {
+        ASSERT_EQ(storage[k], "stale") << query << " " << keys[k];
+      }
+    }
+  }
+  EXPECT_GT(hits, 10000);
+}
+
 TEST(NormalizeHostTest, Basics) {
   EXPECT_EQ(NormalizeHost("WWW.Example.COM"), "example.com");
   EXPECT_EQ(NormalizeHost("example.com."), "example.com");
@@ -205,6 +247,35 @@ TEST(NormalizeHostTest, Basics) {
   EXPECT_EQ(NormalizeHost("wwwexample.com"), "wwwexample.com");
   EXPECT_EQ(NormalizeHost("sub.www.example.com"), "sub.www.example.com");
   EXPECT_EQ(NormalizeHost(""), "");
+}
+
+// NormalizeHost as first written (absl's case-insensitive prefix test and
+// AsciiStrToLower): the reference for the lower-casing copy loop.
+std::string ReferenceNormalizeHost(std::string_view host) {
+  while (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.size() > 4 && enrich_internal::StartsWithIgnoreCase(host, "www.")) {
+    host.remove_prefix(4);
+  }
+  std::string out(host);
+  absl::AsciiStrToLower(&out);
+  return out;
+}
+
+// Over random hosts made of the characters that matter to it, into a
+// recycled string (its previous contents must not show).
+TEST(NormalizeHostTest, MatchesReferenceOnRandomHosts) {
+  std::mt19937_64 rng(5);
+  const std::string_view pieces[] = {
+      "w",  "W",    "ww", "www", "WwW",      ".",    "..",  "a",
+      "Ex", "\x0e", "7",  "-",   "\xC3\x89", "\xFF", "com", "wWw."};
+  std::string out = "left over from before";
+  for (int i = 0; i < 50000; ++i) {
+    std::string host;
+    const int n = static_cast<int>(rng() % 7);
+    for (int k = 0; k < n; ++k) host += pieces[rng() % std::size(pieces)];
+    NormalizeHost(host, &out);
+    ASSERT_EQ(out, ReferenceNormalizeHost(host)) << host;
+  }
 }
 
 TEST(NormalizePathTest, Basics) {
@@ -234,3 +305,35 @@ TEST(NormalizePathTest, InvalidUtf8EscapesAreKept) {
 
 }  // namespace
 }  // namespace analytics
+
+namespace analytics::enrich_internal {
+namespace {
+
+// The inline StripWhitespace strips what absl::StripAsciiWhitespace strips:
+// every byte value at either end, and random mixes of spaces and text.
+TEST(StripWhitespaceTest, MatchesAbsl) {
+  auto absl_strip = [](std::string_view s) {
+    return ToStd(absl::StripAsciiWhitespace(ToAbsl(s)));
+  };
+  for (int c = 0; c < 256; ++c) {
+    const std::string s = std::string(1, static_cast<char>(c)) + "x" +
+                          std::string(2, static_cast<char>(c));
+    ASSERT_EQ(StripWhitespace(s), absl_strip(s)) << c;
+    const std::string only(3, static_cast<char>(c));
+    ASSERT_EQ(StripWhitespace(only), absl_strip(only)) << c;
+  }
+  std::mt19937_64 rng(7);
+  const char pieces[] = {' ', '\t', '\n',   '\v',   '\f',   '\r',
+                         'a', '\0', '\x1f', '\x85', '\xa0', '.'};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    const int n = static_cast<int>(rng() % 8);
+    for (int k = 0; k < n; ++k) s += pieces[rng() % std::size(pieces)];
+    const std::string_view got = StripWhitespace(s);
+    const std::string_view want = absl_strip(s);
+    ASSERT_TRUE(got.data() == want.data() && got.size() == want.size()) << s;
+  }
+}
+
+}  // namespace
+}  // namespace analytics::enrich_internal
