@@ -7,6 +7,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "libanalytics/core/dimensions.h"
 #include "libanalytics/core/strings.h"
 #include "libanalytics/core/visit_fields.h"
@@ -64,6 +65,11 @@ static_assert(kAcquisitionDims <= kMaxTupleDims && kAgentDims <= kMaxTupleDims);
 // (BM_RollupFoldSharedVisits, tuples vs per dimension): 3 events per tuple
 // +7%, 4 +2%, 8 -9%.
 constexpr uint32_t kMinTupleReuse = 5;
+
+// KindOf(kRollupDims[i]) of the dimensions folded one by one.
+const DimKind kFirstKinds[kFirstTupleDim] = {
+    KindOf(kRollupDims[0]), KindOf(kRollupDims[1]), KindOf(kRollupDims[2]),
+    KindOf(kRollupDims[3])};
 
 int64_t HourBucket(int64_t ts_ms) {
   int64_t s = ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000;
@@ -275,8 +281,9 @@ inline bool BytesEqual(const char* a, const char* b, size_t n) {
 }
 }  // namespace
 
+template <size_t n>
 RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::TupleKey(
-    const std::string_view* f, size_t n, uint64_t mask) {
+    const std::string_view* f, uint64_t mask) {
   // Every field's bytes and size (so that ("ab", "") and ("a", "b") differ),
   // chained: a few multiplies per tuple instead of absl::Hash's per-field
   // combine. Only look-ups and the tuple sampling use the hash (equal
@@ -302,32 +309,35 @@ void EncodeTuple(const std::string_view* f, size_t n, std::string* out) {
     out->append(f[i]);
   }
 }
-bool TupleEquals(const std::string& enc, const std::string_view* f, size_t n) {
+// Whether `enc`, a tuple of n fields encoded by EncodeTuple whose size is
+// that of f's encoding, holds the fields f. (No bounds checks: a field's
+// bytes are read only when its size matched, so they lie within `enc`.)
+template <size_t n>
+inline bool TupleEquals(const std::string& enc, const std::string_view* f) {
   const char* p = enc.data();
-  const char* end = p + enc.size();
   for (size_t i = 0; i < n; ++i) {
     uint32_t size;
-    if (end - p < static_cast<ptrdiff_t>(sizeof(size))) return false;
     std::memcpy(&size, p, sizeof(size));
     p += sizeof(size);
-    if (size != f[i].size() || static_cast<size_t>(end - p) < size ||
-        !BytesEqual(p, f[i].data(), size)) {
+    if (size != f[i].size() || !BytesEqual(p, f[i].data(), size)) {
       return false;
     }
     p += size;
   }
-  return p == end;
+  return true;
 }
 }  // namespace
 
+template <size_t n>
 RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::FindTuple(
-    const Key& k, const std::string_view* f, size_t n) {
+    const Key& k, const std::string_view* f) {
   if (table.empty()) return nullptr;
   const size_t mask = table.size() - 1;
   for (size_t i = k.hash & mask;; i = (i + 1) & mask) {
     Entry& e = table[i];
     if (e.id == kNoId) return nullptr;
-    if (e.w0 == k.w0 && e.size == k.size && TupleEquals(values[e.id], f, n)) {
+    // (Equal sizes: TupleEquals' precondition.)
+    if (e.w0 == k.w0 && e.size == k.size && TupleEquals<n>(values[e.id], f)) {
       return &e;
     }
   }
@@ -455,28 +465,31 @@ void RollupBuilder::FlushTuples() {
   }
 }
 
-void RollupBuilder::AddVisitor(uint32_t cell, uint64_t h) {
-  LogVisitor(cell, h, &log_cells_, &log_hashes_);
-}
-
-void RollupBuilder::AddTupleVisitor(uint32_t cell, uint64_t h) {
-  LogVisitor(cell, h, &tuple_log_cells_, &tuple_log_hashes_);
-}
-
-void RollupBuilder::LogVisitor(uint32_t cell, uint64_t h,
-                               std::vector<uint32_t>* cells,
-                               std::vector<uint64_t>* hashes) {
+// (Inlined: a few times per event, where the call cost as much as the work.)
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void RollupBuilder::LogVisitor(
+    uint32_t cell, uint64_t h, std::vector<uint32_t>* cells,
+    std::vector<uint64_t>* hashes, size_t weight) {
   CellStats& c = cells_[cell];
   if (c.has_last && c.last_hash == h) return;
   c.has_last = true;
   c.last_hash = h;
   cells->push_back(cell);
   hashes->push_back(h);
-  // A logged tuple visitor expands to up to kMaxTupleDims cells' entries.
-  if (log_cells_.size() + kMaxTupleDims * tuple_log_cells_.size() >=
-      kMaxLoggedVisitors) {
+  logged_weight_ += weight;
+  if (logged_weight_ >= kMaxLoggedVisitors) [[unlikely]] {
     DrainVisitors();
   }
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void RollupBuilder::AddVisitor(
+    uint32_t cell, uint64_t h) {
+  LogVisitor(cell, h, &log_cells_, &log_hashes_, 1);
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void RollupBuilder::AddTupleVisitor(
+    uint32_t cell, uint64_t h) {
+  // A logged tuple visitor expands to up to kMaxTupleDims cells' entries.
+  LogVisitor(cell, h, &tuple_log_cells_, &tuple_log_hashes_, kMaxTupleDims);
 }
 
 void RollupBuilder::DrainVisitors() {
@@ -536,6 +549,7 @@ void RollupBuilder::DrainVisitors() {
   }
   log_cells_.clear();
   log_hashes_.clear();
+  logged_weight_ = 0;
   tuple_log_cells_.clear();
   tuple_log_hashes_.clear();
 }
@@ -566,6 +580,58 @@ void RollupBuilder::FoldVisitDim(const EventBuckets& eb, uint16_t dim,
     if (!eb.visitor_known[level]) AddVisitor(ci, eb.vh);
     const uint32_t si =
         eb.bs[level] == eb.be[level] ? ci : CellAt(eb.bs[level], dim, v);
+    CellStats& s = cells_[si];
+    s.m.visits += eb.visits;
+    s.m.bounces += eb.d_bounce;
+    s.m.duration_ms += eb.d_duration_ms;
+    s.m.session_pageviews += eb.pv;
+  }
+}
+
+template <size_t kFirst, size_t kCount>
+void RollupBuilder::FoldGroup(TupleGroup& g, const Event& e,
+                              const EventBuckets& eb) {
+  std::string_view f[kCount];
+  for (size_t k = 0; k < kCount; ++k) {
+    f[k] = e.visit.*kVisitFields[kFirst - kFirstVisitDim + k];
+  }
+  const ValueTable::Key key = ValueTable::TupleKey<kCount>(f, tuple_hash_mask_);
+  if ((key.hash >> 60) == 0) {
+    ++g.window_sampled;
+    g.window_new +=
+        g.sampled.insert(Mix(key.hash, reinterpret_cast<uintptr_t>(eb.be[0])))
+            .second;
+  }
+  const bool tuples = g.tuples;
+  if (++g.window_events >= tuple_window_) {
+    g.tuples = g.window_new * kMinTupleReuse <= g.window_sampled;
+    g.window_events = g.window_sampled = g.window_new = 0;
+  }
+  if (!tuples) {
+    ++direct_folds_;
+    for (size_t k = 0; k < kCount; ++k) {
+      FoldVisitDim(eb, static_cast<uint16_t>(kFirst + k), f[k]);
+    }
+    return;
+  }
+  ++tuple_folds_;
+  ValueTable& t = values_[g.dim];
+  ValueTable::Entry* found = t.FindTuple<kCount>(key, f);
+  if (found == nullptr) {
+    EncodeTuple(f, kCount, &tuple_scratch_);
+    found = t.Insert(key, tuple_scratch_, /*tuple=*/true);
+  }
+  ValueTable::Entry& v = *found;
+  for (int level = 0; level < eb.levels; ++level) {
+    const uint32_t ci = TupleCellAt(eb.be[level], g, v, e);
+    {
+      CellStats& c = cells_[ci];
+      c.m.pageviews += eb.pv;
+      c.m.events += 1;
+    }
+    if (!eb.visitor_known[level]) AddTupleVisitor(ci, eb.vh);
+    const uint32_t si =
+        eb.bs[level] == eb.be[level] ? ci : TupleCellAt(eb.bs[level], g, v, e);
     CellStats& s = cells_[si];
     s.m.visits += eb.visits;
     s.m.bounces += eb.d_bounce;
@@ -607,7 +673,7 @@ void RollupBuilder::AddOne(const Event& e) {
     const DimId d = kRollupDims[i];
     const uint16_t dim = static_cast<uint16_t>(i);
     ValueTable::Entry& v = Intern(dim, DimValue(e, i));
-    const DimKind kind = KindOf(d);
+    const DimKind kind = kFirstKinds[i];
     int64_t visits = 0;
     bool session_part = false;
     if (kind == DimKind::kEvent) {
@@ -652,54 +718,8 @@ void RollupBuilder::AddOne(const Event& e) {
                         e.first_in_session ? 1 : 0,
                         e.d_bounce,
                         e.d_duration_ms};
-  for (TupleGroup& g : groups_) {
-    std::string_view f[kMaxTupleDims];
-    for (size_t k = 0; k < g.count; ++k) f[k] = DimValue(e, g.first + k);
-    const ValueTable::Key key =
-        ValueTable::TupleKey(f, g.count, tuple_hash_mask_);
-    if ((key.hash >> 60) == 0) {
-      ++g.window_sampled;
-      g.window_new +=
-          g.sampled.insert(Mix(key.hash, reinterpret_cast<uintptr_t>(be[0])))
-              .second;
-    }
-    const bool tuples = g.tuples;
-    if (++g.window_events >= tuple_window_) {
-      g.tuples = g.window_new * kMinTupleReuse <= g.window_sampled;
-      g.window_events = g.window_sampled = g.window_new = 0;
-    }
-    if (!tuples) {
-      ++direct_folds_;
-      for (size_t k = 0; k < g.count; ++k) {
-        FoldVisitDim(eb, static_cast<uint16_t>(g.first + k), f[k]);
-      }
-      continue;
-    }
-    ++tuple_folds_;
-    ValueTable& t = values_[g.dim];
-    ValueTable::Entry* found = t.FindTuple(key, f, g.count);
-    if (found == nullptr) {
-      EncodeTuple(f, g.count, &tuple_scratch_);
-      found = t.Insert(key, tuple_scratch_, /*tuple=*/true);
-    }
-    ValueTable::Entry& v = *found;
-    for (int level = 0; level < levels; ++level) {
-      const uint32_t ci = TupleCellAt(be[level], g, v, e);
-      {
-        CellStats& c = cells_[ci];
-        c.m.pageviews += pv;
-        c.m.events += 1;
-      }
-      if (!visitor_known[level]) AddTupleVisitor(ci, vh);
-      const uint32_t si =
-          bs[level] == be[level] ? ci : TupleCellAt(bs[level], g, v, e);
-      CellStats& s = cells_[si];
-      s.m.visits += eb.visits;
-      s.m.bounces += e.d_bounce;
-      s.m.duration_ms += e.d_duration_ms;
-      s.m.session_pageviews += pv;
-    }
-  }
+  FoldGroup<kFirstTupleDim, kAcquisitionDims>(groups_[0], e, eb);
+  FoldGroup<kFirstTupleDim + kAcquisitionDims, kAgentDims>(groups_[1], e, eb);
   for (const auto& [key, value] : e.props) {
     const uint16_t dim = PropDim(key);
     ValueTable::Entry& v = Intern(dim, value);
