@@ -104,13 +104,18 @@ void RollupBuilder::SetSiteTimezone(int64_t site_id, const absl::TimeZone& tz) {
   const bool whole = WholeHourZone(tz);
   absl::MutexLock l(&mu_);
   zones_[site_id] = SiteZone{tz, whole};
+  last_zone_ = nullptr;  // (the map may have moved its values)
 }
 
 RollupBuilder::SiteZone& RollupBuilder::ZoneOf(int64_t site) {
+  if (last_zone_ != nullptr && last_zone_site_ == site) return *last_zone_;
   auto it = zones_.find(site);
   if (it == zones_.end()) {
     it = zones_.emplace(site, SiteZone{absl::UTCTimeZone(), true}).first;
   }
+  // (Valid until zones_ changes: an emplace above, or SetSiteTimezone.)
+  last_zone_site_ = site;
+  last_zone_ = &it->second;
   return it->second;
 }
 
@@ -672,7 +677,10 @@ void RollupBuilder::AddOne(const Event& e) {
   for (size_t i = 0; i < kFirstTupleDim; ++i) {
     const DimId d = kRollupDims[i];
     const uint16_t dim = static_cast<uint16_t>(i);
-    ValueTable::Entry& v = Intern(dim, DimValue(e, i));
+    // The total's one value ("") is looked up once per Take.
+    static_assert(kRollupDims[0] == DimId::kTotal);
+    if (i == 0 && total_entry_ == nullptr) total_entry_ = &Intern(0, {});
+    ValueTable::Entry& v = i == 0 ? *total_entry_ : Intern(dim, DimValue(e, i));
     const DimKind kind = kFirstKinds[i];
     int64_t visits = 0;
     bool session_part = false;
@@ -850,6 +858,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   tuple_targets_.clear();
   for (TupleGroup& g : groups_) g.sampled.clear();
   for (ValueTable& t : values_) t = ValueTable();
+  total_entry_ = nullptr;
   buckets_.clear();
   for (Bucket*& b : last_bucket_) b = nullptr;
   pending_events_ = 0;
@@ -859,6 +868,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
 
 void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
   absl::MutexLock l(&mu_);
+  total_entry_ = nullptr;  // (values_[0] may grow: its entries move)
   for (const RollupRow& r : rows) {
     if (r.level == RollupLevel::kDay && ZoneOf(r.site_id).derive_days) {
       continue;  // derived again from the hour rows put back

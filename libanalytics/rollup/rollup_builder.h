@@ -302,6 +302,12 @@ class RollupBuilder {
   std::vector<std::string> dim_names_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint16_t> dim_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, SiteZone> zones_ ABSL_GUARDED_BY(mu_);
+  // ZoneOf's last answer (null: none; reset when zones_ changes).
+  int64_t last_zone_site_ ABSL_GUARDED_BY(mu_) = 0;
+  SiteZone* last_zone_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The total's one value in values_[0] (null: not looked up since the last
+  // Take or PutBack, which may move it).
+  ValueTable::Entry* total_entry_ ABSL_GUARDED_BY(mu_) = nullptr;
   int64_t pending_events_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::string lookup_scratch_ ABSL_GUARDED_BY(mu_);
