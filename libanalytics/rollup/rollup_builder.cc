@@ -385,8 +385,15 @@ RollupBuilder::Intern(uint16_t dim, std::string_view value) {
   return e != nullptr ? *e : *t.Insert(k, value);
 }
 
-uint32_t RollupBuilder::CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v) {
-  if (v.b[0] == b) return v.cell[0];
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t RollupBuilder::CellAt(
+    Bucket* b, uint16_t dim, ValueTable::Entry& v) {
+  if (v.b[0] == b) [[likely]]
+    return v.cell[0];
+  return CellAtSlow(b, dim, v);
+}
+
+uint32_t RollupBuilder::CellAtSlow(Bucket* b, uint16_t dim,
+                                   ValueTable::Entry& v) {
   uint32_t cell;
   if (v.b[1] == b) {
     cell = v.cell[1];
@@ -446,10 +453,17 @@ std::unique_ptr<HyperLogLog> NewSketch(uint16_t dim) {
 }
 }  // namespace
 
-uint32_t RollupBuilder::TupleCellAt(Bucket* b, const TupleGroup& g,
-                                    ValueTable::Entry& v, const Event& e) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t RollupBuilder::TupleCellAt(
+    Bucket* b, const TupleGroup& g, ValueTable::Entry& v, const Event& e) {
   const uint32_t ci = CellAt(b, g.dim, v);
-  if (cell_info_[ci].targets != kNoTargets) return ci;
+  if (cell_info_[ci].targets != kNoTargets) [[likely]]
+    return ci;
+  AddTupleTargets(b, g, ci, e);
+  return ci;
+}
+
+void RollupBuilder::AddTupleTargets(Bucket* b, const TupleGroup& g, uint32_t ci,
+                                    const Event& e) {
   const uint32_t at = static_cast<uint32_t>(tuple_targets_.size());
   for (size_t i = g.first; i < size_t{g.first} + g.count; ++i) {
     const uint16_t dim = static_cast<uint16_t>(i);
@@ -457,7 +471,6 @@ uint32_t RollupBuilder::TupleCellAt(Bucket* b, const TupleGroup& g,
   }
   cell_info_[ci].targets = at;
   tuple_cells_.push_back(ci);
-  return ci;
 }
 
 void RollupBuilder::FlushTuples() {

@@ -227,9 +227,16 @@ class RollupBuilder {
   // Index in cells_ of the cell (b, dim, v), created when missing.
   uint32_t CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CellAt when the cell is not v's in its last bucket (out of line).
+  uint32_t CellAtSlow(Bucket* b, uint16_t dim, ValueTable::Entry& v)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cell (b, g.dim, v) of a tuple of event e, created with its
   // dimensions' cells when missing.
   uint32_t TupleCellAt(Bucket* b, const TupleGroup& g, ValueTable::Entry& v,
+                       const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes the new tuple cell ci's dimensions' cells (TupleCellAt's slow
+  // path).
+  void AddTupleTargets(Bucket* b, const TupleGroup& g, uint32_t ci,
                        const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Folds the event's value of session-constant dimension `dim` into its
   // cells.
