@@ -7,6 +7,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "libanalytics/core/dimensions.h"
 #include "libanalytics/core/strings.h"
 #include "libanalytics/core/visit_fields.h"
@@ -65,6 +66,11 @@ static_assert(kAcquisitionDims <= kMaxTupleDims && kAgentDims <= kMaxTupleDims);
 // +7%, 4 +2%, 8 -9%.
 constexpr uint32_t kMinTupleReuse = 5;
 
+// KindOf(kRollupDims[i]) of the dimensions folded one by one.
+const DimKind kFirstKinds[kFirstTupleDim] = {
+    KindOf(kRollupDims[0]), KindOf(kRollupDims[1]), KindOf(kRollupDims[2]),
+    KindOf(kRollupDims[3])};
+
 int64_t HourBucket(int64_t ts_ms) {
   int64_t s = ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000;
   return s - ((s % 3600) + 3600) % 3600;
@@ -98,13 +104,18 @@ void RollupBuilder::SetSiteTimezone(int64_t site_id, const absl::TimeZone& tz) {
   const bool whole = WholeHourZone(tz);
   absl::MutexLock l(&mu_);
   zones_[site_id] = SiteZone{tz, whole};
+  last_zone_ = nullptr;  // (the map may have moved its values)
 }
 
 RollupBuilder::SiteZone& RollupBuilder::ZoneOf(int64_t site) {
+  if (last_zone_ != nullptr && last_zone_site_ == site) return *last_zone_;
   auto it = zones_.find(site);
   if (it == zones_.end()) {
     it = zones_.emplace(site, SiteZone{absl::UTCTimeZone(), true}).first;
   }
+  // (Valid until zones_ changes: an emplace above, or SetSiteTimezone.)
+  last_zone_site_ = site;
+  last_zone_ = &it->second;
   return it->second;
 }
 
@@ -197,8 +208,10 @@ inline uint64_t Mix(uint64_t a, uint64_t b) {
 }
 }  // namespace
 
-RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::KeyOf(
-    std::string_view v) {
+// KeyOf, Find and Intern are inlined (a few times per event, where the calls
+// cost a third of the look-up).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline RollupBuilder::ValueTable::Key
+RollupBuilder::ValueTable::KeyOf(std::string_view v) {
   const char* p = v.data();
   const size_t n = v.size();
   Key k{0, 0, 0, static_cast<uint32_t>(n)};
@@ -222,8 +235,8 @@ RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::KeyOf(
   return k;
 }
 
-RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Find(
-    const Key& k, std::string_view v) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline RollupBuilder::ValueTable::Entry*
+RollupBuilder::ValueTable::Find(const Key& k, std::string_view v) {
   if (table.empty()) return nullptr;
   const size_t mask = table.size() - 1;
   for (size_t i = k.hash & mask;; i = (i + 1) & mask) {
@@ -275,8 +288,9 @@ inline bool BytesEqual(const char* a, const char* b, size_t n) {
 }
 }  // namespace
 
+template <size_t n>
 RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::TupleKey(
-    const std::string_view* f, size_t n, uint64_t mask) {
+    const std::string_view* f, uint64_t mask) {
   // Every field's bytes and size (so that ("ab", "") and ("a", "b") differ),
   // chained: a few multiplies per tuple instead of absl::Hash's per-field
   // combine. Only look-ups and the tuple sampling use the hash (equal
@@ -302,32 +316,35 @@ void EncodeTuple(const std::string_view* f, size_t n, std::string* out) {
     out->append(f[i]);
   }
 }
-bool TupleEquals(const std::string& enc, const std::string_view* f, size_t n) {
+// Whether `enc`, a tuple of n fields encoded by EncodeTuple whose size is
+// that of f's encoding, holds the fields f. (No bounds checks: a field's
+// bytes are read only when its size matched, so they lie within `enc`.)
+template <size_t n>
+inline bool TupleEquals(const std::string& enc, const std::string_view* f) {
   const char* p = enc.data();
-  const char* end = p + enc.size();
   for (size_t i = 0; i < n; ++i) {
     uint32_t size;
-    if (end - p < static_cast<ptrdiff_t>(sizeof(size))) return false;
     std::memcpy(&size, p, sizeof(size));
     p += sizeof(size);
-    if (size != f[i].size() || static_cast<size_t>(end - p) < size ||
-        !BytesEqual(p, f[i].data(), size)) {
+    if (size != f[i].size() || !BytesEqual(p, f[i].data(), size)) {
       return false;
     }
     p += size;
   }
-  return p == end;
+  return true;
 }
 }  // namespace
 
+template <size_t n>
 RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::FindTuple(
-    const Key& k, const std::string_view* f, size_t n) {
+    const Key& k, const std::string_view* f) {
   if (table.empty()) return nullptr;
   const size_t mask = table.size() - 1;
   for (size_t i = k.hash & mask;; i = (i + 1) & mask) {
     Entry& e = table[i];
     if (e.id == kNoId) return nullptr;
-    if (e.w0 == k.w0 && e.size == k.size && TupleEquals(values[e.id], f, n)) {
+    // (Equal sizes: TupleEquals' precondition.)
+    if (e.w0 == k.w0 && e.size == k.size && TupleEquals<n>(values[e.id], f)) {
       return &e;
     }
   }
@@ -360,16 +377,23 @@ RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Insert(
   return &e;
 }
 
-RollupBuilder::ValueTable::Entry& RollupBuilder::Intern(
-    uint16_t dim, std::string_view value) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline RollupBuilder::ValueTable::Entry&
+RollupBuilder::Intern(uint16_t dim, std::string_view value) {
   ValueTable& t = values_[dim];
   const ValueTable::Key k = ValueTable::KeyOf(value);
   ValueTable::Entry* e = t.Find(k, value);
   return e != nullptr ? *e : *t.Insert(k, value);
 }
 
-uint32_t RollupBuilder::CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v) {
-  if (v.b[0] == b) return v.cell[0];
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t RollupBuilder::CellAt(
+    Bucket* b, uint16_t dim, ValueTable::Entry& v) {
+  if (v.b[0] == b) [[likely]]
+    return v.cell[0];
+  return CellAtSlow(b, dim, v);
+}
+
+uint32_t RollupBuilder::CellAtSlow(Bucket* b, uint16_t dim,
+                                   ValueTable::Entry& v) {
   uint32_t cell;
   if (v.b[1] == b) {
     cell = v.cell[1];
@@ -429,10 +453,17 @@ std::unique_ptr<HyperLogLog> NewSketch(uint16_t dim) {
 }
 }  // namespace
 
-uint32_t RollupBuilder::TupleCellAt(Bucket* b, const TupleGroup& g,
-                                    ValueTable::Entry& v, const Event& e) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint32_t RollupBuilder::TupleCellAt(
+    Bucket* b, const TupleGroup& g, ValueTable::Entry& v, const Event& e) {
   const uint32_t ci = CellAt(b, g.dim, v);
-  if (cell_info_[ci].targets != kNoTargets) return ci;
+  if (cell_info_[ci].targets != kNoTargets) [[likely]]
+    return ci;
+  AddTupleTargets(b, g, ci, e);
+  return ci;
+}
+
+void RollupBuilder::AddTupleTargets(Bucket* b, const TupleGroup& g, uint32_t ci,
+                                    const Event& e) {
   const uint32_t at = static_cast<uint32_t>(tuple_targets_.size());
   for (size_t i = g.first; i < size_t{g.first} + g.count; ++i) {
     const uint16_t dim = static_cast<uint16_t>(i);
@@ -440,7 +471,6 @@ uint32_t RollupBuilder::TupleCellAt(Bucket* b, const TupleGroup& g,
   }
   cell_info_[ci].targets = at;
   tuple_cells_.push_back(ci);
-  return ci;
 }
 
 void RollupBuilder::FlushTuples() {
@@ -455,28 +485,31 @@ void RollupBuilder::FlushTuples() {
   }
 }
 
-void RollupBuilder::AddVisitor(uint32_t cell, uint64_t h) {
-  LogVisitor(cell, h, &log_cells_, &log_hashes_);
-}
-
-void RollupBuilder::AddTupleVisitor(uint32_t cell, uint64_t h) {
-  LogVisitor(cell, h, &tuple_log_cells_, &tuple_log_hashes_);
-}
-
-void RollupBuilder::LogVisitor(uint32_t cell, uint64_t h,
-                               std::vector<uint32_t>* cells,
-                               std::vector<uint64_t>* hashes) {
+// (Inlined: a few times per event, where the call cost as much as the work.)
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void RollupBuilder::LogVisitor(
+    uint32_t cell, uint64_t h, std::vector<uint32_t>* cells,
+    std::vector<uint64_t>* hashes, size_t weight) {
   CellStats& c = cells_[cell];
   if (c.has_last && c.last_hash == h) return;
   c.has_last = true;
   c.last_hash = h;
   cells->push_back(cell);
   hashes->push_back(h);
-  // A logged tuple visitor expands to up to kMaxTupleDims cells' entries.
-  if (log_cells_.size() + kMaxTupleDims * tuple_log_cells_.size() >=
-      kMaxLoggedVisitors) {
+  logged_weight_ += weight;
+  if (logged_weight_ >= kMaxLoggedVisitors) [[unlikely]] {
     DrainVisitors();
   }
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void RollupBuilder::AddVisitor(
+    uint32_t cell, uint64_t h) {
+  LogVisitor(cell, h, &log_cells_, &log_hashes_, 1);
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void RollupBuilder::AddTupleVisitor(
+    uint32_t cell, uint64_t h) {
+  // A logged tuple visitor expands to up to kMaxTupleDims cells' entries.
+  LogVisitor(cell, h, &tuple_log_cells_, &tuple_log_hashes_, kMaxTupleDims);
 }
 
 void RollupBuilder::DrainVisitors() {
@@ -536,6 +569,7 @@ void RollupBuilder::DrainVisitors() {
   }
   log_cells_.clear();
   log_hashes_.clear();
+  logged_weight_ = 0;
   tuple_log_cells_.clear();
   tuple_log_hashes_.clear();
 }
@@ -566,6 +600,58 @@ void RollupBuilder::FoldVisitDim(const EventBuckets& eb, uint16_t dim,
     if (!eb.visitor_known[level]) AddVisitor(ci, eb.vh);
     const uint32_t si =
         eb.bs[level] == eb.be[level] ? ci : CellAt(eb.bs[level], dim, v);
+    CellStats& s = cells_[si];
+    s.m.visits += eb.visits;
+    s.m.bounces += eb.d_bounce;
+    s.m.duration_ms += eb.d_duration_ms;
+    s.m.session_pageviews += eb.pv;
+  }
+}
+
+template <size_t kFirst, size_t kCount>
+void RollupBuilder::FoldGroup(TupleGroup& g, const Event& e,
+                              const EventBuckets& eb) {
+  std::string_view f[kCount];
+  for (size_t k = 0; k < kCount; ++k) {
+    f[k] = e.visit.*kVisitFields[kFirst - kFirstVisitDim + k];
+  }
+  const ValueTable::Key key = ValueTable::TupleKey<kCount>(f, tuple_hash_mask_);
+  if ((key.hash >> 60) == 0) {
+    ++g.window_sampled;
+    g.window_new +=
+        g.sampled.insert(Mix(key.hash, reinterpret_cast<uintptr_t>(eb.be[0])))
+            .second;
+  }
+  const bool tuples = g.tuples;
+  if (++g.window_events >= tuple_window_) {
+    g.tuples = g.window_new * kMinTupleReuse <= g.window_sampled;
+    g.window_events = g.window_sampled = g.window_new = 0;
+  }
+  if (!tuples) {
+    ++direct_folds_;
+    for (size_t k = 0; k < kCount; ++k) {
+      FoldVisitDim(eb, static_cast<uint16_t>(kFirst + k), f[k]);
+    }
+    return;
+  }
+  ++tuple_folds_;
+  ValueTable& t = values_[g.dim];
+  ValueTable::Entry* found = t.FindTuple<kCount>(key, f);
+  if (found == nullptr) {
+    EncodeTuple(f, kCount, &tuple_scratch_);
+    found = t.Insert(key, tuple_scratch_, /*tuple=*/true);
+  }
+  ValueTable::Entry& v = *found;
+  for (int level = 0; level < eb.levels; ++level) {
+    const uint32_t ci = TupleCellAt(eb.be[level], g, v, e);
+    {
+      CellStats& c = cells_[ci];
+      c.m.pageviews += eb.pv;
+      c.m.events += 1;
+    }
+    if (!eb.visitor_known[level]) AddTupleVisitor(ci, eb.vh);
+    const uint32_t si =
+        eb.bs[level] == eb.be[level] ? ci : TupleCellAt(eb.bs[level], g, v, e);
     CellStats& s = cells_[si];
     s.m.visits += eb.visits;
     s.m.bounces += eb.d_bounce;
@@ -606,8 +692,11 @@ void RollupBuilder::AddOne(const Event& e) {
   for (size_t i = 0; i < kFirstTupleDim; ++i) {
     const DimId d = kRollupDims[i];
     const uint16_t dim = static_cast<uint16_t>(i);
-    ValueTable::Entry& v = Intern(dim, DimValue(e, i));
-    const DimKind kind = KindOf(d);
+    // The total's one value ("") is looked up once per Take.
+    static_assert(kRollupDims[0] == DimId::kTotal);
+    if (i == 0 && total_entry_ == nullptr) total_entry_ = &Intern(0, {});
+    ValueTable::Entry& v = i == 0 ? *total_entry_ : Intern(dim, DimValue(e, i));
+    const DimKind kind = kFirstKinds[i];
     int64_t visits = 0;
     bool session_part = false;
     if (kind == DimKind::kEvent) {
@@ -652,54 +741,8 @@ void RollupBuilder::AddOne(const Event& e) {
                         e.first_in_session ? 1 : 0,
                         e.d_bounce,
                         e.d_duration_ms};
-  for (TupleGroup& g : groups_) {
-    std::string_view f[kMaxTupleDims];
-    for (size_t k = 0; k < g.count; ++k) f[k] = DimValue(e, g.first + k);
-    const ValueTable::Key key =
-        ValueTable::TupleKey(f, g.count, tuple_hash_mask_);
-    if ((key.hash >> 60) == 0) {
-      ++g.window_sampled;
-      g.window_new +=
-          g.sampled.insert(Mix(key.hash, reinterpret_cast<uintptr_t>(be[0])))
-              .second;
-    }
-    const bool tuples = g.tuples;
-    if (++g.window_events >= tuple_window_) {
-      g.tuples = g.window_new * kMinTupleReuse <= g.window_sampled;
-      g.window_events = g.window_sampled = g.window_new = 0;
-    }
-    if (!tuples) {
-      ++direct_folds_;
-      for (size_t k = 0; k < g.count; ++k) {
-        FoldVisitDim(eb, static_cast<uint16_t>(g.first + k), f[k]);
-      }
-      continue;
-    }
-    ++tuple_folds_;
-    ValueTable& t = values_[g.dim];
-    ValueTable::Entry* found = t.FindTuple(key, f, g.count);
-    if (found == nullptr) {
-      EncodeTuple(f, g.count, &tuple_scratch_);
-      found = t.Insert(key, tuple_scratch_, /*tuple=*/true);
-    }
-    ValueTable::Entry& v = *found;
-    for (int level = 0; level < levels; ++level) {
-      const uint32_t ci = TupleCellAt(be[level], g, v, e);
-      {
-        CellStats& c = cells_[ci];
-        c.m.pageviews += pv;
-        c.m.events += 1;
-      }
-      if (!visitor_known[level]) AddTupleVisitor(ci, vh);
-      const uint32_t si =
-          bs[level] == be[level] ? ci : TupleCellAt(bs[level], g, v, e);
-      CellStats& s = cells_[si];
-      s.m.visits += eb.visits;
-      s.m.bounces += e.d_bounce;
-      s.m.duration_ms += e.d_duration_ms;
-      s.m.session_pageviews += pv;
-    }
-  }
+  FoldGroup<kFirstTupleDim, kAcquisitionDims>(groups_[0], e, eb);
+  FoldGroup<kFirstTupleDim + kAcquisitionDims, kAgentDims>(groups_[1], e, eb);
   for (const auto& [key, value] : e.props) {
     const uint16_t dim = PropDim(key);
     ValueTable::Entry& v = Intern(dim, value);
@@ -830,6 +873,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   tuple_targets_.clear();
   for (TupleGroup& g : groups_) g.sampled.clear();
   for (ValueTable& t : values_) t = ValueTable();
+  total_entry_ = nullptr;
   buckets_.clear();
   for (Bucket*& b : last_bucket_) b = nullptr;
   pending_events_ = 0;
@@ -839,6 +883,7 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
 
 void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
   absl::MutexLock l(&mu_);
+  total_entry_ = nullptr;  // (values_[0] may grow: its entries move)
   for (const RollupRow& r : rows) {
     if (r.level == RollupLevel::kDay && ZoneOf(r.site_id).derive_days) {
       continue;  // derived again from the hour rows put back

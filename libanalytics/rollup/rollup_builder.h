@@ -195,8 +195,11 @@ class RollupBuilder {
     Entry* Insert(const Key& k, std::string_view v, bool tuple = false);
     // A tuple's key (its fields' hash, and'ed with `mask`, and encoded
     // size), and its entry.
-    static Key TupleKey(const std::string_view* f, size_t n, uint64_t mask);
-    Entry* FindTuple(const Key& k, const std::string_view* f, size_t n);
+    // (N: the group's size, a constant so that the fields' loops unroll.)
+    template <size_t N>
+    static Key TupleKey(const std::string_view* f, uint64_t mask);
+    template <size_t N>
+    Entry* FindTuple(const Key& k, const std::string_view* f);
   };
   struct BucketKey {
     int64_t site_id;
@@ -224,15 +227,27 @@ class RollupBuilder {
   // Index in cells_ of the cell (b, dim, v), created when missing.
   uint32_t CellAt(Bucket* b, uint16_t dim, ValueTable::Entry& v)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CellAt when the cell is not v's in its last bucket (out of line).
+  uint32_t CellAtSlow(Bucket* b, uint16_t dim, ValueTable::Entry& v)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cell (b, g.dim, v) of a tuple of event e, created with its
   // dimensions' cells when missing.
   uint32_t TupleCellAt(Bucket* b, const TupleGroup& g, ValueTable::Entry& v,
+                       const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes the new tuple cell ci's dimensions' cells (TupleCellAt's slow
+  // path).
+  void AddTupleTargets(Bucket* b, const TupleGroup& g, uint32_t ci,
                        const Event& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Folds the event's value of session-constant dimension `dim` into its
   // cells.
   struct EventBuckets;
   void FoldVisitDim(const EventBuckets& eb, uint16_t dim,
                     std::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Folds the event's values of the group's dimensions (kRollupDims[kFirst,
+  // kFirst + kCount)), as a tuple or per dimension.
+  template <size_t kFirst, size_t kCount>
+  void FoldGroup(TupleGroup& g, const Event& e, const EventBuckets& eb)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the tuple cells' metrics to their dimensions' cells and zeroes them.
   void FlushTuples() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsTupleDim(size_t dim) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -243,8 +258,9 @@ class RollupBuilder {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // AddVisitor and AddTupleVisitor: appends to the given log unless the cell
   // just logged the same visitor; drains the logs when they are long.
+  // `weight`: how many sketch entries the logged visitor stands for.
   void LogVisitor(uint32_t cell, uint64_t h, std::vector<uint32_t>* cells,
-                  std::vector<uint64_t>* hashes)
+                  std::vector<uint64_t>* hashes, size_t weight)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the logged visitor hashes to their cells' sketches.
   void DrainVisitors() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -269,6 +285,9 @@ class RollupBuilder {
   // The same for tuple cells (each stands for several dimensions' cells).
   std::vector<uint32_t> tuple_log_cells_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> tuple_log_hashes_ ABSL_GUARDED_BY(mu_);
+  // Sketch entries the logs stand for: log_cells_.size() + kMaxTupleDims *
+  // tuple_log_cells_.size().
+  size_t logged_weight_ ABSL_GUARDED_BY(mu_) = 0;
   // DrainVisitors' scratch (kept: a drain sorts ~15 hashes per event).
   std::vector<uint32_t> drain_end_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> drain_pos_ ABSL_GUARDED_BY(mu_);
@@ -290,6 +309,12 @@ class RollupBuilder {
   std::vector<std::string> dim_names_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint16_t> dim_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, SiteZone> zones_ ABSL_GUARDED_BY(mu_);
+  // ZoneOf's last answer (null: none; reset when zones_ changes).
+  int64_t last_zone_site_ ABSL_GUARDED_BY(mu_) = 0;
+  SiteZone* last_zone_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The total's one value in values_[0] (null: not looked up since the last
+  // Take or PutBack, which may move it).
+  ValueTable::Entry* total_entry_ ABSL_GUARDED_BY(mu_) = nullptr;
   int64_t pending_events_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::string lookup_scratch_ ABSL_GUARDED_BY(mu_);

@@ -808,5 +808,79 @@ TEST(RollupBuilderTest, AdaptiveTupleModeMatchesTheReferenceFold) {
   }
 }
 
+// Sites whose zones are set between events (the builder remembers the last
+// site's zone, and its map of zones grows and moves them), the tuple groups
+// forced to tuples, to per dimension, or decided from the traffic, long
+// values, sessions retracting their bounce, and Take, Scan and PutBack in
+// between (the total's value is looked up once per Take): the rows must be
+// the reference fold's.
+TEST(RollupBuilderTest, ZonesSetBetweenEventsMatchTheReferenceFold) {
+  const std::vector<std::string> zones = {"Europe/Berlin", "Asia/Kolkata",
+                                          "America/New_York", "",
+                                          "Asia/Kathmandu"};
+  for (int mode = 0; mode < 3; ++mode) {
+    SCOPED_TRACE(mode);
+    RollupBuilder b;
+    if (mode < 2) b.ForceTupleModeForTesting(mode == 0);
+    if (mode == 2) b.SetTupleWindowForTesting(32);
+    ReferenceFold ref;
+    EventSource src(40 + mode);
+    std::mt19937_64 rng(7 + mode);
+    const int64_t t0 = 1793491200000;
+    const int64_t span = 3 * 86400000LL;
+    int64_t sites = 0;
+    std::vector<RollupRow> taken;
+    for (int step = 0; step < 60; ++step) {
+      // A few new sites, each with its zone (or none: UTC) set before its
+      // first event.
+      for (int k = static_cast<int>(rng() % 3); k > 0 && sites < 48; --k) {
+        ++sites;
+        const std::string& name = zones[sites % zones.size()];
+        if (name.empty()) continue;
+        absl::TimeZone tz;
+        ASSERT_TRUE(absl::LoadTimeZone(name, &tz));
+        b.SetSiteTimezone(sites, tz);
+        ref.SetSiteTimezone(sites, tz,
+                            name != "Asia/Kolkata" && name != "Asia/Kathmandu");
+      }
+      if (sites == 0) continue;
+      const int op = static_cast<int>(rng() % 10);
+      if (op < 6) {
+        std::vector<Event> events;
+        const int n = 1 + static_cast<int>(rng() % 300);
+        for (int i = 0; i < n; ++i) {
+          Event e = src.Next(t0, span, 150);
+          // Runs of events of one site (the zone cache's common case), and
+          // jumps between sites.
+          e.site_id = rng() % 4 == 0   ? 1 + static_cast<int64_t>(rng() % sites)
+                      : events.empty() ? sites
+                                       : events.back().site_id;
+          if (rng() % 16 == 0) e.visit.referrer = std::string(300, 'r');
+          if (rng() % 8 == 0) e.d_bounce = -1;  // a session's retraction
+          events.push_back(std::move(e));
+        }
+        b.Add(events);
+        ref.Add(events);
+      } else if (op < 8) {
+        const int64_t site = 1 + static_cast<int64_t>(rng() % sites);
+        const RollupLevel level =
+            rng() % 2 ? RollupLevel::kDay : RollupLevel::kHour;
+        ASSERT_TRUE(
+            SameScan(b, ref, site, level, 0, int64_t{1} << 40, RandomDims(rng)))
+            << "step " << step;
+      } else if (op < 9) {
+        ASSERT_TRUE(SameTake(b, ref, &taken)) << "step " << step;
+      } else {
+        PutBackSome(b, ref, taken, rng);
+      }
+    }
+    int64_t seq = 0, ref_seq = 0;
+    std::vector<RollupRow> got = b.Take(&seq);
+    ASSERT_EQ(Sorted(got), Sorted(ref.Take(&ref_seq)));
+    if (mode == 0) EXPECT_EQ(b.direct_folds_for_testing(), 0);
+    if (mode == 1) EXPECT_EQ(b.tuple_folds_for_testing(), 0);
+  }
+}
+
 }  // namespace
 }  // namespace analytics
