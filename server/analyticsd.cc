@@ -479,6 +479,10 @@ class Server {
 
   // ------------------------------------------------------------ helpers --
   std::string ClientIpOf(const httplib::Request& req) const {
+    // Forwarding headers count only from a trusted proxy: without one
+    // configured (the default) they are not even looked up.
+    if (config_.trusted.empty())
+      return ClientIp(config_.trusted, req.remote_addr, {}, {});
     std::vector<std::string> xff = HeaderValues(req, "X-Forwarded-For");
     std::vector<std::string> fwd = HeaderValues(req, "Forwarded");
     return ClientIp(config_.trusted, req.remote_addr, xff, fwd);
@@ -560,8 +564,12 @@ class Server {
       return absl::ResourceExhaustedError(
           "rate limit: too many events from this client, retry later");
     }
-    const std::string origin = RequestOrigin(req);
-    std::map<std::string, int64_t> per_site;
+    // The request's origin, worked out only for a site that restricts
+    // origins.
+    std::optional<std::string> origin;
+    // Events per site, for the site rate limit: a request is nearly always
+    // of one site (a flat list then, not a map).
+    std::vector<std::pair<std::string, int64_t>> per_site;
     for (EventInput& e : events) {
       absl::StatusOr<Site> site = engine_.FindSite(e.site);
       if (!site.ok()) {
@@ -571,14 +579,25 @@ class Server {
         }
         return site.status();
       }
-      if (!OriginAllowed(*site, origin)) {
+      if (!site->allowed_origins.empty() && !origin) {
+        origin = RequestOrigin(req);
+      }
+      if (!site->allowed_origins.empty() && !OriginAllowed(*site, *origin)) {
         metrics_.Dropped("origin_denied", static_cast<int64_t>(events.size()));
         return absl::PermissionDeniedError(
             absl::StrCat("origin: not allowed for site '", site->domain, "'"));
       }
-      e.site = site->domain;
-      ++per_site[site->domain];
+      auto it =
+          std::find_if(per_site.begin(), per_site.end(),
+                       [&](const auto& p) { return p.first == site->domain; });
+      if (it == per_site.end()) {
+        per_site.emplace_back(site->domain, 1);
+      } else {
+        ++it->second;
+      }
+      e.site = std::move(site->domain);
     }
+    std::sort(per_site.begin(), per_site.end());  // (domain order, as before)
     for (const auto& [domain, n] : per_site) {
       if (int retry = site_limiter_.Take(domain, n); retry > 0) {
         *retry_after = retry;
