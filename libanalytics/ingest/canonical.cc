@@ -809,7 +809,7 @@ absl::Status ValidateEventInputImpl(const EventInput& in, bool ascii) {
 // True when every byte of `s` is below 0x80. SSE2 ORs 16 bytes a step and
 // tests the top bits once, instead of ValidUtf8's 8-byte steps with a branch
 // each.
-bool AllAscii(std::string_view s) {
+bool AllAsciiImpl(std::string_view s) {
   const char* p = s.data();
   const size_t n = s.size();
 #if defined(__SSE2__)
@@ -848,14 +848,15 @@ bool AllAscii(std::string_view s) {
 
 // Whether every string of `in` is ASCII (ValidateEventInputImpl's `ascii`).
 bool EventInputIsAscii(const EventInput& in) {
-  if (!AllAscii(in.site) || !AllAscii(in.name) || !AllAscii(in.url) ||
-      !AllAscii(in.referrer) || !AllAscii(in.ip) || !AllAscii(in.user_agent) ||
-      !AllAscii(in.locale) || !AllAscii(in.timezone) ||
-      !AllAscii(in.country_hint)) {
+  if (!AllAsciiImpl(in.site) || !AllAsciiImpl(in.name) ||
+      !AllAsciiImpl(in.url) || !AllAsciiImpl(in.referrer) ||
+      !AllAsciiImpl(in.ip) || !AllAsciiImpl(in.user_agent) ||
+      !AllAsciiImpl(in.locale) || !AllAsciiImpl(in.timezone) ||
+      !AllAsciiImpl(in.country_hint)) {
     return false;
   }
   for (const auto& [key, value] : in.props) {
-    if (!AllAscii(key) || !AllAscii(value)) return false;
+    if (!AllAsciiImpl(key) || !AllAsciiImpl(value)) return false;
   }
   return true;
 }
@@ -882,6 +883,12 @@ absl::StatusOr<EventInput> ParseEventJson(std::string_view json) {
 }
 
 namespace canonical_internal {
+
+absl::Status ValidateEventInput(const EventInput& in, bool ascii) {
+  return ValidateEventInputImpl(in, ascii || EventInputIsAscii(in));
+}
+
+bool AllAscii(std::string_view s) { return AllAsciiImpl(s); }
 
 std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
                                                EventInput* out) {

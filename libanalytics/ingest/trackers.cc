@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "analytics/event.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/ingest/canonical_internal.h"
 #include "libanalytics/ingest/json_scan_internal.h"
 #include "libanalytics/ingest/trackers_internal.h"
 
@@ -387,23 +388,19 @@ enum PlausibleKey : uint8_t {
 
 // One scalar value (or a flat props object) as the fast path read it;
 // strings point into the padded copy (no escapes: their bytes are the
-// value). Only the member that `type` names is set.
+// value). Only the members that `type` names are set (all are trivial: the
+// parser's tables are not initialized).
 struct FastValue {
-  enum class Type : uint8_t {
-    kAbsent,
-    kNull,
-    kBool,
-    kInt64,
-    kDouble,
-    kString,
-    kObject
-  };
+  enum class Type : uint8_t { kNull, kBool, kInt64, kDouble, kString, kObject };
   Type type;
   bool b;
   uint8_t props_begin, props_end;  // kObject: its entries in props()
   int64_t i;
   double d;
-  std::string_view s;
+  const char* str;  // kString
+  size_t len;
+
+  std::string_view s() const { return std::string_view(str, len); }
 
   bool IsNumber() const {
     return type == Type::kInt64 || type == Type::kDouble;
@@ -440,15 +437,16 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
  public:
   static constexpr size_t kMaxProps = 32;
   struct Prop {
-    std::string_view key;
+    const char* key_str;
+    size_t key_len;
     FastValue value;
+
+    std::string_view key() const { return std::string_view(key_str, key_len); }
   };
 
   // [text, text + size) followed by json_scan::kPadding NUL bytes.
   FastPlausibleParser(const char* text, size_t size)
-      : PaddedScanner(text, size) {
-    for (FastValue& v : values_) v.type = FastValue::Type::kAbsent;
-  }
+      : PaddedScanner(text, size) {}
 
   bool Parse() {
     if (!Eat('{')) return false;
@@ -474,8 +472,7 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
   const FastValue* Alias(std::initializer_list<PlausibleKey> keys) const {
     for (PlausibleKey key : keys) {
       const FastValue& v = values_[key];
-      if (v.type != FastValue::Type::kAbsent &&
-          v.type != FastValue::Type::kNull) {
+      if ((present_ & (1u << key)) != 0 && v.type != FastValue::Type::kNull) {
         return &v;
       }
     }
@@ -548,8 +545,9 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
   bool Member(PlausibleKey key) {
     FastValue* v = &other_;
     if (key != kOtherKey) {
+      if ((present_ & (1u << key)) != 0) return false;  // a duplicate
+      present_ |= 1u << key;
       v = &values_[key];
-      if (v->type != FastValue::Type::kAbsent) return false;  // a duplicate
     }
     if (*p_ == '{') {
       if (key != kM && key != kMeta && key != kP && key != kProps) {
@@ -570,7 +568,10 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
     while (true) {
       if (num_props_ == kMaxProps) return false;
       Prop& prop = props_[num_props_++];
-      if (!Eat('"') || !String(&prop.key) || !Eat(':')) return false;
+      std::string_view key;
+      if (!Eat('"') || !String(&key) || !Eat(':')) return false;
+      prop.key_str = key.data();
+      prop.key_len = key.size();
       if (IsWs(*p_)) SkipWs();
       if (!Scalar(&prop.value)) return false;
       v->props_end = static_cast<uint8_t>(num_props_);
@@ -581,10 +582,15 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
 
   bool Scalar(FastValue* v) {
     switch (*p_) {
-      case '"':
+      case '"': {
         ++p_;
+        std::string_view s;
+        if (!String(&s)) return false;
         v->type = FastValue::Type::kString;
-        return String(&v->s);
+        v->str = s.data();
+        v->len = s.size();
+        return true;
+      }
       case 't':
         v->type = FastValue::Type::kBool;
         v->b = true;
@@ -611,6 +617,7 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
     }
   }
 
+  uint32_t present_ = 0;  // bit k: key k was read into values_[k]
   FastValue values_[kOtherKey];
   FastValue other_;  // an unknown key's value (read and dropped)
   size_t num_props_ = 0;
@@ -748,12 +755,12 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
   if (!parser.Parse()) return std::nullopt;
 
   const FastValue* name = parser.Alias({kN, kName});
-  if (name == nullptr || name->type != Type::kString || name->s.empty()) {
+  if (name == nullptr || name->type != Type::kString || name->s().empty()) {
     return std::nullopt;
   }
   const FastValue* url = parser.Alias({kU, kUrl});
-  if (url == nullptr || url->type != Type::kString || url->s.empty() ||
-      StartsWithNoCase(url->s, "data:")) {
+  if (url == nullptr || url->type != Type::kString || url->s().empty() ||
+      StartsWithNoCase(url->s(), "data:")) {
     return std::nullopt;
   }
   const FastValue* referrer = parser.Alias({kR, kReferrer});
@@ -785,7 +792,7 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
   // Props as a JSON string: the full parser parses it.
   const FastValue* props = parser.Alias({kM, kMeta, kP, kProps});
   if (props != nullptr && props->type == Type::kString) return std::nullopt;
-  const bool engagement = name->s == "engagement";
+  const bool engagement = name->s() == "engagement";
   const FastValue* sd = nullptr;
   const FastValue* e = nullptr;
   if (engagement) {
@@ -805,13 +812,13 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
   std::vector<EventInput> out;
   out.reserve(1);
   EventInput& in = out.emplace_back();
-  in.name.assign(name->s);
+  in.name.assign(name->s());
   if (hash_mode) {
-    in.url = HashModeUrl(url->s);
+    in.url = HashModeUrl(url->s());
   } else {
-    in.url.assign(url->s);
+    in.url.assign(url->s());
   }
-  if (referrer != nullptr) in.referrer.assign(referrer->s);
+  if (referrer != nullptr) in.referrer.assign(referrer->s());
   in.ts = req.now;
   in.ip = req.ip;
   in.user_agent = req.user_agent;
@@ -824,15 +831,15 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
       const FastPlausibleParser::Prop& prop = parser.prop(k);
       switch (prop.value.type) {
         case Type::kString:
-          if (prop.value.s.empty()) break;
-          in.props.emplace_back(prop.key, prop.value.s);
+          if (prop.value.s().empty()) break;
+          in.props.emplace_back(prop.key(), prop.value.s());
           break;
         case Type::kInt64:
         case Type::kDouble:
-          in.props.emplace_back(prop.key, FastNumberText(prop.value));
+          in.props.emplace_back(prop.key(), FastNumberText(prop.value));
           break;
         case Type::kBool:
-          in.props.emplace_back(prop.key, prop.value.b ? "true" : "false");
+          in.props.emplace_back(prop.key(), prop.value.b ? "true" : "false");
           break;
         default:
           break;
@@ -847,7 +854,7 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
   std::string_view domains[kMaxDomains];
   size_t num_domains = 0;
   if (domain != nullptr) {
-    std::string_view raw = domain->s;
+    std::string_view raw = domain->s();
     while (true) {
       const size_t comma = raw.find(',');
       const std::string_view d = StripWwwView(raw.substr(0, comma));
@@ -872,7 +879,16 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
       copy_k.site.assign(domains[k]);
     }
   }
-  if (!ValidateAll(out).ok()) return std::nullopt;
+  // (Every string of the events is ASCII when the body and the request's
+  // strings are: the rest is the parser's ASCII text.)
+  const bool ascii = parser.ascii() && canonical_internal::AllAscii(req.ip) &&
+                     canonical_internal::AllAscii(req.user_agent) &&
+                     canonical_internal::AllAscii(req.country_hint);
+  for (const EventInput& event : out) {
+    if (!canonical_internal::ValidateEventInput(event, ascii).ok()) {
+      return std::nullopt;
+    }
+  }
   return out;
 }
 

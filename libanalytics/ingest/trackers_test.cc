@@ -366,8 +366,8 @@ void ExpectSameEvents(const absl::StatusOr<std::vector<EventInput>>& got,
 
 // The fast path (where it answers) and ParsePlausibleEvent give exactly what
 // the full parser gives. Counts the fast path's answers in *fast.
-void ExpectPlausibleAgrees(const std::string& body, int* fast = nullptr) {
-  const RequestInfo req = Req();
+void ExpectPlausibleAgrees(const std::string& body, int* fast = nullptr,
+                           const RequestInfo& req = Req()) {
   const absl::StatusOr<std::vector<EventInput>> want =
       trackers_internal::ParsePlausibleEventFull(body, req);
   ExpectSameEvents(ParsePlausibleEvent(body, req), want, body);
@@ -827,6 +827,29 @@ TEST(PlausibleFast, AgreesOnUrlsAndDomains) {
       R"({"n":"pageview","u":"x#a://evil.com/p","h":1})", Req());
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ((*r)[0].site, "evil.com");
+}
+
+// The request's strings are validated too (the fast path skips the UTF-8
+// checks only when they and the body are ASCII).
+TEST(PlausibleFast, AgreesOnNonAsciiRequests) {
+  const std::vector<std::string> bodies = {
+      R"({"n":"pageview","u":"https://e.com/","d":"e.com"})",
+      R"({"n":"pageview","u":"https://e.com/é","d":"e.com"})"};
+  int fast = 0;
+  for (const std::string& bad : {std::string("é"), std::string("\xC3"),
+                                 std::string("\xFF"), std::string("a")}) {
+    for (int field = 0; field < 3; ++field) {
+      RequestInfo req = Req();
+      std::string* s = field == 0   ? &req.ip
+                       : field == 1 ? &req.user_agent
+                                    : &req.country_hint;
+      *s += bad;
+      for (const std::string& body : bodies) {
+        ExpectPlausibleAgrees(body, &fast, req);
+      }
+    }
+  }
+  EXPECT_EQ(fast, 12);  // valid ones ("é", "a"): 2 x 3 fields x 2 bodies
 }
 
 TEST(Swetrix, UtmValuesArePercentEncoded) {
