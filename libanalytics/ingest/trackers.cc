@@ -479,6 +479,9 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
     return nullptr;
   }
   const Prop& prop(size_t i) const { return props_[i]; }
+  // A string was unescaped (its text may have bytes >= 0x80 that ascii()
+  // did not see).
+  bool has_escaped() const { return has_escaped_; }
 
  private:
   // A key (p_ after its opening quote) through its closing quote: its
@@ -549,14 +552,46 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
       present_ |= 1u << key;
       v = &values_[key];
     }
+    const bool props_key =
+        key == kM || key == kMeta || key == kP || key == kProps;
     if (*p_ == '{') {
-      if (key != kM && key != kMeta && key != kP && key != kProps) {
-        return false;
-      }
+      if (!props_key) return false;
       ++p_;
       return Props(v);
     }
-    return Scalar(v);
+    const char* const start = p_;
+    if (Scalar(v)) return true;
+    // Props as a JSON string (the tracker's "m"): escaped quotes at least.
+    p_ = start;
+    return props_key && *p_ == '"' && EscapedString(v);
+  }
+
+  // A string with escapes (p_ at its opening quote) through its closing
+  // quote, unescaped by RapidJSON's reader as the DOM's parse unescapes it,
+  // into escaped_ (one per body: a second one is left to the full parser).
+  bool EscapedString(FastValue* v) {
+    if (has_escaped_) return false;
+    struct Handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Handler> {
+      bool String(const char* str, rapidjson::SizeType len, bool) {
+        out->assign(str, len);
+        return true;
+      }
+      bool Default() { return false; }  // (not reached: p_ is at a '"')
+      std::string* out;
+    } handler;
+    handler.out = &escaped_;
+    rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader;
+    rapidjson::StringStream stream(p_);
+    if (reader.Parse<rapidjson::kParseStopWhenDoneFlag>(stream, handler)
+            .IsError()) {
+      return false;
+    }
+    has_escaped_ = true;
+    p_ += stream.Tell();
+    v->type = FastValue::Type::kString;
+    v->str = escaped_.data();
+    v->len = escaped_.size();
+    return true;
   }
 
   // The members of a props object (after its '{'), through its '}'.
@@ -618,6 +653,8 @@ class FastPlausibleParser : public json_scan::PaddedScanner {
   }
 
   uint32_t present_ = 0;  // bit k: key k was read into values_[k]
+  bool has_escaped_ = false;
+  std::string escaped_;  // EscapedString()'s text
   FastValue values_[kOtherKey];
   FastValue other_;  // an unknown key's value (read and dropped)
   size_t num_props_ = 0;
@@ -789,9 +826,7 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
     if (!(d >= 0 && d <= 100000)) return std::nullopt;
     screen_width = static_cast<int>(d);
   }
-  // Props as a JSON string: the full parser parses it.
   const FastValue* props = parser.Alias({kM, kMeta, kP, kProps});
-  if (props != nullptr && props->type == Type::kString) return std::nullopt;
   const bool engagement = name->s() == "engagement";
   const FastValue* sd = nullptr;
   const FastValue* e = nullptr;
@@ -825,7 +860,16 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
   in.country_hint = req.country_hint;
   in.screen_width = screen_width;
   in.interactive = interactive;
-  if (props != nullptr && props->type == Type::kObject) {
+  if (props != nullptr && props->type == Type::kString) {
+    // A JSON string of props: parsed as the full parser parses it (the DOM
+    // in stack buffers here).
+    BodyDocument inner_doc;
+    BodyDom& inner = *inner_doc.dom();
+    inner.Parse<rapidjson::kParseIterativeFlag>(props->str, props->len);
+    if (!inner.HasParseError() && inner.IsObject()) {
+      PlausibleProps(inner, &in.props);
+    }
+  } else if (props != nullptr && props->type == Type::kObject) {
     // PlausibleProps: scalars as text, "" and null dropped.
     for (size_t k = props->props_begin; k < props->props_end; ++k) {
       const FastPlausibleParser::Prop& prop = parser.prop(k);
@@ -881,7 +925,8 @@ std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
   }
   // (Every string of the events is ASCII when the body and the request's
   // strings are: the rest is the parser's ASCII text.)
-  const bool ascii = parser.ascii() && canonical_internal::AllAscii(req.ip) &&
+  const bool ascii = parser.ascii() && !parser.has_escaped() &&
+                     canonical_internal::AllAscii(req.ip) &&
                      canonical_internal::AllAscii(req.user_agent) &&
                      canonical_internal::AllAscii(req.country_hint);
   for (const EventInput& event : out) {

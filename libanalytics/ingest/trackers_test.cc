@@ -380,6 +380,17 @@ void ExpectPlausibleAgrees(const std::string& body, int* fast = nullptr,
 
 std::string Quote(const std::string& s) { return "\"" + s + "\""; }
 
+// `s` as the text of a JSON string: quotes and backslashes escaped (other
+// bytes as they are).
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 // A random string value: mostly URL-ish ASCII, sometimes UTF-8 (valid or
 // not), an escape, or a byte JSON must escape.
 std::string RandomText(std::mt19937_64& rng) {
@@ -490,9 +501,17 @@ std::string RandomPlausibleBody(std::mt19937_64& rng) {
         return props(rng() % 8 == 0 ? 40 : 5);
       case 4:
         return rng() % 2 ? "[]" : "{\"a\":{\"b\":[1]}}";
-      case 5:
-        // Props as a JSON string (escaped quotes).
-        return R"("{\"a\":\"b\",\"c\":1}")";
+      case 5: {
+        // Props as a JSON string (escaped quotes), sometimes with another
+        // escape, valid or not, in it.
+        std::string text = JsonEscape(props(6));
+        if (rng() % 3 == 0) {
+          static const char* kEscapes[] = {"\\u00e9", "\\u0000", "\\ud83d",
+                                           "\\n",     "\\x",     "\\"};
+          text.insert(rng() % (text.size() + 1), kEscapes[rng() % 6]);
+        }
+        return Quote(text);
+      }
       case 6:
         return Quote(RandomText(rng));
       default:
@@ -850,6 +869,50 @@ TEST(PlausibleFast, AgreesOnNonAsciiRequests) {
     }
   }
   EXPECT_EQ(fast, 12);  // valid ones ("é", "a"): 2 x 3 fields x 2 bodies
+}
+
+// Props as a JSON string (the tracker's "m"), escapes unescaped as the DOM
+// unescapes them, the inner text parsed as the full parser parses it.
+TEST(PlausibleFast, AgreesOnPropsAsJsonString) {
+  const std::vector<std::string> inner = {
+      R"({\"plan\":\"pro\",\"trial\":true,\"n\":3,\"x\":2.5e1,\"z\":null})",
+      R"({\"k\":\"caf\u00e9\",\"\u00e9\":\"v\"})",
+      R"({\"k\":\"\ud83d\ude00\"})", R"({\"k\":\"\ud83d\"})",
+      R"({\"k\":\"a\u0000b\"})", R"({\"k\":\"\\\"quoted\\\"\"})",
+      R"({\"k\":\")" + std::string("\xC3") + R"(\"})",
+      // (Past the 16 bytes the plain string scan loads before the escape.)
+      R"({\"k\":\")" + std::string(40, 'a') + "\xC3" + R"(\"})",
+      R"({\"k)" + std::string(40, 'a') + "\xFF" + R"(\":\"v\"})",
+      R"({\"k\":{\"nested\":[1]},\"l\":[1,2],\"e\":\"\"})",
+      R"({\"k\":)" + std::string(40, '[') + std::string(40, ']') + "}",
+      R"([\"not\",\"an\",\"object\"])", R"({\"k\":)", R"({\"k\":\"v\"} x)",
+      R"({\"k\":\"v\"\n})", R"({\"k\":\"v\x)", R"({\"k\":\"v\u12)", R"({})",
+      R"({ })", R"(x)", R"()"};
+  int fast = 0;
+  for (const std::string& text : inner) {
+    for (const char* key : {"m", "meta", "p", "props"}) {
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"Signup","u":"https://e.com/","d":"e.com",")",
+                       key, R"(":")", text, "\"}"),
+          &fast);
+      // The first present alias wins; a second escaped string is left to
+      // the full parser.
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"Signup","u":"https://e.com/",")", key, R"(":")",
+                       text, R"(","props":"{\"a\":\"b\"}","p":{"c":"d"}})"),
+          &fast);
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"engagement","u":"https://e.com/","sd":5,")",
+                       key, R"(":")", text, R"(","h":1})"),
+          &fast);
+    }
+  }
+  EXPECT_GT(fast, 60);
+  EXPECT_TRUE(
+      trackers_internal::ParsePlausibleEventFast(
+          R"({"n":"Signup","u":"https://e.com/","m":"{\"plan\":\"pro\"}"})",
+          Req())
+          .has_value());
 }
 
 TEST(Swetrix, UtmValuesArePercentEncoded) {
