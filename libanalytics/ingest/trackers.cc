@@ -425,10 +425,11 @@ std::string FastNumberText(const FastValue& v) {
 // One pass over a Plausible body (from a json_scan::PaddedCopy) for the shape
 // trackers send: an object whose members are scalars (strings without
 // escapes, short numbers, literals) or, for m/meta/p/props, a flat object of
-// them. Parse() is false on anything else: escapes, control characters or
-// NUL in strings, other numbers, nesting, a known key twice (the DOM's
-// lookups would see the first one), a BOM, malformed JSON, more than
-// kMaxProps props. Any other key is skipped, as the DOM lookups skip it.
+// them or one string with escapes (props as JSON text). Parse() is false on
+// anything else: other escapes, control characters or NUL in strings, other
+// numbers, nesting, a known key twice (the DOM's lookups would see the first
+// one), a BOM, malformed JSON, more than kMaxProps props. Any other key is
+// skipped, as the DOM lookups skip it.
 //
 // Hand-written (on json_scan's primitives, like the canonical fast path):
 // RapidJSON's DOM, its member lookups and depth check cost about three times

@@ -16,8 +16,8 @@ namespace analytics::trackers_internal {
 
 // One pass for the common shape (an object of the known keys, each at most
 // once, with strings without escapes, short numbers, literals and a flat
-// props object) that yields valid events; nullopt for anything else,
-// including every body the full parser rejects.
+// props object or props as a JSON string) that yields valid events; nullopt
+// for anything else, including every body the full parser rejects.
 std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
     std::string_view body, const RequestInfo& req);
 
