@@ -35,6 +35,7 @@
 #include "analytics/event.h"
 #include "libanalytics/core/utf8.h"
 #include "libanalytics/ingest/canonical_internal.h"
+#include "libanalytics/ingest/json_scan_internal.h"
 
 namespace analytics {
 namespace {
@@ -491,53 +492,25 @@ class NumberSax
 // first), which decides the result and the error. ascii(): no byte >= 0x80
 // was seen (so every field is valid UTF-8).
 //
-// The text is read from a copy followed by kPadding NUL bytes
-// (ParseEventJsonFast makes it), so that the 16-byte loads and the fixed-size
-// compares need no bounds checks: the NUL after the text stops every scan
-// (it is no JSON token, and a control character inside a string).
+// The text is read from a json_scan::PaddedCopy (ParseEventJsonFast makes
+// it) with json_scan's primitives (json_scan_internal.h).
 //
 // Hand-written rather than RapidJSON's reader (the full parser): its SAX
 // callbacks, number and string handling cost about twice as much per event
 // for this one shape, which every tracked event and imported line has.
-class FastEventParser {
+class FastEventParser : public json_scan::PaddedScanner {
  public:
-  static constexpr size_t kPadding = 64;
-
-  // [text, text + size) followed by kPadding NUL bytes.
+  // [text, text + size) followed by json_scan::kPadding NUL bytes.
   FastEventParser(const char* text, size_t size, EventInput* in)
-      : p_(text), end_(text + size), in_(in), props_(&in->props) {}
+      : PaddedScanner(text, size), in_(in), props_(&in->props) {}
 
   bool Parse() {
     const bool ok = ParseObject();
     props_.Finish();
     return ok;
   }
-  bool ascii() const {
-#if defined(__SSE2__)
-    return _mm_movemask_epi8(seen_) == 0;
-#else
-    return (seen_ & 0x80) == 0;
-#endif
-  }
 
  private:
-  static bool IsWs(char c) {
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-  }
-  void SkipWs() {
-    while (IsWs(*p_)) ++p_;
-  }
-  // Skips whitespace, then eats `c` if it is next.
-  bool Eat(char c) {
-    if (*p_ != c) {  // (compact JSON: no whitespace, the one test)
-      if (!IsWs(*p_)) return false;
-      SkipWs();
-      if (*p_ != c) return false;
-    }
-    ++p_;
-    return true;
-  }
-
   bool ParseObject() {
     if (!Eat('{')) return false;
     if (Eat('}')) return AtEnd();
@@ -553,11 +526,6 @@ class FastEventParser {
       }
       return false;
     }
-  }
-
-  bool AtEnd() {
-    SkipWs();
-    return p_ == end_;
   }
 
   // A top-level key, and what Key() knows of it.
@@ -691,58 +659,24 @@ class FastEventParser {
     }
   }
 
-  // (The padding makes the compare safe near the end.)
-  template <size_t N>
-  bool Literal(const char (&word)[N]) {
-    if (std::memcmp(p_, word, N - 1) != 0) return false;
-    p_ += N - 1;
-    return true;
-  }
-
-  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-  // A byte RapidJSON's number grammar can continue with.
-  static bool IsNumberByte(char c) {
-    return IsDigit(c) || c == '-' || c == '+' || c == '.' || c == 'e' ||
-           c == 'E';
-  }
-
-  // A number: -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most 15 digits in all
-  // (timestamps, screen widths) as RapidJSON makes it, without running its
-  // reader; anything else through RapidJSON's reader (NumberSlow). An integer
-  // is Int64 (RapidJSON's Int/Uint/Int64/Uint64 of a value that fits int64);
-  // with a fraction, RapidJSON (default flags, not full precision)
-  // accumulates every digit into an integer below 2^53 and divides it by the
-  // exact power of ten: the same one correctly rounded division as here.
+  // A number: a short one (json_scan's ShortNumber: timestamps, screen
+  // widths) without running RapidJSON's reader; anything else through it
+  // (NumberSlow). An integer is Int64 (RapidJSON's Int/Uint/Int64/Uint64 of a
+  // value that fits int64).
   bool Number(Value* v) {
-    static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3, 1e4,  1e5,
-                                        1e6,  1e7,  1e8,  1e9, 1e10, 1e11,
-                                        1e12, 1e13, 1e14, 1e15};
-    const char* p = p_;
-    const bool minus = *p == '-';
-    if (minus) ++p;
-    if (!IsDigit(*p) || (*p == '0' && IsDigit(p[1]))) return NumberSlow(v);
-    uint64_t digits = 0;
-    const char* const int_start = p;
-    for (; IsDigit(*p); ++p) digits = digits * 10 + (*p - '0');
-    int count = static_cast<int>(p - int_start);
-    int frac = 0;
-    if (*p == '.') {
-      const char* const frac_start = ++p;
-      for (; IsDigit(*p); ++p) digits = digits * 10 + (*p - '0');
-      frac = static_cast<int>(p - frac_start);
-      if (frac == 0) return NumberSlow(v);  // "1."
+    int64_t i;
+    double d;
+    switch (ShortNumber(&i, &d)) {
+      case NumberKind::kInt64:
+        *v = Value::Int64(i);
+        return true;
+      case NumberKind::kDouble:
+        *v = Value::Double(d);
+        return true;
+      case NumberKind::kNone:
+        break;
     }
-    // (Overflowed digits are not used: more than 15 go the slow way.)
-    if (IsNumberByte(*p) || count + frac > 15) return NumberSlow(v);
-    p_ = p;
-    if (frac == 0) {
-      const int64_t i = static_cast<int64_t>(digits);
-      *v = Value::Int64(minus ? -i : i);
-    } else {
-      const double d = static_cast<double>(digits) / kPow10[frac];
-      *v = Value::Double(minus ? -d : d);
-    }
-    return true;
+    return NumberSlow(v);
   }
 
   // Any other number token (exponents, more digits, malformed text): the
@@ -766,53 +700,8 @@ class FastEventParser {
     return true;
   }
 
-  // The rest of a string after its opening quote, through the closing one.
-  // No escapes, control characters or NUL (RapidJSON would unescape or
-  // reject them); bytes >= 0x80 are kept as they are, as RapidJSON does.
-  // Every byte loaded is ORed into seen_ (more than the string's bytes: the
-  // JSON after it too, which is the more conservative for ascii()).
-  bool String(std::string_view* out) {
-    const char* const start = p_;
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i backslash = _mm_set1_epi8('\\');
-    const __m128i control = _mm_set1_epi8(0x1F);
-    while (true) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
-      seen_ = _mm_or_si128(seen_, x);
-      const __m128i stop = _mm_or_si128(
-          _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-          _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
-      const unsigned stop_mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
-      if (stop_mask != 0) {
-        p_ += __builtin_ctz(stop_mask);
-        break;
-      }
-      p_ += 16;
-    }
-#else
-    while (true) {
-      const unsigned char c = static_cast<unsigned char>(*p_);
-      if (c == '"' || c == '\\' || c < 0x20) break;
-      seen_ |= c;
-      ++p_;
-    }
-#endif
-    if (*p_ != '"') return false;
-    *out = std::string_view(start, static_cast<size_t>(p_ - start));
-    ++p_;
-    return true;
-  }
-
-  const char* p_;
-  const char* const end_;
   EventInput* const in_;
   PropsOut props_;
-#if defined(__SSE2__)
-  __m128i seen_ = _mm_setzero_si128();
-#else
-  unsigned seen_ = 0;
-#endif
 };
 
 }  // namespace
@@ -920,7 +809,7 @@ absl::Status ValidateEventInputImpl(const EventInput& in, bool ascii) {
 // True when every byte of `s` is below 0x80. SSE2 ORs 16 bytes a step and
 // tests the top bits once, instead of ValidUtf8's 8-byte steps with a branch
 // each.
-bool AllAscii(std::string_view s) {
+bool AllAsciiImpl(std::string_view s) {
   const char* p = s.data();
   const size_t n = s.size();
 #if defined(__SSE2__)
@@ -959,14 +848,15 @@ bool AllAscii(std::string_view s) {
 
 // Whether every string of `in` is ASCII (ValidateEventInputImpl's `ascii`).
 bool EventInputIsAscii(const EventInput& in) {
-  if (!AllAscii(in.site) || !AllAscii(in.name) || !AllAscii(in.url) ||
-      !AllAscii(in.referrer) || !AllAscii(in.ip) || !AllAscii(in.user_agent) ||
-      !AllAscii(in.locale) || !AllAscii(in.timezone) ||
-      !AllAscii(in.country_hint)) {
+  if (!AllAsciiImpl(in.site) || !AllAsciiImpl(in.name) ||
+      !AllAsciiImpl(in.url) || !AllAsciiImpl(in.referrer) ||
+      !AllAsciiImpl(in.ip) || !AllAsciiImpl(in.user_agent) ||
+      !AllAsciiImpl(in.locale) || !AllAsciiImpl(in.timezone) ||
+      !AllAsciiImpl(in.country_hint)) {
     return false;
   }
   for (const auto& [key, value] : in.props) {
-    if (!AllAscii(key) || !AllAscii(value)) return false;
+    if (!AllAsciiImpl(key) || !AllAsciiImpl(value)) return false;
   }
   return true;
 }
@@ -994,21 +884,18 @@ absl::StatusOr<EventInput> ParseEventJson(std::string_view json) {
 
 namespace canonical_internal {
 
+absl::Status ValidateEventInput(const EventInput& in, bool ascii) {
+  return ValidateEventInputImpl(in, ascii || EventInputIsAscii(in));
+}
+
+bool AllAscii(std::string_view s) { return AllAsciiImpl(s); }
+
 std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
                                                EventInput* out) {
   ResetEventInput(out);
   // The padded copy FastEventParser reads: on the stack for ordinary lines.
-  constexpr size_t kPadding = FastEventParser::kPadding;
-  alignas(16) char stack_copy[2048];
-  std::unique_ptr<char[]> heap_copy;
-  char* copy = stack_copy;
-  if (json.size() > sizeof(stack_copy) - kPadding) {
-    heap_copy.reset(new char[json.size() + kPadding]);
-    copy = heap_copy.get();
-  }
-  std::memcpy(copy, json.data(), json.size());
-  std::memset(copy + json.size(), 0, kPadding);
-  FastEventParser fast(copy, json.size(), out);
+  const json_scan::PaddedCopy copy(json);
+  FastEventParser fast(copy.data(), json.size(), out);
   if (!fast.Parse()) return std::nullopt;
   return ValidateEventInputImpl(*out, fast.ascii());
 }

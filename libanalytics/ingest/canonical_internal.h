@@ -23,6 +23,14 @@ int64_t TsMicros(double seconds);
 // log importer (a static_assert in canonical.cc catches a new field).
 void ResetEventInput(EventInput* in);
 
+// ValidateEventInput; `ascii`: every string of `in` is known to be ASCII (a
+// fast parser saw no byte >= 0x80), and the UTF-8 checks are skipped (they
+// would pass); otherwise they are made as ValidateEventInput makes them.
+absl::Status ValidateEventInput(const EventInput& in, bool ascii);
+
+// True when every byte of `s` is below 0x80.
+bool AllAscii(std::string_view s);
+
 // One pass for the common shape (an object of strings without escapes,
 // numbers, literals and a flat "props" object, every field accepted);
 // nullopt for anything else.

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,6 +21,9 @@
 #include "absl/strings/str_cat.h"
 #include "analytics/event.h"
 #include "libanalytics/core/strings.h"
+#include "libanalytics/ingest/canonical_internal.h"
+#include "libanalytics/ingest/json_scan_internal.h"
+#include "libanalytics/ingest/trackers_internal.h"
 
 namespace analytics {
 namespace {
@@ -212,10 +216,14 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-std::string StripWww(std::string_view host) {
+std::string_view StripWwwView(std::string_view host) {
   host = Trim(host);
   if (host.substr(0, 4) == "www.") host.remove_prefix(4);
-  return std::string(host);
+  return host;
+}
+
+std::string StripWww(std::string_view host) {
+  return std::string(StripWwwView(host));
 }
 
 // Parts of an absolute URL "scheme://authority/path?query#fragment"; for
@@ -351,9 +359,322 @@ void PlausibleProps(const Value& obj, Props* props) {
   }
 }
 
+// ------------------------------------------------ Plausible: the fast path
+
+// The members of a Plausible body that the fast path reads (each alias its
+// own); kOtherKey for any other.
+enum PlausibleKey : uint8_t {
+  kN,
+  kName,
+  kU,
+  kUrl,
+  kD,
+  kDomain,
+  kR,
+  kReferrer,
+  kH,
+  kHashMode,
+  kI,
+  kInteractive,
+  kW,
+  kM,
+  kMeta,
+  kP,
+  kProps,
+  kSd,
+  kE,
+  kOtherKey,
+};
+
+// One scalar value (or a flat props object) as the fast path read it;
+// strings point into the padded copy (no escapes: their bytes are the
+// value). Only the members that `type` names are set (all are trivial: the
+// parser's tables are not initialized).
+struct FastValue {
+  enum class Type : uint8_t { kNull, kBool, kInt64, kDouble, kString, kObject };
+  Type type;
+  bool b;
+  uint8_t props_begin, props_end;  // kObject: its entries in props()
+  int64_t i;
+  double d;
+  const char* str;  // kString
+  size_t len;
+
+  std::string_view s() const { return std::string_view(str, len); }
+
+  bool IsNumber() const {
+    return type == Type::kInt64 || type == Type::kDouble;
+  }
+  // rapidjson::Value::GetDouble() of the same number.
+  double AsDouble() const {
+    return type == Type::kInt64 ? static_cast<double>(i) : d;
+  }
+};
+
+// NumberText() of the same number as RapidJSON's DOM holds it (an integer
+// of at most 15 digits IsInt64; a fraction is a double).
+std::string FastNumberText(const FastValue& v) {
+  char buf[64];
+  const std::to_chars_result r =
+      v.type == FastValue::Type::kInt64
+          ? std::to_chars(buf, buf + sizeof(buf), v.i)
+          : std::to_chars(buf, buf + sizeof(buf), v.d);
+  return std::string(buf, r.ptr);
+}
+
+// One pass over a Plausible body (from a json_scan::PaddedCopy) for the shape
+// trackers send: an object whose members are scalars (strings without
+// escapes, short numbers, literals) or, for m/meta/p/props, a flat object of
+// them or one string with escapes (props as JSON text). Parse() is false on
+// anything else: other escapes, control characters or NUL in strings, other
+// numbers, nesting, a known key twice (the DOM's lookups would see the first
+// one), a BOM, malformed JSON, more than kMaxProps props. Any other key is
+// skipped, as the DOM lookups skip it.
+//
+// Hand-written (on json_scan's primitives, like the canonical fast path):
+// RapidJSON's DOM, its member lookups and depth check cost about three times
+// as much for this one shape, which every tracked page view has.
+class FastPlausibleParser : public json_scan::PaddedScanner {
+ public:
+  static constexpr size_t kMaxProps = 32;
+  struct Prop {
+    const char* key_str;
+    size_t key_len;
+    FastValue value;
+
+    std::string_view key() const { return std::string_view(key_str, key_len); }
+  };
+
+  // [text, text + size) followed by json_scan::kPadding NUL bytes.
+  FastPlausibleParser(const char* text, size_t size)
+      : PaddedScanner(text, size) {}
+
+  bool Parse() {
+    if (!Eat('{')) return false;
+    if (Eat('}')) return AtEnd();
+    while (true) {
+      if (!Eat('"')) return false;
+      const int key = Key();
+      if (key < 0 || !Eat(':')) return false;
+      if (IsWs(*p_)) SkipWs();
+      if (!Member(static_cast<PlausibleKey>(key))) return false;
+      if (Eat(',')) continue;
+      if (*p_ == '}') {  // (Eat skipped the whitespace)
+        ++p_;
+        return AtEnd();
+      }
+      return false;
+    }
+  }
+
+  // The value of the first of `keys` present and not null, as MemberAlias
+  // finds it in the DOM (each key is in the body at most once); nullptr when
+  // none is.
+  const FastValue* Alias(std::initializer_list<PlausibleKey> keys) const {
+    for (PlausibleKey key : keys) {
+      const FastValue& v = values_[key];
+      if ((present_ & (1u << key)) != 0 && v.type != FastValue::Type::kNull) {
+        return &v;
+      }
+    }
+    return nullptr;
+  }
+  const Prop& prop(size_t i) const { return props_[i]; }
+  // A string was unescaped (its text may have bytes >= 0x80 that ascii()
+  // did not see).
+  bool has_escaped() const { return has_escaped_; }
+
+ private:
+  // A key (p_ after its opening quote) through its closing quote: its
+  // PlausibleKey, or -1 when it is no string without escapes. The known keys
+  // are matched in place (their bytes and the closing quote).
+  int Key() {
+    switch (*p_) {
+      case 'n':
+        if (KeyIs("n")) return kN;
+        if (KeyIs("name")) return kName;
+        break;
+      case 'u':
+        if (KeyIs("u")) return kU;
+        if (KeyIs("url")) return kUrl;
+        break;
+      case 'd':
+        if (KeyIs("d")) return kD;
+        if (KeyIs("domain")) return kDomain;
+        break;
+      case 'r':
+        if (KeyIs("r")) return kR;
+        if (KeyIs("referrer")) return kReferrer;
+        break;
+      case 'h':
+        if (KeyIs("h")) return kH;
+        if (KeyIs("hashMode")) return kHashMode;
+        break;
+      case 'i':
+        if (KeyIs("i")) return kI;
+        if (KeyIs("interactive")) return kInteractive;
+        break;
+      case 'w':
+        if (KeyIs("w")) return kW;
+        break;
+      case 'm':
+        if (KeyIs("m")) return kM;
+        if (KeyIs("meta")) return kMeta;
+        break;
+      case 'p':
+        if (KeyIs("p")) return kP;
+        if (KeyIs("props")) return kProps;
+        break;
+      case 's':
+        if (KeyIs("sd")) return kSd;
+        break;
+      case 'e':
+        if (KeyIs("e")) return kE;
+        break;
+    }
+    std::string_view other;
+    return String(&other) ? kOtherKey : -1;
+  }
+
+  // Whether the key at p_ is `name` (then p_ is past its closing quote).
+  // The padding makes the compare safe near the end.
+  template <size_t N>
+  bool KeyIs(const char (&name)[N]) {
+    if (std::memcmp(p_, name, N - 1) != 0 || p_[N - 1] != '"') return false;
+    p_ += N;
+    return true;
+  }
+
+  // One member's value (p_ at its first byte).
+  bool Member(PlausibleKey key) {
+    FastValue* v = &other_;
+    if (key != kOtherKey) {
+      if ((present_ & (1u << key)) != 0) return false;  // a duplicate
+      present_ |= 1u << key;
+      v = &values_[key];
+    }
+    const bool props_key =
+        key == kM || key == kMeta || key == kP || key == kProps;
+    if (*p_ == '{') {
+      if (!props_key) return false;
+      ++p_;
+      return Props(v);
+    }
+    const char* const start = p_;
+    if (Scalar(v)) return true;
+    // Props as a JSON string (the tracker's "m"): escaped quotes at least.
+    p_ = start;
+    return props_key && *p_ == '"' && EscapedString(v);
+  }
+
+  // A string with escapes (p_ at its opening quote) through its closing
+  // quote, unescaped by RapidJSON's reader as the DOM's parse unescapes it,
+  // into escaped_ (one per body: a second one is left to the full parser).
+  bool EscapedString(FastValue* v) {
+    if (has_escaped_) return false;
+    struct Handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Handler> {
+      bool String(const char* str, rapidjson::SizeType len, bool) {
+        out->assign(str, len);
+        return true;
+      }
+      bool Default() { return false; }  // (not reached: p_ is at a '"')
+      std::string* out;
+    } handler;
+    handler.out = &escaped_;
+    rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>> reader;
+    rapidjson::StringStream stream(p_);
+    if (reader.Parse<rapidjson::kParseStopWhenDoneFlag>(stream, handler)
+            .IsError()) {
+      return false;
+    }
+    has_escaped_ = true;
+    p_ += stream.Tell();
+    v->type = FastValue::Type::kString;
+    v->str = escaped_.data();
+    v->len = escaped_.size();
+    return true;
+  }
+
+  // The members of a props object (after its '{'), through its '}'.
+  bool Props(FastValue* v) {
+    v->type = FastValue::Type::kObject;
+    v->props_begin = static_cast<uint8_t>(num_props_);
+    v->props_end = static_cast<uint8_t>(num_props_);
+    if (Eat('}')) return true;
+    while (true) {
+      if (num_props_ == kMaxProps) return false;
+      Prop& prop = props_[num_props_++];
+      std::string_view key;
+      if (!Eat('"') || !String(&key) || !Eat(':')) return false;
+      prop.key_str = key.data();
+      prop.key_len = key.size();
+      if (IsWs(*p_)) SkipWs();
+      if (!Scalar(&prop.value)) return false;
+      v->props_end = static_cast<uint8_t>(num_props_);
+      if (Eat(',')) continue;
+      return Eat('}');
+    }
+  }
+
+  bool Scalar(FastValue* v) {
+    switch (*p_) {
+      case '"': {
+        ++p_;
+        std::string_view s;
+        if (!String(&s)) return false;
+        v->type = FastValue::Type::kString;
+        v->str = s.data();
+        v->len = s.size();
+        return true;
+      }
+      case 't':
+        v->type = FastValue::Type::kBool;
+        v->b = true;
+        return Literal("true");
+      case 'f':
+        v->type = FastValue::Type::kBool;
+        v->b = false;
+        return Literal("false");
+      case 'n':
+        v->type = FastValue::Type::kNull;
+        return Literal("null");
+      default:
+        switch (ShortNumber(&v->i, &v->d)) {
+          case NumberKind::kInt64:
+            v->type = FastValue::Type::kInt64;
+            return true;
+          case NumberKind::kDouble:
+            v->type = FastValue::Type::kDouble;
+            return true;
+          case NumberKind::kNone:
+            break;
+        }
+        return false;
+    }
+  }
+
+  uint32_t present_ = 0;  // bit k: key k was read into values_[k]
+  bool has_escaped_ = false;
+  std::string escaped_;  // EscapedString()'s text
+  FastValue values_[kOtherKey];
+  FastValue other_;  // an unknown key's value (read and dropped)
+  size_t num_props_ = 0;
+  Prop props_[kMaxProps];  // (set as they are read)
+};
+
 }  // namespace
 
 absl::StatusOr<std::vector<EventInput>> ParsePlausibleEvent(
+    std::string_view body, const RequestInfo& req) {
+  std::optional<std::vector<EventInput>> fast =
+      trackers_internal::ParsePlausibleEventFast(body, req);
+  if (fast.has_value()) return *std::move(fast);
+  return trackers_internal::ParsePlausibleEventFull(body, req);
+}
+
+namespace trackers_internal {
+
+absl::StatusOr<std::vector<EventInput>> ParsePlausibleEventFull(
     std::string_view body, const RequestInfo& req) {
   BodyDocument body_doc;
   BodyDom& doc = *body_doc.dom();
@@ -460,6 +781,164 @@ absl::StatusOr<std::vector<EventInput>> ParsePlausibleEvent(
   if (absl::Status s = ValidateAll(out); !s.ok()) return s;
   return out;
 }
+
+// The full parser's steps, in its order, on the fast parser's values: any
+// error is left to the full parser (it decides the status and message), so
+// only bodies that make events are answered here.
+std::optional<std::vector<EventInput>> ParsePlausibleEventFast(
+    std::string_view body, const RequestInfo& req) {
+  using Type = FastValue::Type;
+  const json_scan::PaddedCopy copy(body);
+  FastPlausibleParser parser(copy.data(), body.size());
+  if (!parser.Parse()) return std::nullopt;
+
+  const FastValue* name = parser.Alias({kN, kName});
+  if (name == nullptr || name->type != Type::kString || name->s().empty()) {
+    return std::nullopt;
+  }
+  const FastValue* url = parser.Alias({kU, kUrl});
+  if (url == nullptr || url->type != Type::kString || url->s().empty() ||
+      StartsWithNoCase(url->s(), "data:")) {
+    return std::nullopt;
+  }
+  const FastValue* referrer = parser.Alias({kR, kReferrer});
+  if (referrer != nullptr && referrer->type != Type::kString) {
+    return std::nullopt;
+  }
+  bool hash_mode = false;
+  if (const FastValue* h = parser.Alias({kH, kHashMode})) {
+    if (h->type == Type::kBool) {
+      hash_mode = h->b;
+    } else if (h->IsNumber()) {
+      hash_mode = h->AsDouble() == 1;
+    } else {
+      return std::nullopt;
+    }
+  }
+  bool interactive = true;
+  if (const FastValue* i = parser.Alias({kI, kInteractive})) {
+    if (i->type != Type::kBool) return std::nullopt;
+    interactive = i->b;
+  }
+  int screen_width = 0;
+  if (const FastValue* w = parser.Alias({kW})) {
+    if (!w->IsNumber()) return std::nullopt;
+    const double d = w->AsDouble();
+    if (!(d >= 0 && d <= 100000)) return std::nullopt;
+    screen_width = static_cast<int>(d);
+  }
+  const FastValue* props = parser.Alias({kM, kMeta, kP, kProps});
+  const bool engagement = name->s() == "engagement";
+  const FastValue* sd = nullptr;
+  const FastValue* e = nullptr;
+  if (engagement) {
+    interactive = false;
+    sd = parser.Alias({kSd});
+    e = parser.Alias({kE});
+    if ((sd != nullptr && !sd->IsNumber()) ||
+        (e != nullptr && !e->IsNumber())) {
+      return std::nullopt;
+    }
+  }
+  const FastValue* domain = parser.Alias({kD, kDomain});
+  if (domain != nullptr && domain->type != Type::kString) return std::nullopt;
+
+  // The event is built in place in the returned vector (the full parser
+  // copies a first EventInput into it): one allocation per string.
+  std::vector<EventInput> out;
+  out.reserve(1);
+  EventInput& in = out.emplace_back();
+  in.name.assign(name->s());
+  if (hash_mode) {
+    in.url = HashModeUrl(url->s());
+  } else {
+    in.url.assign(url->s());
+  }
+  if (referrer != nullptr) in.referrer.assign(referrer->s());
+  in.ts = req.now;
+  in.ip = req.ip;
+  in.user_agent = req.user_agent;
+  in.country_hint = req.country_hint;
+  in.screen_width = screen_width;
+  in.interactive = interactive;
+  if (props != nullptr && props->type == Type::kString) {
+    // A JSON string of props: parsed as the full parser parses it (the DOM
+    // in stack buffers here).
+    BodyDocument inner_doc;
+    BodyDom& inner = *inner_doc.dom();
+    inner.Parse<rapidjson::kParseIterativeFlag>(props->str, props->len);
+    if (!inner.HasParseError() && inner.IsObject()) {
+      PlausibleProps(inner, &in.props);
+    }
+  } else if (props != nullptr && props->type == Type::kObject) {
+    // PlausibleProps: scalars as text, "" and null dropped.
+    for (size_t k = props->props_begin; k < props->props_end; ++k) {
+      const FastPlausibleParser::Prop& prop = parser.prop(k);
+      switch (prop.value.type) {
+        case Type::kString:
+          if (prop.value.s().empty()) break;
+          in.props.emplace_back(prop.key(), prop.value.s());
+          break;
+        case Type::kInt64:
+        case Type::kDouble:
+          in.props.emplace_back(prop.key(), FastNumberText(prop.value));
+          break;
+        case Type::kBool:
+          in.props.emplace_back(prop.key(), prop.value.b ? "true" : "false");
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  if (sd != nullptr) in.props.emplace_back("sd", FastNumberText(*sd));
+  if (e != nullptr) in.props.emplace_back("e", FastNumberText(*e));
+
+  // Domains: as the full parser splits them; one event per domain.
+  constexpr size_t kMaxDomains = 8;
+  std::string_view domains[kMaxDomains];
+  size_t num_domains = 0;
+  if (domain != nullptr) {
+    std::string_view raw = domain->s();
+    while (true) {
+      const size_t comma = raw.find(',');
+      const std::string_view d = StripWwwView(raw.substr(0, comma));
+      if (!d.empty()) {
+        if (num_domains == kMaxDomains) return std::nullopt;
+        domains[num_domains++] = d;
+      }
+      if (comma == std::string_view::npos) break;
+      raw.remove_prefix(comma + 1);
+    }
+  } else {
+    // (The host of the URL as the event has it, after hash mode.)
+    const std::string_view host = StripWwwView(Pieces(in.url).host);
+    if (!host.empty()) domains[num_domains++] = host;
+  }
+  if (num_domains == 0) return std::nullopt;
+  in.site.assign(domains[0]);
+  if (num_domains > 1) {
+    out.reserve(num_domains);  // (`in` moves: use out[0] from here)
+    for (size_t k = 1; k < num_domains; ++k) {
+      EventInput& copy_k = out.emplace_back(out[0]);
+      copy_k.site.assign(domains[k]);
+    }
+  }
+  // (Every string of the events is ASCII when the body and the request's
+  // strings are: the rest is the parser's ASCII text.)
+  const bool ascii = parser.ascii() && !parser.has_escaped() &&
+                     canonical_internal::AllAscii(req.ip) &&
+                     canonical_internal::AllAscii(req.user_agent) &&
+                     canonical_internal::AllAscii(req.country_hint);
+  for (const EventInput& event : out) {
+    if (!canonical_internal::ValidateEventInput(event, ascii).ok()) {
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+}  // namespace trackers_internal
 
 // ------------------------------------------------------------------ Swetrix
 

@@ -1,6 +1,9 @@
 #include "libanalytics/ingest/trackers.h"
 
+#include <algorithm>
 #include <map>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -10,6 +13,7 @@
 #include "analytics/event.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libanalytics/ingest/trackers_internal.h"
 
 namespace analytics {
 namespace {
@@ -325,6 +329,590 @@ TEST(Plausible, BodiesBeyondTheStackBuffersParseInFull) {
   ASSERT_EQ(umami->size(), 200u);
   EXPECT_EQ((*umami)[199].name, "e199");
   EXPECT_THAT((*umami)[199].url, HasSubstr("/p199"));
+}
+
+// ------------------------------------------- Plausible: fast path vs full
+
+// Every field of two results (or their statuses) is the same.
+void ExpectSameEvents(const absl::StatusOr<std::vector<EventInput>>& got,
+                      const absl::StatusOr<std::vector<EventInput>>& want,
+                      const std::string& body) {
+  SCOPED_TRACE(body);
+  ASSERT_EQ(got.ok(), want.ok()) << got.status() << " vs " << want.status();
+  if (!want.ok()) {
+    EXPECT_EQ(got.status(), want.status());
+    return;
+  }
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < want->size(); ++i) {
+    const EventInput& g = (*got)[i];
+    const EventInput& w = (*want)[i];
+    EXPECT_EQ(g.site, w.site);
+    EXPECT_EQ(g.name, w.name);
+    EXPECT_EQ(g.url, w.url);
+    EXPECT_EQ(g.referrer, w.referrer);
+    EXPECT_EQ(g.ts, w.ts);
+    EXPECT_EQ(g.ip, w.ip);
+    EXPECT_EQ(g.user_agent, w.user_agent);
+    EXPECT_EQ(g.props, w.props);
+    EXPECT_EQ(g.screen_width, w.screen_width);
+    EXPECT_EQ(g.locale, w.locale);
+    EXPECT_EQ(g.timezone, w.timezone);
+    EXPECT_EQ(g.country_hint, w.country_hint);
+    EXPECT_EQ(g.interactive, w.interactive);
+    EXPECT_EQ(g.imported, w.imported);
+  }
+}
+
+// The fast path (where it answers) and ParsePlausibleEvent give exactly what
+// the full parser gives. Counts the fast path's answers in *fast.
+void ExpectPlausibleAgrees(const std::string& body, int* fast = nullptr,
+                           const RequestInfo& req = Req()) {
+  const absl::StatusOr<std::vector<EventInput>> want =
+      trackers_internal::ParsePlausibleEventFull(body, req);
+  ExpectSameEvents(ParsePlausibleEvent(body, req), want, body);
+  std::optional<std::vector<EventInput>> got =
+      trackers_internal::ParsePlausibleEventFast(body, req);
+  if (!got.has_value()) return;
+  if (fast != nullptr) ++*fast;
+  ExpectSameEvents(*std::move(got), want, body);
+}
+
+std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+// `s` as the text of a JSON string: quotes and backslashes escaped (other
+// bytes as they are).
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+// A random string value: mostly URL-ish ASCII, sometimes UTF-8 (valid or
+// not), an escape, or a byte JSON must escape.
+std::string RandomText(std::mt19937_64& rng) {
+  static const std::vector<std::string> pieces = {
+      "a",       "Z",       "0",
+      "/",       ".",       "-",
+      "_",       "?",       "=",
+      "&",       "#",       ":",
+      ",",       " ",       "www.",
+      "é",       "ключ",    "😀",
+      "\xC3",    "\x80",    "\xFF",
+      "\\\"",    "\\\\",    "\\/",
+      "\\n",     "\\t",     "\\u00e9",
+      "\\u0000", "\\ud83d", "\\x",
+      "\x01",    "\x1F",    std::string(1, '\0')};
+  std::string s;
+  const int n = static_cast<int>(rng() % 24);
+  const bool plain = rng() % 2 == 0;  // only the first 15 pieces (ASCII)
+  for (int i = 0; i < n; ++i) {
+    s += pieces[rng() % (plain ? 15 : pieces.size())];
+  }
+  return s;
+}
+
+// A random Plausible body: the known keys and their aliases (and near
+// misses, unknown keys), in random order, maybe repeated, values of the
+// right or a wrong type, whitespace or none between tokens.
+std::string RandomPlausibleBody(std::mt19937_64& rng) {
+  static const std::vector<std::string> keys = {
+      "n",    "name",     "u",    "url",      "d",     "domain",
+      "r",    "referrer", "h",    "hashMode", "i",     "interactive",
+      "w",    "m",        "meta", "p",        "props", "sd",
+      "e",    "nn",       "nam",  "urls",     "dd",    "ww",
+      "x",    "",         "N",    "props2",   "s",     "ee",
+      "hash", "ref"};
+  auto ws = [&] {
+    static const char* kWs[] = {"", "", "", "", " ", "\n", "\t ", "\r\n"};
+    return std::string(kWs[rng() % 8]);
+  };
+  auto number = [&]() -> std::string {
+    static const std::vector<std::string> special = {"0",
+                                                     "-0",
+                                                     "1",
+                                                     "1.0",
+                                                     "0.5",
+                                                     "-1",
+                                                     "1440",
+                                                     "100000",
+                                                     "100001",
+                                                     "1e3",
+                                                     "2.5e0",
+                                                     "01",
+                                                     "1.",
+                                                     "-",
+                                                     "123456789012345",
+                                                     "1234567890123456",
+                                                     "99999999999999999999",
+                                                     "-9223372036854775809",
+                                                     "0.30000000000000004",
+                                                     "18446744073709551615"};
+    if (rng() % 3 == 0) return special[rng() % special.size()];
+    std::string n = rng() % 6 == 0 ? "-" : "";
+    n += std::to_string(rng() % 200000);
+    if (rng() % 3 == 0) n += "." + std::to_string(rng() % 1000);
+    return n;
+  };
+  auto props = [&](int max) {
+    std::string p = "{";
+    const int n = static_cast<int>(rng() % max);
+    for (int i = 0; i < n; ++i) {
+      std::string v;
+      switch (rng() % 8) {
+        case 0:
+          v = "null";
+          break;
+        case 1:
+          v = rng() % 2 ? "true" : "false";
+          break;
+        case 2:
+          v = number();
+          break;
+        case 3:
+          v = rng() % 2 ? "{}" : "[1]";
+          break;
+        case 4:
+          v = "\"\"";
+          break;
+        default:
+          v = Quote(RandomText(rng));
+      }
+      absl::StrAppend(
+          &p, i ? "," : "", ws(), "\"",
+          rng() % 4 ? std::string(1, 'a' + rng() % 6) : RandomText(rng), "\"",
+          ws(), ":", ws(), v, ws());
+    }
+    return p + "}";
+  };
+  auto value = [&](const std::string& key) -> std::string {
+    const int kind = static_cast<int>(rng() % 16);
+    switch (kind) {
+      case 0:
+        return "null";
+      case 1:
+        return rng() % 2 ? "true" : "false";
+      case 2:
+        return number();
+      case 3:
+        return props(rng() % 8 == 0 ? 40 : 5);
+      case 4:
+        return rng() % 2 ? "[]" : "{\"a\":{\"b\":[1]}}";
+      case 5: {
+        // Props as a JSON string (escaped quotes), sometimes with another
+        // escape, valid or not, in it.
+        std::string text = JsonEscape(props(6));
+        if (rng() % 3 == 0) {
+          static const char* kEscapes[] = {"\\u00e9", "\\u0000", "\\ud83d",
+                                           "\\n",     "\\x",     "\\"};
+          text.insert(rng() % (text.size() + 1), kEscapes[rng() % 6]);
+        }
+        return Quote(text);
+      }
+      case 6:
+        return Quote(RandomText(rng));
+      default:
+        break;
+    }
+    // The right type, usually a realistic value.
+    if (key == "n" || key == "name") {
+      static const char* kNames[] = {"pageview", "engagement", "Signup", "",
+                                     "Outbound Link: Click"};
+      return Quote(kNames[rng() % 5]);
+    }
+    if (key == "u" || key == "url" || key == "r" || key == "referrer") {
+      static const char* kUrls[] = {
+          "https://example.com/blog?utm_source=x",
+          "https://www.example.com/app#/settings?tab=1",
+          "https://user@example.com:8080/a/b#frag",
+          "http://[::1]:80/x#y#z",
+          "/relative/path#h",
+          "x#a://evil.com/p",
+          "DATA:text/html,hi",
+          "data:x",
+          "https://example.com",
+          "https://example.com#",
+          ""};
+      return Quote(kUrls[rng() % 11]);
+    }
+    if (key == "d" || key == "domain") {
+      static const char* kDomains[] = {"example.com",
+                                       "www.example.com",
+                                       " a.com , www.b.com,c.com ",
+                                       " , ",
+                                       "",
+                                       "a,b,c,d,e,f,g,h,i,j",
+                                       "www.",
+                                       "é.com"};
+      return Quote(kDomains[rng() % 8]);
+    }
+    if (key == "h" || key == "hashMode") {
+      static const char* kH[] = {"1", "0", "true", "false", "1.0", "2"};
+      return kH[rng() % 6];
+    }
+    if (key == "i" || key == "interactive") return rng() % 2 ? "true" : "false";
+    if (key == "w" || key == "sd" || key == "e") return number();
+    if (key == "m" || key == "meta" || key == "p" || key == "props") {
+      return props(rng() % 8 == 0 ? 40 : 6);
+    }
+    return Quote(RandomText(rng));
+  };
+  std::vector<std::string> members;
+  // Usually a valid pageview or engagement event.
+  if (rng() % 8 != 0) {
+    members.push_back(rng() % 4 ? R"("n":"pageview")" : R"("n":"engagement")");
+  }
+  if (rng() % 8 != 0) {
+    members.push_back(R"("u":"https://example.com/a?b=c#d")");
+  }
+  if (rng() % 4 != 0) members.push_back(R"("d":"example.com")");
+  const int n = static_cast<int>(rng() % 8);
+  for (int i = 0; i < n; ++i) {
+    const std::string& key = keys[rng() % keys.size()];
+    members.push_back(absl::StrCat(Quote(key), ws(), ":", ws(), value(key)));
+  }
+  std::shuffle(members.begin(), members.end(), rng);
+  std::string body = ws() + "{";
+  for (size_t i = 0; i < members.size(); ++i) {
+    absl::StrAppend(&body, i ? "," : "", ws(), members[i], ws());
+  }
+  return body + "}" + ws();
+}
+
+// Bodies as the official tracker and the HTTP benchmark send them, and edge
+// cases of the fast path's shape.
+std::vector<std::string> PlausibleSeeds() {
+  return {
+      R"({"n":"pageview","u":"https://bench.test/blog/post-7?utm_source=newsletter","d":"bench.test","r":"https://www.google.com/","w":1440})",
+      R"({"n":"pageview","u":"https://bench.test/blog/post-8?utm_source=newsletter","d":"bench.test","r":null,"w":1440})",
+      R"({"n":"pageview","u":"https://example.com/app#/settings","d":"example.com","r":null,"w":1280,"h":1,"i":true,"p":{"plan":"pro","n":3,"x":2.5,"ok":false,"z":null,"e":""}})",
+      R"({"n":"Signup","u":"https://example.com/","d":"example.com","r":null,"w":390,"m":"{\"plan\":\"pro\"}","p":{"a":"b"}})",
+      R"({"n":"engagement","u":"https://example.com/a","d":"example.com","r":null,"sd":57,"e":12000,"h":0,"p":{}})",
+      R"({"name":"pageview","url":"https://www.example.com/x","domain":"www.a.com, b.com","referrer":"https://r.com/","hashMode":true,"interactive":false,"props":{"k":"é"}})",
+      " \t\r\n{ \"n\" : \"pageview\" , \"u\" : \"https://e.com/\" , \"p\" : { "
+      "\"a\" : 1 } } \n",
+      "\xEF\xBB\xBF{\"n\":\"pageview\",\"u\":\"https://e.com/\"}",
+      R"({"n":"pageview","u":"https://e.com/","n":"x"})",
+      R"({"n":null,"name":"x","u":"https://e.com/","x":[{"y":1}]})",
+      R"({"n":"pageview","u":"https://e.com/"} x)",
+      std::string(R"({"n":"pageview","u":"https://e.com/"})") + '\0',
+      R"({"n":"pageview","u":"https://e.com/","w":1e3,"sd":1})",
+      R"({"n":"pageview","u":"https://e.com/","m":1,"p":{"a":"b"}})",
+      R"({})",
+      "",
+      "[]",
+  };
+}
+
+// The benchmark's and the tracker's ordinary bodies take the fast path.
+TEST(PlausibleFast, AnswersForOrdinaryBodies) {
+  const std::vector<std::string> seeds = PlausibleSeeds();
+  for (int i : {0, 1, 2, 4, 5, 6}) {
+    EXPECT_TRUE(
+        trackers_internal::ParsePlausibleEventFast(seeds[i], Req()).has_value())
+        << seeds[i];
+  }
+  for (const std::string& seed : seeds) ExpectPlausibleAgrees(seed);
+}
+
+// Random bodies (every key and alias, every value type in every position,
+// duplicates, unknown keys, whitespace, escapes, invalid UTF-8, big props):
+// wherever the fast path answers it agrees with the full parser.
+TEST(PlausibleFast, AgreesOnRandomBodies) {
+  std::mt19937_64 rng(41);
+  int fast = 0;
+  const int n = 60000;
+  for (int i = 0; i < n; ++i) {
+    ExpectPlausibleAgrees(RandomPlausibleBody(rng), &fast);
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(fast, n / 8);
+}
+
+// Random byte changes and cuts of the seeds.
+TEST(PlausibleFast, AgreesOnMutatedBodies) {
+  const std::vector<std::string> seeds = PlausibleSeeds();
+  std::mt19937_64 rng(43);
+  const std::string alphabet =
+      std::string("\"\\{}[],:0123456789eE.+- \t\r\nntrufals#,w\x01\x1F\x7F") +
+      std::string("\x80\xBF\xC3\xA9\xE2\xED\xF0\xF4\xFF\0", 10);
+  int fast = 0;
+  for (int i = 0; i < 60000; ++i) {
+    std::string s = seeds[rng() % 7];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < edits && !s.empty(); ++k) {
+      const size_t at = rng() % s.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 4) {
+        case 0:
+          s.erase(at, 1);
+          break;
+        case 1:
+          s.insert(s.begin() + static_cast<ptrdiff_t>(at), c);
+          break;
+        case 2:
+          s[at] = c;
+          break;
+        case 3:
+          s.resize(at);
+          break;
+      }
+    }
+    ExpectPlausibleAgrees(s, &fast);
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(fast, 6000);
+}
+
+// Every prefix of the seeds and of random bodies.
+TEST(PlausibleFast, AgreesOnEveryPrefix) {
+  std::vector<std::string> bodies = PlausibleSeeds();
+  std::mt19937_64 rng(47);
+  for (int i = 0; i < 100; ++i) bodies.push_back(RandomPlausibleBody(rng));
+  for (const std::string& body : bodies) {
+    for (size_t n = 0; n <= body.size(); ++n) {
+      ExpectPlausibleAgrees(body.substr(0, n));
+      if (HasFailure()) return;
+    }
+  }
+}
+
+// Props at and past the limits (30 props, 32 in the fast path's table; long
+// keys and values), long URLs (past the padded copy's stack buffer), many
+// domains, a non-ASCII or invalid byte in every string.
+TEST(PlausibleFast, AgreesAtTheLimits) {
+  for (int count : {0, 1, 29, 30, 31, 32, 33, 40}) {
+    std::string p;
+    for (int i = 0; i < count; ++i) {
+      absl::StrAppend(&p, i ? "," : "", "\"k", i, "\":", i % 3 ? "\"v\"" : "1");
+    }
+    for (const char* key : {"p", "props", "m", "meta"}) {
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"x","u":"https://e.com/","d":"e.com",")", key,
+                       "\":{", p, "}}"));
+      ExpectPlausibleAgrees(absl::StrCat(
+          R"({"n":"engagement","u":"https://e.com/","sd":1,"e":2,"p":{)", p,
+          "}}"));
+    }
+  }
+  for (size_t len : {299, 300, 301, 1999, 2000, 2001, 2100, 5000}) {
+    const std::string big(len, 'a');
+    ExpectPlausibleAgrees(absl::StrCat(
+        R"({"n":"x","u":"https://e.com/","p":{")", big, R"(":"v"}})"));
+    ExpectPlausibleAgrees(absl::StrCat(
+        R"({"n":"x","u":"https://e.com/","p":{"k":")", big, R"("}})"));
+    ExpectPlausibleAgrees(absl::StrCat(R"({"n":"x","u":"https://e.com/)", big,
+                                       R"(","r":"https://r.com/)", big, "\"}"));
+    ExpectPlausibleAgrees(absl::StrCat(R"({"n":")", std::string(len / 16, 'n'),
+                                       R"(","u":"https://e.com/","d":")", big,
+                                       "\"}"));
+  }
+  std::string domains;
+  for (int i = 0; i < 12; ++i) {
+    absl::StrAppend(&domains, i ? "," : "", "d", i, ".com");
+    ExpectPlausibleAgrees(
+        absl::StrCat(R"({"n":"x","u":"https://e.com/","p":{"a":"b"},"d":")",
+                     domains, "\"}"));
+  }
+  for (const std::string& bad :
+       {std::string("é"), std::string("\xC3"), std::string("\xFF"),
+        std::string("\xED\xA0\x80")}) {
+    for (const char* field : {"n", "u", "d", "r"}) {
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"x","u":"https://e.com/","d":"e.com",")", field,
+                       R"(":"https://x)", bad, "y.com/\"}"));
+    }
+    ExpectPlausibleAgrees(
+        absl::StrCat(R"({"n":"x","u":"https://e.com/","p":{"k)", bad, R"(":"v)",
+                     bad, R"("}})"));
+  }
+}
+
+// Numbers the fast path parses itself (-?(0|[1-9]\d*)(\.\d+)?, at most 15
+// digits) and their neighbours (more digits, exponents, malformed) in every
+// numeric position (w, h, a prop value whose text shows every bit of the
+// double, the engagement's sd and e): the same as the full parser's.
+TEST(PlausibleFast, AgreesOnNumbers) {
+  std::mt19937_64 rng(53);
+  auto digits = [&](int n, bool lead) {
+    std::string d;
+    for (int i = 0; i < n; ++i) {
+      d.push_back(static_cast<char>(
+          '0' + (i == 0 && lead ? 1 + rng() % 9 : rng() % 10)));
+    }
+    return d;
+  };
+  std::vector<std::string> numbers = {"0",
+                                      "-0",
+                                      "0.0",
+                                      "-0.0",
+                                      "1",
+                                      "-1",
+                                      "1.0",
+                                      "0.5",
+                                      "2.5",
+                                      "1e0",
+                                      "01",
+                                      "1.",
+                                      ".5",
+                                      "-",
+                                      "+1",
+                                      "1.2.3",
+                                      "100000",
+                                      "100000.0",
+                                      "100000.5",
+                                      "100001",
+                                      "99999.99",
+                                      "-0.5",
+                                      "0.9999999999999999",
+                                      "1.000000000000001",
+                                      "1440",
+                                      "90071992547409.93",
+                                      "9007199254740993",
+                                      "123456789012345",
+                                      "1234567890123456",
+                                      "12345678901234567",
+                                      "0.000000000000001",
+                                      "0.0000000000000001"};
+  for (int i = 0; i < 3000; ++i) {
+    std::string n = rng() % 5 == 0 ? "-" : "";
+    n += rng() % 6 == 0 ? "0" : digits(1 + static_cast<int>(rng() % 17), true);
+    if (rng() % 3 != 0) {
+      n += "." + digits(1 + static_cast<int>(rng() % 12), false);
+    }
+    if (rng() % 12 == 0) n += "e" + std::to_string(rng() % 40);
+    numbers.push_back(n);
+  }
+  int fast = 0;
+  for (const std::string& n : numbers) {
+    for (const std::string& body : {
+             absl::StrCat(R"({"n":"x","u":"https://e.com/","w":)", n, "}"),
+             absl::StrCat(R"({"n":"x","u":"https://e.com/#f","h":)", n, "}"),
+             absl::StrCat(R"({"n":"x","u":"https://e.com/","p":{"k":)", n,
+                          "}}"),
+             absl::StrCat(R"({"n":"engagement","u":"https://e.com/","sd":)", n,
+                          R"(,"e":)", n, "}"),
+         }) {
+      ExpectPlausibleAgrees(body, &fast);
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GT(fast, 4000);
+}
+
+// URLs and domains: hash mode on and off, with and without "d" (then the
+// host of the URL as the event has it), "www." and commas, data: URLs.
+TEST(PlausibleFast, AgreesOnUrlsAndDomains) {
+  const std::vector<std::string> urls = {
+      "https://example.com/blog?utm_source=x",
+      "https://www.example.com/app#/settings?tab=1",
+      "https://user@www.example.com:8080/a/b#frag",
+      "http://[::1]:80/x#y#z",
+      "https://a.com?x#y://b.com/",
+      "/relative/path#h",
+      "x#a://evil.com/p",
+      "x#",
+      "DATA:text/html,hi",
+      " data:x",
+      "https://example.com",
+      "https://example.com#",
+      "https://" + std::string(1990, 'h') + ".com/#f",
+      ""};
+  const std::vector<std::string> hs = {"", "\"h\":1,", "\"h\":0,",
+                                       "\"hashMode\":true,", "\"h\":null,"};
+  const std::vector<std::string> ds = {"",
+                                       R"(,"d":"example.com")",
+                                       R"(,"domain":"www.a.com, b.com,,")",
+                                       R"(,"d":" , ")",
+                                       R"(,"d":null)",
+                                       R"(,"d":"www.")"};
+  int fast = 0;
+  for (const std::string& url : urls) {
+    for (const std::string& h : hs) {
+      for (const std::string& d : ds) {
+        ExpectPlausibleAgrees(absl::StrCat(R"({"n":"pageview",)", h, R"("u":")",
+                                           url, "\"", d, "}"),
+                              &fast);
+      }
+    }
+  }
+  EXPECT_GT(fast, 150);
+  // The fragment's "://" makes a host in hash mode only (the full parser
+  // splits the URL as the event has it).
+  auto r = trackers_internal::ParsePlausibleEventFast(
+      R"({"n":"pageview","u":"x#a://evil.com/p","h":1})", Req());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ((*r)[0].site, "evil.com");
+}
+
+// The request's strings are validated too (the fast path skips the UTF-8
+// checks only when they and the body are ASCII).
+TEST(PlausibleFast, AgreesOnNonAsciiRequests) {
+  const std::vector<std::string> bodies = {
+      R"({"n":"pageview","u":"https://e.com/","d":"e.com"})",
+      R"({"n":"pageview","u":"https://e.com/é","d":"e.com"})"};
+  int fast = 0;
+  for (const std::string& bad : {std::string("é"), std::string("\xC3"),
+                                 std::string("\xFF"), std::string("a")}) {
+    for (int field = 0; field < 3; ++field) {
+      RequestInfo req = Req();
+      std::string* s = field == 0   ? &req.ip
+                       : field == 1 ? &req.user_agent
+                                    : &req.country_hint;
+      *s += bad;
+      for (const std::string& body : bodies) {
+        ExpectPlausibleAgrees(body, &fast, req);
+      }
+    }
+  }
+  EXPECT_EQ(fast, 12);  // valid ones ("é", "a"): 2 x 3 fields x 2 bodies
+}
+
+// Props as a JSON string (the tracker's "m"), escapes unescaped as the DOM
+// unescapes them, the inner text parsed as the full parser parses it.
+TEST(PlausibleFast, AgreesOnPropsAsJsonString) {
+  const std::vector<std::string> inner = {
+      R"({\"plan\":\"pro\",\"trial\":true,\"n\":3,\"x\":2.5e1,\"z\":null})",
+      R"({\"k\":\"caf\u00e9\",\"\u00e9\":\"v\"})",
+      R"({\"k\":\"\ud83d\ude00\"})", R"({\"k\":\"\ud83d\"})",
+      R"({\"k\":\"a\u0000b\"})", R"({\"k\":\"\\\"quoted\\\"\"})",
+      R"({\"k\":\")" + std::string("\xC3") + R"(\"})",
+      // (Past the 16 bytes the plain string scan loads before the escape.)
+      R"({\"k\":\")" + std::string(40, 'a') + "\xC3" + R"(\"})",
+      R"({\"k)" + std::string(40, 'a') + "\xFF" + R"(\":\"v\"})",
+      R"({\"k\":{\"nested\":[1]},\"l\":[1,2],\"e\":\"\"})",
+      R"({\"k\":)" + std::string(40, '[') + std::string(40, ']') + "}",
+      R"([\"not\",\"an\",\"object\"])", R"({\"k\":)", R"({\"k\":\"v\"} x)",
+      R"({\"k\":\"v\"\n})", R"({\"k\":\"v\x)", R"({\"k\":\"v\u12)", R"({})",
+      R"({ })", R"(x)", R"()"};
+  int fast = 0;
+  for (const std::string& text : inner) {
+    for (const char* key : {"m", "meta", "p", "props"}) {
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"Signup","u":"https://e.com/","d":"e.com",")",
+                       key, R"(":")", text, "\"}"),
+          &fast);
+      // The first present alias wins; a second escaped string is left to
+      // the full parser.
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"Signup","u":"https://e.com/",")", key, R"(":")",
+                       text, R"(","props":"{\"a\":\"b\"}","p":{"c":"d"}})"),
+          &fast);
+      ExpectPlausibleAgrees(
+          absl::StrCat(R"({"n":"engagement","u":"https://e.com/","sd":5,")",
+                       key, R"(":")", text, R"(","h":1})"),
+          &fast);
+    }
+  }
+  EXPECT_GT(fast, 60);
+  EXPECT_TRUE(
+      trackers_internal::ParsePlausibleEventFast(
+          R"({"n":"Signup","u":"https://e.com/","m":"{\"plan\":\"pro\"}"})",
+          Req())
+          .has_value());
 }
 
 TEST(Swetrix, UtmValuesArePercentEncoded) {
