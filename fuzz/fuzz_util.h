@@ -36,6 +36,25 @@ inline void CheckEvents(const absl::StatusOr<std::vector<EventInput>>& events) {
   }
 }
 
+// Every field of two parsers' events equal.
+inline bool SameEvents(const std::vector<EventInput>& a,
+                       const std::vector<EventInput>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const EventInput& x = a[i];
+    const EventInput& y = b[i];
+    if (x.site != y.site || x.name != y.name || x.url != y.url ||
+        x.referrer != y.referrer || x.ts != y.ts || x.ip != y.ip ||
+        x.user_agent != y.user_agent || x.props != y.props ||
+        x.screen_width != y.screen_width || x.locale != y.locale ||
+        x.timezone != y.timezone || x.country_hint != y.country_hint ||
+        x.interactive != y.interactive || x.imported != y.imported) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace analytics::fuzz
 
 #endif  // ANALYTICS_FUZZ_FUZZ_UTIL_H_
