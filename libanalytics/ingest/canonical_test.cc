@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libanalytics/ingest/canonical_internal.h"
+#include "libanalytics/ingest/json_testing.h"
 
 namespace analytics {
 namespace {
@@ -612,26 +613,8 @@ std::vector<std::string> MutatedInputs(int n) {
       std::string("\x80\xBF\xC3\xA9\xE2\xED\xF0\xF4\xFF\0", 10);
   std::vector<std::string> inputs = seeds;
   for (int i = 0; i < n; ++i) {
-    std::string s = seeds[rng() % seeds.size()];
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int k = 0; k < edits && !s.empty(); ++k) {
-      const size_t at = rng() % s.size();
-      const char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 4) {
-        case 0:
-          s.erase(at, 1);
-          break;
-        case 1:
-          s.insert(s.begin() + static_cast<ptrdiff_t>(at), c);
-          break;
-        case 2:
-          s[at] = c;
-          break;
-        case 3:
-          s.resize(at);
-          break;
-      }
-    }
+    std::string s =
+        testing_json::RandomEdits(seeds[rng() % seeds.size()], alphabet, rng);
     inputs.push_back(std::move(s));
   }
   return inputs;

@@ -13,6 +13,7 @@
 #include "analytics/event.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libanalytics/ingest/json_testing.h"
 #include "libanalytics/ingest/trackers_internal.h"
 
 namespace analytics {
@@ -641,26 +642,7 @@ TEST(PlausibleFast, AgreesOnMutatedBodies) {
       std::string("\x80\xBF\xC3\xA9\xE2\xED\xF0\xF4\xFF\0", 10);
   int fast = 0;
   for (int i = 0; i < 60000; ++i) {
-    std::string s = seeds[rng() % 7];
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int k = 0; k < edits && !s.empty(); ++k) {
-      const size_t at = rng() % s.size();
-      const char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 4) {
-        case 0:
-          s.erase(at, 1);
-          break;
-        case 1:
-          s.insert(s.begin() + static_cast<ptrdiff_t>(at), c);
-          break;
-        case 2:
-          s[at] = c;
-          break;
-        case 3:
-          s.resize(at);
-          break;
-      }
-    }
+    std::string s = testing_json::RandomEdits(seeds[rng() % 7], alphabet, rng);
     ExpectPlausibleAgrees(s, &fast);
     if (HasFailure()) return;
   }
