@@ -1017,6 +1017,11 @@ std::string HyperLogLog::Serialize() const {
 
 void HyperLogLog::SerializeTo(std::string* out) const {
   out->clear();
+  // One allocation for the whole form (header, count, body).
+  out->reserve(5 + 4 +
+               (mode_ == Mode::kDense    ? registers()
+                : mode_ == Mode::kSparse ? 4 * sparse_.size()
+                                         : 8 * exact_.size()));
   // An empty sketch is written as version 2 whatever its precision: merging
   // it changes nothing, precision included (see AdoptPrecision).
   const bool p14 = p_ == kPrecision || empty();
@@ -1036,12 +1041,14 @@ void HyperLogLog::SerializeTo(std::string* out) const {
       }
       encoding(kExact);
       AppendU32(out, static_cast<uint32_t>(exact_.size()));
-      const size_t base = out->size();
-      out->resize(base + 8 * exact_.size());
-      char* p = out->data() + base;
       if constexpr (std::endian::native == std::endian::little) {
-        std::memcpy(p, exact_.data(), 8 * exact_.size());
+        // Appended as is (resize + memcpy zero-filled the body first).
+        out->append(reinterpret_cast<const char*>(exact_.data()),
+                    8 * exact_.size());
       } else {
+        const size_t base = out->size();
+        out->resize(base + 8 * exact_.size());
+        char* p = out->data() + base;
         for (uint64_t h : exact_) {
           for (int b = 0; b < 8; ++b) *p++ = static_cast<char>(h >> (8 * b));
         }
@@ -1051,12 +1058,13 @@ void HyperLogLog::SerializeTo(std::string* out) const {
     case Mode::kSparse: {
       encoding(kSparse);
       AppendU32(out, static_cast<uint32_t>(sparse_.size()));
-      const size_t base = out->size();
-      out->resize(base + 4 * sparse_.size());
-      char* p = out->data() + base;
       if constexpr (std::endian::native == std::endian::little) {
-        std::memcpy(p, sparse_.data(), 4 * sparse_.size());
+        out->append(reinterpret_cast<const char*>(sparse_.data()),
+                    4 * sparse_.size());
       } else {
+        const size_t base = out->size();
+        out->resize(base + 4 * sparse_.size());
+        char* p = out->data() + base;
         for (uint32_t e : sparse_) {
           for (int b = 0; b < 4; ++b) *p++ = static_cast<char>(e >> (8 * b));
         }
