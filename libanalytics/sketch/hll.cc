@@ -165,13 +165,17 @@ size_t UniqueSorted(uint64_t* v, size_t n) {
 // at most ~0.6 MB).
 struct Scratch {
   std::vector<uint32_t> entries, sorted, counts;
-  std::vector<uint32_t> merged;  // MergeSparseEntries, at most 2 x 16382
-  std::vector<uint64_t> hashes;  // MergeMany's exact hashes
+  std::vector<uint32_t> merged;         // MergeSparseEntries, at most 2 x 16382
+  std::vector<uint64_t> hashes;         // MergeMany's exact hashes
+  std::vector<uint64_t> hashes_sorted;  // ... sorted
   void Trim() {
     constexpr size_t kKeep = size_t{1} << 16;
     if (entries.capacity() > kKeep) std::vector<uint32_t>().swap(entries);
     if (sorted.capacity() > kKeep) std::vector<uint32_t>().swap(sorted);
     if (hashes.capacity() > kKeep) std::vector<uint64_t>().swap(hashes);
+    if (hashes_sorted.capacity() > kKeep) {
+      std::vector<uint64_t>().swap(hashes_sorted);
+    }
   }
 };
 Scratch& ThreadScratch() {
@@ -908,14 +912,17 @@ void HyperLogLog::UnionExact(absl::Span<const HyperLogLog* const> others) {
       h.insert(h.end(), o->exact_.begin(), o->exact_.end());
     }
   }
-  std::sort(h.begin(), h.end());
-  h.erase(std::unique(h.begin(), h.end()), h.end());
-  if (h.size() <= kExactLimit) {
-    exact_.assign(h.begin(), h.end());
+  // The bucket sort (hash bits are uniform) where std::sort cost 2x.
+  std::vector<uint64_t>& u = s.hashes_sorted;
+  u.resize(h.size());
+  BucketSort<64>(h.data(), h.size(), u.data(), s.counts);
+  const size_t n = UniqueSorted(u.data(), u.size());
+  if (n <= kExactLimit) {
+    exact_.assign(u.data(), u.data() + n);
     return;
   }
-  s.sorted.resize(h.size());
-  const size_t count = EntriesOfSorted(h.data(), h.size(), s.sorted.data());
+  s.sorted.resize(n);
+  const size_t count = EntriesOfSorted(u.data(), n, s.sorted.data());
   AdoptSortedEntries(s.sorted.data(), count);
   s.Trim();
 }
