@@ -192,23 +192,31 @@ Scratch& ThreadScratch() {
 // those, and an insertion pass fixes the few values still out of place
 // (neither pass moves a value out of its bucket).
 // A skewed input (too many insertion moves) falls back to std::sort.
-template <int kKeyBits, typename T>
+//
+// BucketSortMapped sorts map(in[k]) instead, where map keeps the order of
+// the inputs' top 15 bits (of kKeyBits) as its result's top bits (of
+// kOutBits): the counting pass reads the inputs, and the values are mapped
+// as they are scattered (AddMany sorts the sparse entries of its hashes so,
+// without a pass that writes them out first).
+template <int kKeyBits, int kOutBits, typename In, typename T, typename Map>
 #if defined(__GNUC__)
 __attribute__((noinline))  // AddMany was slower with it inlined
 #endif
-void BucketSort(const T* in, size_t n, T* out, std::vector<uint32_t>& counts) {
+void BucketSortMapped(const In* in, size_t n, T* out,
+                      std::vector<uint32_t>& counts, Map map) {
   if (n < 16) {
-    std::copy(in, in + n, out);
+    for (size_t k = 0; k < n; ++k) out[k] = map(in[k]);
     InsertionSort(out, n);
     return;
   }
   const int bits =
       std::min(static_cast<int>(std::bit_width(n)) + (n >= 512 ? 1 : 0), 15);
-  const int shift = kKeyBits - bits;
+  const int in_shift = kKeyBits - bits;
+  const int shift = kOutBits - bits;
   const size_t buckets = size_t{1} << bits;
   counts.assign(buckets + 1, 0);
   uint32_t* c = counts.data();
-  for (size_t k = 0; k < n; ++k) ++c[(in[k] >> shift) + 1];
+  for (size_t k = 0; k < n; ++k) ++c[(in[k] >> in_shift) + 1];
   // Prefix sums, four buckets per step of the serial chain.
   uint32_t run = 0;
   for (size_t b = 1; b <= buckets; b += 4) {
@@ -219,7 +227,10 @@ void BucketSort(const T* in, size_t n, T* out, std::vector<uint32_t>& counts) {
     run += (x0 + x1) + (x2 + x3);
     c[b + 3] = run;
   }
-  for (size_t k = 0; k < n; ++k) out[c[in[k] >> shift]++] = in[k];
+  for (size_t k = 0; k < n; ++k) {
+    const T x = map(in[k]);
+    out[c[x >> shift]++] = x;
+  }
   T carry = out[0];
   for (size_t k = 1; k < n; ++k) {
     const T x = out[k];
@@ -243,6 +254,12 @@ void BucketSort(const T* in, size_t n, T* out, std::vector<uint32_t>& counts) {
       return;
     }
   }
+}
+
+template <int kKeyBits, typename T>
+void BucketSort(const T* in, size_t n, T* out, std::vector<uint32_t>& counts) {
+  BucketSortMapped<kKeyBits, kKeyBits>(in, n, out, counts,
+                                       [](T x) { return x; });
 }
 
 inline uint32_t LoadU32(const char* p) {
@@ -521,12 +538,18 @@ void HyperLogLog::AddMany(absl::Span<uint64_t> hashes) {
   // if any) and merge them in one pass.
   Scratch& s = ThreadScratch();
   const size_t mine = exact_.size();  // 0 when sparse
-  s.entries.resize(n + mine);
-  uint32_t* e = s.entries.data();
-  for (size_t k = 0; k < n; ++k) e[k] = SparseEntry(h[k]);
-  for (size_t k = 0; k < mine; ++k) e[n + k] = SparseEntry(exact_[k]);
   s.sorted.resize(n + mine);
-  BucketSort<31>(e, n + mine, s.sorted.data(), s.counts);
+  if (mine == 0) {
+    // (A sparse or empty sketch: the entries made as they are sorted.)
+    BucketSortMapped<64, 31>(h, n, s.sorted.data(), s.counts,
+                             [](uint64_t x) { return SparseEntry(x); });
+  } else {
+    s.entries.resize(n + mine);
+    uint32_t* e = s.entries.data();
+    for (size_t k = 0; k < n; ++k) e[k] = SparseEntry(h[k]);
+    for (size_t k = 0; k < mine; ++k) e[n + k] = SparseEntry(exact_[k]);
+    BucketSort<31>(e, n + mine, s.sorted.data(), s.counts);
+  }
   const uint32_t* sorted = s.sorted.data();
   const size_t count = DedupeByIndex(s.sorted.data(), n + mine);
   if (mode_ == Mode::kSparse) {
