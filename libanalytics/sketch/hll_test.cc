@@ -668,6 +668,34 @@ TEST(HyperLogLogAddManyTest, SameAsAddingOneByOne) {
   }
 }
 
+// Large batches (sorted as sparse entries made from the hashes on the fly)
+// into empty, exact, sparse and dense sketches of each precision, with
+// hashes of every rank (low bits zeroed: the largest ranks, whose entries
+// depend on the sentinel bit) and repeats: the same sketch as Add one by one.
+TEST(HyperLogLogAddManyTest, LargeBatchesOfEveryRank) {
+  std::mt19937_64 rng(77);
+  for (int round = 0; round < 120; ++round) {
+    const int p = 14 + round % 3;
+    HyperLogLog one(p), many(p);
+    const int before = std::vector<int>{0, 20, 900, 6000}[round / 3 % 4];
+    for (int i = 0; i < before; ++i) {
+      const uint64_t h = HyperLogLog::HashKey(rng());
+      one.Add(h);
+      many.Add(h);
+    }
+    const size_t n = 65 + rng() % 3000;
+    std::vector<uint64_t> batch(n);
+    for (uint64_t& h : batch) {
+      h = rng();
+      h &= ~uint64_t{0} << (rng() % 64);         // 0..63 low bits cleared
+      if (rng() % 4 == 0) h = batch[rng() % n];  // repeats (some unset: 0)
+    }
+    for (uint64_t h : batch) one.Add(h);
+    many.AddMany(absl::MakeSpan(batch));
+    ASSERT_EQ(one.Serialize(), many.Serialize()) << round;
+  }
+}
+
 }  // namespace
 }  // namespace analytics
 
