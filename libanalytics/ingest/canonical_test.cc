@@ -655,61 +655,12 @@ TEST(CanonicalTest, FastPathAgreesWithFullParser) {
 // reader) gives, and answers for every simple number.
 TEST(CanonicalTest, FastPathNumbersMatchFullParser) {
   std::mt19937_64 rng(5);
-  auto digits = [&](int n, bool lead) {
-    std::string d;
-    for (int i = 0; i < n; ++i) {
-      d.push_back(static_cast<char>(
-          '0' + (i == 0 && lead ? 1 + rng() % 9 : rng() % 10)));
-    }
-    return d;
-  };
-  std::vector<std::string> numbers = {"0",
-                                      "-0",
-                                      "0.0",
-                                      "-0.0",
-                                      "1",
-                                      "-1",
-                                      "0.1",
-                                      "0.5",
-                                      "2.5",
-                                      "1e3",
-                                      "1E-2",
-                                      "01",
-                                      "-01",
-                                      "1.",
-                                      ".5",
-                                      "-",
-                                      "1.2.3",
-                                      "1-2",
-                                      "+1",
-                                      "00.5",
-                                      "0.30000000000000004",
-                                      "123456789012345",
-                                      "1234567890123456",
-                                      "12345678901234.5",
-                                      "1234567890123.45",
-                                      "0.000000000000001",
-                                      "0.0000000000000001",
-                                      "9007199254740993",
-                                      "1790812840.123",
-                                      "1790812840.1234567",
-                                      "-999999999999999",
-                                      "1440",
-                                      "100000",
-                                      "100001",
-                                      "-1440"};
+  std::vector<std::string> numbers = testing_json::NumberTexts(20000, rng);
   for (int i = 0; i < 20000; ++i) {
-    std::string n = rng() % 5 == 0 ? "-" : "";
-    const int int_digits = 1 + static_cast<int>(rng() % 17);
-    n += rng() % 6 == 0 ? "0" : digits(int_digits, /*lead=*/true);
-    if (rng() % 3 != 0)
-      n += "." + digits(1 + static_cast<int>(rng() % 12), false);
-    if (rng() % 12 == 0) n += "e" + std::to_string(rng() % 40);
-    numbers.push_back(n);
     // Timestamps in range, with a fraction of 0..9 digits.
-    numbers.push_back(
-        absl::StrCat(946684800 + rng() % 3187296000, ".",
-                     digits(static_cast<int>(rng() % 10), false)));
+    numbers.push_back(absl::StrCat(
+        946684800 + rng() % 3187296000, ".",
+        testing_json::RandomDigits(static_cast<int>(rng() % 10), false, rng)));
   }
   int fast_simple = 0;
   for (const std::string& n : numbers) {

@@ -719,55 +719,7 @@ TEST(PlausibleFast, AgreesAtTheLimits) {
 // double, the engagement's sd and e): the same as the full parser's.
 TEST(PlausibleFast, AgreesOnNumbers) {
   std::mt19937_64 rng(53);
-  auto digits = [&](int n, bool lead) {
-    std::string d;
-    for (int i = 0; i < n; ++i) {
-      d.push_back(static_cast<char>(
-          '0' + (i == 0 && lead ? 1 + rng() % 9 : rng() % 10)));
-    }
-    return d;
-  };
-  std::vector<std::string> numbers = {"0",
-                                      "-0",
-                                      "0.0",
-                                      "-0.0",
-                                      "1",
-                                      "-1",
-                                      "1.0",
-                                      "0.5",
-                                      "2.5",
-                                      "1e0",
-                                      "01",
-                                      "1.",
-                                      ".5",
-                                      "-",
-                                      "+1",
-                                      "1.2.3",
-                                      "100000",
-                                      "100000.0",
-                                      "100000.5",
-                                      "100001",
-                                      "99999.99",
-                                      "-0.5",
-                                      "0.9999999999999999",
-                                      "1.000000000000001",
-                                      "1440",
-                                      "90071992547409.93",
-                                      "9007199254740993",
-                                      "123456789012345",
-                                      "1234567890123456",
-                                      "12345678901234567",
-                                      "0.000000000000001",
-                                      "0.0000000000000001"};
-  for (int i = 0; i < 3000; ++i) {
-    std::string n = rng() % 5 == 0 ? "-" : "";
-    n += rng() % 6 == 0 ? "0" : digits(1 + static_cast<int>(rng() % 17), true);
-    if (rng() % 3 != 0) {
-      n += "." + digits(1 + static_cast<int>(rng() % 12), false);
-    }
-    if (rng() % 12 == 0) n += "e" + std::to_string(rng() % 40);
-    numbers.push_back(n);
-  }
+  const std::vector<std::string> numbers = testing_json::NumberTexts(3000, rng);
   int fast = 0;
   for (const std::string& n : numbers) {
     for (const std::string& body : {
