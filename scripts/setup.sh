@@ -14,7 +14,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libabsl-dev libcpp-httplib-dev rapidjson-dev libsqlite3-dev libre2-dev
   libmaxminddb-dev libgtest-dev libgmock-dev libbenchmark-dev libpq-dev
-  libhiredis-dev libcurl4-openssl-dev pybind11-dev tzdata clang-format
+  libhiredis-dev libcurl4-openssl-dev libxxhash-dev pybind11-dev tzdata
+  clang-format
   python3 curl nodejs npm chromium wrk nginx redis-server postgresql
   zlib1g-dev liblz4-dev goaccess haproxy caddy openssl python3-yaml systemd
   python3-dev python3-pybind11 python3-setuptools python3-pip python3-wheel

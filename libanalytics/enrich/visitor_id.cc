@@ -12,6 +12,11 @@
 
 #include "absl/strings/str_cat.h"
 
+// Header-only use of Debian's libxxhash-dev: every XXH function is static
+// inline in this translation unit (no link dependency).
+#define XXH_INLINE_ALL
+#include <xxhash.h>  // NOLINT(build/include_order)
+
 namespace analytics {
 namespace {
 
@@ -104,6 +109,62 @@ class SipHasher {
   size_t total_ = 0;
 };
 
+// The state SipHasher starts from, with the key zero-padded or truncated
+// to 16 bytes as there.
+inline SipState SipInit(std::string_view key) {
+  unsigned char k[16] = {};
+  if (key.size() == sizeof(k)) {
+    std::memcpy(k, key.data(), sizeof(k));
+  } else {
+    std::memcpy(k, key.data(), key.size() < 16 ? key.size() : 16);
+  }
+  const uint64_t k0 = Load64Le(k);
+  const uint64_t k1 = Load64Le(k + 8);
+  return SipState{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
+                  k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
+}
+
+// SipHasher's Update + Finish over the 16 digest bytes (low64 then high64,
+// each little-endian), without the byte buffer: two full words, then the
+// length-only last block, then finalization.
+inline void SipDigest(SipState* s, XXH128_hash_t d) {
+  s->Compress(d.low64);
+  s->Compress(d.high64);
+  s->Compress(uint64_t{16} << 56);
+  s->v2 ^= 0xff;
+  for (int i = 0; i < 4; ++i) s->Round();
+}
+
+// XXH3-128 of the message "site id NUL ip NUL user agent" (see the header).
+inline XXH128_hash_t MessageDigest(int64_t site_id, std::string_view ip,
+                                   std::string_view user_agent) {
+  const absl::AlphaNum digits(site_id);  // Formats into an inline buffer.
+  const size_t n = digits.size() + 1 + ip.size() + 1 + user_agent.size();
+  unsigned char msg[1024];
+  if (n > sizeof(msg)) {
+    // Long user agents: the streaming API gives the one-shot digest of the
+    // concatenation (xxhash.h's contract) without a heap buffer.
+    XXH3_state_t state;
+    XXH3_INITSTATE(&state);
+    XXH3_128bits_reset(&state);
+    XXH3_128bits_update(&state, digits.data(), digits.size());
+    XXH3_128bits_update(&state, "", 1);  // the NUL
+    XXH3_128bits_update(&state, ip.data(), ip.size());
+    XXH3_128bits_update(&state, "", 1);
+    XXH3_128bits_update(&state, user_agent.data(), user_agent.size());
+    return XXH3_128bits_digest(&state);
+  }
+  unsigned char* p = msg;
+  std::memcpy(p, digits.data(), digits.size());
+  p += digits.size();
+  *p++ = 0;
+  std::memcpy(p, ip.data(), ip.size());
+  p += ip.size();
+  *p++ = 0;
+  std::memcpy(p, user_agent.data(), user_agent.size());
+  return XXH3_128bits(msg, n);
+}
+
 }  // namespace
 
 uint64_t SipHash24(std::string_view key, std::string_view data) {
@@ -114,67 +175,22 @@ uint64_t SipHash24(std::string_view key, std::string_view data) {
 
 uint64_t VisitorId(std::string_view salt16, int64_t site_id,
                    std::string_view ip, std::string_view user_agent) {
-  // Site id as decimal ASCII, then NUL separators: the fields are text and
-  // cannot contain NUL, so the encoding is unambiguous.
-  const absl::AlphaNum digits(site_id);  // Formats into an inline buffer.
-  SipHasher h(salt16);
-  h.Update(std::string_view(digits.data(), digits.size()));
-  h.Update(std::string_view("\0", 1));
-  h.Update(ip);
-  h.Update(std::string_view("\0", 1));
-  h.Update(user_agent);
-  return h.Finish();
+  const XXH128_hash_t d = MessageDigest(site_id, ip, user_agent);
+  SipState s = SipInit(salt16);
+  SipDigest(&s, d);
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
 }
 
 void VisitorIds(std::string_view salt16, std::string_view prev_salt16,
                 int64_t site_id, std::string_view ip,
                 std::string_view user_agent, uint64_t* id, uint64_t* prev_id) {
-  const absl::AlphaNum digits(site_id);
-  const size_t n = digits.size() + 1 + ip.size() + 1 + user_agent.size();
-  unsigned char msg[1024];
-  if (n > sizeof(msg) || salt16.size() != 16 || prev_salt16.size() != 16) {
-    *id = VisitorId(salt16, site_id, ip, user_agent);
-    *prev_id = VisitorId(prev_salt16, site_id, ip, user_agent);
-    return;
-  }
-  // The message VisitorId hashes, assembled once.
-  unsigned char* p = msg;
-  std::memcpy(p, digits.data(), digits.size());
-  p += digits.size();
-  *p++ = 0;
-  std::memcpy(p, ip.data(), ip.size());
-  p += ip.size();
-  *p++ = 0;
-  std::memcpy(p, user_agent.data(), user_agent.size());
-  // Two independent SipHash-2-4 states over the same words: their rounds
-  // interleave (each state alone is one long dependency chain).
-  auto init = [](std::string_view key) {
-    const auto* k = reinterpret_cast<const unsigned char*>(key.data());
-    const uint64_t k0 = Load64Le(k);
-    const uint64_t k1 = Load64Le(k + 8);
-    return SipState{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
-                    k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
-  };
-  SipState a = init(salt16);
-  SipState b = init(prev_salt16);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const uint64_t m = Load64Le(msg + i);
-    a.Compress(m);
-    b.Compress(m);
-  }
-  uint64_t last = static_cast<uint64_t>(n) << 56;
-  for (size_t k = 0; i + k < n; ++k) {
-    last |= static_cast<uint64_t>(msg[i + k]) << (8 * k);
-  }
-  a.Compress(last);
-  b.Compress(last);
-  a.v2 ^= 0xff;
-  b.v2 ^= 0xff;
-  for (int r = 0; r < 4; ++r) {
-    a.Round();
-    b.Round();
-  }
+  const XXH128_hash_t d = MessageDigest(site_id, ip, user_agent);
+  // Two independent SipHash states over the same two words: nothing orders
+  // one after the other, so the CPU overlaps their dependency chains.
+  SipState a = SipInit(salt16);
+  SipState b = SipInit(prev_salt16);
+  SipDigest(&a, d);
+  SipDigest(&b, d);
   *id = a.v0 ^ a.v1 ^ a.v2 ^ a.v3;
   *prev_id = b.v0 ^ b.v1 ^ b.v2 ^ b.v3;
 }
