@@ -3,14 +3,13 @@
 #include <sys/random.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
 #include <string_view>
-
-#include "absl/strings/str_cat.h"
 
 // Header-only use of Debian's libxxhash-dev: every XXH function is static
 // inline in this translation unit (no link dependency).
@@ -112,14 +111,17 @@ class SipHasher {
 // The state SipHasher starts from, with the key zero-padded or truncated
 // to 16 bytes as there.
 inline SipState SipInit(std::string_view key) {
-  unsigned char k[16] = {};
-  if (key.size() == sizeof(k)) {
-    std::memcpy(k, key.data(), sizeof(k));
+  uint64_t k0, k1;
+  if (key.size() == 16) {  // The salts: no copy.
+    const auto* k = reinterpret_cast<const unsigned char*>(key.data());
+    k0 = Load64Le(k);
+    k1 = Load64Le(k + 8);
   } else {
+    unsigned char k[16] = {};
     std::memcpy(k, key.data(), key.size() < 16 ? key.size() : 16);
+    k0 = Load64Le(k);
+    k1 = Load64Le(k + 8);
   }
-  const uint64_t k0 = Load64Le(k);
-  const uint64_t k1 = Load64Le(k + 8);
   return SipState{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
                   k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
 }
@@ -138,25 +140,26 @@ inline void SipDigest(SipState* s, XXH128_hash_t d) {
 // XXH3-128 of the message "site id NUL ip NUL user agent" (see the header).
 inline XXH128_hash_t MessageDigest(int64_t site_id, std::string_view ip,
                                    std::string_view user_agent) {
-  const absl::AlphaNum digits(site_id);  // Formats into an inline buffer.
-  const size_t n = digits.size() + 1 + ip.size() + 1 + user_agent.size();
-  unsigned char msg[1024];
+  // The site id is formatted straight into the message (std::to_chars: no
+  // intermediate buffer and copy, as absl::AlphaNum would need).
+  constexpr size_t kMaxDigits = 20;  // "-9223372036854775808"
+  char msg[1024];
+  char* p = std::to_chars(msg, msg + kMaxDigits, site_id).ptr;
+  const size_t digits = static_cast<size_t>(p - msg);
+  const size_t n = digits + 1 + ip.size() + 1 + user_agent.size();
   if (n > sizeof(msg)) {
     // Long user agents: the streaming API gives the one-shot digest of the
     // concatenation (xxhash.h's contract) without a heap buffer.
     XXH3_state_t state;
     XXH3_INITSTATE(&state);
     XXH3_128bits_reset(&state);
-    XXH3_128bits_update(&state, digits.data(), digits.size());
+    XXH3_128bits_update(&state, msg, digits);
     XXH3_128bits_update(&state, "", 1);  // the NUL
     XXH3_128bits_update(&state, ip.data(), ip.size());
     XXH3_128bits_update(&state, "", 1);
     XXH3_128bits_update(&state, user_agent.data(), user_agent.size());
     return XXH3_128bits_digest(&state);
   }
-  unsigned char* p = msg;
-  std::memcpy(p, digits.data(), digits.size());
-  p += digits.size();
   *p++ = 0;
   std::memcpy(p, ip.data(), ip.size());
   p += ip.size();

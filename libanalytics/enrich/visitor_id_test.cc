@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <string_view>
@@ -107,6 +108,11 @@ std::vector<Input> RandomInputs(int count, uint64_t seed) {
     in.ua = RandomBytes(rng, ua_len, true);
     out.push_back(std::move(in));
   }
+  // The longest site ids (20 characters).
+  for (int64_t site : {std::numeric_limits<int64_t>::min(),
+                       std::numeric_limits<int64_t>::max()}) {
+    out.push_back({Bytes(16), std::string(16, 'q'), site, "::1", "UA"});
+  }
   // Every message length around the stack buffer's size (1024 bytes).
   for (size_t len = 1000; len < 1040; ++len) {
     Input in{Bytes(16), std::string(16, 'p'), 7, "203.0.113.9", ""};
@@ -156,7 +162,7 @@ TEST(VisitorIdTest, DifferentInputsGiveDifferentIds) {
     // One field changed at a time: site, ip, ua, salt.
     ids.insert(id);
     ids.insert(prev_id);
-    ids.insert(VisitorId(in.salt, in.site + 1, in.ip, in.ua));
+    ids.insert(VisitorId(in.salt, in.site ^ 1, in.ip, in.ua));
     ids.insert(VisitorId(in.salt, in.site, in.ip + "1", in.ua));
     ids.insert(VisitorId(in.salt, in.site, in.ip, in.ua + "x"));
     ids.insert(VisitorId(other_salt, in.site, in.ip, in.ua));
