@@ -60,7 +60,8 @@ struct SipState {
   }
 };
 
-// Streaming SipHash-2-4 so VisitorId needs no temporary buffer.
+// Streaming SipHash-2-4 over any bytes (SipHash24, checked against the
+// reference vectors); visitor ids use the fixed 16-byte form below.
 class SipHasher {
  public:
   explicit SipHasher(std::string_view key) {
