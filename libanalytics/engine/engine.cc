@@ -624,9 +624,10 @@ class EngineImpl : public Engine {
     if (!salt.ok()) return salt.status();
     absl::StatusOr<std::string> prev = SaltFor(day - 1);
     if (!prev.ok()) return prev.status();
-    absl::StatusOr<bool> touched = sessions_->TouchShared(
-        site->id, VisitorId(*salt, site->id, in.ip, in.user_agent),
-        VisitorId(*prev, site->id, in.ip, in.user_agent), ts);
+    uint64_t id = 0, prev_id = 0;
+    VisitorIds(*salt, *prev, site->id, in.ip, in.user_agent, &id, &prev_id);
+    absl::StatusOr<bool> touched =
+        sessions_->TouchShared(site->id, id, prev_id, ts);
     if (!touched.ok()) {
       return absl::UnavailableError(absl::StrCat(
           "coordinator: heartbeat not recorded: ", touched.status().message()));

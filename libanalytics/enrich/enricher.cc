@@ -97,8 +97,8 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
     if (!prev.ok()) return prev.status();
     if (salt->size() != sizeof(cache.salt) ||
         prev->size() != sizeof(cache.prev)) {
-      e->visitor_id = VisitorId(*salt, site.id, in.ip, in.user_agent);
-      *prev_visitor_id = VisitorId(*prev, site.id, in.ip, in.user_agent);
+      VisitorIds(*salt, *prev, site.id, in.ip, in.user_agent, &e->visitor_id,
+                 prev_visitor_id);
       return absl::OkStatus();
     }
     std::memcpy(cache.salt, salt->data(), sizeof(cache.salt));
