@@ -2,8 +2,6 @@
 
 #include <array>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -232,33 +230,6 @@ struct ReferrerEntry {
 constexpr size_t kReferrerEntries = 256;
 constexpr size_t kMaxCachedReferrer = 512;
 
-// A cheap slot choice (a collision only costs a miss; FastHash over both
-// strings was ~60 instructions per event): the lengths and a few words
-// spread over them.
-size_t ReferrerSlot(std::string_view referrer, std::string_view site_domain) {
-  auto word = [](std::string_view s, size_t at) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + at, 8);
-    return w;
-  };
-  auto few = [&](std::string_view s) -> uint64_t {
-    if (s.size() >= 8) {
-      return word(s, 0) ^ (word(s, s.size() / 2 - 4) * 0xC2B2AE3D27D4EB4FULL) ^
-             (word(s, s.size() - 8) * 0x165667B19E3779F9ULL);
-    }
-    uint64_t h = 0;
-    for (char c : s) h = (h << 8) | static_cast<unsigned char>(c);
-    return h;
-  };
-  uint64_t h = (referrer.size() * 0x9E3779B97F4A7C15ULL) ^
-               (site_domain.size() << 32) ^ few(referrer) ^
-               (few(site_domain) * 0xD6E8FEB86659FD93ULL);
-  h ^= h >> 29;
-  h *= 0xBF58476D1CE4E5B9ULL;
-  h ^= h >> 32;
-  return h % kReferrerEntries;
-}
-
 const ReferrerPart& CachedReferrerPart(std::string_view referrer,
                                        std::string_view site_domain) {
   thread_local std::array<ReferrerEntry, kReferrerEntries> entries;
@@ -268,7 +239,10 @@ const ReferrerPart& CachedReferrerPart(std::string_view referrer,
     ComputeReferrerPart(referrer, site_domain, &uncached);
     return uncached;
   }
-  ReferrerEntry& e = entries[ReferrerSlot(referrer, site_domain)];
+  ReferrerEntry& e =
+      entries[enrich_internal::FastHash(
+                  referrer, enrich_internal::FastHash(site_domain)) %
+              kReferrerEntries];
   if (!e.used || e.referrer != referrer || e.site_domain != site_domain) {
     ComputeReferrerPart(referrer, site_domain, &e.part);
     e.referrer.assign(referrer);
