@@ -6,11 +6,14 @@
 #include <string_view>
 
 #include "libanalytics/enrich/referrer.h"
+#include "libanalytics/enrich/string_util.h"
 #include "libanalytics/enrich/url.h"
 #include "libanalytics/enrich/visitor_id.h"
 
 namespace analytics {
 namespace {
+
+using enrich_internal::AssignShort;
 constexpr int64_t kDayMs = 86400000;
 int64_t FloorDiv(int64_t a, int64_t b) {
   return a >= 0 ? a / b : -((-a + b - 1) / b);
@@ -77,7 +80,7 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
   e->seq = 0;
   e->site_id = site.id;
   e->ts_ms = UnixMillis(in.ts.value_or(now));
-  e->name = in.name;
+  AssignShort(&e->name, in.name);
   e->imported = in.imported;
   const UrlParts url = SplitUrlNormalized(in.url, &e->hostname, &e->page);
   e->props = in.props;
@@ -94,15 +97,15 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
   e->worker = 0;
   VisitAttrs& v = e->visit;
   v.entry_page.clear();
-  v.browser = ua->browser;
-  v.browser_version = ua->browser_version;
-  v.os = ua->os;
-  v.os_version = ua->os_version;
-  v.device = ua->device;
+  AssignShort(&v.browser, ua->browser);
+  AssignShort(&v.browser_version, ua->browser_version);
+  AssignShort(&v.os, ua->os);
+  AssignShort(&v.os_version, ua->os_version);
+  AssignShort(&v.device, ua->device);
   ParseAcquisition(url, in.referrer, site.domain, &v);
   geo_->Resolve(in.ip, in.country_hint, in.timezone, &v.country);
-  v.screen = ScreenClassName(in.screen_width);
-  v.locale = in.locale;
+  AssignShort(&v.screen, ScreenClassName(in.screen_width));
+  AssignShort(&v.locale, in.locale);
   const int64_t day = FloorDiv(e->ts_ms, kDayMs);
   SaltCache& cache = salt_cache;
   if (cache.owner != id_ || cache.day != day) {
