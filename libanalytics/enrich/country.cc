@@ -23,6 +23,7 @@
 namespace analytics {
 namespace {
 
+using enrich_internal::SameBytes;
 using enrich_internal::StripWhitespace;
 
 using enrich_internal::TzMap;
@@ -111,7 +112,7 @@ std::string LookupString(MMDB_entry_s* entry, const char* const* path) {
 
 namespace enrich_internal {
 
-size_t TzTable::Hash(std::string_view s) {
+inline size_t TzTable::Hash(std::string_view s) {
   uint64_t h = s.size() * 0x9E3779B97F4A7C15ULL;
   if (s.size() >= 8) {
     uint64_t a, b;
@@ -148,7 +149,7 @@ const char* TzTable::Find(std::string_view tz) const {
     const Slot& slot = slots_[i];
     if (slot.zone.empty()) return nullptr;
     if (slot.zone.size() == tz.size() &&
-        std::memcmp(slot.zone.data(), tz.data(), tz.size()) == 0) {
+        SameBytes(slot.zone.data(), tz.data(), tz.size())) {
       return slot.code;
     }
   }

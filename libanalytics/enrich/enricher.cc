@@ -83,7 +83,7 @@ absl::Status Enricher::Enrich(const EventInput& in, const Site& site,
   AssignShort(&e->name, in.name);
   e->imported = in.imported;
   const UrlParts url = SplitUrlNormalized(in.url, &e->hostname, &e->page);
-  e->props = in.props;
+  if (!in.props.empty() || !e->props.empty()) e->props = in.props;
   e->session_id = 0;
   e->session_start_ms = 0;
   e->first_in_session = e->first_page = e->first_name = false;

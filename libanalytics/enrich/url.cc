@@ -15,6 +15,7 @@
 
 #include "absl/strings/ascii.h"
 #include "libanalytics/core/utf8.h"
+#include "libanalytics/enrich/string_util.h"
 namespace analytics {
 namespace {
 
@@ -301,11 +302,11 @@ UrlParts SplitUrlNormalized(std::string_view url, std::string* host,
         if (h.size() > 4 && std::memcmp(h.data(), "www.", 4) == 0) {
           h.remove_prefix(4);
         }
-        host->assign(h);
+        enrich_internal::AssignShort(host, h);
         // NormalizePath of a path without escapes.
         std::string_view pv = parts.path;
         while (pv.size() > 1 && pv.back() == '/') pv.remove_suffix(1);
-        path->assign(pv);
+        enrich_internal::AssignShort(path, pv);
         return parts;
       }
     }
