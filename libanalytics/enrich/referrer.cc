@@ -243,13 +243,7 @@ const ReferrerPart& CachedReferrerPart(std::string_view referrer,
       entries[enrich_internal::FastHash(
                   referrer, enrich_internal::FastHash(site_domain)) %
               kReferrerEntries];
-  // (SameBytes: two memcmp calls were ~50 instructions per event.)
-  auto same = [](const std::string& a, std::string_view b) {
-    return a.size() == b.size() &&
-           enrich_internal::SameBytes(a.data(), b.data(), b.size());
-  };
-  if (!e.used || !same(e.referrer, referrer) ||
-      !same(e.site_domain, site_domain)) {
+  if (!e.used || e.referrer != referrer || e.site_domain != site_domain) {
     ComputeReferrerPart(referrer, site_domain, &e.part);
     e.referrer.assign(referrer);
     e.site_domain.assign(site_domain);
