@@ -23,6 +23,7 @@
 namespace analytics {
 namespace {
 
+using enrich_internal::SameBytes;
 using enrich_internal::StripWhitespace;
 
 using enrich_internal::TzMap;
@@ -109,6 +110,53 @@ std::string LookupString(MMDB_entry_s* entry, const char* const* path) {
 
 }  // namespace
 
+namespace enrich_internal {
+
+inline size_t TzTable::Hash(std::string_view s) {
+  uint64_t h = s.size() * 0x9E3779B97F4A7C15ULL;
+  if (s.size() >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, s.data(), 8);
+    std::memcpy(&b, s.data() + s.size() - 8, 8);
+    h ^= a + b * 0xC2B2AE3D27D4EB4FULL;
+  } else {
+    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001B3ULL;
+  }
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ULL;
+  h ^= h >> 32;
+  return static_cast<size_t>(h);
+}
+
+void TzTable::Build(const TzMap& map) {
+  size_t n = 16;
+  while (n < 2 * map.size()) n *= 2;
+  slots_.assign(n, Slot());
+  mask_ = n - 1;
+  for (const auto& [zone, code] : map) {
+    // Every code in the map is two letters (CountryCode); keep to that.
+    if (zone.empty() || code.size() != 2) continue;
+    size_t i = Hash(zone) & mask_;
+    while (!slots_[i].zone.empty()) i = (i + 1) & mask_;
+    slots_[i].zone = zone;
+    std::memcpy(slots_[i].code, code.data(), 2);
+  }
+}
+
+const char* TzTable::Find(std::string_view tz) const {
+  if (slots_.empty()) return nullptr;
+  for (size_t i = Hash(tz) & mask_;; i = (i + 1) & mask_) {
+    const Slot& slot = slots_[i];
+    if (slot.zone.empty()) return nullptr;
+    if (slot.zone.size() == tz.size() &&
+        SameBytes(slot.zone.data(), tz.data(), tz.size())) {
+      return slot.code;
+    }
+  }
+}
+
+}  // namespace enrich_internal
+
 absl::StatusOr<std::unique_ptr<CountryResolver>> CountryResolver::Create(
     const std::string& mmdb_path, const std::string& zoneinfo_dir) {
   std::unique_ptr<CountryResolver> resolver(new CountryResolver());
@@ -147,6 +195,7 @@ absl::StatusOr<std::unique_ptr<CountryResolver>> CountryResolver::Create(
       }
       if (!changed) break;
     }
+    resolver->tz_table_.Build(map);
   }
   return resolver;
 }
@@ -169,7 +218,7 @@ std::string CountryResolver::Resolve(std::string_view ip,
 void CountryResolver::Resolve(std::string_view ip, std::string_view cdn_header,
                               std::string_view timezone,
                               std::string* out) const {
-  ip = StripWhitespace(ip);
+  if (mmdb_ != nullptr) ip = StripWhitespace(ip);
   if (mmdb_ != nullptr && !ip.empty() && ip.size() < 64) {
     char buf[64];
     std::memcpy(buf, ip.data(), ip.size());
@@ -193,15 +242,21 @@ void CountryResolver::Resolve(std::string_view ip, std::string_view cdn_header,
       }
     }
   }
-  if (CountryCode(cdn_header, out) && *out != "XX" && *out != "T1") return;
-  // The time zone's country, without a copy of the table's string first.
-  std::string_view tz = StripWhitespace(timezone);
-  if (!tz.empty()) {
-    auto it = tz_to_country_.find(tz);
-    if (it != tz_to_country_.end()) {
-      out->assign(it->second);
-      return;
+  // (CountryCode of "" is false: most events have no CDN header.)
+  if (!cdn_header.empty() && CountryCode(cdn_header, out) && *out != "XX" &&
+      *out != "T1") {
+    return;
+  }
+  // The time zone's country (tz_to_country_'s, through tz_table_).
+  const std::string_view tz = StripWhitespace(timezone);
+  if (const char* code = tz_table_.Find(tz); code != nullptr) {
+    if (out->size() == 2) {  // over the previous code, no call
+      (*out)[0] = code[0];
+      (*out)[1] = code[1];
+    } else {
+      out->assign(code, 2);
     }
+    return;
   }
   out->clear();
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
@@ -145,6 +146,56 @@ TEST(CountryResolverTest, ResolveIntoStringMatchesRules) {
     }
   }
   EXPECT_GT(non_empty, 100);
+}
+
+// Resolve's time zone table (tz_table_, the hot path) agrees with the map
+// FromTimezone reads, over every zone name tzdata lists (zones and links),
+// and over near misses of them: prefixes, one character more or changed,
+// case changes, whitespace around.
+TEST(CountryResolverTest, TimezoneTableMatchesMap) {
+  auto r = MakeResolver();
+  std::vector<std::string> names;
+  for (const char* file :
+       {"/usr/share/zoneinfo/zone1970.tab", "/usr/share/zoneinfo/zone.tab",
+        "/usr/share/zoneinfo/tzdata.zi"}) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::vector<std::string> cols;
+      std::string col;
+      for (char c : line + "\t") {
+        if (c == '\t' || c == ' ') {
+          if (!col.empty()) cols.push_back(col);
+          col.clear();
+        } else {
+          col += c;
+        }
+      }
+      if (cols.size() >= 3 && cols[0] != "#") names.push_back(cols[2]);
+      if (cols.size() >= 2 && (cols[0] == "Z" || cols[0] == "L")) {
+        names.push_back(cols[1]);
+      }
+    }
+  }
+  ASSERT_GT(names.size(), 300u);
+  std::string out = "junk left in the string";
+  int found = 0;
+  auto check = [&](std::string_view tz) {
+    r->Resolve("", "", tz, &out);
+    ASSERT_EQ(out, r->FromTimezone(tz)) << "[" << tz << "]";
+    found += out.empty() ? 0 : 1;
+  };
+  for (const std::string& name : names) {
+    check(name);
+    check(" " + name + "\n");
+    for (size_t n = 0; n < name.size(); ++n) check(name.substr(0, n));
+    check(name + "x");
+    std::string changed = name;
+    changed[changed.size() / 2] ^= 0x20;
+    check(changed);
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(found, 400);
 }
 
 }  // namespace

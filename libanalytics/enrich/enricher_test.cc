@@ -2,6 +2,8 @@
 // exactly the Event a fresh one gives, through the Sessionizer's stamps.
 #include "libanalytics/enrich/enricher.h"
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -11,7 +13,12 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "libanalytics/core/event_testing.h"
+#include "libanalytics/enrich/bots.h"
 #include "libanalytics/enrich/country.h"
+#include "libanalytics/enrich/referrer.h"
+#include "libanalytics/enrich/url.h"
+#include "libanalytics/enrich/user_agent.h"
+#include "libanalytics/enrich/visitor_id.h"
 #include "libanalytics/session/sessionizer.h"
 
 namespace analytics {
@@ -205,6 +212,177 @@ TEST(EnricherTest, RecycledEventGivesWhatAFreshOneGives) {
   EXPECT_GT(dropped, 50);
   EXPECT_GT(continued, 5000);
   EXPECT_GT(kept, 15000);
+}
+
+// Enrich as the module functions give it, step by step from a fresh Event
+// (the reference for Enrich's fast paths: the fused URL split, the time
+// zone table, the inline milliseconds).
+void ReferenceEnrich(const EventInput& in, const Site& site, absl::Time now,
+                     const CountryResolver& geo, const Enricher::SaltFn& salts,
+                     Event* e, uint64_t* prev_visitor_id,
+                     std::string* bot_reason) {
+  const UserAgentInfo ua = ParseUserAgent(in.user_agent);
+  if (std::string_view bot = DetectBot(in.user_agent); !bot.empty()) {
+    *bot_reason = std::string(bot);
+    return;
+  }
+  *e = Event();
+  e->site_id = site.id;
+  e->ts_ms = absl::ToUnixMillis(in.ts.value_or(now));
+  e->name = in.name;
+  e->imported = in.imported;
+  const UrlParts url = SplitUrl(in.url);
+  e->hostname = NormalizeHost(url.host);
+  e->page = NormalizePath(url.path);
+  e->props = in.props;
+  VisitAttrs& v = e->visit;
+  v.browser = ua.browser;
+  v.browser_version = ua.browser_version;
+  v.os = ua.os;
+  v.os_version = ua.os_version;
+  v.device = ua.device;
+  const Acquisition acq = ParseAcquisition(in.url, in.referrer, site.domain);
+  v.source = acq.source;
+  v.referrer = acq.referrer;
+  v.utm_source = acq.utm_source;
+  v.utm_medium = acq.utm_medium;
+  v.utm_campaign = acq.utm_campaign;
+  v.utm_term = acq.utm_term;
+  v.utm_content = acq.utm_content;
+  // The CDN rule alone (no time zone), else the table through FromTimezone.
+  v.country = geo.Resolve(in.ip, in.country_hint, "");
+  if (v.country.empty()) v.country = geo.FromTimezone(in.timezone);
+  v.screen = ScreenClass(in.screen_width);
+  v.locale = in.locale;
+  const int64_t day = e->ts_ms >= 0 ? e->ts_ms / 86400000
+                                    : -((-e->ts_ms + 86400000 - 1) / 86400000);
+  e->visitor_id = VisitorId(*salts(day), site.id, in.ip, in.user_agent);
+  *prev_visitor_id = VisitorId(*salts(day - 1), site.id, in.ip, in.user_agent);
+}
+
+// Inputs beyond RandomInputs' for the fast paths: URLs of every shape
+// (upper case, "www.", ports, userinfo, escapes, fragments, whitespace,
+// trailing slashes and dots), time zones with case and whitespace changes,
+// CDN hints, times before the epoch and between milliseconds.
+std::vector<EventInput> FastPathInputs(int n, uint64_t seed) {
+  std::vector<EventInput> out = RandomInputs(n, seed);
+  std::mt19937_64 rng(seed + 1);
+  const std::string_view url_pieces[] = {
+      "https://", "http://", "example.com",  "WWW.", "www.", "Ex", ":8080",
+      "u@",       "/",       "/page",        "/",    "?",    "#f", "%2F",
+      "%C3%A9",   "%FF",     "utm_source=x", "&",    " ",    ".",  "a-b"};
+  const std::string_view zones[] = {"Europe/Berlin",
+                                    "America/New_York",
+                                    "Asia/Tokyo",
+                                    "UTC",
+                                    "",
+                                    " Europe/Paris ",
+                                    "europe/berlin",
+                                    "Europe/Berli",
+                                    "US/Pacific",
+                                    "Asia/Calcutta",
+                                    "America/Argentina/Buenos_Aires",
+                                    "Nowhere/At_All",
+                                    "Europe/Berlin\n",
+                                    "Australia/Sydney"};
+  const std::string_view hints[] = {"", "", "", "de", " FR ", "XX", "T1", "D"};
+  for (EventInput& in : out) {
+    if (rng() % 2 == 0) {
+      in.url.clear();
+      const int k = 1 + static_cast<int>(rng() % 6);
+      for (int i = 0; i < k; ++i) {
+        in.url += url_pieces[rng() % 3 == 0 ? rng() % std::size(url_pieces)
+                                            : rng() % 5];
+      }
+    }
+    in.timezone = zones[rng() % std::size(zones)];
+    in.country_hint = hints[rng() % std::size(hints)];
+    switch (rng() % 8) {
+      case 0:
+        in.ts = absl::FromUnixMicros(static_cast<int64_t>(rng() % 4000000) -
+                                     2000000);
+        break;
+      case 1:
+        in.ts = absl::FromUnixNanos(1790000000123456789LL +
+                                    static_cast<int64_t>(rng() % 100000));
+        break;
+      case 2:
+        in.ts = absl::FromUnixSeconds(-86400 * 400) -
+                absl::Nanoseconds(static_cast<int64_t>(rng() % 3000000));
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
+}
+
+// Enrich gives exactly what the reference gives, into a recycled Event.
+TEST(EnricherTest, MatchesReferenceComposition) {
+  auto geo = *CountryResolver::Create("");
+  const Enricher::SaltFn salts =
+      [](int64_t day) -> absl::StatusOr<std::string> {
+    return std::string(16, static_cast<char>('a' + (day % 26 + 26) % 26));
+  };
+  Enricher enricher(geo.get(), salts);
+  const Site site{.id = 7, .domain = "example.com", .timezone = "UTC"};
+  const absl::Time now = kStart + absl::Hours(30);
+  Event got = Garbage();
+  int fast_urls = 0, countries = 0;
+  for (const EventInput& in : FastPathInputs(40000, 9)) {
+    SCOPED_TRACE(absl::StrCat(in.url, " | ", in.timezone));
+    Event want;
+    uint64_t want_prev = 0, prev = 0;
+    std::string want_bot, bot;
+    ReferenceEnrich(in, site, now, *geo, salts, &want, &want_prev, &want_bot);
+    ASSERT_TRUE(enricher.Enrich(in, site, now, &got, &prev, &bot).ok());
+    ASSERT_EQ(bot, want_bot);
+    if (!bot.empty()) continue;
+    EXPECT_EQ(prev, want_prev);
+    ExpectSameEvent(got, want);
+    if (HasFailure()) return;
+    fast_urls += in.url.starts_with("https://example.com/") ? 1 : 0;
+    countries += want.visit.country.empty() ? 0 : 1;
+  }
+  EXPECT_GT(fast_urls, 5000);
+  EXPECT_GT(countries, 10000);
+}
+
+// The inline milliseconds of Enrich agree with absl::ToUnixMillis at the
+// edges: before the epoch, between milliseconds, far away, infinite.
+TEST(EnricherTest, TimestampsMatchAbsl) {
+  auto geo = *CountryResolver::Create("");
+  Enricher enricher(geo.get(), [](int64_t) -> absl::StatusOr<std::string> {
+    return std::string(16, 's');
+  });
+  const Site site{.id = 1, .domain = "example.com", .timezone = "UTC"};
+  std::vector<absl::Time> times = {
+      absl::UnixEpoch(),
+      absl::UnixEpoch() - absl::Nanoseconds(1),
+      absl::UnixEpoch() + absl::Nanoseconds(999999),
+      absl::UnixEpoch() - absl::Milliseconds(1),
+      absl::FromUnixSeconds(int64_t{1} << 52),
+      absl::FromUnixSeconds(-(int64_t{1} << 52)),
+      absl::FromUnixSeconds((int64_t{1} << 52) - 1) + absl::Milliseconds(1.5),
+      absl::FromUnixSeconds(std::numeric_limits<int64_t>::max() / 1000),
+      absl::InfiniteFuture(),
+      absl::InfinitePast(),
+  };
+  std::mt19937_64 rng(4);
+  for (int i = 0; i < 2000; ++i) {
+    times.push_back(absl::FromUnixNanos(static_cast<int64_t>(rng())));
+  }
+  EventInput in;
+  in.url = "https://example.com/";
+  in.user_agent = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Firefox/121.0";
+  Event e;
+  for (absl::Time t : times) {
+    in.ts = t;
+    uint64_t prev = 0;
+    std::string bot;
+    ASSERT_TRUE(enricher.Enrich(in, site, kStart, &e, &prev, &bot).ok());
+    ASSERT_EQ(e.ts_ms, absl::ToUnixMillis(t)) << t;
+  }
 }
 
 }  // namespace

@@ -24,6 +24,12 @@ struct UrlParts {
 // empty parts.
 UrlParts SplitUrl(std::string_view url);
 
+// SplitUrl(url), with NormalizeHost of its host into *host and
+// NormalizePath of its path into *path (both assigned over their capacity):
+// the common shape of a page URL in one pass.
+UrlParts SplitUrlNormalized(std::string_view url, std::string* host,
+                            std::string* path);
+
 // Value of the first `key` in a query string, percent- and '+'-decoded.
 std::optional<std::string> QueryParam(std::string_view query,
                                       std::string_view key);

@@ -240,6 +240,57 @@ TEST(QueryParamsTest, MatchesQueryParamOnRandomQueries) {
   EXPECT_GT(hits, 10000);
 }
 
+// SplitUrlNormalized (a one-pass fast path for the common shape) gives
+// SplitUrl's parts and NormalizeHost/NormalizePath of them, into recycled
+// strings, over random URLs: mostly of the common shape, with the pieces
+// that must take the general path (upper case, "www.", escapes, ports,
+// userinfo, fragments, trailing slashes, dots and whitespace) mixed in.
+TEST(SplitUrlNormalizedTest, MatchesSplitAndNormalize) {
+  std::mt19937_64 rng(11);
+  const std::string_view starts[] = {"https://",  "http://", "HTTPS://",
+                                     "https:/",   "//",      "",
+                                     " https://", "ftp://",  "http://"};
+  const std::string_view host_pieces[] = {
+      "example", ".com",  "www.", "WWW.",  "a-b", "x9",       ".", "Ex",
+      "_",       ":8080", "u@",   "[::1]", "%41", "\xC3\xA9", "w", "ww"};
+  const std::string_view rest_pieces[] = {
+      "/", "/page", "/1",   "//", "?",  "#f", "%2F", "%C3%A9", "%FF",
+      "&", "x=1",   "utm_", " ",  "\t", "+",  "a",   "/.",     "?q#"};
+  std::string host = "left over from before", path = "and more of it";
+  int fast_shape = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::string url(starts[rng() % std::size(starts)]);
+    const int nh = static_cast<int>(rng() % 4);
+    for (int k = 0; k < nh; ++k) {
+      // Mostly plain host pieces, so that most URLs have the common shape.
+      url += host_pieces[rng() % 3 == 0 ? rng() % std::size(host_pieces)
+                                        : rng() % 2];
+    }
+    const int nr = static_cast<int>(rng() % 5);
+    for (int k = 0; k < nr; ++k) {
+      url += rest_pieces[rng() % 2 == 0 ? rng() % std::size(rest_pieces)
+                                        : rng() % 3];
+    }
+    SCOPED_TRACE(url);
+    const UrlParts got = SplitUrlNormalized(url, &host, &path);
+    const UrlParts want = SplitUrl(url);
+    auto same_view = [](std::string_view a, std::string_view b) {
+      return (a.data() == b.data() && a.size() == b.size()) ||
+             (a.empty() && b.empty());
+    };
+    EXPECT_TRUE(same_view(got.scheme, want.scheme));
+    EXPECT_TRUE(same_view(got.host, want.host));
+    EXPECT_EQ(got.path, want.path);
+    EXPECT_TRUE(same_view(got.query, want.query));
+    EXPECT_EQ(host, NormalizeHost(want.host));
+    EXPECT_EQ(path, NormalizePath(want.path));
+    if (HasFailure()) return;
+    fast_shape += url.starts_with("http") && !want.host.empty() &&
+                  host == want.host && path == want.path;
+  }
+  EXPECT_GT(fast_shape, 20000);
+}
+
 TEST(NormalizeHostTest, Basics) {
   EXPECT_EQ(NormalizeHost("WWW.Example.COM"), "example.com");
   EXPECT_EQ(NormalizeHost("example.com."), "example.com");
