@@ -271,83 +271,108 @@ inline uint64_t MixField(uint64_t h, const char* p, size_t n) {
   return Mix(h ^ a, b ^ (uint64_t{n} << 32 | 0x4F1BBCDDULL));
 }
 
-// [a, a + n) == [b, b + n), with inline word compares up to 16 bytes (a
-// tuple's fields are mostly short: a memcmp call each cost more).
-inline bool BytesEqual(const char* a, const char* b, size_t n) {
-  if (n > 16) return std::memcmp(a, b, n) == 0;
+// The words KeyOf reads of [p, p + n): for n <= 16, two (overlapping)
+// words that, with n, are the bytes; for longer ones, the first and last 8
+// bytes.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FieldWords(const char* p, size_t n,
+                                                    uint64_t* a, uint64_t* b) {
   if (n >= 8) {
-    return Load64(a) == Load64(b) && Load64(a + n - 8) == Load64(b + n - 8);
+    *a = Load64(p);
+    *b = Load64(p + n - 8);
+  } else if (n >= 4) {
+    *a = Load32(p);
+    *b = Load32(p + n - 4);
+  } else {
+    *a = n == 0 ? 0
+                : uint64_t{static_cast<uint8_t>(p[0])} |
+                      uint64_t{static_cast<uint8_t>(p[n / 2])} << 8 |
+                      uint64_t{static_cast<uint8_t>(p[n - 1])} << 16;
+    *b = 0;
   }
-  if (n >= 4) {
-    return Load32(a) == Load32(b) && Load32(a + n - 4) == Load32(b + n - 4);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (a[i] != b[i]) return false;
-  }
-  return true;
 }
 }  // namespace
 
 template <size_t n>
-RollupBuilder::ValueTable::Key RollupBuilder::ValueTable::TupleKey(
-    const std::string_view* f, uint64_t mask) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline RollupBuilder::ValueTable::Key
+RollupBuilder::ValueTable::TupleKey(const std::string_view* f, uint64_t mask,
+                                    Tuple<n>* t) {
   // Every field's bytes and size (so that ("ab", "") and ("a", "b") differ),
   // chained: a few multiplies per tuple instead of absl::Hash's per-field
   // combine. Only look-ups and the tuple sampling use the hash (equal
   // tuples are found by comparing their fields), so its quality is all
-  // that matters, not its values.
+  // that matters, not its values. A field of up to 16 bytes is hashed from
+  // the words that it is compared by (MixField's, read once).
+  t->f = f;
+  t->has_long = false;
   uint64_t h = 0x243F6A8885A308D3ULL ^ n;
   size_t size = 0;
   for (size_t i = 0; i < n; ++i) {
-    h = MixField(h, f[i].data(), f[i].size());
-    size += sizeof(uint32_t) + f[i].size();
+    const size_t len = f[i].size();
+    FieldWords(f[i].data(), len, &t->a[i], &t->b[i]);
+    t->n[i] = static_cast<uint32_t>(len);
+    if (len > 16) [[unlikely]] {
+      t->has_long = true;
+      h = MixField(h, f[i].data(), len);
+    } else {
+      h = Mix(h ^ t->a[i], t->b[i] ^ (uint64_t{len} << 32 | 0x4F1BBCDDULL));
+    }
+    size += sizeof(uint32_t) + len;
   }
   h = Mix(h, size) & mask;
   return Key{h, 0, h, static_cast<uint32_t>(size)};
 }
 
-namespace {
-// A tuple's interned value: each field as its 4-byte size, then its bytes.
-void EncodeTuple(const std::string_view* f, size_t n, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t size = static_cast<uint32_t>(f[i].size());
-    out->append(reinterpret_cast<const char*>(&size), sizeof(size));
-    out->append(f[i]);
-  }
-}
-// Whether `enc`, a tuple of n fields encoded by EncodeTuple whose size is
-// that of f's encoding, holds the fields f. (No bounds checks: a field's
-// bytes are read only when its size matched, so they lie within `enc`.)
 template <size_t n>
-inline bool TupleEquals(const std::string& enc, const std::string_view* f) {
-  const char* p = enc.data();
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t size;
-    std::memcpy(&size, p, sizeof(size));
-    p += sizeof(size);
-    if (size != f[i].size() || !BytesEqual(p, f[i].data(), size)) {
-      return false;
-    }
-    p += size;
-  }
-  return true;
-}
-}  // namespace
-
-template <size_t n>
-RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::FindTuple(
-    const Key& k, const std::string_view* f) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline RollupBuilder::ValueTable::Entry*
+RollupBuilder::ValueTable::FindTuple(const Key& k, const Tuple<n>& t) {
   if (table.empty()) return nullptr;
   const size_t mask = table.size() - 1;
   for (size_t i = k.hash & mask;; i = (i + 1) & mask) {
     Entry& e = table[i];
     if (e.id == kNoId) return nullptr;
-    // (Equal sizes: TupleEquals' precondition.)
-    if (e.w0 == k.w0 && e.size == k.size && TupleEquals<n>(values[e.id], f)) {
-      return &e;
+    if (e.w0 != k.w0 || e.size != k.size) continue;
+    // The words and sizes, without a branch per field; then the bytes of
+    // the long fields (whose words are only their ends).
+    const uint64_t* w = tuple_words.data() + size_t{e.id} * Tuple<n>::kWords;
+    uint32_t sizes[n];
+    std::memcpy(sizes, w + 2 * n, sizeof(sizes));
+    uint64_t diff = 0;
+    for (size_t j = 0; j < n; ++j) {
+      diff |=
+          (w[2 * j] ^ t.a[j]) | (w[2 * j + 1] ^ t.b[j]) | (sizes[j] ^ t.n[j]);
     }
+    if (diff != 0) continue;
+    if (t.has_long) [[unlikely]] {
+      const char* p = values[e.id].data();
+      bool equal = true;
+      for (size_t j = 0; j < n && equal; ++j) {
+        if (t.n[j] <= 16) continue;
+        equal = std::memcmp(p, t.f[j].data(), t.n[j]) == 0;
+        p += t.n[j];
+      }
+      if (!equal) continue;
+    }
+    return &e;
   }
+}
+
+template <size_t n>
+RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::InsertTuple(
+    const Key& k, const Tuple<n>& t) {
+  std::string long_bytes;
+  for (size_t j = 0; j < n; ++j) {
+    if (t.n[j] > 16) long_bytes.append(t.f[j]);
+  }
+  Entry* e = Insert(k, long_bytes, /*tuple=*/true);
+  const size_t at = tuple_words.size();
+  tuple_words.resize(at + Tuple<n>::kWords, 0);
+  uint64_t* w = tuple_words.data() + at;
+  for (size_t j = 0; j < n; ++j) {
+    w[2 * j] = t.a[j];
+    w[2 * j + 1] = t.b[j];
+  }
+  std::memcpy(w + 2 * n, t.n, sizeof(t.n));
+  return e;
 }
 
 RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::Insert(
@@ -615,7 +640,9 @@ void RollupBuilder::FoldGroup(TupleGroup& g, const Event& e,
   for (size_t k = 0; k < kCount; ++k) {
     f[k] = e.visit.*kVisitFields[kFirst - kFirstVisitDim + k];
   }
-  const ValueTable::Key key = ValueTable::TupleKey<kCount>(f, tuple_hash_mask_);
+  ValueTable::Tuple<kCount> tuple;
+  const ValueTable::Key key =
+      ValueTable::TupleKey<kCount>(f, tuple_hash_mask_, &tuple);
   if ((key.hash >> 60) == 0) {
     ++g.window_sampled;
     g.window_new +=
@@ -636,11 +663,8 @@ void RollupBuilder::FoldGroup(TupleGroup& g, const Event& e,
   }
   ++tuple_folds_;
   ValueTable& t = values_[g.dim];
-  ValueTable::Entry* found = t.FindTuple<kCount>(key, f);
-  if (found == nullptr) {
-    EncodeTuple(f, kCount, &tuple_scratch_);
-    found = t.Insert(key, tuple_scratch_, /*tuple=*/true);
-  }
+  ValueTable::Entry* found = t.FindTuple<kCount>(key, tuple);
+  if (found == nullptr) found = t.InsertTuple<kCount>(key, tuple);
   ValueTable::Entry& v = *found;
   for (int level = 0; level < eb.levels; ++level) {
     const uint32_t ci = TupleCellAt(eb.be[level], g, v, e);
@@ -660,8 +684,20 @@ void RollupBuilder::FoldGroup(TupleGroup& g, const Event& e,
   }
 }
 
+namespace {
+// Event::is_pageview() and is_engagement() as a size and word compare:
+// their std::string == const char* compare called memcmp, twice per event.
+inline bool IsPageview(const std::string& name) {
+  return name.size() == 8 && Load64(name.data()) == Load64("pageview");
+}
+inline bool IsEngagement(const std::string& name) {
+  return name.size() == 10 && Load64(name.data()) == Load64("engageme") &&
+         Load64(name.data() + 2) == Load64("gagement");
+}
+}  // namespace
+
 void RollupBuilder::AddOne(const Event& e) {
-  if (e.is_engagement()) {  // feeds only raw-event metrics
+  if (IsEngagement(e.name)) {  // feeds only raw-event metrics
     last_seq_ = std::max(last_seq_, e.seq);
     return;
   }
@@ -670,7 +706,7 @@ void RollupBuilder::AddOne(const Event& e) {
   const uint64_t vh = HyperLogLog::HashKey(e.visitor_id);
   // Whole-hour zones derive day cells from hour cells (see the header).
   const int levels = ZoneOf(e.site_id).derive_days ? 1 : 2;
-  const int64_t pv = e.is_pageview() ? 1 : 0;
+  const int64_t pv = IsPageview(e.name) ? 1 : 0;
 
   Bucket* be[2] = {BucketFor(e.site_id, kHour, hour_e), nullptr};
   Bucket* bs[2] = {

@@ -187,19 +187,37 @@ class RollupBuilder {
       uint32_t cell[2] = {0, 0};
     };
     static constexpr uint32_t kNoId = ~uint32_t{0};
-    std::vector<Entry> table;         // open addressing, size a power of two
-    std::vector<std::string> values;  // by id
+    std::vector<Entry> table;  // open addressing, size a power of two
+    // By id. For a tuple: the bytes of its fields longer than 16, in order.
+    std::vector<std::string> values;
+    // For a tuple table: each tuple's Tuple::Words(), by id.
+    std::vector<uint64_t> tuple_words;
     static Key KeyOf(std::string_view v);
     Entry* Find(const Key& k, std::string_view v);  // null when absent
     // `tuple`: a table of tuples, whose keys are TupleKey's (w0: the hash).
     Entry* Insert(const Key& k, std::string_view v, bool tuple = false);
-    // A tuple's key (its fields' hash, and'ed with `mask`, and encoded
-    // size), and its entry.
-    // (N: the group's size, a constant so that the fields' loops unroll.)
+    // An event's tuple of N fields (N: the group's size, a constant so that
+    // the fields' loops unroll), as it is looked up: each field's size and
+    // first and last (up to) 8 bytes, as KeyOf reads them, computed once
+    // for both the hash and the comparisons.
     template <size_t N>
-    static Key TupleKey(const std::string_view* f, uint64_t mask);
+    struct Tuple {
+      const std::string_view* f;
+      uint64_t a[N], b[N];  // the words of field i
+      uint32_t n[N];        // ... and its size
+      bool has_long;        // a field is longer than 16 bytes
+      // Stored per tuple in tuple_words: a[i], b[i] for each i, then the
+      // sizes, two per word.
+      static constexpr size_t kWords = 2 * N + (N + 1) / 2;
+    };
+    // The tuple's fields, and its key (the fields' hash, and'ed with `mask`,
+    // and encoded size).
     template <size_t N>
-    Entry* FindTuple(const Key& k, const std::string_view* f);
+    static Key TupleKey(const std::string_view* f, uint64_t mask, Tuple<N>* t);
+    template <size_t N>
+    Entry* FindTuple(const Key& k, const Tuple<N>& t);
+    template <size_t N>
+    Entry* InsertTuple(const Key& k, const Tuple<N>& t);
   };
   struct BucketKey {
     int64_t site_id;
@@ -300,7 +318,6 @@ class RollupBuilder {
   // Tuple cells (indexes in cells_) and their dimensions' cells.
   std::vector<uint32_t> tuple_cells_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> tuple_targets_ ABSL_GUARDED_BY(mu_);
-  std::string tuple_scratch_ ABSL_GUARDED_BY(mu_);
   uint32_t tuple_window_ ABSL_GUARDED_BY(mu_) = 4096;
   uint64_t tuple_hash_mask_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};
   int64_t tuple_folds_ ABSL_GUARDED_BY(mu_) = 0;

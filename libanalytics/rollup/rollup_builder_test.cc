@@ -722,6 +722,82 @@ TEST(RollupBuilderTest, CollidingTupleHashesMatchTheReferenceFold) {
   TupleCellsMatchTheReferenceFold(0);
 }
 
+// Tuples are looked up by each field's size and first and last (up to) 8
+// bytes, and by the full bytes of fields longer than 16 only: fields that
+// differ in one byte anywhere (the first, a middle one, the last; around
+// the 4, 8 and 16 byte boundaries; only past the first and last 8 bytes of
+// a long field), in any field of either group, with tuple hashes that all
+// collide or not, must give the reference fold's rows.
+TEST(RollupBuilderTest, TupleFieldsDifferingInOneByteMatchTheReferenceFold) {
+  std::vector<std::string> pool;
+  for (size_t len : {0,  1,  2,  3,  4,  5,  7,  8,  9,  12, 15,
+                     16, 17, 18, 23, 24, 25, 31, 33, 40, 64}) {
+    const std::string base(len, 'a');
+    pool.push_back(base);
+    for (size_t at : {size_t{0}, len / 2, size_t{8}, len - 9, len - 1}) {
+      if (at >= len) continue;  // (len - 9 and len - 1 wrap when short)
+      std::string v = base;
+      v[at] = 'b';
+      pool.push_back(v);
+    }
+  }
+  for (uint64_t mask : {~uint64_t{0}, uint64_t{0}}) {
+    SCOPED_TRACE(mask);
+    RollupBuilder b;
+    b.ForceTupleModeForTesting(true);
+    b.SetTupleHashMaskForTesting(mask);
+    ReferenceFold ref;
+    EventSource src(mask == 0 ? 5 : 6);
+    std::mt19937_64 rng(mask == 0 ? 11 : 12);
+    const int64_t t0 = 1793491200000;
+    for (int round = 0; round < 6; ++round) {
+      std::vector<Event> events;
+      for (int i = 0; i < 400; ++i) {
+        Event e = src.Next(t0, 6 * 3600000LL, 50);
+        e.site_id = 1;
+        // Most fields the same; a few from the pool (a value and its
+        // one-byte variants), so that tuples differ in one field.
+        for (size_t f = 1; f < std::size(kVisitFields); ++f) {
+          e.visit.*kVisitFields[f] =
+              rng() % 4 == 0 ? pool[rng() % pool.size()] : std::string("k");
+        }
+        events.push_back(std::move(e));
+      }
+      b.Add(events);
+      ref.Add(events);
+      if (round % 2 == 1) {
+        std::vector<RollupRow> taken;
+        ASSERT_TRUE(SameTake(b, ref, &taken)) << "round " << round;
+      }
+    }
+    EXPECT_EQ(b.direct_folds_for_testing(), 0);
+  }
+}
+
+// Only "pageview" counts pageviews and only "engagement" is left out (the
+// builder compares the names as words): names that differ from them in one
+// byte, or in their size, must give the reference fold's rows.
+TEST(RollupBuilderTest, NamesNearPageviewAndEngagementMatchTheReferenceFold) {
+  const std::vector<std::string> names = {
+      "pageview",  "engagement",  "pageviex",   "xageview",
+      "pageviews", "pagevie",     "engagemenx", "xngagement",
+      "engagemen", "engagements", "Signup",     ""};
+  RollupBuilder b;
+  ReferenceFold ref;
+  EventSource src(3);
+  std::mt19937_64 rng(3);
+  std::vector<Event> events;
+  for (int i = 0; i < 2000; ++i) {
+    Event e = src.Next(1793491200000, 3600000, 100);
+    e.name = names[rng() % names.size()];
+    events.push_back(std::move(e));
+  }
+  b.Add(events);
+  ref.Add(events);
+  std::vector<RollupRow> taken;
+  ASSERT_TRUE(SameTake(b, ref, &taken));
+}
+
 // The switch between tuples and per-dimension folding (decided per group
 // from the events per new tuple cell; see rollup_builder.h): traffic that
 // goes from a few repeated tuples to distinct ones (every event its own
