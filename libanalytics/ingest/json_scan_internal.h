@@ -52,15 +52,9 @@ class PaddedScanner {
  public:
   PaddedScanner(const char* text, size_t size) : p_(text), end_(text + size) {}
 
-  // No byte >= 0x80 was loaded by String() (so every string it gave is
-  // valid UTF-8).
-  bool ascii() const {
-#if defined(__SSE2__)
-    return _mm_movemask_epi8(seen_) == 0;
-#else
-    return (seen_ & 0x80) == 0;
-#endif
-  }
+  // No string String() gave had a byte >= 0x80 (so every one is valid
+  // UTF-8).
+  bool ascii() const { return (seen_ & 0x80) == 0; }
 
  protected:
   static bool IsWs(char c) {
@@ -100,6 +94,19 @@ class PaddedScanner {
            c == 'E';
   }
 
+  // Appends the run of digits at p to *digits (wrapping past 2^64: the
+  // callers reject more than 15 digits); returns its end.
+  static const char* Digits(const char* p, uint64_t* digits) {
+    uint64_t v = *digits;
+    unsigned d;
+    while ((d = static_cast<unsigned char>(*p) - unsigned{'0'}) <= 9) {
+      v = v * 10 + d;
+      ++p;
+    }
+    *digits = v;
+    return p;
+  }
+
   // A number -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most 15 digits in all, as
   // RapidJSON (default flags) makes it: an integer is *i (RapidJSON's
   // Int/Uint/Int64 of a value that fits int64); with a fraction, RapidJSON
@@ -117,12 +124,12 @@ class PaddedScanner {
     if (!IsDigit(*p) || (*p == '0' && IsDigit(p[1]))) return NumberKind::kNone;
     uint64_t digits = 0;
     const char* const int_start = p;
-    for (; IsDigit(*p); ++p) digits = digits * 10 + (*p - '0');
+    p = Digits(p, &digits);
     int count = static_cast<int>(p - int_start);
     int frac = 0;
     if (*p == '.') {
       const char* const frac_start = ++p;
-      for (; IsDigit(*p); ++p) digits = digits * 10 + (*p - '0');
+      p = Digits(p, &digits);
       frac = static_cast<int>(p - frac_start);
       if (frac == 0) return NumberKind::kNone;  // "1."
     }
@@ -141,24 +148,28 @@ class PaddedScanner {
 
   // The rest of a string after its opening quote, through the closing one.
   // No escapes, control characters or NUL (RapidJSON would unescape or
-  // reject them); bytes >= 0x80 are kept as they are, as RapidJSON does.
-  // Every byte loaded is ORed into seen_ (more than the string's bytes: the
-  // JSON after it too, which is the more conservative for ascii()).
+  // reject them); bytes >= 0x80 are kept as they are, as RapidJSON does, and
+  // make ascii() false.
   bool String(std::string_view* out) {
     const char* const start = p_;
 #if defined(__SSE2__)
+    // One signed compare finds the control bytes and the bytes >= 0x80
+    // together: an ASCII string (nearly all) stops only at its end, and
+    // the first byte >= 0x80 hands the rest to StringAfterNonAscii().
     const __m128i quote = _mm_set1_epi8('"');
     const __m128i backslash = _mm_set1_epi8('\\');
-    const __m128i control = _mm_set1_epi8(0x1F);
+    const __m128i space = _mm_set1_epi8(0x20);
     while (true) {
       const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
-      seen_ = _mm_or_si128(seen_, x);
       const __m128i stop = _mm_or_si128(
           _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-          _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
+          _mm_cmplt_epi8(x, space));
       const unsigned stop_mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
       if (stop_mask != 0) {
         p_ += __builtin_ctz(stop_mask);
+        if (static_cast<signed char>(*p_) < 0) {
+          return StringAfterNonAscii(start, out);
+        }
         break;
       }
       p_ += 16;
@@ -177,13 +188,37 @@ class PaddedScanner {
     return true;
   }
 
+#if defined(__SSE2__)
+  // String() from a byte >= 0x80 at p_ on (out of line: most strings are
+  // ASCII): only '"', '\\' and control bytes stop the scan.
+  __attribute__((noinline)) bool StringAfterNonAscii(const char* start,
+                                                     std::string_view* out) {
+    seen_ = 0x80;
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i control = _mm_set1_epi8(0x1F);
+    while (true) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+      const __m128i stop = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+          _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));
+      const unsigned stop_mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
+      if (stop_mask != 0) {
+        p_ += __builtin_ctz(stop_mask);
+        break;
+      }
+      p_ += 16;
+    }
+    if (*p_ != '"') return false;
+    *out = std::string_view(start, static_cast<size_t>(p_ - start));
+    ++p_;
+    return true;
+  }
+#endif
+
   const char* p_;
   const char* const end_;
-#if defined(__SSE2__)
-  __m128i seen_ = _mm_setzero_si128();
-#else
-  unsigned seen_ = 0;
-#endif
+  unsigned seen_ = 0;  // bit 7: a string had a byte >= 0x80
 };
 
 }  // namespace analytics::json_scan
