@@ -504,9 +504,13 @@ class FastEventParser : public json_scan::PaddedScanner {
   FastEventParser(const char* text, size_t size, EventInput* in)
       : PaddedScanner(text, size), in_(in), props_(&in->props) {}
 
+  // The caller has reset the fields other than the string ones below
+  // (ParseEventJsonFast): each of those is reset here when no member set it,
+  // instead of clearing it before the parse and again when its member comes.
   bool Parse() {
     const bool ok = ParseObject();
     props_.Finish();
+    if (ok && strings_set_ != kAllStrings) ResetUnsetStrings();
     return ok;
   }
 
@@ -528,32 +532,62 @@ class FastEventParser : public json_scan::PaddedScanner {
   // their fields; any other key is scanned as a string and its value goes
   // through ParseMember.
   bool Member() {
+    // The string fields' members share one StringMember (inlined once).
+    std::string* field;
+    uint32_t bit;
     switch (*p_) {
       case 'i':
-        if (KeyIs("ip")) return StringMember(&in_->ip);
+        if (!KeyIs("ip")) return OtherMember();
+        field = &in_->ip;
+        bit = kIp;
         break;
       case 'l':
-        if (KeyIs("locale")) return StringMember(&in_->locale);
+        if (!KeyIs("locale")) return OtherMember();
+        field = &in_->locale;
+        bit = kLocale;
         break;
       case 'n':
-        if (KeyIs("name")) return StringMember(&in_->name);
+        if (!KeyIs("name")) return OtherMember();
+        field = &in_->name;
+        bit = kName;
         break;
       case 'r':
-        if (KeyIs("referrer")) return StringMember(&in_->referrer);
+        if (!KeyIs("referrer")) return OtherMember();
+        field = &in_->referrer;
+        bit = kReferrer;
         break;
       case 's':
-        if (KeyIs("site")) return StringMember(&in_->site);
+        if (KeyIs("site")) {
+          field = &in_->site;
+          bit = kSite;
+          break;
+        }
         if (KeyIs("screen_width")) return ScreenWidthMember();
-        break;
+        return OtherMember();
       case 't':
         if (KeyIs("ts")) return TsMember();
-        if (KeyIs("timezone")) return StringMember(&in_->timezone);
+        if (!KeyIs("timezone")) return OtherMember();
+        field = &in_->timezone;
+        bit = kTimezone;
         break;
       case 'u':
-        if (KeyIs("url")) return StringMember(&in_->url);
-        if (KeyIs("user_agent")) return StringMember(&in_->user_agent);
+        if (KeyIs("url")) {
+          field = &in_->url;
+          bit = kUrl;
+          break;
+        }
+        if (!KeyIs("user_agent")) return OtherMember();
+        field = &in_->user_agent;
+        bit = kUserAgent;
         break;
+      default:
+        return OtherMember();
     }
+    return StringMember(field, bit);
+  }
+
+  // A member of any other key (p_ after its opening quote).
+  ABSL_ATTRIBUTE_NOINLINE bool OtherMember() {
     std::string_view key;
     if (!String(&key) || !Colon()) return false;
     if (*p_ == '{') {
@@ -584,7 +618,8 @@ class FastEventParser : public json_scan::PaddedScanner {
   // The value of a string field's member (after its key): a string is
   // copied straight in; null leaves the field alone; anything else is an
   // error (ParseMember's GetString), left to the full parser.
-  bool StringMember(std::string* field) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool StringMember(std::string* field,
+                                                 uint32_t bit) {
     if (!Colon()) return false;
     if (*p_ == '"') {
       ++p_;
@@ -594,6 +629,7 @@ class FastEventParser : public json_scan::PaddedScanner {
       // source, which the padded copy never is.)
       field->clear();
       field->append(s.data(), s.size());
+      strings_set_ |= bit;
       return true;
     }
     Value v;
@@ -746,8 +782,33 @@ class FastEventParser : public json_scan::PaddedScanner {
     return true;
   }
 
+  // The string fields StringMember sets: a bit each.
+  enum : uint32_t {
+    kSite = 1,
+    kName = 2,
+    kUrl = 4,
+    kReferrer = 8,
+    kIp = 16,
+    kUserAgent = 32,
+    kLocale = 64,
+    kTimezone = 128,
+    kAllStrings = 255
+  };
+  // ResetEventInput's values for the string fields no member set.
+  ABSL_ATTRIBUTE_NOINLINE void ResetUnsetStrings() {
+    if (!(strings_set_ & kSite)) in_->site.clear();
+    if (!(strings_set_ & kName)) in_->name.assign("pageview");
+    if (!(strings_set_ & kUrl)) in_->url.clear();
+    if (!(strings_set_ & kReferrer)) in_->referrer.clear();
+    if (!(strings_set_ & kIp)) in_->ip.clear();
+    if (!(strings_set_ & kUserAgent)) in_->user_agent.clear();
+    if (!(strings_set_ & kLocale)) in_->locale.clear();
+    if (!(strings_set_ & kTimezone)) in_->timezone.clear();
+  }
+
   EventInput* const in_;
   PropsOut props_;
+  uint32_t strings_set_ = 0;
 };
 
 }  // namespace
@@ -760,7 +821,8 @@ namespace canonical_internal {
 // their entries).
 #if defined(__GLIBCXX__) && defined(__x86_64__)
 static_assert(sizeof(EventInput) == 352,
-              "EventInput changed: reset the new field in ResetEventInput");
+              "EventInput changed: reset the new field in ResetEventInput "
+              "and in ParseEventJsonFast");
 #endif
 void ResetEventInput(EventInput* in) {
   in->site.clear();
@@ -956,7 +1018,13 @@ bool AllAscii(std::string_view s) { return AllAsciiImpl(s); }
 
 std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
                                                EventInput* out) {
-  ResetEventInput(out);
+  // ResetEventInput's values for the fields the fast parser does not reset
+  // itself (its string fields: FastEventParser::Parse).
+  out->ts.reset();
+  out->screen_width = 0;
+  out->country_hint.clear();
+  out->interactive = true;
+  out->imported = false;
   // The padded copy FastEventParser reads: on the stack for ordinary lines.
   const json_scan::PaddedCopy copy(json);
   FastEventParser fast(copy.data(), json.size(), out);
