@@ -504,13 +504,9 @@ class FastEventParser : public json_scan::PaddedScanner {
   FastEventParser(const char* text, size_t size, EventInput* in)
       : PaddedScanner(text, size), in_(in), props_(&in->props) {}
 
-  // The caller has reset the fields other than the string ones below
-  // (ParseEventJsonFast): each of those is reset here when no member set it,
-  // instead of clearing it before the parse and again when its member comes.
   bool Parse() {
     const bool ok = ParseObject();
     props_.Finish();
-    if (ok && strings_set_ != kAllStrings) ResetUnsetStrings();
     return ok;
   }
 
@@ -534,32 +530,26 @@ class FastEventParser : public json_scan::PaddedScanner {
   bool Member() {
     // The string fields' members share one StringMember (inlined once).
     std::string* field;
-    uint32_t bit;
     switch (*p_) {
       case 'i':
         if (!KeyIs("ip")) return OtherMember();
         field = &in_->ip;
-        bit = kIp;
         break;
       case 'l':
         if (!KeyIs("locale")) return OtherMember();
         field = &in_->locale;
-        bit = kLocale;
         break;
       case 'n':
         if (!KeyIs("name")) return OtherMember();
         field = &in_->name;
-        bit = kName;
         break;
       case 'r':
         if (!KeyIs("referrer")) return OtherMember();
         field = &in_->referrer;
-        bit = kReferrer;
         break;
       case 's':
         if (KeyIs("site")) {
           field = &in_->site;
-          bit = kSite;
           break;
         }
         if (KeyIs("screen_width")) return ScreenWidthMember();
@@ -568,22 +558,19 @@ class FastEventParser : public json_scan::PaddedScanner {
         if (KeyIs("ts")) return TsMember();
         if (!KeyIs("timezone")) return OtherMember();
         field = &in_->timezone;
-        bit = kTimezone;
         break;
       case 'u':
         if (KeyIs("url")) {
           field = &in_->url;
-          bit = kUrl;
           break;
         }
         if (!KeyIs("user_agent")) return OtherMember();
         field = &in_->user_agent;
-        bit = kUserAgent;
         break;
       default:
         return OtherMember();
     }
-    return StringMember(field, bit);
+    return StringMember(field);
   }
 
   // A member of any other key (p_ after its opening quote).
@@ -618,8 +605,7 @@ class FastEventParser : public json_scan::PaddedScanner {
   // The value of a string field's member (after its key): a string is
   // copied straight in; null leaves the field alone; anything else is an
   // error (ParseMember's GetString), left to the full parser.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool StringMember(std::string* field,
-                                                 uint32_t bit) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool StringMember(std::string* field) {
     if (!Colon()) return false;
     if (*p_ == '"') {
       ++p_;
@@ -629,7 +615,6 @@ class FastEventParser : public json_scan::PaddedScanner {
       // source, which the padded copy never is.)
       field->clear();
       field->append(s.data(), s.size());
-      strings_set_ |= bit;
       return true;
     }
     Value v;
@@ -782,33 +767,8 @@ class FastEventParser : public json_scan::PaddedScanner {
     return true;
   }
 
-  // The string fields StringMember sets: a bit each.
-  enum : uint32_t {
-    kSite = 1,
-    kName = 2,
-    kUrl = 4,
-    kReferrer = 8,
-    kIp = 16,
-    kUserAgent = 32,
-    kLocale = 64,
-    kTimezone = 128,
-    kAllStrings = 255
-  };
-  // ResetEventInput's values for the string fields no member set.
-  ABSL_ATTRIBUTE_NOINLINE void ResetUnsetStrings() {
-    if (!(strings_set_ & kSite)) in_->site.clear();
-    if (!(strings_set_ & kName)) in_->name.assign("pageview");
-    if (!(strings_set_ & kUrl)) in_->url.clear();
-    if (!(strings_set_ & kReferrer)) in_->referrer.clear();
-    if (!(strings_set_ & kIp)) in_->ip.clear();
-    if (!(strings_set_ & kUserAgent)) in_->user_agent.clear();
-    if (!(strings_set_ & kLocale)) in_->locale.clear();
-    if (!(strings_set_ & kTimezone)) in_->timezone.clear();
-  }
-
   EventInput* const in_;
   PropsOut props_;
-  uint32_t strings_set_ = 0;
 };
 
 }  // namespace
@@ -821,8 +781,7 @@ namespace canonical_internal {
 // their entries).
 #if defined(__GLIBCXX__) && defined(__x86_64__)
 static_assert(sizeof(EventInput) == 352,
-              "EventInput changed: reset the new field in ResetEventInput "
-              "and in ParseEventJsonFast");
+              "EventInput changed: reset the new field in ResetEventInput");
 #endif
 void ResetEventInput(EventInput* in) {
   in->site.clear();
@@ -1018,13 +977,7 @@ bool AllAscii(std::string_view s) { return AllAsciiImpl(s); }
 
 std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
                                                EventInput* out) {
-  // ResetEventInput's values for the fields the fast parser does not reset
-  // itself (its string fields: FastEventParser::Parse).
-  out->ts.reset();
-  out->screen_width = 0;
-  out->country_hint.clear();
-  out->interactive = true;
-  out->imported = false;
+  ResetEventInput(out);
   // The padded copy FastEventParser reads: on the stack for ordinary lines.
   const json_scan::PaddedCopy copy(json);
   FastEventParser fast(copy.data(), json.size(), out);
