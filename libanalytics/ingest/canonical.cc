@@ -514,9 +514,16 @@ class FastEventParser : public json_scan::PaddedScanner {
   bool ParseObject() {
     if (!Eat('{')) return false;
     if (Eat('}')) return AtEnd();
-    do {
-      if (!Eat('"') || !Member()) return false;
-    } while (Eat(','));
+    if (!Eat('"')) return false;
+    while (true) {
+      if (!Member()) return false;
+      if (std::memcmp(p_, ",\"", 2) == 0) {  // (compact JSON: one compare)
+        p_ += 2;
+        continue;
+      }
+      if (!Eat(',')) break;
+      if (!Eat('"')) return false;
+    }
     if (*p_ != '}') return false;  // (Eat skipped the whitespace)
     ++p_;
     return AtEnd();
@@ -606,7 +613,11 @@ class FastEventParser : public json_scan::PaddedScanner {
   // copied straight in; null leaves the field alone; anything else is an
   // error (ParseMember's GetString), left to the full parser.
   ABSL_ATTRIBUTE_ALWAYS_INLINE bool StringMember(std::string* field) {
-    if (!Colon()) return false;
+    if (std::memcmp(p_, ":\"", 2) == 0) {  // (compact JSON: one compare)
+      ++p_;
+    } else if (!Colon()) {
+      return false;
+    }
     if (*p_ == '"') {
       ++p_;
       std::string_view s;
