@@ -514,113 +514,191 @@ class FastEventParser : public json_scan::PaddedScanner {
   bool ParseObject() {
     if (!Eat('{')) return false;
     if (Eat('}')) return AtEnd();
+    if (!Eat('"')) return false;
     while (true) {
-      KeyInfo key;
-      if (!Eat('"') || !Key(&key) || !Eat(':')) return false;
-      if (IsWs(*p_)) SkipWs();
-      if (!Member(key)) return false;
-      if (Eat(',')) continue;
-      if (*p_ == '}') {  // (Eat skipped the whitespace)
-        ++p_;
-        return AtEnd();
+      if (!Member()) return false;
+      if (std::memcmp(p_, ",\"", 2) == 0) {  // (compact JSON: one compare)
+        p_ += 2;
+        continue;
       }
-      return false;
+      if (!Eat(',')) break;
+      if (!Eat('"')) return false;
     }
+    if (*p_ != '}') return false;  // (Eat skipped the whitespace)
+    ++p_;
+    return AtEnd();
   }
 
-  // A top-level key, and what Key() knows of it.
-  struct KeyInfo {
-    enum class Kind : uint8_t { kOther, kString, kTs, kScreenWidth };
-    std::string_view name;
-    Kind kind = Kind::kOther;
-    // kString: the field of EventInput that a string value is assigned to
-    // unchanged (as ParseMember does).
-    std::string* field = nullptr;
-  };
-
-  // A top-level key (p_ after its opening quote) through its closing quote.
-  // The usual keys are matched in place (their bytes and the closing quote,
-  // one compare), any other is scanned as a string (kOther).
-  bool Key(KeyInfo* key) {
-    using Kind = KeyInfo::Kind;
+  // One member (p_ after its key's opening quote), fed to its field as
+  // ParseMember would. The usual keys are matched in place (their bytes and
+  // the closing quote, one compare) and their values parsed straight into
+  // their fields; any other key is scanned as a string and its value goes
+  // through ParseMember.
+  bool Member() {
+    // The string fields' members share one StringMember (inlined once).
+    std::string* field;
     switch (*p_) {
       case 'i':
-        if (KeyIs("ip", key)) return Field(&in_->ip, key);
+        if (!KeyIs("ip")) return OtherMember();
+        field = &in_->ip;
         break;
       case 'l':
-        if (KeyIs("locale", key)) return Field(&in_->locale, key);
+        if (!KeyIs("locale")) return OtherMember();
+        field = &in_->locale;
         break;
       case 'n':
-        if (KeyIs("name", key)) return Field(&in_->name, key);
+        if (!KeyIs("name")) return OtherMember();
+        field = &in_->name;
         break;
       case 'r':
-        if (KeyIs("referrer", key)) return Field(&in_->referrer, key);
+        if (!KeyIs("referrer")) return OtherMember();
+        field = &in_->referrer;
         break;
       case 's':
-        if (KeyIs("site", key)) return Field(&in_->site, key);
-        if (KeyIs("screen_width", key)) {
-          key->kind = Kind::kScreenWidth;
-          return true;
+        if (KeyIs("site")) {
+          field = &in_->site;
+          break;
         }
-        break;
+        if (KeyIs("screen_width")) return ScreenWidthMember();
+        return OtherMember();
       case 't':
-        if (KeyIs("ts", key)) {
-          key->kind = Kind::kTs;
-          return true;
-        }
-        if (KeyIs("timezone", key)) return Field(&in_->timezone, key);
+        if (KeyIs("ts")) return TsMember();
+        if (!KeyIs("timezone")) return OtherMember();
+        field = &in_->timezone;
         break;
       case 'u':
-        if (KeyIs("url", key)) return Field(&in_->url, key);
-        if (KeyIs("user_agent", key)) return Field(&in_->user_agent, key);
+        if (KeyIs("url")) {
+          field = &in_->url;
+          break;
+        }
+        if (!KeyIs("user_agent")) return OtherMember();
+        field = &in_->user_agent;
         break;
+      default:
+        return OtherMember();
     }
-    return String(&key->name);
-  }
-  static bool Field(std::string* field, KeyInfo* key) {
-    key->kind = KeyInfo::Kind::kString;
-    key->field = field;
-    return true;
+    return StringMember(field);
   }
 
-  // Whether the key at p_ is `name` (then key->name is it and p_ is past its
-  // closing quote). The padding makes the compare safe near the end.
-  template <size_t N>
-  bool KeyIs(const char (&name)[N], KeyInfo* key) {
-    if (std::memcmp(p_, name, N - 1) != 0 || p_[N - 1] != '"') return false;
-    key->name = std::string_view(p_, N - 1);
-    p_ += N;
-    return true;
-  }
-
-  // One member's value (p_ at its first byte), for a key as Key() gives it.
-  bool Member(const KeyInfo& key) {
-    using Kind = KeyInfo::Kind;
-    if (*p_ == '"') {
-      // Most members: a string for a string field, copied straight in.
-      if (key.kind == Kind::kString) {
-        ++p_;
-        std::string_view s;
-        if (!String(&s)) return false;
-        key.field->assign(s.data(), s.size());
-        return true;
-      }
-    } else if (*p_ == '{') {
-      if (key.name != "props") return false;
+  // A member of any other key (p_ after its opening quote).
+  ABSL_ATTRIBUTE_NOINLINE bool OtherMember() {
+    std::string_view key;
+    if (!String(&key) || !Colon()) return false;
+    if (*p_ == '{') {
+      if (key != "props") return false;
       ++p_;
       return Props();
     }
     Value v;
-    if (!Scalar(&v)) return false;
-    // (What ParseMember would call for these keys.)
-    switch (key.kind) {
-      case Kind::kTs:
-        return ParseTs(v, &in_->ts).ok();
-      case Kind::kScreenWidth:
-        return ParseScreenWidth(v, &in_->screen_width).ok();
-      default:
-        return ParseMember(key.name, v, in_).ok();
+    return Scalar(&v) && ParseMember(key, v, in_).ok();
+  }
+
+  // Whether the key at p_ is `name` (then p_ is past its closing quote).
+  // The padding makes the compare safe near the end.
+  template <size_t N>
+  bool KeyIs(const char (&name)[N]) {
+    if (std::memcmp(p_, name, N - 1) != 0 || p_[N - 1] != '"') return false;
+    p_ += N;
+    return true;
+  }
+
+  // The ':' after a key and any whitespace after it.
+  bool Colon() {
+    if (!Eat(':')) return false;
+    if (IsWs(*p_)) SkipWs();
+    return true;
+  }
+
+  // The value of a string field's member (after its key): a string is
+  // copied straight in; null leaves the field alone; anything else is an
+  // error (ParseMember's GetString), left to the full parser.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool StringMember(std::string* field) {
+    if (std::memcmp(p_, ":\"", 2) == 0) {  // (compact JSON: one compare)
+      ++p_;
+    } else if (!Colon()) {
+      return false;
     }
+    if (*p_ == '"') {
+      ++p_;
+      std::string_view s;
+      if (!String(&s)) return false;
+      // (clear + append: assign without its checks for an overlapping
+      // source, which the padded copy never is.)
+      field->clear();
+      field->append(s.data(), s.size());
+      return true;
+    }
+    Value v;
+    return Scalar(&v) && v.IsNull();
+  }
+
+  // "ts": a plain number of seconds in range (nearly every line) straight
+  // to microseconds; anything else through ParseTs.
+  bool TsMember() {
+    if (!Colon()) return false;
+    if (!PlainTs()) {
+      Value v;
+      if (!Scalar(&v) || !ParseTs(v, &in_->ts).ok()) return false;
+    }
+    return true;
+  }
+
+  // A number [1-9][0-9]{8,9}(\.[0-9]{1,6})? (at most 15 digits, as
+  // ShortNumber takes it) in [kMinTsSeconds, kEndTsSeconds): *in_->ts as
+  // ParseTs makes it, and true; false (p_ unmoved) for anything else.
+  //
+  // ParseTs takes the double d nearest to the number's value v (the one
+  // correctly rounded division ShortNumber and RapidJSON make) and rounds
+  // d * 1e6 to an integer. Here that integer is v's microseconds m, exactly:
+  // below 2^32 seconds |d - v| <= 2^-22 s (half an ulp), d * 1e6 < 2^52
+  // rounds by at most 0.25, so d * 1e6 is within 0.49 of m. The range checks
+  // agree too: with at most 6 decimals v is at least 1e-6 from either end,
+  // more than d's half ulp (the test compares both parsers on random
+  // timestamps with 0..9 decimals).
+  bool PlainTs() {
+    static constexpr int64_t kScale[] = {1000000, 100000, 10000, 1000,
+                                         100,     10,     1};
+    const char* p = p_;
+    if (*p < '1' || *p > '9') return false;
+    uint64_t digits = 0;
+    p = Digits(p, &digits);
+    const int count = static_cast<int>(p - p_);
+    int frac = 0;
+    if (*p == '.') {
+      const char* const frac_start = ++p;
+      p = Digits(p, &digits);
+      frac = static_cast<int>(p - frac_start);
+      if (frac == 0) return false;
+    }
+    if (count < 9 || count > 10 || frac > 6 || count + frac > 15 ||
+        IsNumberByte(*p)) {
+      return false;
+    }
+    const int64_t micros = static_cast<int64_t>(digits) * kScale[frac];
+    if (micros < kMinTsSeconds * 1000000 || micros >= kEndTsSeconds * 1000000) {
+      return false;
+    }
+    in_->ts = absl::FromUnixMicros(micros);
+    p_ = p;
+    return true;
+  }
+
+  // "screen_width": a plain integer in range straight in; anything else
+  // through ParseScreenWidth.
+  bool ScreenWidthMember() {
+    if (!Colon()) return false;
+    const char* p = p_;
+    if (IsDigit(*p) && (*p != '0' || !IsDigit(p[1]))) {
+      uint64_t v = 0;
+      p = Digits(p, &v);
+      if (p - p_ <= 6 && !IsNumberByte(*p) && v <= kMaxScreenWidth) {
+        in_->screen_width = static_cast<int>(v);
+        p_ = p;
+        return true;
+      }
+    }
+    Value v;
+    return Scalar(&v) && ParseScreenWidth(v, &in_->screen_width).ok();
   }
 
   // The members of "props" (after its '{'), up to and including its '}'.
@@ -806,6 +884,24 @@ absl::Status ValidateEventInputImpl(const EventInput& in, bool ascii) {
   return absl::OkStatus();
 }
 
+// Whether ValidateEventInputImpl(in, true) is OK: its limits in one
+// expression, for the fast parser's ASCII lines (nearly all pass; one that
+// does not gets ValidateEventInputImpl's message).
+bool WithinAsciiLimits(const EventInput& in) {
+  // (size() - 1 wraps an empty string to the top: one compare each.)
+  bool ok =
+      in.site.size() - 1 < kMaxSiteBytes &&
+      in.name.size() - 1 < kMaxNameLength && in.url.size() - 1 < kMaxUrlBytes &&
+      in.referrer.size() <= kMaxUrlBytes &&
+      static_cast<unsigned>(in.screen_width) <= kMaxScreenWidth &&
+      (!in.ts.has_value() || InTsRange(*in.ts)) && in.props.size() <= kMaxProps;
+  for (const auto& [key, value] : in.props) {
+    ok &=
+        key.size() - 1 < kMaxPropKeyBytes && value.size() <= kMaxPropValueBytes;
+  }
+  return ok;
+}
+
 // True when every byte of `s` is below 0x80. SSE2 ORs 16 bytes a step and
 // tests the top bits once, instead of ValidUtf8's 8-byte steps with a branch
 // each.
@@ -897,6 +993,7 @@ std::optional<absl::Status> ParseEventJsonFast(std::string_view json,
   const json_scan::PaddedCopy copy(json);
   FastEventParser fast(copy.data(), json.size(), out);
   if (!fast.Parse()) return std::nullopt;
+  if (fast.ascii() && WithinAsciiLimits(*out)) return absl::OkStatus();
   return ValidateEventInputImpl(*out, fast.ascii());
 }
 

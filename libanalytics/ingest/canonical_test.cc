@@ -915,6 +915,121 @@ TEST(CanonicalTest, StringScanAtEveryOffset) {
   }
 }
 
+// The 16-byte string scan at its block boundaries: strings of every length
+// up to 70 (four blocks and a part) with a special byte (or two: a byte
+// >= 0x80 first, which continues the scan in its non-ASCII loop, then a
+// byte that stops it) at every offset, in every kind of string the fast
+// path scans (a field, a member key, a prop key and value), and lines
+// ending at every offset modulo 16 after them.
+TEST(CanonicalTest, StringScanAtBlockBoundaries) {
+  const std::string specials[] = {"\"",
+                                  "\\",
+                                  "\x01",
+                                  "\x1F",
+                                  std::string(1, '\0'),
+                                  "\x7F",
+                                  " ",
+                                  "\x80",
+                                  "\xBF",
+                                  "\xC3\xA9",
+                                  "\xC3",
+                                  "\xFF",
+                                  "\xE2\x82\xAC",
+                                  "\xF0\x9F\x98\x80"};
+  const std::string stops[] = {"\"", "\\n", "\x01", std::string(1, '\0'),
+                               "\xC3\xA9"};
+  auto lines = [](const std::string& v) {
+    return std::vector<std::string>{
+        absl::StrCat(R"({"site":"example.com","url":")", v, "\"}"),
+        absl::StrCat(R"({"url":"/","user_agent":")", v,
+                     R"(","site":"example.com"})"),
+        absl::StrCat(R"({"url":"/","site":"example.com",")", v, R"(":1})"),
+        absl::StrCat(R"({"url":"/","site":"example.com","props":{")", v,
+                     R"(":"x"}})"),
+        absl::StrCat(R"({"url":"/","site":"example.com","props":{"k":")", v,
+                     R"("}})")};
+  };
+  int fast = 0;
+  for (size_t len = 0; len <= 70; ++len) {
+    const std::string plain(len, 'u');
+    for (const std::string& line : lines(plain)) ExpectAgrees(line, &fast);
+    for (size_t at = 0; at < len; ++at) {
+      for (const std::string& special : specials) {
+        std::string v = plain;
+        v.replace(at, 1, special);
+        for (const std::string& line : lines(v)) ExpectAgrees(line, &fast);
+      }
+      // A byte >= 0x80, then one that stops the non-ASCII scan.
+      for (size_t stop_at = at + 1; stop_at < len; stop_at += 7) {
+        for (const std::string& stop : stops) {
+          std::string v = plain;
+          v.replace(stop_at, 1, stop);
+          v.replace(at, 1, "\xC3\xA9");
+          for (const std::string& line : lines(v)) ExpectAgrees(line, &fast);
+        }
+      }
+      if (HasFailure()) return;
+    }
+    // The line's end at every offset modulo 16 after the string (trailing
+    // whitespace, or cut short).
+    for (size_t k = 0; k < 16; ++k) {
+      const std::string line =
+          absl::StrCat(R"({"site":"example.com","url":")", plain, "\"}");
+      ExpectAgrees(line + std::string(k, ' '), &fast);
+      if (k < line.size()) ExpectAgrees(line.substr(0, line.size() - k));
+      ExpectAgrees(
+          absl::StrCat(line.substr(0, line.size() - 2), std::string(k, 'v')));
+    }
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(fast, 20000);
+}
+
+// The fast path's own number scans ("ts" straight to microseconds,
+// "screen_width" straight in) at the edges of what they take: the same
+// result as the full parser, and an answer for every plain one.
+TEST(CanonicalTest, PlainTsAndScreenWidthAtTheirEdges) {
+  std::vector<std::string> ts = {
+      "946684800",         "946684799",         "946684800.000001",
+      "946684799.999999",  "946684799.9999999", "946684800.0000001",
+      "4133980800",        "4133980799",        "4133980799.99999",
+      "4133980799.999999", "4133980800.00001",  "1790812840.123456",
+      "1790812840.5",      "1790812840.",       "1790812840.1e0",
+      "01790812840",       "-1790812840",       "17908128400",
+      "179081284",         "99999999.9999999",  "1790812840.0",
+      "1790812840.000000", "1790812840.100000", "1073741823.999999",
+      "1073741824.000001", "2147483647.99999",  "2147483648.00001"};
+  std::mt19937_64 rng(41);
+  for (int i = 0; i < 20000; ++i) {
+    // Random timestamps in range, and near both ends.
+    const uint64_t secs = i % 3 == 0   ? 946684800 + rng() % 3187296000
+                          : i % 3 == 1 ? 946684790 + rng() % 20
+                                       : 4133980790 + rng() % 20;
+    ts.push_back(absl::StrCat(
+        secs, i % 7 == 0 ? "" : ".",
+        testing_json::RandomDigits(static_cast<int>(rng() % 8), false, rng)));
+  }
+  for (const std::string& t : ts) {
+    ExpectAgrees(Json(absl::StrCat(R"("ts":)", t)));
+    ExpectAgrees(Json(absl::StrCat(R"("ts" : )", t, " ")));
+    if (HasFailure()) return;
+  }
+  for (const std::string& w :
+       {"0", "1", "00", "01", "-0", "-1", "1.0", "1e3", "99999", "100000",
+        "100001", "999999", "1000000", "18446744073709551616", "1440 ",
+        "1440.5", "true", "null", "\"1440\""}) {
+    ExpectAgrees(Json(absl::StrCat(R"("screen_width":)", w)));
+  }
+  // Every plain timestamp and width in range takes the fast path.
+  for (const std::string& json :
+       {Json(R"("ts":946684800)"), Json(R"("ts":4133980799.99999)"),
+        Json(R"("ts":1790812840.123456)"), Json(R"("screen_width":0)"),
+        Json(R"("screen_width":100000)")}) {
+    EXPECT_TRUE(canonical_internal::ParseEventJsonFast(json).has_value())
+        << json;
+  }
+}
+
 // Numeric timestamps: canonical_internal::TsMicros is std::llround(s * 1e6)
 // over the accepted range (random doubles, both ends, and the neighbours of
 // the powers of two where the spacing of doubles changes).
