@@ -521,11 +521,18 @@ void RollupBuilder::DrainVisitors() {
   drain_end_.assign(n + 1, 0);
   uint32_t* end = drain_end_.data();
   for (uint32_t c : log_cells_) ++end[c + 1];
-  for (uint32_t t : tuple_log_cells_) {
+  // A tuple cell's logged visitors are counted in its own slot (a tuple
+  // cell takes no hashes itself), then added to its dimensions' cells once:
+  // one increment per logged visitor instead of one per dimension.
+  for (uint32_t t : tuple_log_cells_) ++end[t + 1];
+  for (uint32_t t : tuple_cells_) {
+    const uint32_t k = end[t + 1];
+    if (k == 0) continue;
+    end[t + 1] = 0;
     const CellInfo& c = cell_info_[t];
     const uint32_t* targets = tuple_targets_.data() + c.targets;
     const size_t count = groups_[c.dim - tuple_dims_begin_].count;
-    for (size_t j = 0; j < count; ++j) ++end[targets[j] + 1];
+    for (size_t j = 0; j < count; ++j) end[targets[j] + 1] += k;
   }
   for (size_t i = 1; i <= n; ++i) end[i] += end[i - 1];
   if (drain_sorted_size_ < end[n]) {  // uninitialized: every slot is written
