@@ -546,11 +546,26 @@ void RollupBuilder::DrainVisitors() {
   drain_end_.assign(n + 1, 0);
   uint32_t* end = drain_end_.data();
   for (uint32_t c : log_cells_) ++end[c + 1];
-  for (uint32_t t : tuple_log_cells_) {
+  // A tuple cell's logged visitors are counted in its own slot (a tuple
+  // cell takes no hashes itself), then added to its dimensions' cells once:
+  // one increment per logged visitor instead of one per dimension.
+  // Their hashes are then grouped by tuple cell (drain_tuple_hashes_, from
+  // drain_tuple_at_[cell]) and copied to each dimension's cell as one run.
+  for (uint32_t t : tuple_log_cells_) ++end[t + 1];
+  drain_tuples_.clear();
+  drain_tuple_at_.resize(n);  // (read only at the tuple cells set below)
+  uint32_t run = 0;
+  for (uint32_t t : tuple_cells_) {
+    const uint32_t k = end[t + 1];
+    if (k == 0) continue;
+    end[t + 1] = 0;
+    drain_tuples_.push_back({t, run, k});
+    drain_tuple_at_[t] = run;
+    run += k;
     const CellInfo& c = cell_info_[t];
     const uint32_t* targets = tuple_targets_.data() + c.targets;
     const size_t count = groups_[c.dim - tuple_dims_begin_].count;
-    for (size_t j = 0; j < count; ++j) ++end[targets[j] + 1];
+    for (size_t j = 0; j < count; ++j) end[targets[j] + 1] += k;
   }
   for (size_t i = 1; i <= n; ++i) end[i] += end[i - 1];
   if (drain_sorted_size_ < end[n]) {  // uninitialized: every slot is written
@@ -565,12 +580,22 @@ void RollupBuilder::DrainVisitors() {
     for (size_t k = 0; k < log_cells_.size(); ++k) {
       sorted[pos[log_cells_[k]]++] = log_hashes_[k];
     }
+    drain_tuple_hashes_.resize(run);
+    uint64_t* th = drain_tuple_hashes_.data();
+    uint32_t* at = drain_tuple_at_.data();
     for (size_t k = 0; k < tuple_log_cells_.size(); ++k) {
-      const CellInfo& c = cell_info_[tuple_log_cells_[k]];
+      th[at[tuple_log_cells_[k]]++] = tuple_log_hashes_[k];
+    }
+    for (const DrainTuple& t : drain_tuples_) {
+      const CellInfo& c = cell_info_[t.cell];
       const uint32_t* targets = tuple_targets_.data() + c.targets;
       const size_t count = groups_[c.dim - tuple_dims_begin_].count;
-      const uint64_t h = tuple_log_hashes_[k];
-      for (size_t j = 0; j < count; ++j) sorted[pos[targets[j]]++] = h;
+      const uint64_t* from = th + t.begin;
+      for (size_t j = 0; j < count; ++j) {
+        uint64_t* to = sorted + pos[targets[j]];
+        for (uint32_t i = 0; i < t.count; ++i) to[i] = from[i];
+        pos[targets[j]] += t.count;
+      }
     }
   }
   for (size_t i = 0; i < n; ++i) {

@@ -309,6 +309,14 @@ class RollupBuilder {
   // DrainVisitors' scratch (kept: a drain sorts ~15 hashes per event).
   std::vector<uint32_t> drain_end_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> drain_pos_ ABSL_GUARDED_BY(mu_);
+  // The tuple cells with logged visitors: where their hashes lie in
+  // drain_tuple_hashes_ (grouped by tuple cell), and how many.
+  struct DrainTuple {
+    uint32_t cell, begin, count;
+  };
+  std::vector<DrainTuple> drain_tuples_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> drain_tuple_at_ ABSL_GUARDED_BY(mu_);  // by cell
+  std::vector<uint64_t> drain_tuple_hashes_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<uint64_t[]> drain_sorted_ ABSL_GUARDED_BY(mu_);
   size_t drain_sorted_size_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<TupleGroup> groups_ ABSL_GUARDED_BY(mu_);
