@@ -7,7 +7,9 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
@@ -20,9 +22,21 @@ namespace analytics {
 Sessionizer::Sessionizer(absl::Duration timeout, Coordinator* shared)
     : timeout_ms_(absl::ToInt64Milliseconds(timeout)), shared_(shared) {}
 
+namespace {
+// HyperLogLog::HashKey (splitmix64), inline: Key() and the session ids
+// (stored, so this must not change) hash with it on every event. The
+// differential test computes session ids with HashKey itself.
+inline uint64_t SplitMix64(uint64_t key) {
+  uint64_t z = key + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
 uint64_t Sessionizer::Key(int64_t site_id, uint64_t visitor_id) {
-  return HyperLogLog::HashKey(
-      visitor_id ^ (static_cast<uint64_t>(site_id) * 0x9E3779B97F4A7C15ULL));
+  return SplitMix64(visitor_id ^
+                    (static_cast<uint64_t>(site_id) * 0x9E3779B97F4A7C15ULL));
 }
 
 namespace {
@@ -41,7 +55,8 @@ inline bool IsEngagement(const Event& e) {
 
 // memcpy for the short strings of a visit (most under 16 bytes, many empty),
 // inline: two overlapping fixed-size moves instead of a libc call each.
-inline void CopyShort(char* dst, const char* src, size_t n) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyShort(char* dst, const char* src,
+                                                   size_t n) {
   if (n > 16) {
     std::memcpy(dst, src, n);
   } else if (n >= 8) {
@@ -63,6 +78,32 @@ inline void CopyShort(char* dst, const char* src, size_t n) {
   }
 }
 
+// a == string_view(b, n), inline for short strings like CopyShort.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool EqualShort(const std::string& a,
+                                                    const char* b, size_t n) {
+  if (a.size() != n) return false;
+  const char* p = a.data();
+  if (n > 16) return std::memcmp(p, b, n) == 0;
+  if (n >= 8) {
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, p, 8);
+    std::memcpy(&a1, p + n - 8, 8);
+    std::memcpy(&b0, b, 8);
+    std::memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n >= 4) {
+    uint32_t a0, a1, b0, b1;
+    std::memcpy(&a0, p, 4);
+    std::memcpy(&a1, p + n - 4, 4);
+    std::memcpy(&b0, b, 4);
+    std::memcpy(&b1, b + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return n == 0 ||
+         (p[0] == b[0] && p[n / 2] == b[n / 2] && p[n - 1] == b[n - 1]);
+}
+
 constexpr size_t kVisitFieldCount = std::size(kVisitFields);
 }  // namespace
 
@@ -74,24 +115,34 @@ void Sessionizer::ShardMutex::LockSlow(uint32_t c) {
   }
 }
 
+// Calls f(field, i) for each VisitAttrs field, unrolled with constant
+// member offsets (a loop over kVisitFields loads each member pointer).
+template <typename V, typename F>
+inline void ForEachField(V& v, F&& f) {
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    (f(v.*kVisitFields[I], I), ...);
+  }
+  (std::make_index_sequence<kVisitFieldCount>());
+}
+
 void Sessionizer::PackedVisit::Set(const VisitAttrs& v) {
   static_assert(kVisitFieldCount + 1 == kFields);
   size_t total = 0;
-  for (size_t i = 0; i < kVisitFieldCount; ++i) {
-    total += (v.*kVisitFields[i]).size();
-  }
+  ForEachField(v, [&](const std::string& f, size_t)
+                      ABSL_ATTRIBUTE_ALWAYS_INLINE { total += f.size(); });
   if (total > kInlineChars) {
     SetBig(v);
     return;
   }
   big_.reset();
   char* out = chars_;
-  for (size_t i = 0; i < kVisitFieldCount; ++i) {
-    const std::string& f = v.*kVisitFields[i];
-    len_[i] = static_cast<uint8_t>(f.size());
-    CopyShort(out, f.data(), f.size());
-    out += f.size();
-  }
+  ForEachField(
+      v, [&](const std::string& f, size_t i) ABSL_ATTRIBUTE_ALWAYS_INLINE {
+        const size_t n = f.size();
+        len_[i] = static_cast<uint8_t>(n);
+        CopyShort(out, f.data(), n);
+        out += n;
+      });
   len_[kFields - 1] = 0;
 }
 
@@ -125,19 +176,29 @@ void Sessionizer::PackedVisit::SetExit(std::string_view page) {
   big_->len[kFields - 1] = static_cast<uint32_t>(page.size());
 }
 
+namespace {
+// f = string_view(p, n), kept out of line so that the unrolled CopyTo stays
+// small (std::string::assign inlines ~40 instructions).
+[[gnu::noinline]] void AssignField(std::string& f, const char* p, size_t n) {
+  f.assign(p, n);
+}
+template <typename Len>
+inline void CopyFields(const char* p, const Len& len, VisitAttrs* v) {
+  // Most fields of a visitor's later event are already the session's (user
+  // agent, country, locale): comparing is cheaper than assigning.
+  ForEachField(*v, [&](std::string& f, size_t i) ABSL_ATTRIBUTE_ALWAYS_INLINE {
+    const size_t n = len[i];
+    if (!EqualShort(f, p, n)) AssignField(f, p, n);
+    p += n;
+  });
+}
+}  // namespace
+
 void Sessionizer::PackedVisit::CopyTo(VisitAttrs* v) const {
   if (big_ != nullptr) {
-    const char* p = big_->chars.data();
-    for (size_t i = 0; i < kVisitFieldCount; ++i) {
-      (v->*kVisitFields[i]).assign(p, big_->len[i]);
-      p += big_->len[i];
-    }
-    return;
-  }
-  const char* p = chars_;
-  for (size_t i = 0; i < kVisitFieldCount; ++i) {
-    (v->*kVisitFields[i]).assign(p, len_[i]);
-    p += len_[i];
+    CopyFields(big_->chars.data(), big_->len, v);
+  } else {
+    CopyFields(chars_, len_, v);
   }
 }
 
@@ -175,10 +236,7 @@ bool Sessionizer::SeenSet::Insert(uint64_t h) {
   return more_->insert(h).second;
 }
 
-void Sessionizer::SeenSet::Clear() {
-  if (n_ < 0) more_->clear();
-  n_ = 0;
-}
+void Sessionizer::SeenSet::ClearSpilled() { more_->clear(); }
 
 bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   if ((assigns_.fetch_add(1, std::memory_order_relaxed) & 0xFFFF) == 0xFFFF) {
@@ -259,7 +317,7 @@ void Sessionizer::StartLocal(LocalState* s, uint64_t key, Event* e,
   // A map slot is 4 cache lines.
   static_assert(sizeof(std::pair<const uint64_t, LocalState>) == 256);
   const bool pageview = IsPageview(*e);
-  s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e->ts_ms));
+  s->session_id = SplitMix64(key ^ static_cast<uint64_t>(e->ts_ms));
   s->visitor_id = e->visitor_id;
   s->start_ms = e->ts_ms;
   s->last_ms = e->ts_ms;

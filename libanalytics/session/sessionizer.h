@@ -192,10 +192,14 @@ class Sessionizer {
   class SeenSet {
    public:
     bool Insert(uint64_t h);  // true: not seen before
-    void Clear();
+    void Clear() {
+      if (n_ < 0) ClearSpilled();
+      n_ = 0;
+    }
 
    private:
     static constexpr int kInline = 2;
+    void ClearSpilled();
     std::unique_ptr<absl::flat_hash_set<uint64_t>> more_;  // when spilled
     std::array<uint64_t, kInline> inline_;
     int32_t n_ = 0;  // in inline_; -1: spilled into more_
@@ -210,16 +214,20 @@ class Sessionizer {
     static constexpr uint8_t kPageviewSeen = 2;
     static constexpr uint8_t kExitEntry = 4;
     static constexpr uint8_t kExitOwn = 8;
-    uint64_t session_id = 0;
-    uint64_t visitor_id = 0;
-    int64_t start_ms = 0;
-    int64_t last_ms = 0;
-    int64_t live_ms = 0;
-    int64_t site_id = 0;
-    int32_t pageviews = 0;
-    int32_t events = 0;
-    int32_t interactive_custom = 0;
-    uint8_t flags = 0;
+    // Left uninitialized by construction (the map's try_emplace, which
+    // would zero all 256 bytes for a defaulted constructor): set by
+    // StartLocal() or Restore() right after, under the shard lock.
+    LocalState() {}  // NOLINT(modernize-use-equals-default)
+    uint64_t session_id;
+    uint64_t visitor_id;
+    int64_t start_ms;
+    int64_t last_ms;
+    int64_t live_ms;
+    int64_t site_id;
+    int32_t pageviews;
+    int32_t events;
+    int32_t interactive_custom;
+    uint8_t flags;
     SeenSet seen;
     PackedVisit visit;
     std::string_view exit_page() const {
@@ -268,15 +276,24 @@ class Sessionizer {
    private:
     ShardMutex* mu_;
   };
+  // Keys are splitmix64 outputs (Key()): the maps take them as their hash
+  // (absl's probing uses the low bits, ShardFor() the top ones).
+  struct KeyHash {
+    size_t operator()(uint64_t key) const { return key; }
+  };
   struct alignas(64) Shard {  // a cache line of its own for mu
     mutable ShardMutex mu;
-    absl::flat_hash_map<uint64_t, LocalState> sessions ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<uint64_t, LocalState, KeyHash> sessions
+        ABSL_GUARDED_BY(mu);
     // The newest event time seen by Assign/Restore calls that ended in this
     // shard (written under mu; the watermark is the maximum over shards).
     std::atomic<int64_t> watermark_ms{0};
   };
   static uint64_t Key(int64_t site_id, uint64_t visitor_id);
-  Shard& ShardFor(uint64_t key) { return shards_[key % kShards]; }
+  Shard& ShardFor(uint64_t key) {
+    static_assert(kShards == 64);
+    return shards_[key >> 58];
+  }
 
   // The stamping rules shared by both paths (S: State or LocalState).
   static State NewState(uint64_t key, const Event& e);
