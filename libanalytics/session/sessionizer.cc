@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <random>
 #include <thread>
-#include <type_traits>
+#include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
@@ -20,9 +22,21 @@ namespace analytics {
 Sessionizer::Sessionizer(absl::Duration timeout, Coordinator* shared)
     : timeout_ms_(absl::ToInt64Milliseconds(timeout)), shared_(shared) {}
 
+namespace {
+// HyperLogLog::HashKey (splitmix64), inline: Key() and the session ids
+// (stored, so this must not change) hash with it on every event. The
+// differential test computes session ids with HashKey itself.
+inline uint64_t SplitMix64(uint64_t key) {
+  uint64_t z = key + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
 uint64_t Sessionizer::Key(int64_t site_id, uint64_t visitor_id) {
-  return HyperLogLog::HashKey(
-      visitor_id ^ (static_cast<uint64_t>(site_id) * 0x9E3779B97F4A7C15ULL));
+  return SplitMix64(visitor_id ^
+                    (static_cast<uint64_t>(site_id) * 0x9E3779B97F4A7C15ULL));
 }
 
 namespace {
@@ -30,36 +44,19 @@ uint64_t SeenHash(char kind, std::string_view s) {
   return absl::HashOf(kind, s);
 }
 
-// A state's visit and seen set, for both state types (SessionState holds a
-// VisitAttrs and a flat_hash_set, LocalState their compact forms).
-template <typename V>
-void StoreVisit(V& dst, const VisitAttrs& v) {
-  if constexpr (std::is_same_v<V, VisitAttrs>) {
-    dst = v;
-  } else {
-    dst.Set(v);
-  }
+// Event::is_pageview() and is_engagement(), inline (those call memcmp).
+inline bool IsPageview(const Event& e) {
+  return e.name.size() == 8 && std::memcmp(e.name.data(), "pageview", 8) == 0;
 }
-template <typename V>
-void LoadVisit(const V& src, VisitAttrs* v) {
-  if constexpr (std::is_same_v<V, VisitAttrs>) {
-    *v = src;
-  } else {
-    src.CopyTo(v);
-  }
-}
-template <typename T>
-bool InsertSeen(T& seen, uint64_t h) {
-  if constexpr (std::is_same_v<T, absl::flat_hash_set<uint64_t>>) {
-    return seen.insert(h).second;
-  } else {
-    return seen.Insert(h);
-  }
+inline bool IsEngagement(const Event& e) {
+  return e.name.size() == 10 &&
+         std::memcmp(e.name.data(), "engagement", 10) == 0;
 }
 
 // memcpy for the short strings of a visit (most under 16 bytes, many empty),
 // inline: two overlapping fixed-size moves instead of a libc call each.
-inline void CopyShort(char* dst, const char* src, size_t n) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyShort(char* dst, const char* src,
+                                                   size_t n) {
   if (n > 16) {
     std::memcpy(dst, src, n);
   } else if (n >= 8) {
@@ -80,33 +77,150 @@ inline void CopyShort(char* dst, const char* src, size_t n) {
     dst[n - 1] = src[n - 1];
   }
 }
+
+// a == string_view(b, n), inline for short strings like CopyShort.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool EqualShort(const std::string& a,
+                                                    const char* b, size_t n) {
+  if (a.size() != n) return false;
+  const char* p = a.data();
+  if (n > 16) return std::memcmp(p, b, n) == 0;
+  if (n >= 8) {
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, p, 8);
+    std::memcpy(&a1, p + n - 8, 8);
+    std::memcpy(&b0, b, 8);
+    std::memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n >= 4) {
+    uint32_t a0, a1, b0, b1;
+    std::memcpy(&a0, p, 4);
+    std::memcpy(&a1, p + n - 4, 4);
+    std::memcpy(&b0, b, 4);
+    std::memcpy(&b1, b + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return n == 0 ||
+         (p[0] == b[0] && p[n / 2] == b[n / 2] && p[n - 1] == b[n - 1]);
+}
+
+constexpr size_t kVisitFieldCount = std::size(kVisitFields);
 }  // namespace
 
-void Sessionizer::PackedVisit::Set(const VisitAttrs& v) {
-  static_assert(std::size(kVisitFields) == std::tuple_size_v<decltype(len_)>);
-  size_t total = 0;
-  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
-    len_[i] = static_cast<uint32_t>((v.*kVisitFields[i]).size());
-    total += len_[i];
-  }
-  buf_.resize(total);
-  char* out = buf_.data();
-  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
-    CopyShort(out, (v.*kVisitFields[i]).data(), len_[i]);
-    out += len_[i];
+void Sessionizer::ShardMutex::LockSlow(uint32_t c) {
+  if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
+  while (c != 0) {
+    state_.wait(2, std::memory_order_relaxed);
+    c = state_.exchange(2, std::memory_order_acquire);
   }
 }
 
-void Sessionizer::PackedVisit::CopyTo(VisitAttrs* v) const {
-  size_t off = 0;
-  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
-    (v->*kVisitFields[i]).assign(buf_.data() + off, len_[i]);
-    off += len_[i];
+// Calls f(field, i) for each VisitAttrs field, unrolled with constant
+// member offsets (a loop over kVisitFields loads each member pointer).
+template <typename V, typename F>
+inline void ForEachField(V& v, F&& f) {
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    (f(v.*kVisitFields[I], I), ...);
   }
+  (std::make_index_sequence<kVisitFieldCount>());
+}
+
+void Sessionizer::PackedVisit::Set(const VisitAttrs& v) {
+  static_assert(kVisitFieldCount + 1 == kFields);
+  size_t total = 0;
+  ForEachField(v, [&](const std::string& f, size_t)
+                      ABSL_ATTRIBUTE_ALWAYS_INLINE { total += f.size(); });
+  if (total > kInlineChars) {
+    SetBig(v);
+    return;
+  }
+  big_.reset();
+  char* out = chars_;
+  ForEachField(
+      v, [&](const std::string& f, size_t i) ABSL_ATTRIBUTE_ALWAYS_INLINE {
+        const size_t n = f.size();
+        len_[i] = static_cast<uint8_t>(n);
+        CopyShort(out, f.data(), n);
+        out += n;
+      });
+  len_[kFields - 1] = 0;
+}
+
+void Sessionizer::PackedVisit::SetBig(const VisitAttrs& v) {
+  if (big_ == nullptr) big_ = std::make_unique<Big>();
+  big_->chars.clear();
+  for (size_t i = 0; i < kVisitFieldCount; ++i) {
+    const std::string& f = v.*kVisitFields[i];
+    big_->len[i] = static_cast<uint32_t>(f.size());
+    big_->chars.append(f);
+  }
+  big_->len[kFields - 1] = 0;
+}
+
+void Sessionizer::PackedVisit::SetExit(std::string_view page) {
+  if (big_ == nullptr) {
+    size_t off = 0;
+    for (size_t i = 0; i < kVisitFieldCount; ++i) off += len_[i];
+    if (off + page.size() <= kInlineChars) {
+      len_[kFields - 1] = static_cast<uint8_t>(page.size());
+      CopyShort(chars_ + off, page.data(), page.size());
+      return;
+    }
+    auto big = std::make_unique<Big>();
+    for (size_t i = 0; i < kFields; ++i) big->len[i] = len_[i];
+    big->chars.assign(chars_, off + len_[kFields - 1]);
+    big_ = std::move(big);
+  }
+  big_->chars.resize(big_->chars.size() - big_->len[kFields - 1]);
+  big_->chars.append(page);
+  big_->len[kFields - 1] = static_cast<uint32_t>(page.size());
+}
+
+namespace {
+// f = string_view(p, n), kept out of line so that the unrolled CopyTo stays
+// small (std::string::assign inlines ~40 instructions).
+[[gnu::noinline]] void AssignField(std::string& f, const char* p, size_t n) {
+  f.assign(p, n);
+}
+template <typename Len>
+inline void CopyFields(const char* p, const Len& len, VisitAttrs* v) {
+  // Most fields of a visitor's later event are already the session's (user
+  // agent, country, locale): comparing is cheaper than assigning.
+  ForEachField(*v, [&](std::string& f, size_t i) ABSL_ATTRIBUTE_ALWAYS_INLINE {
+    const size_t n = len[i];
+    if (!EqualShort(f, p, n)) AssignField(f, p, n);
+    p += n;
+  });
+}
+}  // namespace
+
+void Sessionizer::PackedVisit::CopyTo(VisitAttrs* v) const {
+  if (big_ != nullptr) {
+    CopyFields(big_->chars.data(), big_->len, v);
+  } else {
+    CopyFields(chars_, len_, v);
+  }
+}
+
+std::string_view Sessionizer::PackedVisit::entry_page() const {
+  static_assert(kVisitFields[0] == &VisitAttrs::entry_page);
+  if (big_ != nullptr)
+    return std::string_view(big_->chars.data(), big_->len[0]);
+  return std::string_view(chars_, len_[0]);
+}
+
+std::string_view Sessionizer::PackedVisit::exit_page() const {
+  if (big_ != nullptr) {
+    const size_t n = big_->len[kFields - 1];
+    return std::string_view(big_->chars.data() + big_->chars.size() - n, n);
+  }
+  size_t off = 0;
+  for (size_t i = 0; i < kVisitFieldCount; ++i) off += len_[i];
+  return std::string_view(chars_ + off, len_[kFields - 1]);
 }
 
 bool Sessionizer::SeenSet::Insert(uint64_t h) {
-  if (spilled_) return more_->insert(h).second;
+  if (n_ < 0) return more_->insert(h).second;
   for (int i = 0; i < n_; ++i) {
     if (inline_[i] == h) return false;
   }
@@ -118,80 +232,172 @@ bool Sessionizer::SeenSet::Insert(uint64_t h) {
     more_ = std::make_unique<absl::flat_hash_set<uint64_t>>();
   }
   more_->insert(inline_.begin(), inline_.end());
-  spilled_ = true;
+  n_ = -1;
   return more_->insert(h).second;
 }
 
-void Sessionizer::SeenSet::Clear() {
-  n_ = 0;
-  if (spilled_) {
-    more_->clear();
-    spilled_ = false;
-  }
-}
+void Sessionizer::SeenSet::ClearSpilled() { more_->clear(); }
 
 bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
-  int64_t wm = watermark_ms_.load(std::memory_order_relaxed);
-  while (e->ts_ms > wm && !watermark_ms_.compare_exchange_weak(
-                              wm, e->ts_ms, std::memory_order_relaxed)) {
-  }
   if ((assigns_.fetch_add(1, std::memory_order_relaxed) & 0xFFFF) == 0xFFFF) {
-    Sweep();
+    SweepAt(e->ts_ms);
   }
+  // A previous-day id equal to today's (one salt for both days) is the same
+  // key: nothing more to look up.
+  if (prev_visitor_id == e->visitor_id) prev_visitor_id = 0;
+  const bool engagement = IsEngagement(*e);
 
   uint64_t key = Key(e->site_id, e->visitor_id);
   Shard* shard = &ShardFor(key);
   shard->mu.Lock();
-  auto it = shard->sessions.find(key);
-  LocalState* s = nullptr;
-  if (it != shard->sessions.end() &&
-      e->ts_ms - it->second.last_ms <= timeout_ms_) {
-    s = &it->second;
-  } else if (prev_visitor_id != 0) {
-    // The visitor may have a session under yesterday's salt.
-    uint64_t pkey = Key(e->site_id, prev_visitor_id);
-    Shard* pshard = &ShardFor(pkey);
-    if (pshard != shard) {
-      shard->mu.Unlock();
-      pshard->mu.Lock();
+  LocalState* s = nullptr;     // the visitor's live session
+  LocalState* slot = nullptr;  // else: its expired one under key, if any
+  if (prev_visitor_id == 0 && !engagement) {
+    // Nothing else to look at, and a session will be stamped: one probe.
+    auto [it, added] = shard->sessions.try_emplace(key);
+    if (!added && e->ts_ms - it->second.last_ms <= timeout_ms_) {
+      s = &it->second;
+    } else {
+      slot = &it->second;
     }
-    auto pit = pshard->sessions.find(pkey);
-    if (pit != pshard->sessions.end() &&
-        e->ts_ms - pit->second.last_ms <= timeout_ms_) {
-      shard = pshard;
-      key = pkey;
-      it = pit;
-      s = &pit->second;
-      e->visitor_id = prev_visitor_id;
-    } else if (pshard != shard) {
-      pshard->mu.Unlock();
-      shard->mu.Lock();
-      it = shard->sessions.find(key);
+  } else {
+    auto it = shard->sessions.find(key);
+    if (it != shard->sessions.end() &&
+        e->ts_ms - it->second.last_ms <= timeout_ms_) {
+      s = &it->second;
+    } else if (prev_visitor_id != 0) {
+      // The visitor may have a session under yesterday's salt.
+      uint64_t pkey = Key(e->site_id, prev_visitor_id);
+      Shard* pshard = &ShardFor(pkey);
+      if (pshard != shard) {
+        shard->mu.Unlock();
+        pshard->mu.Lock();
+      }
+      auto pit = pshard->sessions.find(pkey);
+      if (pit != pshard->sessions.end() &&
+          e->ts_ms - pit->second.last_ms <= timeout_ms_) {
+        shard = pshard;
+        key = pkey;
+        s = &pit->second;
+        e->visitor_id = prev_visitor_id;
+      } else if (pshard != shard) {
+        pshard->mu.Unlock();
+        shard->mu.Lock();
+        it = shard->sessions.find(key);
+      }
     }
+    if (s == nullptr && it != shard->sessions.end()) slot = &it->second;
+  }
+  // The watermark counts every event, kept or not.
+  if (e->ts_ms > shard->watermark_ms.load(std::memory_order_relaxed)) {
+    shard->watermark_ms.store(e->ts_ms, std::memory_order_relaxed);
   }
 
-  if (e->is_engagement()) {
+  if (engagement) {
     if (s == nullptr) {
       shard->mu.Unlock();
       return false;
     }
     s->live_ms = std::max(s->live_ms, e->ts_ms);
-    StampEngagement(*s, e);
-    shard->mu.Unlock();
-    return true;
-  }
-  const bool fresh = s == nullptr;
-  if (fresh) {
-    if (it != shard->sessions.end()) {
-      s = &it->second;  // the visitor's expired session: reuse it
-    } else {
-      s = &shard->sessions.try_emplace(key).first->second;
+    StampEngagementLocal(*s, e);
+  } else if (s != nullptr) {
+    ApplyLocal(s, e, interactive);
+  } else {
+    if (slot == nullptr) {
+      slot = &shard->sessions.try_emplace(key).first->second;
     }
-    ResetState(s, key, *e);
+    StartLocal(slot, key, e, interactive);  // reuses an expired session
   }
-  Apply(s, fresh, e, interactive);
   shard->mu.Unlock();
   return true;
+}
+
+void Sessionizer::StartLocal(LocalState* s, uint64_t key, Event* e,
+                             bool interactive) {
+  // A map slot is 4 cache lines.
+  static_assert(sizeof(std::pair<const uint64_t, LocalState>) == 256);
+  const bool pageview = IsPageview(*e);
+  s->session_id = SplitMix64(key ^ static_cast<uint64_t>(e->ts_ms));
+  s->visitor_id = e->visitor_id;
+  s->start_ms = e->ts_ms;
+  s->last_ms = e->ts_ms;
+  s->live_ms = std::max<int64_t>(0, e->ts_ms);  // as NewState + Apply
+  s->site_id = e->site_id;
+  s->pageviews = pageview ? 1 : 0;
+  s->events = 1;
+  s->interactive_custom = !pageview && interactive ? 1 : 0;
+  // The first page is the entry page; the first name needs a hash only when
+  // it is not "pageview".
+  s->flags = LocalState::kEntryPageSeen;
+  s->seen.Clear();
+  if (pageview) {
+    s->flags |= LocalState::kPageviewSeen | LocalState::kExitEntry;
+  } else {
+    s->seen.Insert(SeenHash('n', e->name));
+  }
+  e->visit.entry_page = e->page;
+  s->visit.Set(e->visit);
+
+  e->first_in_session = true;
+  e->first_page = true;
+  e->first_name = true;
+  e->session_id = s->session_id;
+  e->session_start_ms = s->start_ms;
+  e->s_pageviews = s->pageviews;
+  e->s_events = 1;
+  e->s_bounce = pageview;  // one pageview and no custom event, or none
+  e->s_duration_ms = 0;
+  if (pageview) {
+    e->s_exit_page = e->page;
+  } else {
+    e->s_exit_page.clear();
+  }
+  e->d_bounce = pageview ? 1 : 0;
+  e->d_duration_ms = 0;
+}
+
+void Sessionizer::ApplyLocal(LocalState* s, Event* e, bool interactive) {
+  const int32_t prev_bounce =
+      (s->pageviews == 1 && s->interactive_custom == 0) ? 1 : 0;
+  const int64_t prev_duration = s->last_ms - s->start_ms;
+  e->first_in_session = false;
+  s->visit.CopyTo(&e->visit);
+  const bool pageview = IsPageview(*e);
+  s->events++;
+  if (pageview) {
+    s->pageviews++;
+  } else if (interactive) {
+    s->interactive_custom++;
+  }
+  s->last_ms = std::max(s->last_ms, e->ts_ms);
+  s->live_ms = std::max(s->live_ms, e->ts_ms);
+  if ((s->flags & LocalState::kEntryPageSeen) &&
+      std::string_view(e->page) == s->visit.entry_page()) {
+    e->first_page = false;
+  } else {
+    e->first_page = s->seen.Insert(SeenHash('p', e->page));
+  }
+  if (pageview) {
+    e->first_name = (s->flags & LocalState::kPageviewSeen) == 0;
+    s->flags |= LocalState::kPageviewSeen;
+    s->visit.SetExit(e->page);
+    s->flags = (s->flags & ~LocalState::kExitEntry) | LocalState::kExitOwn;
+    e->s_exit_page = e->page;
+  } else {
+    e->first_name = s->seen.Insert(SeenHash('n', e->name));
+    const std::string_view exit = s->exit_page();
+    e->s_exit_page.assign(exit.data(), exit.size());
+  }
+
+  e->session_id = s->session_id;
+  e->session_start_ms = s->start_ms;
+  e->s_pageviews = s->pageviews;
+  e->s_events = s->events;
+  const int32_t bounce = (s->pageviews == 1 && s->interactive_custom == 0);
+  e->s_bounce = bounce;
+  e->s_duration_ms = s->last_ms - s->start_ms;
+  e->d_bounce = static_cast<int8_t>(bounce - prev_bounce);
+  e->d_duration_ms = e->s_duration_ms - prev_duration;
 }
 
 Sessionizer::State Sessionizer::NewState(uint64_t key, const Event& e) {
@@ -204,23 +410,8 @@ Sessionizer::State Sessionizer::NewState(uint64_t key, const Event& e) {
   return s;
 }
 
-void Sessionizer::ResetState(LocalState* s, uint64_t key, const Event& e) {
-  s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e.ts_ms));
-  s->visitor_id = e.visitor_id;
-  s->start_ms = e.ts_ms;
-  s->last_ms = e.ts_ms;
-  s->live_ms = 0;
-  s->site_id = e.site_id;
-  s->pageviews = 0;
-  s->events = 0;
-  s->interactive_custom = 0;
-  s->exit_page.clear();
-  s->seen.Clear();
-}
-
-template <typename S>
-void Sessionizer::StampEngagement(const S& s, Event* e) {
-  LoadVisit(s.visit, &e->visit);
+void Sessionizer::StampEngagement(const State& s, Event* e) {
+  e->visit = s.visit;
   e->first_in_session = e->first_page = e->first_name = false;
   e->session_id = s.session_id;
   e->session_start_ms = s.start_ms;
@@ -233,19 +424,33 @@ void Sessionizer::StampEngagement(const S& s, Event* e) {
   e->d_duration_ms = 0;
 }
 
-template <typename S>
-void Sessionizer::Apply(S* s, bool fresh, Event* e, bool interactive) {
+void Sessionizer::StampEngagementLocal(const LocalState& s, Event* e) {
+  s.visit.CopyTo(&e->visit);
+  e->first_in_session = e->first_page = e->first_name = false;
+  e->session_id = s.session_id;
+  e->session_start_ms = s.start_ms;
+  e->s_pageviews = s.pageviews;
+  e->s_events = s.events;
+  e->s_bounce = s.pageviews == 1 && s.interactive_custom == 0;
+  e->s_duration_ms = s.last_ms - s.start_ms;
+  const std::string_view exit = s.exit_page();
+  e->s_exit_page.assign(exit.data(), exit.size());
+  e->d_bounce = 0;
+  e->d_duration_ms = 0;
+}
+
+void Sessionizer::Apply(State* s, bool fresh, Event* e, bool interactive) {
   int32_t prev_bounce = 0;
   int64_t prev_duration = 0;
   if (fresh) {
     e->visit.entry_page = e->page;
-    StoreVisit(s->visit, e->visit);
+    s->visit = e->visit;
     e->first_in_session = true;
   } else {
     prev_bounce = (s->pageviews == 1 && s->interactive_custom == 0) ? 1 : 0;
     prev_duration = s->last_ms - s->start_ms;
     e->first_in_session = false;
-    LoadVisit(s->visit, &e->visit);
+    e->visit = s->visit;
   }
   s->events++;
   if (e->is_pageview()) {
@@ -256,8 +461,8 @@ void Sessionizer::Apply(S* s, bool fresh, Event* e, bool interactive) {
   }
   s->last_ms = std::max(s->last_ms, e->ts_ms);
   s->live_ms = std::max(s->live_ms, e->ts_ms);
-  e->first_page = InsertSeen(s->seen, SeenHash('p', e->page));
-  e->first_name = InsertSeen(s->seen, SeenHash('n', e->name));
+  e->first_page = s->seen.insert(SeenHash('p', e->page)).second;
+  e->first_name = s->seen.insert(SeenHash('n', e->name)).second;
 
   e->session_id = s->session_id;
   e->session_start_ms = s->start_ms;
@@ -287,13 +492,18 @@ void Sessionizer::Restore(const Event& last) {
   s->events = last.s_events;
   // Recover "interactive custom events happened" from the bounce flag.
   s->interactive_custom = (last.s_pageviews == 1 && !last.s_bounce) ? 1 : 0;
-  s->exit_page = last.s_exit_page;
   s->visit.Set(last.visit);
+  s->visit.SetExit(last.s_exit_page);
+  // Seen: the last event's page and name only (not the entry page).
+  s->flags = LocalState::kExitOwn;
   s->seen.Insert(SeenHash('p', last.page));
-  s->seen.Insert(SeenHash('n', last.name));
-  int64_t wm = watermark_ms_.load();
-  while (last.ts_ms > wm &&
-         !watermark_ms_.compare_exchange_weak(wm, last.ts_ms)) {
+  if (IsPageview(last)) {
+    s->flags |= LocalState::kPageviewSeen;
+  } else {
+    s->seen.Insert(SeenHash('n', last.name));
+  }
+  if (last.ts_ms > shard.watermark_ms.load(std::memory_order_relaxed)) {
+    shard.watermark_ms.store(last.ts_ms, std::memory_order_relaxed);
   }
 }
 
@@ -342,8 +552,20 @@ size_t Sessionizer::Forget(const absl::flat_hash_set<uint64_t>& session_ids) {
   return dropped;
 }
 
+int64_t Sessionizer::Watermark() const {
+  int64_t wm = 0;
+  for (const Shard& shard : shards_) {
+    wm = std::max(wm, shard.watermark_ms.load(std::memory_order_relaxed));
+  }
+  return wm;
+}
+
 size_t Sessionizer::Sweep() {
-  const int64_t cutoff = watermark_ms_.load() - timeout_ms_;
+  return SweepAt(std::numeric_limits<int64_t>::min());
+}
+
+size_t Sessionizer::SweepAt(int64_t wm) {
+  const int64_t cutoff = std::max(wm, Watermark()) - timeout_ms_;
   size_t evicted = 0;
   for (Shard& shard : shards_) {
     ShardLock l(&shard.mu);

@@ -10,9 +10,10 @@
 // Memory is bounded: sessions idle longer than `timeout` behind the newest
 // event time seen are evicted by Sweep(), which Assign() calls periodically.
 // In memory a session is a LocalState held in the shard's map itself, with
-// its visit attributes in one inline buffer and the first page/name hashes
+// its visit attributes and exit page in one inline buffer, its entry page and
+// the name "pageview" seen as flags and other seen pages/names as hashes
 // inline: most sessions have 1-2 events, so starting one must be cheap (no
-// allocation, a few cache lines).
+// allocation, no hashing of strings, 4 cache lines).
 //
 // Shared state (several workers): constructed with a Coordinator, the
 // sessionizer keeps no session in memory between calls. AssignBatch() loads
@@ -38,7 +39,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -154,56 +154,116 @@ class Sessionizer {
   static constexpr int kMaxCasAttempts = 12;
   static constexpr size_t kStripes = 1024;  // shared mode: per-key turns
   static constexpr int kShards = 64;
-  // The 16 VisitAttrs strings in one buffer (copied in once per session;
-  // inline up to 128 bytes, which most visits fit).
+  // A live session's strings: the 16 VisitAttrs fields (entry visit) and
+  // the exit page when it is a page of its own (see LocalState::kExit*), in
+  // one buffer. Inline (lengths a byte each, chars in the state itself) when
+  // they fit in kInlineChars, which most visits do: starting a session then
+  // writes no memory outside its slot of the map. Otherwise a heap block
+  // with 32-bit lengths.
   class PackedVisit {
    public:
+    PackedVisit() = default;
+    PackedVisit(PackedVisit&&) = default;
+    PackedVisit& operator=(PackedVisit&&) = default;
+
+    // Sets the visit and drops the exit page.
     void Set(const VisitAttrs& v);
+    void SetExit(std::string_view page);
     void CopyTo(VisitAttrs* v) const;
+    std::string_view entry_page() const;
+    std::string_view exit_page() const;  // "" until SetExit()
 
    private:
-    absl::InlinedVector<char, 128> buf_;
-    std::array<uint32_t, 16> len_{};
+    static constexpr int kFields = 17;  // 16 visit fields, then the exit page
+    static constexpr size_t kInlineChars = 127;
+    static_assert(kInlineChars < 255);  // so every inline length fits a byte
+    struct Big {
+      std::array<uint32_t, kFields> len{};
+      std::string chars;
+    };
+    void SetBig(const VisitAttrs& v);
+    std::unique_ptr<Big> big_;  // null: inline
+    std::array<uint8_t, kFields> len_;
+    char chars_[kInlineChars];
   };
-  // Hashes of the pages and names seen in a session: inline for the first
-  // few, a hash set beyond.
+  // Hashes (SeenHash) of the pages and names seen in a session, except the
+  // entry page and the name "pageview", which LocalState keeps as flags:
+  // inline for the first few, a hash set beyond.
   class SeenSet {
    public:
     bool Insert(uint64_t h);  // true: not seen before
-    void Clear();
+    void Clear() {
+      if (n_ < 0) ClearSpilled();
+      n_ = 0;
+    }
 
    private:
-    static constexpr int kInline = 6;
+    static constexpr int kInline = 2;
+    void ClearSpilled();
+    std::unique_ptr<absl::flat_hash_set<uint64_t>> more_;  // when spilled
     std::array<uint64_t, kInline> inline_;
-    int n_ = 0;
-    bool spilled_ = false;
-    std::unique_ptr<absl::flat_hash_set<uint64_t>> more_;
+    int32_t n_ = 0;  // in inline_; -1: spilled into more_
   };
-  // A live session in memory: SessionState with a compact visit and seen.
+  // A live session in memory: SessionState in compact form (a slot of the
+  // map is 256 bytes, 4 cache lines).
   struct LocalState {
-    uint64_t session_id = 0;
-    uint64_t visitor_id = 0;
-    int64_t start_ms = 0;
-    int64_t last_ms = 0;
-    int64_t live_ms = 0;
-    int64_t site_id = 0;
-    int32_t pageviews = 0;
-    int32_t events = 0;
-    int32_t interactive_custom = 0;
-    std::string exit_page;
-    PackedVisit visit;
+    // flags: the first event's page and name are "seen" implicitly (the
+    // entry page is in the visit, and most names are "pageview"); the exit
+    // page is "", the entry page, or a page of its own in `visit`.
+    static constexpr uint8_t kEntryPageSeen = 1;
+    static constexpr uint8_t kPageviewSeen = 2;
+    static constexpr uint8_t kExitEntry = 4;
+    static constexpr uint8_t kExitOwn = 8;
+    // Left uninitialized by construction (the map's try_emplace, which
+    // would zero all 256 bytes for a defaulted constructor): set by
+    // StartLocal() or Restore() right after, under the shard lock.
+    LocalState() {}  // NOLINT(modernize-use-equals-default)
+    uint64_t session_id;
+    uint64_t visitor_id;
+    int64_t start_ms;
+    int64_t last_ms;
+    int64_t live_ms;
+    int64_t site_id;
+    int32_t pageviews;
+    int32_t events;
+    int32_t interactive_custom;
+    uint8_t flags;
     SeenSet seen;
+    PackedVisit visit;
+    std::string_view exit_page() const {
+      return (flags & kExitOwn)     ? visit.exit_page()
+             : (flags & kExitEntry) ? visit.entry_page()
+                                    : std::string_view();
+    }
   };
-  // The shard lock: std::mutex, annotated for the thread-safety analysis.
-  // (absl::Mutex::Lock costs ~4x more here: Debian's abseil is built
-  // without NDEBUG, so every Lock does deadlock-detection bookkeeping.)
+  // The shard lock: a futex lock, annotated for the thread-safety analysis.
+  // Hand-written because both library locks cost too much per event here:
+  // absl::Mutex::Lock ~4x std::mutex (Debian's abseil is built without
+  // NDEBUG, so every Lock does deadlock-detection bookkeeping), and
+  // std::mutex (pthread) ~55 instructions per lock/unlock pair, a tenth of
+  // the Assign we want. This is the classic three-state futex mutex (Drepper,
+  // "Futexes Are Tricky", mutex3) on C++20 atomic wait/notify, which libstdc++
+  // implements with futex(2): uncontended, one compare-and-swap to lock and
+  // one exchange to unlock.
   class ABSL_LOCKABLE ShardMutex {
    public:
-    void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-    void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+    void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+      uint32_t c = 0;
+      if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+        LockSlow(c);
+      }
+    }
+    void Unlock() ABSL_UNLOCK_FUNCTION() {
+      if (state_.exchange(0, std::memory_order_release) == 2) {
+        state_.notify_one();
+      }
+    }
 
    private:
-    std::mutex mu_;
+    void LockSlow(uint32_t c);
+    // 0 unlocked, 1 locked, 2 locked and maybe waited on.
+    std::atomic<uint32_t> state_{0};
   };
   class ABSL_SCOPED_LOCKABLE ShardLock {
    public:
@@ -216,22 +276,38 @@ class Sessionizer {
    private:
     ShardMutex* mu_;
   };
-  struct Shard {
+  // Keys are splitmix64 outputs (Key()): the maps take them as their hash
+  // (absl's probing uses the low bits, ShardFor() the top ones).
+  struct KeyHash {
+    size_t operator()(uint64_t key) const { return key; }
+  };
+  struct alignas(64) Shard {  // a cache line of its own for mu
     mutable ShardMutex mu;
-    absl::flat_hash_map<uint64_t, LocalState> sessions ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<uint64_t, LocalState, KeyHash> sessions
+        ABSL_GUARDED_BY(mu);
+    // The newest event time seen by Assign/Restore calls that ended in this
+    // shard (written under mu; the watermark is the maximum over shards).
+    std::atomic<int64_t> watermark_ms{0};
   };
   static uint64_t Key(int64_t site_id, uint64_t visitor_id);
-  Shard& ShardFor(uint64_t key) { return shards_[key % kShards]; }
+  Shard& ShardFor(uint64_t key) {
+    static_assert(kShards == 64);
+    return shards_[key >> 58];
+  }
 
   // The stamping rules shared by both paths (S: State or LocalState).
   static State NewState(uint64_t key, const Event& e);
-  // NewState() in place: *s as NewState(key, e) would make it, except that
-  // `visit` is left for Apply() to overwrite.
-  static void ResetState(LocalState* s, uint64_t key, const Event& e);
-  template <typename S>
-  static void StampEngagement(const S& s, Event* e);
-  template <typename S>
-  static void Apply(S* s, bool fresh, Event* e, bool interactive);
+  // The rules again for LocalState (compact visit, seen flags): starts a
+  // session in *s (new or expired) with `e`, or applies `e` to it.
+  static void StartLocal(LocalState* s, uint64_t key, Event* e,
+                         bool interactive);
+  static void ApplyLocal(LocalState* s, Event* e, bool interactive);
+  static void StampEngagement(const State& s, Event* e);
+  static void StampEngagementLocal(const LocalState& s, Event* e);
+  static void Apply(State* s, bool fresh, Event* e, bool interactive);
+  // Sweep() with a watermark of at least `wm`.
+  size_t SweepAt(int64_t wm);
+  int64_t Watermark() const;
   absl::StatusOr<std::vector<bool>> AssignShared(
       absl::Span<Event> events, absl::Span<const uint64_t> prev_visitor_ids,
       const std::vector<bool>& interactive);
@@ -247,7 +323,6 @@ class Sessionizer {
   }
   std::array<absl::Mutex, kStripes> stripes_;
   std::array<Shard, kShards> shards_;
-  std::atomic<int64_t> watermark_ms_{0};
   std::atomic<uint64_t> assigns_{0};
 };
 

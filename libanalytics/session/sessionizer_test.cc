@@ -1,13 +1,18 @@
 #include "libanalytics/session/sessionizer.h"
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "analytics/coordinator.h"
 #include "gtest/gtest.h"
 #include "libanalytics/core/visit_fields.h"
+#include "libanalytics/sketch/hll.h"
 
 namespace analytics {
 namespace {
@@ -190,6 +195,316 @@ TEST(SessionizerTest, LiveVisitorsAndHeartbeats) {
   EXPECT_EQ(s.CountLive(1, 1150 * 1000), 1);
   EXPECT_FALSE(s.Touch(1, 99, 0, 1200 * 1000));  // no session
   EXPECT_EQ(s.CountLive(2, 0), 0);               // other site
+}
+
+// ---- The local path against a plain reference ----
+
+// The rules of sessionizer.h written the plain way: a map of (site, visitor)
+// to a state holding the visit as VisitAttrs and the seen pages and names
+// as strings, swept every 65,536 Assign calls like the Sessionizer.
+class ReferenceSessionizer {
+ public:
+  explicit ReferenceSessionizer(int64_t timeout_ms) : timeout_ms_(timeout_ms) {}
+
+  bool Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
+    watermark_ = std::max(watermark_, e->ts_ms);
+    if (++assigns_ % 65536 == 0) Sweep();
+    State* s = Live(e->site_id, e->visitor_id, e->ts_ms);
+    if (s == nullptr && prev_visitor_id != 0) {
+      s = Live(e->site_id, prev_visitor_id, e->ts_ms);
+      if (s != nullptr) e->visitor_id = prev_visitor_id;
+    }
+    if (e->name == "engagement") {
+      if (s == nullptr) return false;
+      s->live_ms = std::max(s->live_ms, e->ts_ms);
+      e->visit = s->visit;
+      e->first_in_session = e->first_page = e->first_name = false;
+      Stamp(*s, e);
+      e->d_bounce = 0;
+      e->d_duration_ms = 0;
+      return true;
+    }
+    int prev_bounce = 0;
+    int64_t prev_duration = 0;
+    if (s == nullptr) {
+      s = &sessions_[{e->site_id, e->visitor_id}];
+      *s = State();
+      s->session_id = HyperLogLog::HashKey(Key(e->site_id, e->visitor_id) ^
+                                           static_cast<uint64_t>(e->ts_ms));
+      s->visitor_id = e->visitor_id;
+      s->site_id = e->site_id;
+      s->start_ms = s->last_ms = e->ts_ms;
+      e->visit.entry_page = e->page;
+      s->visit = e->visit;
+      e->first_in_session = true;
+    } else {
+      prev_bounce = Bounce(*s);
+      prev_duration = s->last_ms - s->start_ms;
+      e->visit = s->visit;
+      e->first_in_session = false;
+    }
+    s->events++;
+    if (e->name == "pageview") {
+      s->pageviews++;
+      s->exit_page = e->page;
+    } else if (interactive) {
+      s->interactive_custom++;
+    }
+    s->last_ms = std::max(s->last_ms, e->ts_ms);
+    s->live_ms = std::max(s->live_ms, e->ts_ms);
+    e->first_page = s->pages.insert(e->page).second;
+    e->first_name = s->names.insert(e->name).second;
+    Stamp(*s, e);
+    e->d_bounce = static_cast<int8_t>(Bounce(*s) - prev_bounce);
+    e->d_duration_ms = e->s_duration_ms - prev_duration;
+    return true;
+  }
+
+  void Restore(const Event& last) {
+    State& s = sessions_[{last.site_id, last.visitor_id}];
+    s = State();
+    s.session_id = last.session_id;
+    s.visitor_id = last.visitor_id;
+    s.site_id = last.site_id;
+    s.start_ms = last.session_start_ms;
+    s.last_ms = last.session_start_ms + last.s_duration_ms;
+    s.live_ms = last.ts_ms;
+    s.pageviews = last.s_pageviews;
+    s.events = last.s_events;
+    s.interactive_custom = last.s_pageviews == 1 && !last.s_bounce ? 1 : 0;
+    s.exit_page = last.s_exit_page;
+    s.visit = last.visit;
+    s.pages = {last.page};
+    s.names = {last.name};
+    watermark_ = std::max(watermark_, last.ts_ms);
+  }
+
+  size_t Sweep() {
+    return std::erase_if(sessions_, [&](const auto& kv) {
+      return kv.second.last_ms < watermark_ - timeout_ms_;
+    });
+  }
+  size_t Forget(const absl::flat_hash_set<uint64_t>& ids) {
+    return std::erase_if(sessions_, [&](const auto& kv) {
+      return ids.contains(kv.second.session_id);
+    });
+  }
+  bool Touch(int64_t site, uint64_t visitor, uint64_t prev, int64_t ts_ms) {
+    for (uint64_t id : {visitor, prev}) {
+      if (id == 0) continue;
+      if (State* s = Live(site, id, ts_ms)) {
+        s->live_ms = std::max(s->live_ms, ts_ms);
+        return true;
+      }
+    }
+    return false;
+  }
+  int64_t CountLive(int64_t site, int64_t since_ms) const {
+    std::set<uint64_t> visitors;
+    for (const auto& [key, s] : sessions_) {
+      if (s.site_id == site && s.live_ms >= since_ms) {
+        visitors.insert(s.visitor_id);
+      }
+    }
+    return static_cast<int64_t>(visitors.size());
+  }
+  size_t size() const { return sessions_.size(); }
+
+ private:
+  struct State {
+    uint64_t session_id = 0, visitor_id = 0;
+    int64_t site_id = 0, start_ms = 0, last_ms = 0, live_ms = 0;
+    int32_t pageviews = 0, events = 0, interactive_custom = 0;
+    std::string exit_page;
+    VisitAttrs visit;
+    std::set<std::string> pages, names;
+  };
+  // The sessionizer's key hash (session ids derive from it).
+  static uint64_t Key(int64_t site, uint64_t visitor) {
+    return HyperLogLog::HashKey(
+        visitor ^ (static_cast<uint64_t>(site) * 0x9E3779B97F4A7C15ULL));
+  }
+  static int Bounce(const State& s) {
+    return s.pageviews == 1 && s.interactive_custom == 0;
+  }
+  State* Live(int64_t site, uint64_t visitor, int64_t ts_ms) {
+    auto it = sessions_.find({site, visitor});
+    if (it == sessions_.end() || ts_ms - it->second.last_ms > timeout_ms_) {
+      return nullptr;
+    }
+    return &it->second;
+  }
+  static void Stamp(const State& s, Event* e) {
+    e->session_id = s.session_id;
+    e->session_start_ms = s.start_ms;
+    e->s_pageviews = s.pageviews;
+    e->s_events = s.events;
+    e->s_bounce = Bounce(s);
+    e->s_duration_ms = s.last_ms - s.start_ms;
+    e->s_exit_page = s.exit_page;
+  }
+
+  const int64_t timeout_ms_;
+  int64_t watermark_ = 0;
+  int64_t assigns_ = 0;
+  std::map<std::pair<int64_t, uint64_t>, State> sessions_;
+};
+
+// The first field where two stamped events differ ("" if none).
+std::string StampDiff(const Event& a, const Event& b) {
+  if (a.visitor_id != b.visitor_id) return "visitor_id";
+  if (a.session_id != b.session_id) return "session_id";
+  if (a.session_start_ms != b.session_start_ms) return "session_start_ms";
+  for (size_t i = 0; i < std::size(kVisitFields); ++i) {
+    if (a.visit.*kVisitFields[i] != b.visit.*kVisitFields[i]) {
+      return "visit field " + std::to_string(i);
+    }
+  }
+  if (a.first_in_session != b.first_in_session) return "first_in_session";
+  if (a.first_page != b.first_page) return "first_page";
+  if (a.first_name != b.first_name) return "first_name";
+  if (a.s_pageviews != b.s_pageviews) return "s_pageviews";
+  if (a.s_events != b.s_events) return "s_events";
+  if (a.s_bounce != b.s_bounce) return "s_bounce";
+  if (a.s_duration_ms != b.s_duration_ms) return "s_duration_ms";
+  if (a.s_exit_page != b.s_exit_page) return "s_exit_page";
+  if (a.d_bounce != b.d_bounce) return "d_bounce";
+  if (a.d_duration_ms != b.d_duration_ms) return "d_duration_ms";
+  if (a.name != b.name || a.page != b.page || a.ts_ms != b.ts_ms ||
+      a.site_id != b.site_id) {
+    return "input fields";
+  }
+  return "";
+}
+
+// Random traffic through the Sessionizer and the reference: every stamped
+// field of every event, and Sweep, Forget, Touch, CountLive, size and
+// Restore (into a restarted pair) must agree. The traffic covers what the
+// compact local state special-cases: visits and exit pages too long for
+// the inline buffer (and fields of 255+ bytes), names close to "pageview"
+// and "engagement", revisited entry pages, long sessions (seen hashes
+// spilling), previous-day ids (equal to today's or not), late events
+// (older than the watermark, also across the periodic sweep) and timeouts.
+TEST(SessionizerTest, RandomTrafficStampsLikeAReference) {
+  constexpr int64_t kTimeoutMs = 30 * 60 * 1000;
+  auto got = std::make_unique<Sessionizer>(absl::Milliseconds(kTimeoutMs));
+  auto want = std::make_unique<ReferenceSessionizer>(kTimeoutMs);
+  std::mt19937_64 rng(11);
+  auto pick = [&](uint64_t n) { return rng() % n; };
+  auto text = [&](size_t n) {
+    std::string s(n, 'a');
+    for (char& c : s) c = static_cast<char>('a' + pick(3));
+    return s;
+  };
+  const std::vector<std::string> names = {
+      "pageview",   "pageview",   "pageview",  "pageview",
+      "engagement", "signup",     "",          "pageviex",
+      "Pageview",   "engagemenx", "pageviews", "engagements",
+      "download",   "pageview"};
+  std::vector<Event> recent;  // stamped events, for Forget and Restore
+  int64_t ts = 1'000'000'000;
+  int kept = 0, continued = 0, prev_continued = 0, late = 0, big_visits = 0;
+  for (int i = 0; i < 240'000; ++i) {
+    if (i == 160'000) {
+      // A restart: new instances, restored from the latest events.
+      got = std::make_unique<Sessionizer>(absl::Milliseconds(kTimeoutMs));
+      want = std::make_unique<ReferenceSessionizer>(kTimeoutMs);
+      std::map<uint64_t, const Event*> last;  // by session id
+      for (const Event& ev : recent) last[ev.session_id] = &ev;
+      for (const auto& [id, ev] : last) {
+        got->Restore(*ev);
+        want->Restore(*ev);
+      }
+      ASSERT_EQ(got->size(), want->size());
+    }
+    SCOPED_TRACE(i);
+    ts += static_cast<int64_t>(pick(4000));
+    if (pick(2000) == 0) ts += 2 * kTimeoutMs;  // everybody times out
+    Event e;
+    e.site_id = 1 + static_cast<int64_t>(pick(3));
+    e.ts_ms = ts;
+    if (pick(20) == 0) {  // late: before the watermark, maybe before a sweep
+      e.ts_ms -= static_cast<int64_t>(pick(2 * kTimeoutMs));
+      ++late;
+    }
+    e.name = names[pick(names.size())];
+    e.page = pick(50) == 0 ? "/" + text(40 + pick(300))
+                           : "/p" + std::to_string(pick(8));
+    e.visitor_id = 1 + pick(600);
+    uint64_t prev = 0;
+    const uint64_t r = pick(6);
+    if (r == 0) prev = e.visitor_id;                  // one salt for two days
+    if (r == 1) prev = 1 + (e.visitor_id + 7) % 600;  // yesterday's id
+    size_t total = 0;
+    const bool big = pick(30) == 0;
+    for (std::string VisitAttrs::*f : kVisitFields) {
+      // Values of one length differ in at most one byte (as "en-US" and
+      // "en-GB" do), so that comparing them must look at every byte.
+      const size_t n = big ? pick(300) : pick(pick(4) == 0 ? 20 : 6);
+      std::string v = std::string(300, 'v').substr(0, n);
+      if (n > 0 && pick(2) == 0) v[pick(n)] = 'w';
+      e.visit.*f = std::move(v);
+      total += (e.visit.*f).size();
+    }
+    if (total > 127) ++big_visits;
+    const bool interactive = pick(3) != 0;
+
+    Event w = e;
+    const bool kept_want = want->Assign(&w, prev, interactive);
+    ASSERT_EQ(got->Assign(&e, prev, interactive), kept_want);
+    if (!kept_want) continue;
+    const std::string diff = StampDiff(e, w);
+    ASSERT_EQ(diff, "") << "event " << i << " (" << e.name << " at " << e.ts_ms
+                        << ", site " << e.site_id << ")";
+    ++kept;
+    if (!e.first_in_session) ++continued;
+    if (e.visitor_id == prev && prev != 0 && r == 1) ++prev_continued;
+    recent.push_back(e);
+    if (recent.size() > 3000)
+      recent.erase(recent.begin(), recent.begin() + 1000);
+
+    switch (pick(400)) {
+      case 0:
+        ASSERT_EQ(got->Sweep(), want->Sweep());
+        break;
+      case 1: {
+        absl::flat_hash_set<uint64_t> ids;
+        for (int k = 0; k < 3; ++k) {
+          ids.insert(recent[pick(recent.size())].session_id);
+        }
+        ids.insert(12345);  // no such session
+        ASSERT_EQ(got->Forget(ids), want->Forget(ids));
+        break;
+      }
+      case 2: {
+        const int64_t site = 1 + static_cast<int64_t>(pick(3));
+        const uint64_t v = 1 + pick(600), p = pick(2) ? 0 : 1 + pick(600);
+        const int64_t at = ts - static_cast<int64_t>(pick(kTimeoutMs));
+        ASSERT_EQ(got->Touch(site, v, p, at), want->Touch(site, v, p, at));
+        break;
+      }
+      case 3:
+        for (int64_t site = 1; site <= 3; ++site) {
+          const int64_t since = ts - static_cast<int64_t>(pick(kTimeoutMs));
+          ASSERT_EQ(got->CountLive(site, since), want->CountLive(site, since));
+        }
+        ASSERT_EQ(got->size(), want->size());
+        break;
+      case 4: {  // Restore over a session that may be live
+        const Event& last = recent[pick(recent.size())];
+        got->Restore(last);
+        want->Restore(last);
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(got->size(), want->size());
+  // The traffic reached the cases it is meant to.
+  EXPECT_GT(continued, 20'000);
+  EXPECT_GT(prev_continued, 1'000);
+  EXPECT_GT(late, 10'000);
+  EXPECT_GT(big_visits, 5'000);
+  EXPECT_GT(kept, 200'000);
 }
 
 // ---- Shared state (through a Coordinator; the local one here) ----
