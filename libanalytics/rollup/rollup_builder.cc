@@ -542,6 +542,7 @@ void RollupBuilder::DrainVisitors() {
   // Counting sort of the log by cell, then one AddMany per cell: the sketch
   // depends only on the set of hashes added, not on their order or batching.
   // A tuple cell's visitors go to each of its dimensions' cells.
+  const uint32_t gen = ++drain_gen_;
   const size_t n = cells_.size();
   drain_end_.assign(n + 1, 0);
   uint32_t* end = drain_end_.data();
@@ -554,7 +555,10 @@ void RollupBuilder::DrainVisitors() {
   for (uint32_t t : tuple_log_cells_) ++end[t + 1];
   drain_tuples_.clear();
   drain_tuple_at_.resize(n);  // (read only at the tuple cells set below)
+  drain_feed_end_.assign(n + 1, 0);
+  uint32_t* feed_end = drain_feed_end_.data();
   uint32_t run = 0;
+  size_t feeds = 0;
   for (uint32_t t : tuple_cells_) {
     const uint32_t k = end[t + 1];
     if (k == 0) continue;
@@ -565,7 +569,53 @@ void RollupBuilder::DrainVisitors() {
     const CellInfo& c = cell_info_[t];
     const uint32_t* targets = tuple_targets_.data() + c.targets;
     const size_t count = groups_[c.dim - tuple_dims_begin_].count;
-    for (size_t j = 0; j < count; ++j) end[targets[j] + 1] += k;
+    for (size_t j = 0; j < count; ++j) {
+      end[targets[j] + 1] += k;
+      ++feed_end[targets[j] + 1];
+    }
+    feeds += count;
+  }
+  // Each cell's feeders (drain_tuples_ indexes, ascending), then the cells
+  // that are fed by the same feeders as an earlier one, only by them, and
+  // have no sketch yet: their sketch will be a copy of that cell's, so they
+  // take no hashes (end[] counts none for them).
+  drain_copies_.clear();
+  if (feeds != 0) {
+    for (size_t i = 1; i <= n; ++i) feed_end[i] += feed_end[i - 1];
+    drain_feeders_.resize(feeds);
+    uint32_t* feeders = drain_feeders_.data();
+    drain_pos_.assign(feed_end, feed_end + n);
+    uint32_t* pos = drain_pos_.data();
+    for (uint32_t k = 0; k < drain_tuples_.size(); ++k) {
+      const CellInfo& c = cell_info_[drain_tuples_[k].cell];
+      const uint32_t* targets = tuple_targets_.data() + c.targets;
+      const size_t count = groups_[c.dim - tuple_dims_begin_].count;
+      for (size_t j = 0; j < count; ++j) feeders[pos[targets[j]]++] = k;
+    }
+    drain_share_.clear();
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t fb = feed_end[i], fe = feed_end[i + 1];
+      if (fb == fe || cell_info_[i].sketch != nullptr) continue;
+      // (A simple multiplicative hash of the feeders, and the precision.)
+      uint64_t h = cell_info_[i].dim == 0 ? 1 : 2;
+      uint64_t hashes = 0;
+      for (uint32_t f = fb; f < fe; ++f) {
+        hashes += drain_tuples_[feeders[f]].count;
+        h = (h ^ feeders[f]) * 0x9E3779B97F4A7C15ull;
+      }
+      if (hashes != end[i + 1]) continue;  // also logged directly
+      auto [it, inserted] = drain_share_.try_emplace(h, i);
+      if (inserted) continue;
+      const uint32_t first = it->second;
+      const CellInfo& o = cell_info_[first];
+      if ((o.dim == 0) != (cell_info_[i].dim == 0) ||
+          feed_end[first + 1] - feed_end[first] != fe - fb ||
+          !std::equal(feeders + fb, feeders + fe, feeders + feed_end[first])) {
+        continue;  // a hash collision: built on its own
+      }
+      drain_copies_.emplace_back(i, first);
+      end[i + 1] = 0;
+    }
   }
   for (size_t i = 1; i <= n; ++i) end[i] += end[i - 1];
   if (drain_sorted_size_ < end[n]) {  // uninitialized: every slot is written
@@ -592,15 +642,19 @@ void RollupBuilder::DrainVisitors() {
       const size_t count = groups_[c.dim - tuple_dims_begin_].count;
       const uint64_t* from = th + t.begin;
       for (size_t j = 0; j < count; ++j) {
-        uint64_t* to = sorted + pos[targets[j]];
+        const uint32_t to_cell = targets[j];
+        if (end[to_cell] == end[to_cell + 1]) continue;  // a copy's
+        uint64_t* to = sorted + pos[to_cell];
         for (uint32_t i = 0; i < t.count; ++i) to[i] = from[i];
-        pos[targets[j]] += t.count;
+        pos[to_cell] += t.count;
       }
     }
   }
   for (size_t i = 0; i < n; ++i) {
     if (end[i] == end[i + 1]) continue;
     CellInfo& c = cell_info_[i];
+    c.changed = gen;
+    c.copy_of = kNoCell;
     const absl::Span<uint64_t> hashes =
         absl::MakeSpan(sorted + end[i], end[i + 1] - end[i]);
     if (c.sketch == nullptr) c.sketch = NewSketch(c.dim);
@@ -616,6 +670,12 @@ void RollupBuilder::DrainVisitors() {
       c.sketch = std::move(dense);
     }
     c.sketch->AddMany(hashes);
+  }
+  for (const auto& [copy, from] : drain_copies_) {
+    CellInfo& c = cell_info_[copy];
+    c.sketch = std::make_unique<HyperLogLog>(*cell_info_[from].sketch);
+    c.changed = gen;
+    c.copy_of = from;
   }
   log_cells_.clear();
   log_hashes_.clear();
@@ -892,7 +952,15 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     DayCell& d = days[it->second];
     d.m += r.m;
     if (++d.hours == 1) d.hour_row = rows.size() - 1;
-    if (c.sketch) day_sketches.emplace_back(it->second, c.sketch.get());
+    if (c.sketch) {
+      // A copy's day merges the sketch it was copied from (so that two days
+      // with the same sketches are seen as such below).
+      const HyperLogLog* sketch = c.sketch.get();
+      if (c.copy_of != kNoCell && cell_info_[c.copy_of].changed == c.changed) {
+        sketch = cell_info_[c.copy_of].sketch.get();
+      }
+      day_sketches.emplace_back(it->second, sketch);
+    }
   }
   // Each day's hour sketches together (a counting sort by day cell).
   std::vector<uint32_t> day_first(days.size() + 1, 0);
@@ -903,6 +971,9 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     std::vector<uint32_t> pos(day_first.begin(), day_first.end() - 1);
     for (const auto& [day, sketch] : day_sketches) by_day[pos[day]++] = sketch;
   }
+  // Days whose hours have the same sketches (copies: see DrainVisitors) get
+  // the same union: (hash of the sketches -> the first such day's row).
+  absl::flat_hash_map<uint64_t, std::pair<uint32_t, size_t>> day_union;
   for (size_t i = 0; i < days.size(); ++i) {
     const DayKey& k = day_keys[i];
     RollupRow& r = rows.emplace_back();
@@ -922,6 +993,21 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
     } else if (merge.size() == 1) {
       merge[0]->SerializeTo(&r.visitors);
     } else {
+      uint64_t h = 0;
+      for (const HyperLogLog* s : merge) {
+        h = (h ^ reinterpret_cast<uintptr_t>(s)) * 0x9E3779B97F4A7C15ull;
+      }
+      auto [it, inserted] =
+          day_union.try_emplace(h, static_cast<uint32_t>(i), rows.size() - 1);
+      if (!inserted) {
+        const uint32_t o = it->second.first;
+        if (std::equal(merge.begin(), merge.end(),
+                       by_day.begin() + day_first[o],
+                       by_day.begin() + day_first[o + 1])) {
+          r.visitors = rows[it->second.second].visitors;
+          continue;
+        }
+      }
       // The union of the hour sketches in one pass (see MergeMany).
       HyperLogLog day(merge[0]->precision());
       day.MergeMany(merge);
@@ -958,6 +1044,8 @@ void RollupBuilder::PutBack(const std::vector<RollupRow>& rows) {
     CellInfo& c = cell_info_[ci];
     if (c.sketch == nullptr) c.sketch = NewSketch(dim);
     (void)c.sketch->MergeSerialized(r.visitors);
+    c.changed = ++drain_gen_;  // (no longer a copy, nor copied)
+    c.copy_of = kNoCell;
   }
 }
 

@@ -130,8 +130,15 @@ class RollupBuilder {
     uint16_t dim = 0;
     // For a tuple cell: where its dimensions' cells start in tuple_targets_.
     uint32_t targets = kNoTargets;
+    // The drain (drain_gen_) that last changed `sketch`, and the cell whose
+    // sketch it was copied from in that drain (kNoCell: none). The two are
+    // equal while both cells' `changed` match (Take then merges the day
+    // cells of either from the same sketches).
+    uint32_t changed = 0;
+    uint32_t copy_of = kNoCell;
     std::unique_ptr<HyperLogLog> sketch;  // null: empty so far
   };
+  static constexpr uint32_t kNoCell = ~uint32_t{0};
   // Dimensions folded as one tuple: kRollupDims[first, first + count), all
   // session-constant, interned together as values of the hidden dimension
   // `dim`.
@@ -318,6 +325,17 @@ class RollupBuilder {
   std::vector<uint32_t> drain_tuple_at_ ABSL_GUARDED_BY(mu_);  // by cell
   std::vector<uint64_t> drain_tuple_hashes_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<uint64_t[]> drain_sorted_ ABSL_GUARDED_BY(mu_);
+  // Cells fed only by tuple cells get identical hash lists when the same
+  // tuple cells feed them (e.g. in a bucket, utm_campaign "" and utm_term
+  // "" of every visit without UTM fields): DrainVisitors finds such cells
+  // (their feeders: drain_tuples_ indexes, by cell from drain_feed_end_) and
+  // builds one sketch for each set, copied to the others.
+  std::vector<uint32_t> drain_feed_end_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> drain_feeders_ ABSL_GUARDED_BY(mu_);
+  // (feeder list hash -> first cell with it) and (copy, cell copied).
+  absl::flat_hash_map<uint64_t, uint32_t> drain_share_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<uint32_t, uint32_t>> drain_copies_ ABSL_GUARDED_BY(mu_);
+  uint32_t drain_gen_ ABSL_GUARDED_BY(mu_) = 0;
   size_t drain_sorted_size_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<TupleGroup> groups_ ABSL_GUARDED_BY(mu_);
   // Hidden dimensions (of tuples) are [tuple_dims_begin_, tuple_dims_end_).

@@ -798,6 +798,77 @@ TEST(RollupBuilderTest, NamesNearPageviewAndEngagementMatchTheReferenceFold) {
   ASSERT_TRUE(SameTake(b, ref, &taken));
 }
 
+// Dimension cells fed only by the same tuple cells (and no sketch yet) get
+// one sketch, built once and copied (DrainVisitors), and days whose hours
+// hold such copies one union (Take). Feeds that are identical (the UTM
+// fields of visits without them; device and screen, os and locale, which
+// follow the visitor together) or nearly so (one visit's tuple differs in
+// one field: one hash more or fewer), cells also fed per dimension, and
+// drains (Scan), Take and PutBack in between: the reference fold's rows.
+TEST(RollupBuilderTest, CellsFedByTheSameTuplesMatchTheReferenceFold) {
+  absl::TimeZone berlin;
+  ASSERT_TRUE(absl::LoadTimeZone("Europe/Berlin", &berlin));
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE(seed);
+    RollupBuilder b;
+    b.ForceTupleModeForTesting(true);
+    ReferenceFold ref;
+    b.SetSiteTimezone(1, berlin);
+    ref.SetSiteTimezone(1, berlin, true);
+    EventSource src(seed);
+    std::mt19937_64 rng(seed * 17);
+    const int64_t t0 = 1793491200000;
+    std::vector<RollupRow> taken;
+    for (int round = 0; round < 16; ++round) {
+      // Now and then per dimension, into the same cells.
+      b.ForceTupleModeForTesting(rng() % 4 != 0);
+      std::vector<Event> events;
+      const int n = 50 + static_cast<int>(rng() % 300);
+      for (int i = 0; i < n; ++i) {
+        Event e = src.Next(t0, 30 * 3600000LL, 80);
+        e.site_id = 1;
+        VisitAttrs& a = e.visit;
+        const bool news = e.visitor_id % 5 == 0;
+        a.utm_source = news ? "newsletter" : "";
+        a.utm_medium = news ? "email" : "";
+        a.utm_campaign = a.utm_term = a.utm_content = "";
+        a.screen = a.device;
+        switch (rng() % 48) {  // one field off
+          case 0:
+            a.utm_term = "t";
+            break;
+          case 1:
+            a.utm_content = "c";
+            break;
+          case 2:
+            a.utm_medium = news ? "" : "email";
+            break;
+          case 3:
+            a.screen = "Tablet";
+            break;
+        }
+        events.push_back(std::move(e));
+      }
+      b.Add(events);
+      ref.Add(events);
+      switch (rng() % 4) {
+        case 0:
+          ASSERT_TRUE(SameScan(b, ref, 1, RollupLevel::kHour, 0, 1LL << 40,
+                               RandomDims(rng)))
+              << "round " << round;
+          break;
+        case 1:
+          ASSERT_TRUE(SameTake(b, ref, &taken)) << "round " << round;
+          break;
+        case 2:
+          PutBackSome(b, ref, taken, rng);
+          break;
+      }
+    }
+    ASSERT_TRUE(SameTake(b, ref, &taken));
+  }
+}
+
 // The switch between tuples and per-dimension folding (decided per group
 // from the events per new tuple cell; see rollup_builder.h): traffic that
 // goes from a few repeated tuples to distinct ones (every event its own
