@@ -150,9 +150,16 @@ RollupBuilder::RollupBuilder() {
 RollupBuilder::~RollupBuilder() = default;
 
 uint16_t RollupBuilder::PropDim(std::string_view key) {
+  // By the key itself: building "event:props:<key>" for dim_index_ cost
+  // more than the look-up.
+  auto it = prop_dims_.find(AV(key));
+  if (it != prop_dims_.end()) [[likely]]
+    return it->second;
   lookup_scratch_.assign("event:props:");
   lookup_scratch_.append(key);
-  return DimOf(lookup_scratch_);
+  const uint16_t dim = DimOf(lookup_scratch_);
+  prop_dims_.emplace(key, dim);
+  return dim;
 }
 
 uint16_t RollupBuilder::DimOf(const std::string& name) {
@@ -169,11 +176,25 @@ uint16_t RollupBuilder::DimOf(const std::string& name) {
   return dim;
 }
 
-RollupBuilder::Bucket* RollupBuilder::BucketFor(int64_t site, uint8_t level,
-                                                int64_t bucket) {
+// (The last answer's check is inlined: most events fall in the previous
+// event's bucket.)
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline RollupBuilder::Bucket*
+RollupBuilder::BucketFor(int64_t site, uint8_t level, int64_t bucket) {
+  Bucket* b = last_hit_;
+  if (b != nullptr && b->bucket == bucket && b->site_id == site &&
+      b->level == level) [[likely]] {
+    return b;
+  }
+  return BucketForSlow(site, level, bucket);
+}
+
+RollupBuilder::Bucket* RollupBuilder::BucketForSlow(int64_t site,
+                                                    uint8_t level,
+                                                    int64_t bucket) {
   for (Bucket* b : last_bucket_) {
     if (b != nullptr && b->bucket == bucket && b->site_id == site &&
         b->level == level) {
+      last_hit_ = b;
       return b;
     }
   }
@@ -186,6 +207,7 @@ RollupBuilder::Bucket* RollupBuilder::BucketFor(int64_t site, uint8_t level,
   }
   last_bucket_[next_cache_slot_] = slot.get();
   next_cache_slot_ = (next_cache_slot_ + 1) % 4;
+  last_hit_ = slot.get();
   return slot.get();
 }
 
@@ -207,6 +229,48 @@ inline uint64_t Mix(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
 }
 }  // namespace
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool RollupBuilder::SessionSet::Insert(
+    const Bucket* b, uint64_t key) {
+  if (2 * (size_ + 1) > slots_.size()) [[unlikely]] {  // load factor <= 1/2
+    Grow();
+  }
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = Mix(key, reinterpret_cast<uintptr_t>(b)) & mask;;
+       i = (i + 1) & mask) {
+    Slot& s = slots_[i];
+    if (s.b == nullptr) {
+      s.key = key;
+      s.b = b;
+      ++size_;
+      return true;
+    }
+    if (s.key == key && s.b == b) return false;
+  }
+}
+
+void RollupBuilder::SessionSet::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(std::max<size_t>(64, 2 * old.size()), Slot());
+  const size_t mask = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.b == nullptr) continue;
+    size_t i = Mix(s.key, reinterpret_cast<uintptr_t>(s.b)) & mask;
+    while (slots_[i].b != nullptr) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+void RollupBuilder::SessionSet::Clear() {
+  // Keeps the capacity (the next checkpoint's sessions are about as many),
+  // unless it is far more than this one's took.
+  if (slots_.size() > 1024 && slots_.size() > 16 * size_) {
+    slots_ = std::vector<Slot>();
+  } else {
+    std::fill(slots_.begin(), slots_.end(), Slot());
+  }
+  size_ = 0;
+}
 
 // KeyOf, Find and Intern are inlined (a few times per event, where the calls
 // cost a third of the look-up).
@@ -748,7 +812,7 @@ void RollupBuilder::AddOne(const Event& e) {
   bool visitor_known[2] = {false, false};
   const uint64_t session_key = e.session_id ^ (vh * 0x9E3779B97F4A7C15ULL);
   for (int level = 0; level < levels && e.session_id != 0; ++level) {
-    visitor_known[level] = !be[level]->visitor_done.insert(session_key).second;
+    visitor_known[level] = !visitor_done_.Insert(be[level], session_key);
   }
   for (size_t i = 0; i < kFirstTupleDim; ++i) {
     const DimId d = kRollupDims[i];
@@ -935,8 +999,10 @@ std::vector<RollupRow> RollupBuilder::Take(int64_t* checkpoint_seq) {
   for (TupleGroup& g : groups_) g.sampled.clear();
   for (ValueTable& t : values_) t = ValueTable();
   total_entry_ = nullptr;
+  visitor_done_.Clear();  // (before the buckets it points to go)
   buckets_.clear();
   for (Bucket*& b : last_bucket_) b = nullptr;
+  last_hit_ = nullptr;
   pending_events_ = 0;
   *checkpoint_seq = last_seq_;
   return rows;
