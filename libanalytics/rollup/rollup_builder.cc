@@ -188,8 +188,7 @@ RollupBuilder::BucketFor(int64_t site, uint8_t level, int64_t bucket) {
   return BucketForSlow(site, level, bucket);
 }
 
-RollupBuilder::Bucket* RollupBuilder::BucketForSlow(int64_t site,
-                                                    uint8_t level,
+RollupBuilder::Bucket* RollupBuilder::BucketForSlow(int64_t site, uint8_t level,
                                                     int64_t bucket) {
   for (Bucket* b : last_bucket_) {
     if (b != nullptr && b->bucket == bucket && b->site_id == site &&
