@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 #include <tuple>
 #include <utility>
@@ -355,6 +356,31 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FieldWords(const char* p, size_t n,
 }
 }  // namespace
 
+namespace {
+// Whether the k words at a and at b (read on from b: a Tuple's w, then its
+// n) are equal: 16 bytes per compare, in GCC's portable vector extension
+// (plain loops did not vectorize, ~10 instructions per tuple field).
+template <size_t k>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool SameWords(const uint64_t* a,
+                                                   const uint64_t* b) {
+  typedef uint64_t V2 __attribute__((vector_size(16)));
+  V2 diff = {0, 0};
+  for (size_t i = 0; i + 2 <= k; i += 2) {
+    V2 x, y;
+    std::memcpy(&x, a + i, 16);
+    std::memcpy(&y, reinterpret_cast<const char*>(b) + 8 * i, 16);
+    diff |= x ^ y;
+  }
+  uint64_t rest = 0;
+  if constexpr (k % 2 == 1) {
+    uint64_t y;
+    std::memcpy(&y, reinterpret_cast<const char*>(b) + 8 * (k - 1), 8);
+    rest = a[k - 1] ^ y;
+  }
+  return ((diff[0] | diff[1]) | rest) == 0;
+}
+}  // namespace
+
 template <size_t n>
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline RollupBuilder::ValueTable::Key
 RollupBuilder::ValueTable::TupleKey(const std::string_view* f, uint64_t mask,
@@ -367,17 +393,20 @@ RollupBuilder::ValueTable::TupleKey(const std::string_view* f, uint64_t mask,
   // the words that it is compared by (MixField's, read once).
   t->f = f;
   t->has_long = false;
+  t->n[2 * (Tuple<n>::kWords - 2 * n) - 1] = 0;  // (the padding, if any)
   uint64_t h = 0x243F6A8885A308D3ULL ^ n;
   size_t size = 0;
+  // (Unrolled: the loop's overhead was a third of its cost.)
+#pragma GCC unroll 16
   for (size_t i = 0; i < n; ++i) {
     const size_t len = f[i].size();
-    FieldWords(f[i].data(), len, &t->a[i], &t->b[i]);
+    FieldWords(f[i].data(), len, &t->w[i], &t->w[n + i]);
     t->n[i] = static_cast<uint32_t>(len);
     if (len > 16) [[unlikely]] {
       t->has_long = true;
       h = MixField(h, f[i].data(), len);
     } else {
-      h = Mix(h ^ t->a[i], t->b[i] ^ (uint64_t{len} << 32 | 0x4F1BBCDDULL));
+      h = Mix(h ^ t->w[i], t->w[n + i] ^ (uint64_t{len} << 32 | 0x4F1BBCDDULL));
     }
     size += sizeof(uint32_t) + len;
   }
@@ -396,15 +425,12 @@ RollupBuilder::ValueTable::FindTuple(const Key& k, const Tuple<n>& t) {
     if (e.w0 != k.w0 || e.size != k.size) continue;
     // The words and sizes, without a branch per field; then the bytes of
     // the long fields (whose words are only their ends).
-    const uint64_t* w = tuple_words.data() + size_t{e.id} * Tuple<n>::kWords;
-    uint32_t sizes[n];
-    std::memcpy(sizes, w + 2 * n, sizeof(sizes));
-    uint64_t diff = 0;
-    for (size_t j = 0; j < n; ++j) {
-      diff |=
-          (w[2 * j] ^ t.a[j]) | (w[2 * j + 1] ^ t.b[j]) | (sizes[j] ^ t.n[j]);
+    static_assert(offsetof(Tuple<n>, n) ==
+                  offsetof(Tuple<n>, w) + 2 * n * sizeof(uint64_t));
+    if (!SameWords<Tuple<n>::kWords>(
+            tuple_words.data() + size_t{e.id} * Tuple<n>::kWords, t.w)) {
+      continue;
     }
-    if (diff != 0) continue;
     if (t.has_long) [[unlikely]] {
       const char* p = values[e.id].data();
       bool equal = true;
@@ -430,11 +456,8 @@ RollupBuilder::ValueTable::Entry* RollupBuilder::ValueTable::InsertTuple(
   const size_t at = tuple_words.size();
   tuple_words.resize(at + Tuple<n>::kWords, 0);
   uint64_t* w = tuple_words.data() + at;
-  for (size_t j = 0; j < n; ++j) {
-    w[2 * j] = t.a[j];
-    w[2 * j + 1] = t.b[j];
-  }
-  std::memcpy(w + 2 * n, t.n, sizeof(t.n));
+  std::memcpy(w, t.w, sizeof(t.w));
+  std::memcpy(w + 2 * n, t.n, sizeof(t.n));  // (with the padding)
   return e;
 }
 
@@ -725,6 +748,7 @@ template <size_t kFirst, size_t kCount>
 void RollupBuilder::FoldGroup(TupleGroup& g, const Event& e,
                               const EventBuckets& eb) {
   std::string_view f[kCount];
+#pragma GCC unroll 16
   for (size_t k = 0; k < kCount; ++k) {
     f[k] = e.visit.*kVisitFields[kFirst - kFirstVisitDim + k];
   }

@@ -199,12 +199,12 @@ class RollupBuilder {
     template <size_t N>
     struct Tuple {
       const std::string_view* f;
-      uint64_t a[N], b[N];  // the words of field i
-      uint32_t n[N];        // ... and its size
-      bool has_long;        // a field is longer than 16 bytes
-      // Stored per tuple in tuple_words: a[i], b[i] for each i, then the
-      // sizes, two per word.
+      // Stored per tuple in tuple_words: w and n, as they lie here (n
+      // padded with zeros to whole words), compared 16 bytes at a time.
       static constexpr size_t kWords = 2 * N + (N + 1) / 2;
+      uint64_t w[2 * N];  // the words of field i: w[i] and w[N + i]
+      uint32_t n[2 * (kWords - 2 * N)];  // ... and its size (then zeros)
+      bool has_long;                     // a field is longer than 16 bytes
     };
     // The tuple's fields, and its key (the fields' hash, and'ed with `mask`,
     // and encoded size).

@@ -820,6 +820,45 @@ TEST(RollupBuilderTest, TupleFieldsDifferingInOneByteMatchTheReferenceFold) {
   }
 }
 
+// Tuples whose fields' words are all equal (NUL bytes read as zeros) and
+// whose sizes add up to the same: only which field holds the NULs tells
+// them apart, so every field's size must be compared (the last fields' too).
+TEST(RollupBuilderTest, TupleFieldsDifferingOnlyInTheirSizesMatchTheReference) {
+  for (uint64_t mask : {~uint64_t{0}, uint64_t{0}}) {
+    SCOPED_TRACE(mask);
+    RollupBuilder b;
+    b.ForceTupleModeForTesting(true);
+    b.SetTupleHashMaskForTesting(mask);
+    ReferenceFold ref;
+    EventSource src(7);
+    std::mt19937_64 rng(13);
+    const int64_t t0 = 1793491200000;
+    std::vector<Event> events;
+    for (int i = 0; i < 2000; ++i) {
+      Event e = src.Next(t0, 3 * 3600000LL, 50);
+      e.site_id = 1;
+      // One or two NULs in one or two fields of each group, the others "".
+      for (size_t f = 1; f < std::size(kVisitFields); ++f) {
+        e.visit.*kVisitFields[f] = "";
+      }
+      for (size_t group_first : {size_t{1}, size_t{8}}) {
+        const size_t count = group_first == 1 ? 7 : 8;
+        e.visit.*kVisitFields[group_first + rng() % count] +=
+            std::string(1 + rng() % 2, '\0');
+        if (rng() % 2) {
+          e.visit.*kVisitFields[group_first + rng() % count] += '\0';
+        }
+      }
+      events.push_back(std::move(e));
+    }
+    b.Add(events);
+    ref.Add(events);
+    std::vector<RollupRow> taken;
+    ASSERT_TRUE(SameTake(b, ref, &taken));
+    EXPECT_EQ(b.direct_folds_for_testing(), 0);
+  }
+}
+
 // Only "pageview" counts pageviews and only "engagement" is left out (the
 // builder compares the names as words): names that differ from them in one
 // byte, or in their size, must give the reference fold's rows.
