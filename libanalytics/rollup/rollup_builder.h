@@ -164,10 +164,6 @@ class RollupBuilder {
     uint8_t level = 0;
     int64_t bucket = 0;
     absl::flat_hash_map<uint64_t, uint32_t> cells;  // -> index in cells_
-    // Sessions (session id mixed with visitor hash) whose visitor is already
-    // in this bucket's cells of the session-constant dimensions (total and
-    // visit:*): later events of the session skip those sketch inserts.
-    absl::flat_hash_set<uint64_t> visitor_done;
     // Set by Take: whether day cells derive from this hour bucket, and its
     // local day.
     bool derive = false;
@@ -210,12 +206,12 @@ class RollupBuilder {
     template <size_t N>
     struct Tuple {
       const std::string_view* f;
-      uint64_t a[N], b[N];  // the words of field i
-      uint32_t n[N];        // ... and its size
-      bool has_long;        // a field is longer than 16 bytes
-      // Stored per tuple in tuple_words: a[i], b[i] for each i, then the
-      // sizes, two per word.
+      // Stored per tuple in tuple_words: w and n, as they lie here (n
+      // padded with zeros to whole words), compared 16 bytes at a time.
       static constexpr size_t kWords = 2 * N + (N + 1) / 2;
+      uint64_t w[2 * N];  // the words of field i: w[i] and w[N + i]
+      uint32_t n[2 * (kWords - 2 * N)];  // ... and its size (then zeros)
+      bool has_long;                     // a field is longer than 16 bytes
     };
     // The tuple's fields, and its key (the fields' hash, and'ed with `mask`,
     // and encoded size).
@@ -225,6 +221,30 @@ class RollupBuilder {
     Entry* FindTuple(const Key& k, const Tuple<N>& t);
     template <size_t N>
     Entry* InsertTuple(const Key& k, const Tuple<N>& t);
+  };
+  // The (bucket, session key) pairs of sessions (session id mixed with
+  // visitor hash) whose visitor is already in the bucket's cells of the
+  // session-constant dimensions (total and visit:*): later events of the
+  // session there skip those sketch inserts. Cleared by Take.
+  //
+  // Hand-written (open addressing, linear probing) instead of an
+  // absl::flat_hash_set per bucket: each hour's set grew from empty, and its
+  // insert (with prepare_insert and resize) cost ~117 instructions per event;
+  // this one is shared by the buckets and keeps its capacity across Takes.
+  class SessionSet {
+   public:
+    // Adds (b, key); true when it was not there.
+    bool Insert(const Bucket* b, uint64_t key);
+    void Clear();
+
+   private:
+    struct Slot {
+      uint64_t key = 0;
+      const Bucket* b = nullptr;  // null: empty
+    };
+    void Grow();
+    std::vector<Slot> slots_;  // size a power of two (or 0)
+    size_t size_ = 0;
   };
   struct BucketKey {
     int64_t site_id;
@@ -245,6 +265,9 @@ class RollupBuilder {
   };
 
   Bucket* BucketFor(int64_t site, uint8_t level, int64_t bucket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // BucketFor when the bucket is not last_hit_ (out of line).
+  Bucket* BucketForSlow(int64_t site, uint8_t level, int64_t bucket)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The value's entry in values_[dim] (valid until the next Intern).
   ValueTable::Entry& Intern(uint16_t dim, std::string_view value)
@@ -300,7 +323,9 @@ class RollupBuilder {
   absl::flat_hash_map<BucketKey, std::unique_ptr<Bucket>> buckets_
       ABSL_GUARDED_BY(mu_);
   Bucket* last_bucket_[4] ABSL_GUARDED_BY(mu_) = {};  // small lookup cache
+  SessionSet visitor_done_ ABSL_GUARDED_BY(mu_);
   int next_cache_slot_ ABSL_GUARDED_BY(mu_) = 0;
+  Bucket* last_hit_ ABSL_GUARDED_BY(mu_) = nullptr;  // BucketFor's last answer
   // Every pending cell, in creation order; cleared by Take.
   std::vector<CellStats> cells_ ABSL_GUARDED_BY(mu_);
   std::vector<CellInfo> cell_info_ ABSL_GUARDED_BY(mu_);  // by cell index
@@ -360,6 +385,8 @@ class RollupBuilder {
   ValueTable::Entry* total_entry_ ABSL_GUARDED_BY(mu_) = nullptr;
   int64_t pending_events_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // PropDim's answers by prop key (dimensions are never renumbered).
+  absl::flat_hash_map<std::string, uint16_t> prop_dims_ ABSL_GUARDED_BY(mu_);
   std::string lookup_scratch_ ABSL_GUARDED_BY(mu_);
 };
 

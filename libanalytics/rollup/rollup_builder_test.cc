@@ -572,6 +572,52 @@ TEST(RollupBuilderTest, MatchesTheReferenceFold) {
   }
 }
 
+// Thousands of sessions, each with events in several hours (and, in a
+// half-hour zone, days), interleaved, continuing across Takes: which
+// (bucket, session) pairs already hold their visitor (a set that grows many
+// times and is cleared by Take) must never answer for another bucket or an
+// earlier Take's (each round folds the same hours again). Props with several
+// keys, some of them prefixes of others.
+TEST(RollupBuilderTest, SessionsAcrossBucketsMatchTheReferenceFold) {
+  absl::TimeZone kolkata;
+  ASSERT_TRUE(absl::LoadTimeZone("Asia/Kolkata", &kolkata));
+  RollupBuilder b;
+  ReferenceFold ref;
+  b.SetSiteTimezone(2, kolkata);
+  ref.SetSiteTimezone(2, kolkata, false);
+  std::mt19937_64 rng(11);
+  const int64_t t0 = kT / 3600000 * 3600000;
+  const char* const keys[] = {"k", "k1", "k12", "plan", ""};
+  std::vector<RollupRow> taken;
+  int64_t seq = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int hour = 0; hour < 6; ++hour) {
+      std::vector<Event> events;
+      for (int s = 0; s < 3000; ++s) {
+        if (rng() % 4 == 0) continue;  // not every session in every hour
+        Event e =
+            Ev(t0 + hour * 3600000LL + static_cast<int64_t>(rng() % 3600000),
+               t0 + static_cast<int64_t>(s) * 1000);
+        e.seq = ++seq;
+        e.site_id = 1 + s % 2;
+        e.visitor_id = 1000 + s;
+        e.session_id = s % 50 == 0 ? 0 : 9000 + s;
+        e.page = absl::StrCat("/p", rng() % 5);
+        if (rng() % 3 == 0) {
+          e.props = {{keys[rng() % 5], absl::StrCat("v", rng() % 3)}};
+        }
+        events.push_back(std::move(e));
+      }
+      // Events of a session in this hour: twice, one after the other.
+      std::vector<Event> twice = events;
+      twice.insert(twice.end(), events.begin(), events.begin() + 500);
+      b.Add(twice);
+      ref.Add(twice);
+    }
+    ASSERT_TRUE(SameTake(b, ref, &taken)) << "round " << round;
+  }
+}
+
 // Cells with thousands of visitors (sparse and dense sketches, and the
 // switch between them), and more logged visitors than the builder keeps
 // before adding them to the sketches (its log is drained mid-period).
@@ -770,6 +816,45 @@ TEST(RollupBuilderTest, TupleFieldsDifferingInOneByteMatchTheReferenceFold) {
         ASSERT_TRUE(SameTake(b, ref, &taken)) << "round " << round;
       }
     }
+    EXPECT_EQ(b.direct_folds_for_testing(), 0);
+  }
+}
+
+// Tuples whose fields' words are all equal (NUL bytes read as zeros) and
+// whose sizes add up to the same: only which field holds the NULs tells
+// them apart, so every field's size must be compared (the last fields' too).
+TEST(RollupBuilderTest, TupleFieldsDifferingOnlyInTheirSizesMatchTheReference) {
+  for (uint64_t mask : {~uint64_t{0}, uint64_t{0}}) {
+    SCOPED_TRACE(mask);
+    RollupBuilder b;
+    b.ForceTupleModeForTesting(true);
+    b.SetTupleHashMaskForTesting(mask);
+    ReferenceFold ref;
+    EventSource src(7);
+    std::mt19937_64 rng(13);
+    const int64_t t0 = 1793491200000;
+    std::vector<Event> events;
+    for (int i = 0; i < 2000; ++i) {
+      Event e = src.Next(t0, 3 * 3600000LL, 50);
+      e.site_id = 1;
+      // One or two NULs in one or two fields of each group, the others "".
+      for (size_t f = 1; f < std::size(kVisitFields); ++f) {
+        e.visit.*kVisitFields[f] = "";
+      }
+      for (size_t group_first : {size_t{1}, size_t{8}}) {
+        const size_t count = group_first == 1 ? 7 : 8;
+        e.visit.*kVisitFields[group_first + rng() % count] +=
+            std::string(1 + rng() % 2, '\0');
+        if (rng() % 2) {
+          e.visit.*kVisitFields[group_first + rng() % count] += '\0';
+        }
+      }
+      events.push_back(std::move(e));
+    }
+    b.Add(events);
+    ref.Add(events);
+    std::vector<RollupRow> taken;
+    ASSERT_TRUE(SameTake(b, ref, &taken));
     EXPECT_EQ(b.direct_folds_for_testing(), 0);
   }
 }
