@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "libanalytics/core/short_bytes.h"
 
 namespace analytics::enrich_internal {
 
@@ -58,26 +59,7 @@ inline void AssignShort(std::string* out, const S& s) {
     *out = s;
     return;
   }
-  char* d = out->data();
-  const char* p = s.data();
-  if (n >= 8) {
-    uint64_t a, b;
-    std::memcpy(&a, p, 8);
-    std::memcpy(&b, p + n - 8, 8);
-    std::memcpy(d, &a, 8);
-    std::memcpy(d + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, p, 4);
-    std::memcpy(&b, p + n - 4, 4);
-    std::memcpy(d, &a, 4);
-    std::memcpy(d + n - 4, &b, 4);
-  } else if (n > 0) {
-    const char a = p[0], b = p[n / 2], c = p[n - 1];
-    d[0] = a;
-    d[n / 2] = b;
-    d[n - 1] = c;
-  }
+  CopyShortBytes(out->data(), s.data(), n);
 }
 
 // a == b for two strings of n bytes, without a memcmp call for n >= 8 (a

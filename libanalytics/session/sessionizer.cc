@@ -14,6 +14,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "libanalytics/core/short_bytes.h"
 #include "libanalytics/core/visit_fields.h"
 #include "libanalytics/sketch/hll.h"
 
@@ -53,32 +54,7 @@ inline bool IsEngagement(const Event& e) {
          std::memcmp(e.name.data(), "engagement", 10) == 0;
 }
 
-// memcpy for the short strings of a visit (most under 16 bytes, many empty),
-// inline: two overlapping fixed-size moves instead of a libc call each.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CopyShort(char* dst, const char* src,
-                                                   size_t n) {
-  if (n > 16) {
-    std::memcpy(dst, src, n);
-  } else if (n >= 8) {
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + n - 4, &b, 4);
-  } else if (n > 0) {
-    dst[0] = src[0];
-    dst[n / 2] = src[n / 2];
-    dst[n - 1] = src[n - 1];
-  }
-}
-
-// a == string_view(b, n), inline for short strings like CopyShort.
+// a == string_view(b, n), inline for short strings like CopyShortBytes.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool EqualShort(const std::string& a,
                                                     const char* b, size_t n) {
   if (a.size() != n) return false;
@@ -140,7 +116,7 @@ void Sessionizer::PackedVisit::Set(const VisitAttrs& v) {
       v, [&](const std::string& f, size_t i) ABSL_ATTRIBUTE_ALWAYS_INLINE {
         const size_t n = f.size();
         len_[i] = static_cast<uint8_t>(n);
-        CopyShort(out, f.data(), n);
+        CopyShortBytes(out, f.data(), n);
         out += n;
       });
   len_[kFields - 1] = 0;
@@ -163,7 +139,7 @@ void Sessionizer::PackedVisit::SetExit(std::string_view page) {
     for (size_t i = 0; i < kVisitFieldCount; ++i) off += len_[i];
     if (off + page.size() <= kInlineChars) {
       len_[kFields - 1] = static_cast<uint8_t>(page.size());
-      CopyShort(chars_ + off, page.data(), page.size());
+      CopyShortBytes(chars_ + off, page.data(), page.size());
       return;
     }
     auto big = std::make_unique<Big>();
