@@ -690,7 +690,7 @@ void RollupBuilder::DrainVisitors() {
         h = (h ^ feeders[f]) * 0x9E3779B97F4A7C15ull;
       }
       if (hashes != end[i + 1]) continue;  // also logged directly
-      auto [it, inserted] = drain_share_.try_emplace(h, i);
+      auto [it, inserted] = drain_share_.try_emplace(h & share_hash_mask_, i);
       if (inserted) continue;
       const uint32_t first = it->second;
       const CellInfo& o = cell_info_[first];
@@ -1207,6 +1207,11 @@ void RollupBuilder::SetTupleWindowForTesting(uint32_t events) {
 void RollupBuilder::SetTupleHashMaskForTesting(uint64_t mask) {
   absl::MutexLock l(&mu_);
   tuple_hash_mask_ = mask;
+}
+
+void RollupBuilder::SetShareHashMaskForTesting(uint64_t mask) {
+  absl::MutexLock l(&mu_);
+  share_hash_mask_ = mask;
 }
 
 void RollupBuilder::ForceTupleModeForTesting(bool tuples) {

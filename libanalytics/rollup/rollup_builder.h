@@ -107,6 +107,10 @@ class RollupBuilder {
   // For tests: and's every tuple hash with `mask` (0: all tuples collide, so
   // that look-ups tell tuples apart by their fields alone).
   void SetTupleHashMaskForTesting(uint64_t mask);
+  // For tests: and's the hash of each cell's feeding tuple cells (drains
+  // share the sketch of identically fed cells) with `mask` (0: every
+  // candidate is compared with the first one, feeder by feeder).
+  void SetShareHashMaskForTesting(uint64_t mask);
   // For benchmarks: folds the tuple groups always as tuples, or never.
   void ForceTupleModeForTesting(bool tuples);
   int64_t tuple_folds_for_testing() const;
@@ -371,6 +375,7 @@ class RollupBuilder {
   std::vector<uint32_t> tuple_targets_ ABSL_GUARDED_BY(mu_);
   uint32_t tuple_window_ ABSL_GUARDED_BY(mu_) = 4096;
   uint64_t tuple_hash_mask_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};
+  uint64_t share_hash_mask_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};
   int64_t tuple_folds_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t direct_folds_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<ValueTable> values_ ABSL_GUARDED_BY(mu_);  // by dim
