@@ -112,22 +112,6 @@ std::string LookupString(MMDB_entry_s* entry, const char* const* path) {
 
 namespace enrich_internal {
 
-inline size_t TzTable::Hash(std::string_view s) {
-  uint64_t h = s.size() * 0x9E3779B97F4A7C15ULL;
-  if (s.size() >= 8) {
-    uint64_t a, b;
-    std::memcpy(&a, s.data(), 8);
-    std::memcpy(&b, s.data() + s.size() - 8, 8);
-    h ^= a + b * 0xC2B2AE3D27D4EB4FULL;
-  } else {
-    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001B3ULL;
-  }
-  h ^= h >> 29;
-  h *= 0xBF58476D1CE4E5B9ULL;
-  h ^= h >> 32;
-  return static_cast<size_t>(h);
-}
-
 void TzTable::Build(const TzMap& map) {
   size_t n = 16;
   while (n < 2 * map.size()) n *= 2;
@@ -136,7 +120,7 @@ void TzTable::Build(const TzMap& map) {
   for (const auto& [zone, code] : map) {
     // Every code in the map is two letters (CountryCode); keep to that.
     if (zone.empty() || code.size() != 2) continue;
-    size_t i = Hash(zone) & mask_;
+    size_t i = FastHash(zone) & mask_;
     while (!slots_[i].zone.empty()) i = (i + 1) & mask_;
     slots_[i].zone = zone;
     std::memcpy(slots_[i].code, code.data(), 2);
@@ -145,7 +129,7 @@ void TzTable::Build(const TzMap& map) {
 
 const char* TzTable::Find(std::string_view tz) const {
   if (slots_.empty()) return nullptr;
-  for (size_t i = Hash(tz) & mask_;; i = (i + 1) & mask_) {
+  for (size_t i = FastHash(tz) & mask_;; i = (i + 1) & mask_) {
     const Slot& slot = slots_[i];
     if (slot.zone.empty()) return nullptr;
     if (slot.zone.size() == tz.size() &&

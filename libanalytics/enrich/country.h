@@ -37,8 +37,7 @@ struct TzEq {
 using TzMap = absl::flat_hash_map<std::string, std::string, TzHash, TzEq>;
 
 // The time zone table again, for Resolve's lookup per event: open addressing
-// over a power-of-two array with a hash of the length and two words (a zone
-// name is told apart by its length, start and end) and the country code in
+// over a power-of-two array (FastHash of the name) with the country code in
 // the slot (written over a two-letter string in place). Hand-written: the
 // flat_hash_map lookup (FastHash over the whole name, a group probe, a
 // memcmp call, a string copy) was ~170 instructions per event.
@@ -53,7 +52,6 @@ class TzTable {
     std::string zone;  // "" = empty slot
     char code[2];
   };
-  static size_t Hash(std::string_view s);
   std::vector<Slot> slots_;
   size_t mask_ = 0;
 };

@@ -856,20 +856,8 @@ void RollupBuilder::FoldGroup(TupleGroup& g, const Event& e,
   }
 }
 
-namespace {
-// Event::is_pageview() and is_engagement() as a size and word compare:
-// their std::string == const char* compare called memcmp, twice per event.
-inline bool IsPageview(const std::string& name) {
-  return name.size() == 8 && Load64(name.data()) == Load64("pageview");
-}
-inline bool IsEngagement(const std::string& name) {
-  return name.size() == 10 && Load64(name.data()) == Load64("engageme") &&
-         Load64(name.data() + 2) == Load64("gagement");
-}
-}  // namespace
-
 void RollupBuilder::AddOne(const Event& e) {
-  if (IsEngagement(e.name)) {  // feeds only raw-event metrics
+  if (e.is_engagement()) {  // feeds only raw-event metrics
     last_seq_ = std::max(last_seq_, e.seq);
     return;
   }
@@ -878,7 +866,7 @@ void RollupBuilder::AddOne(const Event& e) {
   const uint64_t vh = HyperLogLog::HashKey(e.visitor_id);
   // Whole-hour zones derive day cells from hour cells (see the header).
   const int levels = ZoneOf(e.site_id).derive_days ? 1 : 2;
-  const int64_t pv = IsPageview(e.name) ? 1 : 0;
+  const int64_t pv = e.is_pageview() ? 1 : 0;
 
   Bucket* be[2] = {BucketFor(e.site_id, kHour, hour_e), nullptr};
   Bucket* bs[2] = {

@@ -23,35 +23,14 @@ namespace analytics {
 Sessionizer::Sessionizer(absl::Duration timeout, Coordinator* shared)
     : timeout_ms_(absl::ToInt64Milliseconds(timeout)), shared_(shared) {}
 
-namespace {
-// HyperLogLog::HashKey (splitmix64), inline: Key() and the session ids
-// (stored, so this must not change) hash with it on every event. The
-// differential test computes session ids with HashKey itself.
-inline uint64_t SplitMix64(uint64_t key) {
-  uint64_t z = key + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-}  // namespace
-
 uint64_t Sessionizer::Key(int64_t site_id, uint64_t visitor_id) {
-  return SplitMix64(visitor_id ^
-                    (static_cast<uint64_t>(site_id) * 0x9E3779B97F4A7C15ULL));
+  return HyperLogLog::HashKey(
+      visitor_id ^ (static_cast<uint64_t>(site_id) * 0x9E3779B97F4A7C15ULL));
 }
 
 namespace {
 uint64_t SeenHash(char kind, std::string_view s) {
   return absl::HashOf(kind, s);
-}
-
-// Event::is_pageview() and is_engagement(), inline (those call memcmp).
-inline bool IsPageview(const Event& e) {
-  return e.name.size() == 8 && std::memcmp(e.name.data(), "pageview", 8) == 0;
-}
-inline bool IsEngagement(const Event& e) {
-  return e.name.size() == 10 &&
-         std::memcmp(e.name.data(), "engagement", 10) == 0;
 }
 
 // a == string_view(b, n), inline for short strings like CopyShortBytes.
@@ -221,7 +200,7 @@ bool Sessionizer::Assign(Event* e, uint64_t prev_visitor_id, bool interactive) {
   // A previous-day id equal to today's (one salt for both days) is the same
   // key: nothing more to look up.
   if (prev_visitor_id == e->visitor_id) prev_visitor_id = 0;
-  const bool engagement = IsEngagement(*e);
+  const bool engagement = e->is_engagement();
 
   uint64_t key = Key(e->site_id, e->visitor_id);
   Shard* shard = &ShardFor(key);
@@ -292,8 +271,8 @@ void Sessionizer::StartLocal(LocalState* s, uint64_t key, Event* e,
                              bool interactive) {
   // A map slot is 4 cache lines.
   static_assert(sizeof(std::pair<const uint64_t, LocalState>) == 256);
-  const bool pageview = IsPageview(*e);
-  s->session_id = SplitMix64(key ^ static_cast<uint64_t>(e->ts_ms));
+  const bool pageview = e->is_pageview();
+  s->session_id = HyperLogLog::HashKey(key ^ static_cast<uint64_t>(e->ts_ms));
   s->visitor_id = e->visitor_id;
   s->start_ms = e->ts_ms;
   s->last_ms = e->ts_ms;
@@ -338,7 +317,7 @@ void Sessionizer::ApplyLocal(LocalState* s, Event* e, bool interactive) {
   const int64_t prev_duration = s->last_ms - s->start_ms;
   e->first_in_session = false;
   s->visit.CopyTo(&e->visit);
-  const bool pageview = IsPageview(*e);
+  const bool pageview = e->is_pageview();
   s->events++;
   if (pageview) {
     s->pageviews++;
@@ -473,7 +452,7 @@ void Sessionizer::Restore(const Event& last) {
   // Seen: the last event's page and name only (not the entry page).
   s->flags = LocalState::kExitOwn;
   s->seen.Insert(SeenHash('p', last.page));
-  if (IsPageview(last)) {
+  if (last.is_pageview()) {
     s->flags |= LocalState::kPageviewSeen;
   } else {
     s->seen.Insert(SeenHash('n', last.name));

@@ -489,14 +489,6 @@ uint64_t EstimateFromHistogram(const uint32_t (&c)[kMaxRank + 1], int p) {
 
 }  // namespace
 
-uint64_t HyperLogLog::HashKey(uint64_t key) {
-  // splitmix64.
-  uint64_t z = key + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 bool HyperLogLog::empty() const {
   return mode_ == Mode::kExact && exact_.empty();
 }

@@ -109,8 +109,15 @@ class HyperLogLog {
   // possible. Same errors as Deserialize.
   absl::Status MergeSerialized(std::string_view bytes);
 
-  // A 64-bit mix of a key (for callers whose keys are not yet hashes).
-  static uint64_t HashKey(uint64_t key);
+  // A 64-bit mix of a key (for callers whose keys are not yet hashes):
+  // splitmix64, inline (the sessionizer and the rollup fold call it per
+  // event; session ids are stored, so this must not change).
+  static uint64_t HashKey(uint64_t key) {
+    uint64_t z = key + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
 
  private:
   // Implementation detail; see hll.cc.

@@ -12,6 +12,7 @@
 #define ANALYTICS_EVENT_H_
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -110,11 +111,18 @@ struct Event {
   // its own events into rollups (per-worker checkpoints).
   int32_t worker = 0;
 
-  bool is_pageview() const { return name == "pageview"; }
+  // Size, then a fixed-length compare (inlined to word compares; the
+  // std::string == const char* form called strlen and memcmp, per event in
+  // the sessionizer and the rollup fold).
+  bool is_pageview() const {
+    return name.size() == 8 && std::memcmp(name.data(), "pageview", 8) == 0;
+  }
   // Plausible's engagement events (props "sd" scroll depth %, "e" engaged
   // ms): stored, but not events of their own; they feed the scroll_depth and
   // time_on_page metrics only.
-  bool is_engagement() const { return name == "engagement"; }
+  bool is_engagement() const {
+    return name.size() == 10 && std::memcmp(name.data(), "engagement", 10) == 0;
+  }
 };
 
 }  // namespace analytics
